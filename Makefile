@@ -1,0 +1,49 @@
+# infusion-fhir: the two README commands are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+HAPI_PORT ?= 8080
+LOCAL_FHIR := http://localhost:$(HAPI_PORT)/fhir
+HAPICTL := tools/hapi-server/hapictl
+export HAPI_PORT
+
+.PHONY: run test venv hapi-up hapi-down hapi-status schemas bench clean
+
+## venv: the virtualenv at .venv with the project and its test tools (pinned by constraints.txt)
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+## hapi-up / hapi-down: the local HAPI FHIR R4 server (built from Maven Central on first use)
+hapi-up:
+	@$(HAPICTL) up
+hapi-down:
+	@$(HAPICTL) down
+hapi-status:
+	@$(HAPICTL) status
+
+## run: the service on :8000, on the local HAPI unless FHIR_BASE_URL names another server
+run: venv
+	@if [ -z "$$FHIR_BASE_URL" ]; then $(HAPICTL) up || exit 1; fi
+	FHIR_BASE_URL="$${FHIR_BASE_URL:-$(LOCAL_FHIR)}" $(VENV)/bin/infusion-fhir serve --port 8000
+
+## test: the whole suite (unit and integration); starts the local HAPI if none answers, stops what it started
+test: venv
+	@started=0; \
+	if [ -z "$$FHIR_BASE_URL" ] && ! curl -sf -o /dev/null "$(LOCAL_FHIR)/metadata"; then \
+		$(HAPICTL) up || exit 1; started=1; \
+	fi; \
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$started = 1 ]; then $(HAPICTL) down; fi; \
+	exit $$rc
+
+## schemas: regenerate schemas/json/ from the record models
+schemas: venv
+	$(VENV)/bin/python -m schemas.export
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,62 @@
+"""Errors by what the caller must do next; each edge (HTTP, CLI) translates them once.
+
+    InfusionFhirError
+    ├── FhirUnavailable   the FHIR server cannot be reached or kept failing: try again later
+    ├── FhirRejected      the FHIR server refused the data; its OperationOutcome says why
+    ├── NotFound          the resource or record is not on the FHIR server
+    └── Conflict          a version conflict, or a reference to something missing (e.g. a session)
+
+Record validation errors live with the record contract (`schemas.RecordInvalid`): bad input.
+Messages never carry PHI; the server's OperationOutcome travels on the exception, not in the text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class InfusionFhirError(Exception):
+    """Base of every error the sync engine raises."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        operation_outcome: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.operation_outcome = operation_outcome
+
+    def diagnostics(self) -> list[str]:
+        """The human-readable lines of the server's OperationOutcome, if there was one."""
+        return outcome_diagnostics(self.operation_outcome)
+
+
+class FhirUnavailable(InfusionFhirError):
+    """The FHIR server is down, overloaded or timing out, even after retries."""
+
+
+class FhirRejected(InfusionFhirError):
+    """The FHIR server answered with a client error for what we sent (400, 401, 403, 422, ...)."""
+
+
+class NotFound(InfusionFhirError):
+    """What was asked for does not exist on the FHIR server."""
+
+
+class Conflict(InfusionFhirError):
+    """A write conflicted (409/412) or refers to a resource the server does not have."""
+
+
+def outcome_diagnostics(outcome: dict[str, Any] | None) -> list[str]:
+    """`severity: diagnostics` for each issue of an OperationOutcome dict (empty if none)."""
+    if not outcome or outcome.get("resourceType") != "OperationOutcome":
+        return []
+    lines = []
+    for issue in outcome.get("issue", []):
+        text = issue.get("diagnostics") or issue.get("details", {}).get("text") or issue.get("code", "")
+        lines.append(f"{issue.get('severity', 'error')}: {text}")
+    return lines

@@ -1,0 +1,161 @@
+"""The FHIR client's own behaviour: retries, Retry-After, error classification (pytest-httpx)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pytest_httpx import HTTPXMock
+
+from service.errors import Conflict, FhirRejected, FhirUnavailable, NotFound
+from service.fhir_client import FhirClient, build_http_client
+from service.retry import RetryPolicy, parse_retry_after
+
+BASE = "http://fhir.test/fhir"
+OUTCOME = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "processing", "diagnostics": "HAPI-0450: bad thing"}],
+}
+BUNDLE = {"resourceType": "Bundle", "type": "transaction", "entry": []}
+
+
+class RecordingSleep:
+    """A fake sleep: records delays instead of waiting, so retry tests run instantly."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> RecordingSleep:
+    return RecordingSleep()
+
+
+@pytest.fixture
+async def client(sleeps: RecordingSleep):
+    policy = RetryPolicy(max_attempts=4, max_total_s=60, backoff_base_s=0.5, backoff_cap_s=4, retry_after_cap_s=10, sleep=sleeps)
+    async with build_http_client(BASE) as http:
+        yield FhirClient(http, policy)
+
+
+async def test_retries_503_then_succeeds(client: FhirClient, httpx_mock: HTTPXMock, sleeps: RecordingSleep) -> None:
+    httpx_mock.add_response(method="GET", url=f"{BASE}/Patient/p1", status_code=503)
+    httpx_mock.add_response(method="GET", url=f"{BASE}/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
+    resource = await client.read("Patient", "p1")
+    assert resource["id"] == "p1"
+    assert len(sleeps.delays) == 1
+    assert 0 <= sleeps.delays[0] <= 0.5
+    assert client.stats["retries"] == 1
+
+
+async def test_retries_transport_errors(client: FhirClient, httpx_mock: HTTPXMock, sleeps: RecordingSleep) -> None:
+    httpx_mock.add_exception(httpx.ConnectError("refused"), method="GET", url=f"{BASE}/metadata")
+    httpx_mock.add_response(method="GET", url=f"{BASE}/metadata", json={"resourceType": "CapabilityStatement"})
+    assert (await client.capabilities())["resourceType"] == "CapabilityStatement"
+    assert len(sleeps.delays) == 1
+
+
+async def test_retry_after_seconds_is_honoured_and_capped(
+    client: FhirClient, httpx_mock: HTTPXMock, sleeps: RecordingSleep
+) -> None:
+    httpx_mock.add_response(method="PUT", status_code=429, headers={"Retry-After": "3"})
+    httpx_mock.add_response(method="PUT", status_code=503, headers={"Retry-After": "120"})
+    httpx_mock.add_response(method="PUT", json={"resourceType": "Patient", "id": "p1"})
+    await client.update({"resourceType": "Patient", "id": "p1"})
+    assert sleeps.delays == [3.0, 10.0]
+
+
+def test_retry_after_http_date_is_parsed() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize("status", [400, 422])
+async def test_no_retry_on_client_errors(
+    client: FhirClient, httpx_mock: HTTPXMock, sleeps: RecordingSleep, status: int
+) -> None:
+    httpx_mock.add_response(method="POST", url=f"{BASE}/", status_code=status, json=OUTCOME)
+    with pytest.raises(FhirRejected) as caught:
+        await client.transaction(BUNDLE, idempotent=True)
+    assert sleeps.delays == []
+    assert caught.value.status_code == status
+    assert caught.value.diagnostics() == ["error: HAPI-0450: bad thing"]
+    assert len(httpx_mock.get_requests()) == 1
+
+
+async def test_gives_up_after_the_attempt_bound(client: FhirClient, httpx_mock: HTTPXMock, sleeps: RecordingSleep) -> None:
+    httpx_mock.add_response(method="GET", status_code=503, json=OUTCOME, is_reusable=True)
+    with pytest.raises(FhirUnavailable) as caught:
+        await client.read("Patient", "p1")
+    assert len(httpx_mock.get_requests()) == 4
+    assert len(sleeps.delays) == 3
+    assert caught.value.status_code == 503
+    assert caught.value.diagnostics() == ["error: HAPI-0450: bad thing"]
+
+
+async def test_gives_up_when_the_total_time_bound_would_pass(httpx_mock: HTTPXMock, sleeps: RecordingSleep) -> None:
+    policy = RetryPolicy(max_attempts=10, max_total_s=5, retry_after_cap_s=30, sleep=sleeps)
+    httpx_mock.add_response(method="GET", status_code=503, headers={"Retry-After": "20"}, is_reusable=True)
+    async with build_http_client(BASE) as http:
+        with pytest.raises(FhirUnavailable):
+            await FhirClient(http, policy).read("Patient", "p1")
+    assert sleeps.delays == []
+
+
+async def test_non_idempotent_transaction_is_not_retried(
+    client: FhirClient, httpx_mock: HTTPXMock, sleeps: RecordingSleep
+) -> None:
+    httpx_mock.add_response(method="POST", url=f"{BASE}/", status_code=503)
+    with pytest.raises(FhirUnavailable):
+        await client.transaction(BUNDLE, idempotent=False)
+    assert sleeps.delays == []
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(404, NotFound), (410, NotFound), (409, Conflict), (412, Conflict), (401, FhirRejected), (403, FhirRejected)],
+)
+async def test_errors_are_classified_by_what_the_caller_must_do(
+    client: FhirClient, httpx_mock: HTTPXMock, status: int, error: type[Exception]
+) -> None:
+    httpx_mock.add_response(method="GET", status_code=status, json=OUTCOME)
+    with pytest.raises(error) as caught:
+        await client.read("Observation", "o1")
+    assert caught.value.operation_outcome == OUTCOME
+
+
+async def test_search_goes_by_post_form_and_keeps_values_out_of_the_url(
+    client: FhirClient, httpx_mock: HTTPXMock
+) -> None:
+    page2 = f"{BASE}?_getpages=abc&_getpagesoffset=1"
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{BASE}/Patient/_search",
+        json={
+            "resourceType": "Bundle",
+            "link": [{"relation": "next", "url": page2}],
+            "entry": [{"resource": {"resourceType": "Patient", "id": "a"}, "search": {"mode": "match"}}],
+        },
+    )
+    httpx_mock.add_response(
+        method="GET", url=page2, json={"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": "b"}}]}
+    )
+    found = await client.search("Patient", {"identifier": "urn:mrn|MRN\\,42"})
+    assert [r["id"] for r in found] == ["a", "b"]
+    first = httpx_mock.get_requests()[0]
+    assert "MRN" not in str(first.url)
+    assert b"identifier=urn%3Amrn%7CMRN%5C%2C42" in first.content
+
+
+async def test_sends_fhir_json_and_bearer_token(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(method="PUT", json={"resourceType": "Patient", "id": "p1"})
+    async with build_http_client(BASE, bearer_token="s3cret") as http:
+        await FhirClient(http).update({"resourceType": "Patient", "id": "p1"})
+    request = httpx_mock.get_requests()[0]
+    assert request.headers["Content-Type"] == "application/fhir+json"
+    assert request.headers["Accept"] == "application/fhir+json"
+    assert request.headers["Authorization"] == "Bearer s3cret"
