@@ -1,25 +1,37 @@
-"""`create_app()`: wires settings, the shared FHIR client and the routers; nothing else."""
+"""`create_app()`: wires settings, the shared FHIR client, the sync engine and the routers; nothing else."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from service.auth import require_api_key
 from service.fhir_client import FhirClient, build_http_client
+from service.http_edge import EdgeMiddleware, install_error_handlers
+from service.logs import configure_logging
+from service.metrics import Metrics
 from service.retry import RetryPolicy
-from service.routes import health
+from service.routes import convert, health, metrics, patients, records
 from service.settings import Settings
+from service.sync import SyncEngine
+
+log = logging.getLogger("infusion_fhir.app")
 
 
 def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """The FastAPI application; `transport` lets tests put a fake FHIR server under the client."""
     settings = settings or Settings()
+    configure_logging(settings.log_level)
+    app_metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.api_key_digests():
+            log.warning("app.no_api_keys", extra={"hint": "set INFUSION_FHIR_API_KEYS; every /v1 call is refused"})
         async with build_http_client(
             settings.fhir_base_url,
             connect_timeout_s=settings.connect_timeout_s,
@@ -28,7 +40,8 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
             bearer_token=settings.fhir_bearer_token,
             transport=transport,
         ) as http:
-            app.state.fhir = FhirClient(http, retry_policy(settings))
+            app.state.fhir = FhirClient(http, retry_policy(settings), observer=app_metrics)
+            app.state.engine = SyncEngine(app.state.fhir, settings.mapping_config())
             yield
 
     app = FastAPI(
@@ -38,7 +51,13 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = app_metrics
+    install_error_handlers(app)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app_metrics)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    for router in (records.router, convert.router, patients.router):
+        app.include_router(router, dependencies=[Depends(require_api_key)])
     return app
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from service.demo.command import demo_data_command
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
@@ -26,3 +28,38 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,
     )
+
+
+@app.command("map")
+def map_file(
+    file: str = typer.Argument(..., help="NDJSON file of records, one per line; `-` reads stdin."),
+    batch_size: int = typer.Option(50, "--batch-size", min=1, help="Records per transaction Bundle."),
+) -> None:
+    """Map records to FHIR transaction Bundles offline (NDJSON out); bad lines go to stderr.
+
+    Exit code 0 when every line was mapped, 1 when any line was rejected, 2 when FILE cannot be read.
+    """
+    import sys
+
+    from service.mappers.ndjson import map_ndjson
+    from service.settings import Settings
+
+    config = Settings().mapping_config()
+    try:
+        if file == "-":
+            summary = map_ndjson(sys.stdin.buffer, config, batch_size, sys.stdout, sys.stderr)
+        else:
+            with open(file, "rb") as lines:
+                summary = map_ndjson(lines, config, batch_size, sys.stdout, sys.stderr)
+    except OSError:
+        typer.echo(f"cannot read {file}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"mapped {summary.mapped} of {summary.lines} records into {summary.bundles} bundles; "
+        f"{summary.rejected} rejected",
+        err=True,
+    )
+    raise typer.Exit(1 if summary.rejected else 0)
+
+
+app.command("demo-data")(demo_data_command)

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the shared FHIR client and the settings, as `Annotated` aliases."""
+"""FastAPI dependencies: settings, the shared FHIR client and the sync engine, as `Annotated` aliases."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from service.fhir_client import FhirClient
 from service.settings import Settings
+from service.sync import SyncEngine
 
 
 def get_settings(request: Request) -> Settings:
@@ -18,5 +19,10 @@ def get_fhir_client(request: Request) -> FhirClient:
     return request.app.state.fhir
 
 
+def get_sync_engine(request: Request) -> SyncEngine:
+    return request.app.state.engine
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 FhirClientDep = Annotated[FhirClient, Depends(get_fhir_client)]
+SyncEngineDep = Annotated[SyncEngine, Depends(get_sync_engine)]

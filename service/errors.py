@@ -4,7 +4,9 @@
     ├── FhirUnavailable   the FHIR server cannot be reached or kept failing: try again later
     ├── FhirRejected      the FHIR server refused the data; its OperationOutcome says why
     ├── NotFound          the resource or record is not on the FHIR server
-    └── Conflict          a version conflict, or a reference to something missing (e.g. a session)
+    ├── Conflict          a version conflict, or a reference to something missing (e.g. a session)
+    ├── Unauthorized      our caller's API key is missing or wrong
+    └── PayloadTooLarge   our caller sent more than the configured body size
 
 Record validation errors live with the record contract (`schemas.RecordInvalid`): bad input.
 Messages never carry PHI; the server's OperationOutcome travels on the exception, not in the text.
@@ -49,6 +51,14 @@ class NotFound(InfusionFhirError):
 
 class Conflict(InfusionFhirError):
     """A write conflicted (409/412) or refers to a resource the server does not have."""
+
+
+class Unauthorized(InfusionFhirError):
+    """Our own caller did not present an accepted API key."""
+
+
+class PayloadTooLarge(InfusionFhirError):
+    """Our own caller sent a body over the configured limit."""
 
 
 def outcome_diagnostics(outcome: dict[str, Any] | None) -> list[str]:

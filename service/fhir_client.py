@@ -11,7 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -46,12 +46,31 @@ def build_http_client(
     )
 
 
+class CallObserver(Protocol):
+    """Receives one event per FHIR request and per retry (metrics hook up here)."""
+
+    def fhir_call(self, operation: str, outcome: str, seconds: float) -> None: ...
+
+    def fhir_retry(self, operation: str) -> None: ...
+
+
+class _NoObserver:
+    def fhir_call(self, operation: str, outcome: str, seconds: float) -> None:
+        pass
+
+    def fhir_retry(self, operation: str) -> None:
+        pass
+
+
 class FhirClient:
     """FHIR REST operations over one AsyncClient, with retries for idempotent requests only."""
 
-    def __init__(self, http: httpx.AsyncClient, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, retry: RetryPolicy | None = None, observer: CallObserver | None = None
+    ) -> None:
         self.http = http
         self.retry = retry or RetryPolicy()
+        self.observer = observer or _NoObserver()
         self.stats: Counter[str] = Counter()
 
     # -- operations ---------------------------------------------------------------------------
@@ -133,10 +152,13 @@ class FhirClient:
             attempt += 1
             response: httpx.Response | None = None
             error: Exception | None = None
+            sent = time.monotonic()
             try:
                 response = await self.http.request(method, path, content=content, data=form, headers=headers)
             except httpx.HTTPError as exc:
                 error = exc
+            outcome = str(response.status_code) if response is not None else type(error).__name__
+            self.observer.fhir_call(operation, outcome, time.monotonic() - sent)
             if response is not None and (response.is_success or response.status_code in accept_status):
                 self.stats[f"{operation}.ok"] += 1
                 log.debug("fhir.response", extra={"operation": operation, "status": response.status_code, "attempt": attempt})
@@ -147,6 +169,7 @@ class FhirClient:
                 delay = self.retry.delay(attempt, response)
                 if elapsed + delay <= self.retry.max_total_s:
                     self.stats["retries"] += 1
+                    self.observer.fhir_retry(operation)
                     log.warning(
                         "fhir.retry",
                         extra={

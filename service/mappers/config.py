@@ -12,3 +12,7 @@ class MappingConfig:
     identifier_system_base: str = "https://infusion-fhir.example.org/fhir/sid"
     mrn_system: str = "https://infusion-fhir.example.org/fhir/sid/mrn"
     local_code_system_base: str = "https://infusion-fhir.example.org/fhir/CodeSystem"
+    practitioner_identifier_system: str = "https://infusion-fhir.example.org/fhir/sid/practitioner"
+    """System of the clinician ids carried as logical references (Procedure.performer.actor)."""
+    medication_product_coding: tuple[str, str, str] | None = None
+    """An extra (system, code, display) on the medication, e.g. the clinic's NDC or RxNorm SCD."""

@@ -1,0 +1,90 @@
+"""The `adverse_event` record: an adverse event around a ketamine infusion."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar, Literal
+
+from pydantic import Field, StrictBool, ValidationInfo, field_validator
+
+from schemas.common import KIND_NOTE, Key, PatientInfo, RecordBase, Text, Timestamp, required, rule
+
+Event = Literal[
+    "nausea",
+    "vomiting",
+    "headache",
+    "dizziness",
+    "elevated_blood_pressure",
+    "tachycardia",
+    "hallucinations",
+    "dissociation",
+    "emergence_reaction",
+    "anxiety",
+    "agitation",
+    "excessive_sedation",
+    "blurred_vision",
+    "diplopia",
+    "other",
+]
+Severity = Literal["mild", "moderate", "severe"]
+Outcome = Literal["resolved", "recovering", "ongoing", "resolved_with_sequelae", "fatal", "unknown"]
+Causality = Literal["certain", "probable", "possible", "unlikely", "unassessable"]
+Action = Literal["none", "infusion_paused", "infusion_slowed", "infusion_stopped", "medication_given"]
+
+
+class AdverseEvent(RecordBase):
+    """An adverse event; linked to the infusion (suspect entity) when `session_key` is given."""
+
+    kind: Literal["adverse_event"] = Field("adverse_event", description=KIND_NOTE)
+    session_key: Key | None = Field(None, description="Key of the infusion session suspected of causing it.")
+    onset_at: Timestamp
+    recorded_at: Timestamp = Field(description="When the event was recorded; not before onset_at.")
+    event: Event
+    description: Text | None = Field(
+        None, validate_default=True, description="Clinician's wording; required when event is other."
+    )
+    severity: Severity
+    serious: StrictBool
+    outcome: Outcome
+    causality: Causality | None = Field(
+        None, validate_default=True, description="Causality of the infusion; needs the session it refers to."
+    )
+    action_taken: Action | None = None
+    note: Text | None = None
+
+    @field_validator("recorded_at")
+    @classmethod
+    def _recorded_after_onset(cls, recorded_at: dt.datetime, info: ValidationInfo) -> dt.datetime:
+        onset_at = info.data.get("onset_at")
+        if onset_at is not None and recorded_at < onset_at:
+            raise rule("must not be before onset_at")
+        return recorded_at
+
+    @field_validator("description")
+    @classmethod
+    def _description_for_other(cls, description: str | None, info: ValidationInfo) -> str | None:
+        if description is None and info.data.get("event") == "other":
+            raise required("Field required when event is other")
+        return description
+
+    @field_validator("outcome")
+    @classmethod
+    def _fatal_is_serious(cls, outcome: str, info: ValidationInfo) -> str:
+        if outcome == "fatal" and info.data.get("serious") is False:
+            raise rule("a fatal outcome must be marked serious")
+        return outcome
+
+    @field_validator("causality")
+    @classmethod
+    def _causality_needs_session(cls, causality: str | None, info: ValidationInfo) -> str | None:
+        if causality is not None and not cls.embedded and "session_key" in info.data:
+            if info.data["session_key"] is None:
+                raise rule("causality needs session_key (the infusion it is assessed against)")
+        return causality
+
+
+class EmbeddedAdverseEvent(AdverseEvent):
+    """An adverse event inside an infusion session: `patient` and `session_key` come from the session."""
+
+    embedded: ClassVar[bool] = True
+    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")

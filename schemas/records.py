@@ -1,0 +1,133 @@
+"""Parsing API: one entry point per caller, every problem reported as (field path, plain message)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Union
+
+from pydantic import Field, ValidationError
+
+from schemas.adverse_event import AdverseEvent
+from schemas.monitoring_score import MonitoringScore
+from schemas.phq9 import Phq9Assessment
+from schemas.session import InfusionSession
+from schemas.vital_sign import VitalSign
+
+MODELS: dict[str, type[InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment]] = {
+    "infusion_session": InfusionSession,
+    "vital_sign": VitalSign,
+    "monitoring_score": MonitoringScore,
+    "adverse_event": AdverseEvent,
+    "phq9_assessment": Phq9Assessment,
+}
+KINDS: tuple[str, ...] = tuple(MODELS)
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+
+Record = Annotated[
+    Union[InfusionSession, VitalSign, MonitoringScore, AdverseEvent, Phq9Assessment],
+    Field(discriminator="kind"),
+]
+"""Any record; the models' `kind` literal discriminates."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One validation problem. `path` is dotted with [i] indexes ("" for the record itself)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '(record)'}: {self.message}"
+
+
+class RecordInvalid(ValueError):
+    """A record was rejected; `issues` says where and why, never echoing input values."""
+
+    def __init__(self, issues: list[Issue] | tuple[Issue, ...]) -> None:
+        self.issues: tuple[Issue, ...] = tuple(issues)
+        super().__init__("; ".join(str(issue) for issue in self.issues))
+
+    @classmethod
+    def single(cls, path: str, message: str) -> RecordInvalid:
+        """A rejection with one issue."""
+        return cls([Issue(path, message)])
+
+
+def format_path(loc: tuple[str | int, ...]) -> str:
+    """`("vital_signs", 2, "diastolic")` -> `vital_signs[2].diastolic`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def issues_from(error: ValidationError) -> list[Issue]:
+    """Translate pydantic errors into issues; inputs and pydantic's own URLs are left out."""
+    issues: list[Issue] = []
+    for err in error.errors(include_url=False, include_input=False):
+        loc = tuple(err["loc"])
+        if err["type"] == "nested":
+            for sub_loc, message in err["ctx"]["issues"]:
+                issues.append(Issue(format_path(loc + tuple(sub_loc)), message))
+        elif err["type"] == "extra_forbidden" and loc and not _FIELD_NAME.match(str(loc[-1])):
+            # An unknown field is named only when its name looks like a field name (names are input too).
+            issues.append(Issue(format_path((*loc[:-1], "(unknown field)")), err["msg"]))
+        else:
+            issues.append(Issue(format_path(loc), err["msg"]))
+    return issues
+
+
+def _unknown_kind() -> RecordInvalid:
+    return RecordInvalid([Issue("kind", f"unknown record kind; expected one of: {', '.join(KINDS)}")])
+
+
+def _validate(model: type, obj: Any) -> Any:
+    try:
+        return model.model_validate(obj)
+    except ValidationError as error:
+        raise RecordInvalid(issues_from(error)) from None
+
+
+def parse_record(obj: Any) -> InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment:
+    """Validate a record whose kind is named by its `"kind"` field."""
+    if not isinstance(obj, dict):
+        raise RecordInvalid([Issue("", "a record must be a JSON object")])
+    if "kind" not in obj:
+        raise RecordInvalid([Issue("kind", f"Field required; one of: {', '.join(KINDS)}")])
+    kind = obj["kind"]
+    if not isinstance(kind, str) or kind not in MODELS:
+        raise _unknown_kind()
+    return _validate(MODELS[kind], obj)
+
+
+def parse_record_of_kind(
+    kind: str, obj: Any, key: str | None = None
+) -> InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment:
+    """Validate a record of a kind named by the caller; `"kind"` in `obj` is optional but must match.
+
+    With `key` (e.g. from the URL) the body's `"key"` is optional too, but must match when present.
+    """
+    if kind not in MODELS:
+        raise _unknown_kind()
+    if not isinstance(obj, dict):
+        raise RecordInvalid([Issue("", "a record must be a JSON object")])
+    if key is not None:
+        if "key" in obj and obj["key"] != key:
+            raise RecordInvalid([Issue("key", "must match the record key the request names")])
+        obj = {**obj, "key": key}
+    return _validate(MODELS[kind], obj)
+
+
+def parse_record_json(text: str | bytes) -> InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment:
+    """Parse one JSON document (e.g. an NDJSON line) into a record."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise RecordInvalid([Issue("", "not valid JSON")]) from None
+    return parse_record(obj)

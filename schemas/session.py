@@ -1,0 +1,155 @@
+"""The `infusion_session` record: one ketamine infusion, optionally with its embedded child records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from schemas.adverse_event import EmbeddedAdverseEvent
+from schemas.common import KIND_NOTE, Clinician, Number, RecordBase, StrictModel, Text, Timestamp, nested, required, rule
+from schemas.monitoring_score import EmbeddedMonitoringScore
+from schemas.phq9 import EmbeddedPhq9Assessment
+from schemas.vital_sign import EmbeddedVitalSign
+
+Status = Literal["planned", "in_progress", "completed", "stopped", "not_done", "entered_in_error"]
+Indication = Literal["mdd", "trd", "gad", "ptsd", "ocd", "suicidal_ideation"]
+RateUnit = Literal["mg/kg/h", "mg/min", "mL/h"]
+
+MAX_DURATION = dt.timedelta(hours=24)
+RATE_LIMITS: dict[str, float] = {"mg/kg/h": 10, "mg/min": 50, "mL/h": 2000}
+ENDED_REQUIRED = ("completed", "stopped")
+DOSE_REQUIRED = ("in_progress", "completed", "stopped")
+STOP_REASON_ALLOWED = ("stopped", "not_done")
+Child = TypeVar("Child", bound=BaseModel)
+
+
+class Rate(StrictModel):
+    """Infusion rate."""
+
+    unit: RateUnit = Field(description="mg/kg/h, mg/min or mL/h (UCUM).")
+    value: Number = Field(gt=0, description="Rate in `unit`; mg/kg/h up to 10, mg/min up to 50, mL/h up to 2000.")
+
+    @field_validator("value")
+    @classmethod
+    def _plausible(cls, value: float, info: ValidationInfo) -> float:
+        unit = info.data.get("unit")
+        if unit is not None and value > RATE_LIMITS[unit]:
+            raise rule(f"rate in {unit} must not exceed {RATE_LIMITS[unit]:g}")
+        return value
+
+
+class Dose(StrictModel):
+    """Ketamine given (or, for not_done, intended)."""
+
+    total_mg: Number = Field(ge=0, le=1000, description="Total ketamine in mg, 0-1000.")
+    mg_per_kg: Number | None = Field(None, ge=0, le=5, description="Weight-based dose, mg/kg, 0-5.")
+    weight_kg: Number | None = Field(None, ge=2, le=400, description="Dosing weight, kg, 2-400.")
+    rate: Rate | None = None
+
+
+class InfusionSession(RecordBase):
+    """A ketamine infusion session: Procedure + MedicationAdministration in FHIR."""
+
+    kind: Literal["infusion_session"] = Field("infusion_session", description=KIND_NOTE)
+    status: Status
+    started_at: Timestamp = Field(description="Start (or scheduled start) of the infusion.")
+    ended_at: Timestamp | None = Field(
+        None, validate_default=True, description="Required when completed or stopped; absent while in progress."
+    )
+    drug: Literal["ketamine"]
+    dose: Dose | None = Field(
+        None,
+        validate_default=True,
+        description="Required when in_progress, completed or stopped; absent when planned.",
+    )
+    indications: list[Indication] = Field(min_length=1, max_length=6)
+    stop_reason: Text | None = Field(
+        None, validate_default=True, description="Required when stopped; allowed when not_done."
+    )
+    note: Text | None = None
+    clinician: Clinician | None = None
+    vital_signs: list[EmbeddedVitalSign] = Field(default_factory=list)
+    monitoring_scores: list[EmbeddedMonitoringScore] = Field(default_factory=list)
+    adverse_events: list[EmbeddedAdverseEvent] = Field(default_factory=list)
+    phq9_assessments: list[EmbeddedPhq9Assessment] = Field(default_factory=list)
+
+    @field_validator("ended_at")
+    @classmethod
+    def _ended(cls, ended_at: dt.datetime | None, info: ValidationInfo) -> dt.datetime | None:
+        status = info.data.get("status")
+        started_at = info.data.get("started_at")
+        if ended_at is None:
+            if status in ENDED_REQUIRED:
+                raise required(f"Field required when status is {status}")
+            return None
+        if status == "in_progress":
+            raise rule("must be absent while the infusion is in progress")
+        if started_at is not None:
+            if ended_at <= started_at:
+                raise rule("must be after started_at")
+            if ended_at - started_at > MAX_DURATION:
+                raise rule("an infusion longer than 24 hours is implausible")
+        return ended_at
+
+    @field_validator("dose")
+    @classmethod
+    def _dose(cls, dose: Dose | None, info: ValidationInfo) -> Dose | None:
+        status = info.data.get("status")
+        if dose is None and status in DOSE_REQUIRED:
+            raise required(f"Field required when status is {status}")
+        if dose is not None and status == "planned":
+            raise rule("must be absent for a planned session (nothing has been administered)")
+        return dose
+
+    @field_validator("indications")
+    @classmethod
+    def _unique(cls, indications: list[str]) -> list[str]:
+        issues = [((i,), "duplicate indication") for i, x in enumerate(indications) if x in indications[:i]]
+        if issues:
+            raise nested(issues)
+        return indications
+
+    @field_validator("stop_reason")
+    @classmethod
+    def _stop_reason(cls, stop_reason: str | None, info: ValidationInfo) -> str | None:
+        status = info.data.get("status")
+        if stop_reason is None and status == "stopped":
+            raise required("Field required when status is stopped")
+        if stop_reason is not None and status is not None and status not in STOP_REASON_ALLOWED:
+            raise rule("only allowed when status is stopped or not_done")
+        return stop_reason
+
+    @field_validator("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
+    @classmethod
+    def _children(cls, children: list[Child], info: ValidationInfo) -> list[Child]:
+        return _adopt(children, info)
+
+
+def _child_time(child: BaseModel) -> dt.datetime:
+    for name in ("measured_at", "onset_at", "completed_at"):
+        if name in type(child).model_fields:
+            return getattr(child, name)
+    raise TypeError(type(child).__name__)
+
+
+def _adopt(children: list[Child], info: ValidationInfo) -> list[Child]:
+    """Check children against the session, then give them its patient and key, sorted by (time, key)."""
+    patient, key = info.data.get("patient"), info.data.get("key")
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    seen: set[str] = set()
+    for i, child in enumerate(children):
+        if child.key in seen:
+            issues.append(((i, "key"), "duplicate key within this list"))
+        seen.add(child.key)
+        if child.patient is not None and patient is not None and child.patient.mrn != patient.mrn:
+            issues.append(((i, "patient", "mrn"), "must be the session's patient (same mrn) or be omitted"))
+        if child.session_key is not None and key is not None and child.session_key != key:
+            issues.append(((i, "session_key"), "must be the session's key or be omitted"))
+    if issues:
+        raise nested(issues)
+    if patient is None or key is None:
+        return children
+    adopted = [child.model_copy(update={"patient": patient, "session_key": key}) for child in children]
+    return sorted(adopted, key=lambda child: (_child_time(child), child.key))

@@ -1,0 +1,163 @@
+"""The API's edge: errors become FHIR OperationOutcome answers once, here; size limit; metrics.
+
+| error                       | status | OperationOutcome issue code |
+|-----------------------------|--------|-----------------------------|
+| schemas.RecordInvalid       | 422    | invalid (one issue per field, with its path) |
+| Unauthorized                | 401    | login                       |
+| NotFound                    | 404    | not-found                   |
+| Conflict                    | 409    | conflict                    |
+| PayloadTooLarge             | 413    | too-long                    |
+| FhirRejected                | 502    | processing (+ the server's issues) |
+| FhirUnavailable             | 503    | transient                   |
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from schemas import RecordInvalid
+from service.errors import (
+    Conflict,
+    FhirRejected,
+    FhirUnavailable,
+    InfusionFhirError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from service.metrics import Metrics
+from service.outcome import operation_outcome, single_issue
+
+log = logging.getLogger("infusion_fhir.api")
+
+FHIR_JSON = "application/fhir+json"
+
+_STATUS: list[tuple[type[InfusionFhirError], int, str]] = [
+    (Unauthorized, 401, "login"),
+    (NotFound, 404, "not-found"),
+    (Conflict, 409, "conflict"),
+    (PayloadTooLarge, 413, "too-long"),
+    (FhirRejected, 502, "processing"),
+    (FhirUnavailable, 503, "transient"),
+]
+
+
+def outcome_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the one translation of every error into an OperationOutcome answer."""
+
+    @app.exception_handler(RecordInvalid)
+    async def _invalid(request: Request, exc: RecordInvalid) -> JSONResponse:
+        issues = [("invalid", issue.message, issue.path or None) for issue in exc.issues]
+        log.info("api.record_invalid", extra={"route": _route(request), "fields": [i.path for i in exc.issues]})
+        return outcome_response(operation_outcome(*issues), 422)
+
+    @app.exception_handler(InfusionFhirError)
+    async def _engine(request: Request, exc: InfusionFhirError) -> JSONResponse:
+        status, code = next(((s, c) for cls, s, c in _STATUS if isinstance(exc, cls)), (500, "exception"))
+        outcome = single_issue(code, exc.message)
+        if isinstance(exc, (FhirRejected, Conflict)) and exc.operation_outcome:
+            outcome["issue"].extend(
+                {**issue, "severity": issue.get("severity", "error")}
+                for issue in exc.operation_outcome.get("issue", [])
+            )
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        log.info("api.error", extra={"route": _route(request), "status": status, "error": type(exc).__name__})
+        return outcome_response(outcome, status, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        issues = [
+            ("invalid", str(err.get("msg", "invalid")), ".".join(str(p) for p in err.get("loc", ())[1:]) or None)
+            for err in exc.errors()
+        ]
+        return outcome_response(operation_outcome(*issues), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        return outcome_response(single_issue(code, str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("api.unexpected", extra={"route": _route(request), "error": type(exc).__name__})
+        return outcome_response(single_issue("exception", "internal error; see the service log"), 500)
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+class EdgeMiddleware:
+    """Pure ASGI middleware: refuses oversized bodies (413) and records request metrics."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            self._observe(scope, 413, started)
+            return
+
+        received = 0
+        limit = self.max_body_bytes
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"request body over {limit} bytes")
+            return message
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, recording_send)
+        finally:
+            self._observe(scope, status_holder["status"], started)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = outcome_response(single_issue("too-long", f"request body over {self.max_body_bytes} bytes"), 413)
+        await response(scope, receive, send)
+
+    def _observe(self, scope: Scope, status: int, started: float) -> None:
+        route = getattr(scope.get("route"), "path", "unmatched")
+        method = scope.get("method", "")
+        self.metrics.requests.labels(method, route, str(status)).inc()
+        self.metrics.request_seconds.labels(method, route).observe(time.perf_counter() - started)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

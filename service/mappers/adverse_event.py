@@ -1,0 +1,150 @@
+"""adverse_event <-> R4 AdverseEvent; the infusion's MedicationAdministration is the suspect entity.
+
+R4 AdverseEvent has no note or action element: `note` and `action_taken` travel in local
+extensions (see codes.EXT_AE_NOTE, codes.EXT_AE_ACTION); `description` is `event.text`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.adverse_event import AdverseEvent as AdverseEventRecord
+from schemas.common import PatientInfo
+from schemas.records import parse_record_of_kind
+from service.mappers import codes
+from service.mappers.build import (
+    concept,
+    only_part,
+    parts_of,
+    pick,
+    referenced_session_key,
+    resource_identity,
+    session_reference,
+    subject,
+)
+from service.mappers.config import MappingConfig
+from service.mappers.fhir import (
+    AdverseEvent,
+    AdverseEventSuspectEntity,
+    AdverseEventSuspectEntityCausality,
+    CodeableConcept,
+    DomainResource,
+    Extension,
+)
+
+KIND = "adverse_event"
+PART = "adverse-event"
+
+
+def _extensions(record: AdverseEventRecord, config: MappingConfig) -> list[Extension] | None:
+    base = config.local_code_system_base
+    out = []
+    if record.action_taken is not None:
+        action = codes.AE_ACTIONS[record.action_taken]
+        out.append(
+            Extension(
+                url=codes.local_system(base, codes.EXT_AE_ACTION),
+                valueCodeableConcept=concept([action], config, text=action.display),
+            )
+        )
+    if record.note is not None:
+        out.append(Extension(url=codes.local_system(base, codes.EXT_AE_NOTE), valueString=record.note))
+    return out or None
+
+
+def _event(record: AdverseEventRecord, config: MappingConfig) -> CodeableConcept:
+    """The event code; text is the clinician's description, else for local codes their display."""
+    code = codes.AE_EVENTS[record.event]
+    text = record.description
+    if text is None and isinstance(code, codes.LocalCode):
+        text = code.display
+    return concept([code], config, text=text)
+
+
+def _suspect(record: AdverseEventRecord, config: MappingConfig) -> list[AdverseEventSuspectEntity] | None:
+    if record.session_key is None:
+        return None
+    causality = None
+    if record.causality is not None:
+        causality = [
+            AdverseEventSuspectEntityCausality(
+                assessment=concept([codes.AE_CAUSALITIES[record.causality]], config)
+            )
+        ]
+    return [
+        AdverseEventSuspectEntity(
+            instance=session_reference(record.session_key, "medication-administration", config),
+            causality=causality,
+        )
+    ]
+
+
+def to_fhir(record: AdverseEventRecord, config: MappingConfig) -> list[AdverseEvent]:
+    """One AdverseEvent (actuality actual); suspectEntity when the session is known."""
+    identity = resource_identity(KIND, record.key, PART, config)
+    return [
+        AdverseEvent(
+            id=identity["id"],
+            identifier=identity["identifier"][0],  # 0..1 in R4
+            extension=_extensions(record, config),
+            actuality=codes.AE_ACTUALITY,
+            event=_event(record, config),
+            subject=subject(record.patient.mrn, config),
+            date=record.onset_at,
+            recordedDate=record.recorded_at,
+            seriousness=concept([codes.AE_SERIOUS[record.serious]], config),
+            severity=concept([codes.AE_SEVERITIES[record.severity]], config),
+            outcome=concept([codes.AE_OUTCOMES[record.outcome]], config),
+            suspectEntity=_suspect(record, config),
+        )
+    ]
+
+
+def _extension(resource: AdverseEvent, url: str) -> Extension | None:
+    return next((ext for ext in resource.extension or [] if ext.url == url), None)
+
+
+def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
+    """Record fields of the adverse event `key` among indexed resources (see `build.parts_of`)."""
+    resource = parts[(KIND, key, PART)]
+    fields: dict[str, Any] = {
+        "key": key,
+        "onset_at": resource.date,
+        "recorded_at": resource.recordedDate,
+        "event": pick(resource.event, codes.AE_EVENTS, config),
+        "severity": pick(resource.severity, codes.AE_SEVERITIES, config),
+        "serious": pick(resource.seriousness, codes.AE_SERIOUS, config),
+        "outcome": pick(resource.outcome, codes.AE_OUTCOMES, config),
+    }
+    text = resource.event.text if resource.event is not None else None
+    code = codes.AE_EVENTS.get(fields["event"])
+    # A local code's display as text means "no description" (a description identical to it reads back as none).
+    if text is not None and not (isinstance(code, codes.LocalCode) and text == code.display):
+        fields["description"] = text
+    suspects = resource.suspectEntity or []
+    session_key = referenced_session_key([s.instance for s in suspects], config)
+    if session_key is not None:
+        fields["session_key"] = session_key
+    for suspect in suspects:
+        for causality in suspect.causality or []:
+            found = pick(causality.assessment, codes.AE_CAUSALITIES, config)
+            if found is not None:
+                fields["causality"] = found
+    base = config.local_code_system_base
+    action = _extension(resource, codes.local_system(base, codes.EXT_AE_ACTION))
+    if action is not None:
+        fields["action_taken"] = pick(action.valueCodeableConcept, codes.AE_ACTIONS, config)
+    note = _extension(resource, codes.local_system(base, codes.EXT_AE_NOTE))
+    if note is not None:
+        fields["note"] = note.valueString
+    return fields
+
+
+def from_fhir(
+    resources: Sequence[DomainResource | dict[str, Any]], patient: PatientInfo, config: MappingConfig
+) -> AdverseEventRecord:
+    """The adverse_event record from its AdverseEvent."""
+    parts = parts_of(resources, config)
+    key, _ = only_part(parts, KIND, PART)
+    return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})

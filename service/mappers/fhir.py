@@ -1,0 +1,82 @@
+"""The one place FHIR models are imported: fhir.resources.R4B (R4-compatible), never the R5 package root."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir.resources.R4B.adverseevent import (
+    AdverseEvent,
+    AdverseEventSuspectEntity,
+    AdverseEventSuspectEntityCausality,
+)
+from fhir.resources.R4B.annotation import Annotation
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.coding import Coding
+from fhir.resources.R4B.domainresource import DomainResource
+from fhir.resources.R4B.extension import Extension
+from fhir.resources.R4B.humanname import HumanName
+from fhir.resources.R4B.identifier import Identifier
+from fhir.resources.R4B.medicationadministration import (
+    MedicationAdministration,
+    MedicationAdministrationDosage,
+    MedicationAdministrationPerformer,
+)
+from fhir.resources.R4B.meta import Meta
+from fhir.resources.R4B.observation import Observation, ObservationComponent
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.period import Period
+from fhir.resources.R4B.procedure import Procedure, ProcedurePerformer
+from fhir.resources.R4B.quantity import Quantity
+from fhir.resources.R4B.reference import Reference
+
+RESOURCE_CLASSES: dict[str, type[DomainResource]] = {
+    "AdverseEvent": AdverseEvent,
+    "MedicationAdministration": MedicationAdministration,
+    "Observation": Observation,
+    "Patient": Patient,
+    "Procedure": Procedure,
+}
+
+
+def as_resource(value: DomainResource | dict[str, Any]) -> DomainResource:
+    """A resource model from a model or from parsed JSON (as read back from a server)."""
+    if isinstance(value, DomainResource):
+        return value
+    resource_type = value.get("resourceType")
+    if resource_type not in RESOURCE_CLASSES:
+        raise ValueError("unsupported resourceType")
+    return RESOURCE_CLASSES[resource_type].model_validate(value)
+
+
+def to_json(resource: DomainResource) -> dict[str, Any]:
+    """The JSON-ready dict of a resource (FHIR JSON: aliases, no empty elements)."""
+    return resource.model_dump(mode="json")
+
+
+__all__ = [
+    "RESOURCE_CLASSES",
+    "AdverseEvent",
+    "AdverseEventSuspectEntity",
+    "AdverseEventSuspectEntityCausality",
+    "Annotation",
+    "CodeableConcept",
+    "Coding",
+    "DomainResource",
+    "Extension",
+    "HumanName",
+    "Identifier",
+    "MedicationAdministration",
+    "MedicationAdministrationDosage",
+    "MedicationAdministrationPerformer",
+    "Meta",
+    "Observation",
+    "ObservationComponent",
+    "Patient",
+    "Period",
+    "Procedure",
+    "ProcedurePerformer",
+    "Quantity",
+    "Reference",
+    "as_resource",
+    "to_json",
+]

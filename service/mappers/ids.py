@@ -1,0 +1,144 @@
+"""Deterministic resource ids and business identifiers for every resource a record produces.
+
+Scheme (stable; the sync engine relies on it):
+
+* id = `<prefix>-<h>`: `prefix` names the resource's role (e.g. `pr` Procedure of a session,
+  `pi` a PHQ-9 item); `h` is the first 26 characters of the lower-case, unpadded base32 SHA-256
+  of `identifier_system_base|kind|key|part`. Always 29 characters of `[a-z0-9-]`, never numeric.
+* identifier.system = `<identifier_system_base>/<kind with dashes>` (e.g. `.../infusion-session`);
+  identifier.value = the record key for the record's primary resource, else `<key>/<part>`
+  (e.g. `s-1/medication-administration`, `p-7/item-3`, `p-7/total`). Keys never contain `/`.
+* The Patient has no deterministic id: it is created conditionally on its MRN identifier and
+  referenced as `urn:uuid:<uuid5>` of the escaped `mrn_system|mrn` token (see `patient_urn`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from service.mappers.config import MappingConfig
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One resource a record kind can produce."""
+
+    resource_type: str
+    part: str
+    prefix: str
+    optional: bool = False
+    primary: bool = False
+
+
+@dataclass(frozen=True)
+class ResourceId:
+    """A resource a record of some kind and key produces (or may produce, when `optional`)."""
+
+    resource_type: str
+    id: str
+    part: str
+    optional: bool
+
+    @property
+    def ref(self) -> str:
+        return f"{self.resource_type}/{self.id}"
+
+
+SLOTS: dict[str, tuple[Slot, ...]] = {
+    "infusion_session": (
+        Slot("Procedure", "procedure", "pr", primary=True),
+        Slot("MedicationAdministration", "medication-administration", "ma", optional=True),  # not when planned
+        Slot("Observation", "dosing-weight", "bw", optional=True),  # only with dose.weight_kg
+    ),
+    "vital_sign": (Slot("Observation", "observation", "vs", primary=True),),
+    "monitoring_score": (Slot("Observation", "observation", "ms", primary=True),),
+    "adverse_event": (Slot("AdverseEvent", "adverse-event", "ae", primary=True),),
+    "phq9_assessment": (
+        Slot("Observation", "panel", "pq", primary=True),
+        *(Slot("Observation", f"item-{n}", "pi") for n in range(1, 10)),
+        Slot("Observation", "difficulty", "pd", optional=True),  # only with difficulty
+        Slot("Observation", "total", "pt"),
+    ),
+}
+_SLOT_BY_PART = {(kind, slot.part): slot for kind, slots in SLOTS.items() for slot in slots}
+_KIND_BY_SYSTEM_SUFFIX = {kind.replace("_", "-"): kind for kind in SLOTS}
+
+
+def _slot(kind: str, part: str) -> Slot:
+    try:
+        return _SLOT_BY_PART[(kind, part)]
+    except KeyError:
+        raise ValueError(f"no resource part {part!r} for kind {kind!r}") from None
+
+
+def resource_id(kind: str, key: str, part: str, config: MappingConfig) -> str:
+    """The deterministic FHIR id of one part of a record."""
+    slot = _slot(kind, part)
+    seed = f"{config.identifier_system_base}|{kind}|{key}|{part}".encode()
+    digest = base64.b32encode(hashlib.sha256(seed).digest()).decode().rstrip("=").lower()
+    return f"{slot.prefix}-{digest[:26]}"
+
+
+def resource_ref(kind: str, key: str, part: str, config: MappingConfig) -> str:
+    """`Type/id` of one part of a record."""
+    return f"{_slot(kind, part).resource_type}/{resource_id(kind, key, part, config)}"
+
+
+def resource_ids(kind: str, key: str, config: MappingConfig) -> list[ResourceId]:
+    """Every (resourceType, id) a record of `kind` and `key` can produce, in dependency order.
+
+    Parts marked optional exist only for some records (see `SLOTS`). A session's embedded
+    children are records of their own kinds: list them with their own kind and key.
+    """
+    if kind not in SLOTS:
+        raise ValueError(f"unknown record kind {kind!r}")
+    return [
+        ResourceId(slot.resource_type, resource_id(kind, key, slot.part, config), slot.part, slot.optional)
+        for slot in SLOTS[kind]
+    ]
+
+
+def identifier_system(kind: str, config: MappingConfig) -> str:
+    """The business-identifier system of a record kind."""
+    return f"{config.identifier_system_base.rstrip('/')}/{kind.replace('_', '-')}"
+
+
+def identifier_value(kind: str, key: str, part: str) -> str:
+    """The record key for the primary part, else `<key>/<part>`."""
+    return key if _slot(kind, part).primary else f"{key}/{part}"
+
+
+def parse_identifier(system: str | None, value: str | None, config: MappingConfig) -> tuple[str, str, str] | None:
+    """(kind, key, part) from a business identifier this service wrote, else None."""
+    base = config.identifier_system_base.rstrip("/") + "/"
+    if not system or not value or not system.startswith(base):
+        return None
+    kind = _KIND_BY_SYSTEM_SUFFIX.get(system[len(base):])
+    if kind is None:
+        return None
+    key, _, part = value.partition("/")
+    if not part:
+        part = next(slot.part for slot in SLOTS[kind] if slot.primary)
+    if (kind, part) not in _SLOT_BY_PART:
+        return None
+    return kind, key, part
+
+
+def search_escape(value: str) -> str:
+    r"""FHIR search escaping of a token part: `\` -> `\\`, `,` -> `\,`, `$` -> `\$`, `|` -> `\|`."""
+    return (
+        value.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$").replace("|", "\\|")
+    )
+
+
+def patient_token(mrn: str, config: MappingConfig) -> str:
+    """The escaped `system|value` token search value of a patient's MRN identifier."""
+    return f"{search_escape(config.mrn_system)}|{search_escape(mrn)}"
+
+
+def patient_urn(mrn: str, config: MappingConfig) -> str:
+    """The deterministic `urn:uuid:` the mappers reference a patient by (uuid5 of its MRN token)."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, patient_token(mrn, config))}"

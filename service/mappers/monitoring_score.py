@@ -1,0 +1,71 @@
+"""monitoring_score <-> Observation coded in the local monitoring-scale code system (valueInteger)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.common import PatientInfo
+from schemas.monitoring_score import MonitoringScore
+from schemas.records import parse_record_of_kind
+from service.mappers import codes
+from service.mappers.build import (
+    concept,
+    only_part,
+    parts_of,
+    pick,
+    referenced_session_key,
+    resource_identity,
+    session_reference,
+    subject,
+)
+from service.mappers.config import MappingConfig
+from service.mappers.fhir import DomainResource, Observation
+
+KIND = "monitoring_score"
+PART = "observation"
+
+
+def to_fhir(record: MonitoringScore, config: MappingConfig) -> list[Observation]:
+    """One survey Observation, `partOf` the session's Procedure."""
+    return [
+        Observation(
+            **resource_identity(KIND, record.key, PART, config),
+            status="final",
+            category=[concept([codes.CATEGORY_SURVEY], config)],
+            code=concept(
+                [codes.MONITORING_SCALES[record.instrument]], config, text=codes.MONITORING_TEXT[record.instrument]
+            ),
+            subject=subject(record.patient.mrn, config),
+            effectiveDateTime=record.measured_at,
+            partOf=[session_reference(record.session_key, "procedure", config)],
+            valueInteger=record.score,
+        )
+    ]
+
+
+def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
+    """Record fields of the monitoring score `key` among indexed resources (see `build.parts_of`)."""
+    observation = parts[(KIND, key, PART)]
+    instrument = pick(observation.code, codes.MONITORING_SCALES, config)
+    if instrument is None:
+        raise ValueError("the Observation is not a monitoring score this service writes")
+    fields: dict[str, Any] = {
+        "key": key,
+        "measured_at": observation.effectiveDateTime,
+        "instrument": instrument,
+        "score": observation.valueInteger,
+    }
+    session_key = referenced_session_key(observation.partOf, config)
+    if session_key is not None:
+        fields["session_key"] = session_key
+    return fields
+
+
+def from_fhir(
+    resources: Sequence[DomainResource | dict[str, Any]], patient: PatientInfo, config: MappingConfig
+) -> MonitoringScore:
+    """The monitoring_score record from its Observation."""
+    parts = parts_of(resources, config)
+    key, _ = only_part(parts, KIND, PART)
+    return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})

@@ -1,0 +1,134 @@
+"""phq9_assessment <-> panel Observation 44249-1 with 9 item, difficulty and total member Observations.
+
+The total carries valueQuantity {score}, a severity interpretation and, when item 9 > 0, a second
+interpretation and a note flagging suicide risk. With a `session_key` every Observation is
+`partOf` the session's Procedure (a PHQ-9 taken at the infusion visit is part of that care).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.common import PatientInfo
+from schemas.phq9 import Phq9Assessment
+from schemas.records import parse_record_of_kind
+from service.mappers import codes
+from service.mappers.build import (
+    concept,
+    from_decimal,
+    has_code,
+    only_part,
+    parts_of,
+    pick,
+    quantity,
+    referenced_session_key,
+    resource_identity,
+    session_reference,
+    subject,
+)
+from service.mappers.config import MappingConfig
+from service.mappers.fhir import Annotation, DomainResource, Observation, Reference
+
+KIND = "phq9_assessment"
+ITEM_PARTS = tuple(f"item-{n}" for n in range(1, 10))
+
+
+def _observation(record: Phq9Assessment, part: str, config: MappingConfig, **fields: Any) -> Observation:
+    common: dict[str, Any] = {
+        **resource_identity(KIND, record.key, part, config),
+        "status": "final",
+        "category": [concept([codes.CATEGORY_SURVEY], config)],
+        "subject": subject(record.patient.mrn, config),
+        "effectiveDateTime": record.completed_at,
+    }
+    if record.session_key is not None:
+        common["partOf"] = [session_reference(record.session_key, "procedure", config)]
+    return Observation(**common, **fields)
+
+
+def _total(record: Phq9Assessment, config: MappingConfig) -> Observation:
+    severity = codes.phq9_severity(record.total)
+    interpretation = [concept([severity], config, text=severity.display)]
+    note = None
+    if record.items[8] > 0:
+        item9 = codes.PHQ9_ITEM9_POSITIVE
+        interpretation.append(concept([item9], config, text=item9.display))
+        note = [Annotation(text=codes.PHQ9_ITEM9_NOTE)]
+    return _observation(
+        record,
+        "total",
+        config,
+        code=concept([codes.PHQ9_TOTAL], config, text="PHQ-9 total score"),
+        valueQuantity=quantity(record.total, codes.UNIT_SCORE),
+        interpretation=interpretation,
+        note=note,
+    )
+
+
+def to_fhir(record: Phq9Assessment, config: MappingConfig) -> list[Observation]:
+    """Members first (items 1-9, difficulty when given, total), then the panel that lists them."""
+    members = [
+        _observation(
+            record,
+            part,
+            config,
+            code=concept([item], config),
+            valueCodeableConcept=concept([codes.PHQ9_ANSWERS[score]], config, text=codes.PHQ9_ANSWERS[score].display),
+        )
+        for part, item, score in zip(ITEM_PARTS, codes.PHQ9_ITEMS, record.items, strict=True)
+    ]
+    if record.difficulty is not None:
+        answer = codes.PHQ9_DIFFICULTY_ANSWERS[record.difficulty]
+        members.append(
+            _observation(
+                record,
+                "difficulty",
+                config,
+                code=concept([codes.PHQ9_DIFFICULTY], config),
+                valueCodeableConcept=concept([answer], config, text=answer.display),
+            )
+        )
+    members.append(_total(record, config))
+    panel = _observation(
+        record,
+        "panel",
+        config,
+        code=concept([codes.PHQ9_PANEL], config, text="PHQ-9"),
+        hasMember=[Reference(reference=f"Observation/{member.id}") for member in members],
+    )
+    return [*members, panel]
+
+
+def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
+    """Record fields of the PHQ-9 `key` among indexed resources (see `build.parts_of`)."""
+    panel = parts[(KIND, key, "panel")]
+    if not has_code(panel.code, codes.PHQ9_PANEL, config):
+        raise ValueError("the Observation is not a PHQ-9 panel this service writes")
+    items = []
+    for part in ITEM_PARTS:
+        item = parts.get((KIND, key, part))
+        if item is None:
+            raise ValueError(f"PHQ-9 {part} Observation missing")
+        items.append(pick(item.valueCodeableConcept, dict(enumerate(codes.PHQ9_ANSWERS)), config))
+    fields: dict[str, Any] = {"key": key, "completed_at": panel.effectiveDateTime, "items": items}
+    difficulty = parts.get((KIND, key, "difficulty"))
+    if difficulty is not None:
+        fields["difficulty"] = pick(difficulty.valueCodeableConcept, codes.PHQ9_DIFFICULTY_ANSWERS, config)
+    total = parts.get((KIND, key, "total"))
+    if total is not None and total.valueQuantity is not None:
+        fields["total"] = int(from_decimal(total.valueQuantity.value))
+    session_key = referenced_session_key(panel.partOf, config)
+    if session_key is not None:
+        fields["session_key"] = session_key
+    return fields
+
+
+def from_fhir(
+    resources: Sequence[DomainResource | dict[str, Any]], patient: PatientInfo, config: MappingConfig
+) -> Phq9Assessment:
+    """The phq9_assessment record from its panel and member Observations."""
+    parts = parts_of(resources, config)
+    key, _ = only_part(parts, KIND, "panel")
+    return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})
+

@@ -1,0 +1,52 @@
+"""Registry: record kind -> its mapper functions, so callers look mappers up by kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas.common import PatientInfo
+from schemas.records import MODELS
+from service.mappers import adverse_event, monitoring_score, phq9, session, vital_sign
+from service.mappers.config import MappingConfig
+from service.mappers.fhir import DomainResource
+from service.mappers.ids import ResourceId
+from service.mappers.ids import resource_ids as _resource_ids
+
+
+@dataclass(frozen=True)
+class KindMapper:
+    """The mapping functions of one record kind."""
+
+    kind: str
+    model: type[BaseModel]
+    to_fhir: Callable[[Any, MappingConfig], list[DomainResource]]
+    """record -> R4B resources (deterministic, dependency order)."""
+    from_fhir: Callable[[Sequence[DomainResource | dict[str, Any]], PatientInfo, MappingConfig], Any]
+    """resources (models or JSON as read back) + the patient -> the record."""
+    resource_ids: Callable[[str, MappingConfig], list[ResourceId]]
+    """(key, config) -> every (resourceType, id) a record of this kind can produce."""
+
+
+REGISTRY: dict[str, KindMapper] = {
+    module.KIND: KindMapper(
+        kind=module.KIND,
+        model=MODELS[module.KIND],
+        to_fhir=module.to_fhir,
+        from_fhir=module.from_fhir,
+        resource_ids=partial(_resource_ids, module.KIND),
+    )
+    for module in (session, vital_sign, monitoring_score, adverse_event, phq9)
+}
+
+
+def mapper_for(kind: str) -> KindMapper:
+    """The mapper of a record kind (ValueError for an unknown kind)."""
+    try:
+        return REGISTRY[kind]
+    except KeyError:
+        raise ValueError(f"unknown record kind {kind!r}") from None

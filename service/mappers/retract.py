@@ -1,0 +1,43 @@
+"""Retraction: copies of a record's resources marked `entered-in-error`, for a PUT that withdraws them.
+
+R4 AdverseEvent has no status element, so it cannot be marked: `retract` leaves AdverseEvents
+(and Patients, which are never retracted) out, and the sync engine DELETEs AdverseEvents instead.
+Use `not_retractable` to list what must be deleted.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+from service.mappers.fhir import DomainResource
+
+RETRACTABLE = ("Procedure", "MedicationAdministration", "Observation")
+RETRACTED_STATUS = "entered-in-error"
+
+
+def _type_of(resource: DomainResource | dict[str, Any]) -> str:
+    if isinstance(resource, dict):
+        return str(resource.get("resourceType"))
+    return resource.get_resource_type()
+
+
+def retract(resources: Iterable[DomainResource | dict[str, Any]]) -> list[DomainResource | dict[str, Any]]:
+    """Copies of the retractable resources with status `entered-in-error`; inputs are not changed."""
+    out: list[DomainResource | dict[str, Any]] = []
+    for resource in resources:
+        if _type_of(resource) not in RETRACTABLE:
+            continue
+        if isinstance(resource, dict):
+            retracted = copy.deepcopy(resource)
+            retracted["status"] = RETRACTED_STATUS
+            out.append(retracted)
+        else:
+            out.append(resource.model_copy(update={"status": RETRACTED_STATUS}, deep=True))
+    return out
+
+
+def not_retractable(resources: Iterable[DomainResource | dict[str, Any]]) -> list[DomainResource | dict[str, Any]]:
+    """The resources `retract` leaves out that the sync engine must delete (AdverseEvents)."""
+    return [resource for resource in resources if _type_of(resource) == "AdverseEvent"]

@@ -1,0 +1,93 @@
+"""vital_sign <-> Observation with the base vital-sign profile (blood pressure as the 85354-9 panel)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from schemas.common import PatientInfo
+from schemas.records import parse_record_of_kind
+from schemas.vital_sign import VitalSign
+from service.mappers import codes
+from service.mappers.build import (
+    concept,
+    from_decimal,
+    has_code,
+    only_part,
+    parts_of,
+    profile,
+    quantity,
+    referenced_session_key,
+    resource_identity,
+    session_reference,
+    subject,
+)
+from service.mappers.config import MappingConfig
+from service.mappers.fhir import DomainResource, Observation, ObservationComponent
+
+KIND = "vital_sign"
+PART = "observation"
+BP_UNIT = "mm[Hg]"
+
+
+def to_fhir(record: VitalSign, config: MappingConfig) -> list[Observation]:
+    """One Observation; `partOf` the session's Procedure when `session_key` is known."""
+    vital = codes.VITALS[record.type]
+    fields: dict[str, Any] = {
+        **resource_identity(KIND, record.key, PART, config),
+        "meta": profile(vital.profile),
+        "status": "final",
+        "category": [concept([codes.CATEGORY_VITAL_SIGNS], config)],
+        "code": concept(vital.codes, config, text=vital.text),
+        "subject": subject(record.patient.mrn, config),
+        "effectiveDateTime": record.measured_at,
+    }
+    if record.session_key is not None:
+        fields["partOf"] = [session_reference(record.session_key, "procedure", config)]
+    if record.type == "blood_pressure":
+        fields["component"] = [
+            ObservationComponent(code=concept([codes.BP_SYSTOLIC], config), valueQuantity=quantity(record.systolic, BP_UNIT)),
+            ObservationComponent(
+                code=concept([codes.BP_DIASTOLIC], config), valueQuantity=quantity(record.diastolic, BP_UNIT)
+            ),
+        ]
+    else:
+        fields["valueQuantity"] = quantity(record.value, record.unit)
+    return [Observation(**fields)]
+
+
+def observation_fields(observation: Observation, config: MappingConfig) -> dict[str, Any]:
+    """The record fields (except key and patient) carried by a vital-sign Observation."""
+    vital_type = next(
+        (name for name, vital in codes.VITALS.items() if has_code(observation.code, vital.codes[0], config)), None
+    )
+    if vital_type is None:
+        raise ValueError("the Observation is not a vital sign this service writes")
+    fields: dict[str, Any] = {"measured_at": observation.effectiveDateTime, "type": vital_type}
+    session_key = referenced_session_key(observation.partOf, config)
+    if session_key is not None:
+        fields["session_key"] = session_key
+    if vital_type == "blood_pressure":
+        for component in observation.component or []:
+            for name, code in (("systolic", codes.BP_SYSTOLIC), ("diastolic", codes.BP_DIASTOLIC)):
+                if has_code(component.code, code, config) and component.valueQuantity is not None:
+                    fields[name] = from_decimal(component.valueQuantity.value)
+                    fields["unit"] = component.valueQuantity.code
+    elif observation.valueQuantity is not None:
+        fields["value"] = from_decimal(observation.valueQuantity.value)
+        fields["unit"] = observation.valueQuantity.code
+    return fields
+
+
+def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
+    """Record fields of the vital sign `key` among indexed resources (see `build.parts_of`)."""
+    return {"key": key, **observation_fields(parts[(KIND, key, PART)], config)}
+
+
+def from_fhir(
+    resources: Sequence[DomainResource | dict[str, Any]], patient: PatientInfo, config: MappingConfig
+) -> VitalSign:
+    """The vital_sign record from its Observation."""
+    parts = parts_of(resources, config)
+    key, _ = only_part(parts, KIND, PART)
+    return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})

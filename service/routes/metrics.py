@@ -1,0 +1,16 @@
+"""Prometheus exposition of the service's metrics (no PHI in any label)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from service.metrics import CONTENT_TYPE_LATEST
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Requests by route and status, FHIR calls by outcome, latency histograms, retries."""
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

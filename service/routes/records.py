@@ -1,0 +1,70 @@
+"""PUT / GET / DELETE of one clinic record per kind, under `/v1/<kind>/{key}`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
+
+from schemas import RecordInvalid, parse_record_of_kind, record_json_schema
+from service.deps import SyncEngineDep
+
+KINDS: dict[str, str] = {
+    "infusion-sessions": "infusion_session",
+    "vital-signs": "vital_sign",
+    "monitoring-scores": "monitoring_score",
+    "adverse-events": "adverse_event",
+    "phq9-assessments": "phq9_assessment",
+}
+
+RecordKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="The clinic's record key.")]
+
+router = APIRouter(prefix="/v1")
+
+
+async def read_json_body(request: Request) -> Any:
+    """The request body as JSON, or a 422 saying it is not JSON (the body is never echoed)."""
+    body = await request.body()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RecordInvalid.single("", "request body is not valid JSON") from None
+
+
+def _record_routes(segment: str, kind: str) -> None:
+    tag = segment
+
+    @router.put(
+        f"/{segment}/{{key}}",
+        tags=[tag],
+        name=f"put_{kind}",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": record_json_schema(kind)}}}},
+        responses={200: {"description": "Nothing new was created"}, 201: {"description": "Something was created"}},
+    )
+    async def put_record(key: RecordKey, request: Request, engine: SyncEngineDep) -> JSONResponse:
+        body = await read_json_body(request)
+        record = parse_record_of_kind(kind, body, key=key)
+        result = await engine.upsert([record])
+        return JSONResponse(result.as_dict(), status_code=201 if result.created_any else 200)
+
+    put_record.__doc__ = f"Map and sync one {kind} record (idempotent; re-sending changes nothing)."
+
+    @router.get(f"/{segment}/{{key}}", tags=[tag], name=f"get_{kind}")
+    async def get_record(key: RecordKey, engine: SyncEngineDep) -> Response:
+        record = await engine.read(kind, key)
+        return Response(record.model_dump_json(exclude_none=True), media_type="application/json")
+
+    get_record.__doc__ = f"The {kind} record as read back from the FHIR server (404 when absent)."
+
+    @router.delete(f"/{segment}/{{key}}", tags=[tag], status_code=204, name=f"delete_{kind}")
+    async def delete_record(key: RecordKey, engine: SyncEngineDep) -> Response:
+        await engine.retract(kind, key)
+        return Response(status_code=204)
+
+    delete_record.__doc__ = f"Retract the {kind} record: its resources become entered-in-error (repeatable)."
+
+
+for _segment, _kind in KINDS.items():
+    _record_routes(_segment, _kind)

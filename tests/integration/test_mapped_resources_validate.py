@@ -1,0 +1,172 @@
+"""Every resource the mappers emit for a covering corpus passes the real server's `$validate` with no errors.
+
+Also: a transaction Bundle is accepted, re-sending it is idempotent, and the resources read back
+map to the same records (the reverse mappers work on what the server returns).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from schemas import parse_record
+from service.mappers import MappingConfig, mapper_for, patient_from_fhir, patient_resource, transaction_bundle
+from service.mappers.fhir import RESOURCE_CLASSES, to_json
+from tests.corpus import coverage_gaps, generate
+
+FHIR_JSON = "application/fhir+json"
+HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
+CONFIG = MappingConfig()
+WORKERS = 4
+
+
+def _corpus_resources() -> tuple[int, list[dict[str, Any]]]:
+    """(number of records incl. embedded ones, every distinct resource the corpus maps to, Patients first)."""
+    raw = list(generate())
+    assert coverage_gaps(raw) == []
+    patients: dict[str, dict[str, Any]] = {}
+    resources: dict[tuple[str, str], dict[str, Any]] = {}
+    count = 0
+    for item in raw:
+        record = parse_record(item)
+        count += 1 + sum(len(getattr(record, name, [])) for name in
+                         ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments"))
+        patients.setdefault(record.patient.mrn, to_json(patient_resource(record.patient, CONFIG)))
+        for resource in mapper_for(record.kind).to_fhir(record, CONFIG):
+            resources[(resource.get_resource_type(), resource.id)] = to_json(resource)
+    return count, [*patients.values(), *resources.values()]
+
+
+def _post_validate(http: httpx.Client, resource: dict[str, Any]) -> httpx.Response:
+    """POST to `$validate` (no side effects), retrying transport errors a few times with backoff."""
+    for attempt in range(4):
+        try:
+            return http.post(f"/{resource['resourceType']}/$validate", content=orjson.dumps(resource))
+        except httpx.TransportError:
+            if attempt == 3:
+                raise
+            time.sleep(2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+def _validate(http: httpx.Client, resource: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    response = _post_validate(http, resource)
+    try:
+        outcome = response.json()
+    except ValueError:
+        outcome = {}
+    if outcome.get("resourceType") != "OperationOutcome":
+        issue = {"severity": "fatal", "diagnostics": f"HTTP {response.status_code} without an OperationOutcome"}
+        return resource, [issue]
+    return resource, outcome.get("issue", [])
+
+
+def _where(resource: dict[str, Any]) -> str:
+    return f"{resource['resourceType']}/{resource.get('id', '(conditional)')}"
+
+
+def _pattern(message: str) -> str:
+    """A warning message with its specific codes and positions blanked, for grouping."""
+    message = re.sub(r"'[^']*#[^']*'", "'<code>'", message)
+    message = re.sub(r"Line\[\d+\] Col\[\d+\]", "", message)
+    return message[:220]
+
+
+def test_every_mapped_resource_passes_validate_without_errors(fhir_base_url: str, capsys: pytest.CaptureFixture) -> None:
+    count, resources = _corpus_resources()
+    assert count >= 500
+    for resource in resources:  # each resource also parses back with fhir.resources R4B
+        RESOURCE_CLASSES[resource["resourceType"]].model_validate(resource)
+
+    with httpx.Client(base_url=fhir_base_url, headers=HEADERS, timeout=60) as http:
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            results = list(pool.map(lambda r: _validate(http, r), resources))
+
+    errors, warnings = [], Counter()
+    for resource, issues in results:
+        for issue in issues:
+            text = issue.get("diagnostics", "")
+            if issue.get("severity") in ("error", "fatal"):
+                errors.append(f"{_where(resource)}: {issue.get('location')}: {text}")
+            elif issue.get("severity") == "warning":
+                warnings[(resource["resourceType"], _pattern(text))] += 1
+    with capsys.disabled():
+        print(f"\n$validate: {count} records -> {len(resources)} distinct resources, "
+              f"{len(errors)} errors, {sum(warnings.values())} warnings:")
+        for (resource_type, message), n in sorted(warnings.items()):
+            print(f"  warning x{n} {resource_type}: {message}")
+    assert errors == []
+
+
+def _read_back(http: httpx.Client, refs: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for ref in refs:
+        response = http.get(f"/{ref}")
+        assert response.status_code == 200, ref
+        out.append(response.json())
+    return out
+
+
+def _transaction_records(run_id: str) -> list[Any]:
+    """From the corpus: a session with embedded children, and one whose children come as separate records.
+
+    Keys get the run id appended and all records share one fresh MRN with every special character.
+    """
+    raw = list(generate())
+    embedded = next(r for r in raw if r["kind"] == "infusion_session" and r.get("vital_signs")
+                    and r["status"] in ("completed", "stopped"))
+    flat = next(r for r in raw if r["kind"] == "infusion_session" and "vital_signs" not in r
+                and r["status"] == "completed")
+    chosen = [embedded, flat, *(r for r in raw if r.get("session_key") == flat["key"])]
+    keys = {r["key"] for r in chosen} | {c["key"] for r in chosen for name in
+                                          ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
+                                          for c in r.get(name, [])}
+    text = orjson.dumps(chosen).decode()
+    for key in keys:
+        text = text.replace(f'"{key}"', f'"{key}.{run_id}"')
+    mrn = f"IT,{run_id}|$\\x"
+    records = []
+    for data in orjson.loads(text):
+        data["patient"] = {**data["patient"], "mrn": mrn}
+        for child in (c for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
+                      for c in data.get(name, [])):
+            child.pop("patient", None)
+        records.append(parse_record(data))
+    assert {r.kind for r in records} == {"infusion_session", "vital_sign", "monitoring_score", "adverse_event",
+                                         "phq9_assessment"}
+    return records
+
+
+def test_transaction_is_accepted_idempotent_and_reads_back_to_the_same_records(
+    fhir_base_url: str, fhir_cleanup: Any, run_id: str
+) -> None:
+    records = _transaction_records(run_id)
+    bundle = transaction_bundle(records, CONFIG)
+
+    with httpx.Client(base_url=fhir_base_url, headers=HEADERS, timeout=120) as http:
+        first = http.post("", content=orjson.dumps(bundle))
+        assert first.status_code == 200, first.text[:2000]
+        entries = first.json()["entry"]
+        refs = ["/".join(e["response"]["location"].split("/")[:2]) for e in entries]
+        fhir_cleanup.track(*refs)
+        assert all(e["response"]["status"].startswith("201") for e in entries)
+
+        again = http.post("", content=orjson.dumps(bundle))
+        assert again.status_code == 200, again.text[:2000]
+        assert [e["response"]["status"][:3] for e in again.json()["entry"]] == ["200"] * len(refs)
+
+        read = _read_back(http, refs)
+    assert read[0]["resourceType"] == "Patient"
+    patient = patient_from_fhir(read[0], CONFIG)
+    assert patient == records[0].patient
+    resources = read[1:]
+    assert all(r["subject"]["reference"] == refs[0] for r in resources)  # urn:uuid rewritten by the server
+    for record in records:
+        assert mapper_for(record.kind).from_fhir(resources, patient, CONFIG) == record
