@@ -1,0 +1,51 @@
+"""Every API call, on success and on failure, with PHI-rich records: no MRN, name or note in any log."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from tests.integration.test_api_sync import session_body
+
+MRN = "PHI-MRN|77,31$\\Z"
+FAMILY = "Zzyzxfamilyname"
+GIVEN = "Qwertygivenname"
+NOTE = "PHI-NOTE-secret-clinical-text"
+AE_NOTE = "PHI-AE-NOTE-secret"
+BIRTH = "1971-09-23"
+
+
+def _phi_session(key: str) -> dict:
+    body = session_body(key, MRN, note=NOTE)
+    body["patient"].update({"family": FAMILY, "given": [GIVEN], "birth_date": BIRTH})
+    body["adverse_events"][0]["note"] = AE_NOTE
+    return body
+
+
+def test_api_logs_carry_no_phi(api, caplog, run_id) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = f"s-{run_id}"
+    body = _phi_session(key)
+    assert api.put(f"/v1/infusion-sessions/{key}", json=body).status_code == 201
+    assert api.put(f"/v1/infusion-sessions/{key}", json=body).status_code == 200
+    assert api.get(f"/v1/infusion-sessions/{key}").status_code == 200
+    assert api.post("/v1/patients/$phq9-trend", json={"mrn": MRN}).status_code == 200
+    assert api.post("/v1/$convert", json=[{"kind": "infusion_session", **body}]).status_code == 200
+
+    bad = _phi_session(f"bad-{run_id}")
+    bad["vital_signs"][0]["diastolic"] = 300
+    bad["patient"]["birth_date"] = "not-a-date"
+    assert api.put(f"/v1/infusion-sessions/{bad['key']}", json=bad).status_code == 422
+    orphan = {**body["vital_signs"][0], "key": f"o-{run_id}", "patient": body["patient"], "session_key": f"missing-{run_id}"}
+    assert api.put(f"/v1/vital-signs/{orphan['key']}", json=orphan).status_code == 409
+    assert api.post("/v1/patients/$phq9-trend", json={"mrn": MRN + "unknown"}).status_code == 404
+    assert api.put(f"/v1/vital-signs/x-{run_id}", content=b"{" + MRN.encode()).status_code == 422
+    assert api.delete(f"/v1/infusion-sessions/{key}").status_code == 204
+
+    assert caplog.records, "the API logged nothing; the test would prove nothing"
+    logged = "\n".join(
+        record.getMessage() + " " + orjson.dumps(vars(record), default=str).decode() for record in caplog.records
+    )
+    for secret in (MRN, "PHI-MRN", FAMILY, GIVEN, NOTE, AE_NOTE, BIRTH, "Dr. Example Clinician"):
+        assert secret not in logged, f"{secret!r} appeared in the logs"
