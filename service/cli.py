@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from service.batch.command import sync_command, validate_command
 from service.demo.command import demo_data_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -63,3 +64,5 @@ def map_file(
 
 
 app.command("demo-data")(demo_data_command)
+app.command("sync")(sync_command)
+app.command("validate")(validate_command)

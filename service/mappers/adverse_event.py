@@ -15,9 +15,9 @@ from schemas.records import parse_record_of_kind
 from service.mappers import codes
 from service.mappers.build import (
     concept,
-    only_part,
     parts_of,
     pick,
+    record_key,
     referenced_session_key,
     resource_identity,
     session_reference,
@@ -142,9 +142,12 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
 
 
 def from_fhir(
-    resources: Sequence[DomainResource | dict[str, Any]], patient: PatientInfo, config: MappingConfig
+    resources: Sequence[DomainResource | dict[str, Any]],
+    patient: PatientInfo,
+    config: MappingConfig,
+    key: str | None = None,
 ) -> AdverseEventRecord:
-    """The adverse_event record from its AdverseEvent."""
+    """The adverse_event record from its AdverseEvent (the one of `key` when several are given)."""
     parts = parts_of(resources, config)
-    key, _ = only_part(parts, KIND, PART)
+    key = record_key(parts, KIND, key)
     return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})

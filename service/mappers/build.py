@@ -136,17 +136,14 @@ def primary_part(kind: str) -> str:
     return next(slot.part for slot in SLOTS[kind] if slot.primary)
 
 
-def only_part(
-    parts: dict[tuple[str, str, str], DomainResource], kind: str, part: str, required: bool = True
-) -> tuple[str, DomainResource] | None:
-    """The (key, resource) of the single resource of `kind` and `part` among `parts`."""
-    found = [(key, res) for (k, key, p), res in parts.items() if k == kind and p == part]
-    if len(found) > 1:
-        raise ValueError(f"more than one {kind} {part} resource given")
+def record_key(parts: dict[tuple[str, str, str], DomainResource], kind: str, key: str | None) -> str:
+    """The key of the record of `kind` among `parts`: `key` if given and present, else the only one."""
+    primary = primary_part(kind)
+    found = sorted({k for (kind_, k, part) in parts if kind_ == kind and part == primary and key in (None, k)})
     if not found:
-        if required:
-            raise ValueError(f"no {kind} {part} resource given")
-        return None
+        raise ValueError(f"no {kind} {primary} resource given")
+    if len(found) > 1:
+        raise ValueError(f"resources of more than one {kind} given: name the key")
     return found[0]
 
 

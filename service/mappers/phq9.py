@@ -18,10 +18,10 @@ from service.mappers.build import (
     concept,
     from_decimal,
     has_code,
-    only_part,
     parts_of,
     pick,
     quantity,
+    record_key,
     referenced_session_key,
     resource_identity,
     session_reference,
@@ -125,10 +125,13 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
 
 
 def from_fhir(
-    resources: Sequence[DomainResource | dict[str, Any]], patient: PatientInfo, config: MappingConfig
+    resources: Sequence[DomainResource | dict[str, Any]],
+    patient: PatientInfo,
+    config: MappingConfig,
+    key: str | None = None,
 ) -> Phq9Assessment:
-    """The phq9_assessment record from its panel and member Observations."""
+    """The phq9_assessment record from its panel and members (the one of `key` when several are given)."""
     parts = parts_of(resources, config)
-    key, _ = only_part(parts, KIND, "panel")
+    key = record_key(parts, KIND, key)
     return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.common import PatientInfo
 from schemas.records import MODELS
 from service.mappers import adverse_event, monitoring_score, phq9, session, vital_sign
 from service.mappers.config import MappingConfig
@@ -26,8 +25,9 @@ class KindMapper:
     model: type[BaseModel]
     to_fhir: Callable[[Any, MappingConfig], list[DomainResource]]
     """record -> R4B resources (deterministic, dependency order)."""
-    from_fhir: Callable[[Sequence[DomainResource | dict[str, Any]], PatientInfo, MappingConfig], Any]
-    """resources (models or JSON as read back) + the patient -> the record."""
+    from_fhir: Callable[..., Any]
+    """(resources, patient, config, key=None) -> the record; resources are models or JSON as read back,
+    and may include other records' resources when `key` names the one wanted."""
     resource_ids: Callable[[str, MappingConfig], list[ResourceId]]
     """(key, config) -> every (resourceType, id) a record of this kind can produce."""
 

@@ -19,12 +19,12 @@ from service.mappers.build import (
     from_decimal,
     has_code,
     number,
-    only_part,
     parts_of,
     pick,
     primary_part,
     profile,
     quantity,
+    record_key,
     resource_identity,
     session_reference,
     subject,
@@ -224,9 +224,12 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
 
 
 def from_fhir(
-    resources: Sequence[DomainResource | dict[str, Any]], patient: PatientInfo, config: MappingConfig
+    resources: Sequence[DomainResource | dict[str, Any]],
+    patient: PatientInfo,
+    config: MappingConfig,
+    key: str | None = None,
 ) -> InfusionSession:
-    """The session record from its resources; child resources are embedded when they reference it."""
+    """The session record (the one of `key` when several are given); children referencing it are embedded."""
     parts = parts_of(resources, config)
-    key, _ = only_part(parts, KIND, "procedure")
+    key = record_key(parts, KIND, key)
     return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})

@@ -13,10 +13,10 @@ from service.mappers.build import (
     concept,
     from_decimal,
     has_code,
-    only_part,
     parts_of,
     profile,
     quantity,
+    record_key,
     referenced_session_key,
     resource_identity,
     session_reference,
@@ -85,9 +85,12 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
 
 
 def from_fhir(
-    resources: Sequence[DomainResource | dict[str, Any]], patient: PatientInfo, config: MappingConfig
+    resources: Sequence[DomainResource | dict[str, Any]],
+    patient: PatientInfo,
+    config: MappingConfig,
+    key: str | None = None,
 ) -> VitalSign:
-    """The vital_sign record from its Observation."""
+    """The vital_sign record from its Observation (the one of `key` when several are given)."""
     parts = parts_of(resources, config)
-    key, _ = only_part(parts, KIND, PART)
+    key = record_key(parts, KIND, key)
     return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})

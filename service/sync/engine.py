@@ -15,7 +15,7 @@ EHR's Patient, and an id derived from the MRN leaks it into every URL.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,16 @@ class SyncResult:
         return {"resources": [r.as_dict() for r in self.resources], "counts": self.counts()}
 
 
+class MissingSessions(Conflict):
+    """Records point at sessions the FHIR server does not have; nothing was written."""
+
+    def __init__(self, session_keys: list[str]) -> None:
+        self.session_keys = session_keys
+        super().__init__(
+            f"session not found on the FHIR server: {', '.join(session_keys)}; sync the session first"
+        )
+
+
 class SyncEngine:
     """Maps records with the pure mappers and writes them through the one FHIR client."""
 
@@ -62,10 +72,14 @@ class SyncEngine:
 
     # -- writes -------------------------------------------------------------------------------
 
-    async def upsert(self, records: Sequence[Record]) -> SyncResult:
-        """Write `records` in one transaction (all or nothing); re-sending changes nothing."""
+    async def upsert(self, records: Sequence[Record], *, known_sessions: Container[str] = ()) -> SyncResult:
+        """Write `records` in one transaction (all or nothing); re-sending changes nothing.
+
+        `known_sessions` are session keys the caller has just synced (the batch job), so their
+        existence need not be checked again on the server.
+        """
         try:
-            await self.require_sessions(records)
+            await self.require_sessions(records, known_sessions)
             bundle = transaction_bundle(records, self.config)
             try:
                 response = await self.fhir.transaction(bundle, idempotent=True)
@@ -77,21 +91,26 @@ class SyncEngine:
         except (FhirRejected, Conflict) as exc:
             raise redact_error(exc, records) from None
         result = SyncResult(written_resources(bundle, response))
-        log.info("sync.upsert", extra={"records": len(records), "outcomes": result.counts()})
+        log.debug("sync.upsert", extra={"records": len(records), "outcomes": result.counts()})
         return result
 
-    async def require_sessions(self, records: Iterable[Record]) -> None:
-        """Conflict naming the first session that records point at but the server lacks."""
-        own = {r.key for r in records if r.kind == SESSION}
-        wanted = sorted({r.session_key for r in records if getattr(r, "session_key", None)} - own)
-        if not wanted:
-            return
-        ids = {resource_ref(SESSION, key, "procedure", self.config).split("/", 1)[1]: key for key in wanted}
-        found = await self.fhir.search("Procedure", {"_id": ",".join(ids), "_elements": "id"})
-        missing = sorted(set(ids) - {r["id"] for r in found})
+    async def require_sessions(self, records: Iterable[Record], known_sessions: Container[str] = ()) -> None:
+        """Conflict naming the sessions that records point at but the server lacks."""
+        missing = await self.missing_sessions(records, known_sessions)
         if missing:
-            keys = ", ".join(ids[i] for i in missing)
-            raise Conflict(f"session not found on the FHIR server: {keys}; sync the session first")
+            raise MissingSessions(missing)
+
+    async def missing_sessions(self, records: Iterable[Record], known_sessions: Container[str] = ()) -> list[str]:
+        """Keys of sessions that records reference, that are neither among them nor on the server."""
+        records = list(records)
+        own = {r.key for r in records if r.kind == SESSION}
+        referenced = {k for r in records if (k := getattr(r, "session_key", None))}
+        wanted = sorted(k for k in referenced - own if k not in known_sessions)
+        if not wanted:
+            return []
+        ids = {resource_ref(SESSION, key, "procedure", self.config).split("/", 1)[1]: key for key in wanted}
+        found = await self.fhir.search("Procedure", {"_id": ",".join(ids), "_elements": "id", "_count": str(len(ids))})
+        return sorted(ids[i] for i in set(ids) - {r["id"] for r in found})
 
     async def _resolve_patients(self, records: Sequence[Record]) -> dict[str, str]:
         """MRN -> `Patient/id` for patients that exist now (after losing a conditional-create race)."""

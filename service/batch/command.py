@@ -1,0 +1,173 @@
+"""`infusion-fhir sync` and `infusion-fhir validate`: the batch edge, where errors become exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+
+from service.app import retry_policy
+from service.batch.report import EXIT_STOPPED, Progress, Report
+from service.batch.runner import BatchSync
+from service.batch.source import read_lines
+from service.errors import FhirUnavailable, InfusionFhirError
+from service.fhir_client import FhirClient, build_http_client
+from service.logs import configure_logging
+from service.mappers import mapper_for, patient_resource
+from service.mappers.fhir import to_json
+from service.settings import Settings
+from service.sync import SyncEngine
+
+
+def _settings(fhir_url: str | None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"fhir_base_url": fhir_url.rstrip("/")}) if fhir_url else settings
+
+
+def _total_bytes(files: list[str]) -> int | None:
+    if "-" in files:
+        return None
+    return sum(os.path.getsize(f) for f in files)
+
+
+def sync_command(
+    files: list[str] = typer.Argument(..., help="NDJSON files of records; `-` reads stdin."),
+    fhir_url: str = typer.Option(None, "--fhir-url", help="FHIR base URL (default: FHIR_BASE_URL or the local HAPI)."),
+    batch_size: int = typer.Option(50, "--batch-size", min=1, max=1000, help="Records per transaction Bundle."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Bundles in flight at once."),
+    rejects: Path = typer.Option(Path("rejects.ndjson"), "--rejects", help="Where rejected lines go (NDJSON, with reasons)."),
+    report_path: Path = typer.Option(None, "--report", help="Write the JSON report here (it is always printed too)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate only; no FHIR server I/O."),
+) -> None:
+    """Stream NDJSON records to the FHIR server in transaction Bundles; every line synced or rejected.
+
+    Exit codes: 0 every line synced; 1 some lines rejected (see --rejects); 2 stopped early
+    (FHIR server unreachable after retries, or interrupted): re-run the same command to finish.
+    """
+    settings = _settings(fhir_url)
+    configure_logging(settings.log_level)
+    for f in files:
+        if f != "-" and not os.path.isfile(f):
+            typer.echo(f"cannot read {f}", err=True)
+            raise typer.Exit(EXIT_STOPPED)
+    with open(rejects, "wb") as rejects_out:
+        report = Report(rejects_out)
+        if dry_run:
+            summary = _dry_run(files, settings, report)
+        else:
+            summary = asyncio.run(_sync(files, settings, report, batch_size, concurrency))
+    summary["rejects_file"] = str(rejects)
+    text = orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode()
+    if report_path:
+        report_path.write_text(text + "\n")
+    typer.echo(text)
+    raise typer.Exit(summary["exit_code"])
+
+
+def _dry_run(files: list[str], settings: Settings, report: Report) -> dict[str, Any]:
+    config = settings.mapping_config()
+    for line in read_lines(files):
+        report.lines_read += line.record is not None or bool(line.issues)
+        if line.record is None:
+            if line.issues:
+                report.record_rejected(line, "invalid record", line.issues)
+            continue
+        resources = mapper_for(line.record.kind).to_fhir(line.record, config)
+        report.resources["mapped"] += len(resources)
+        report.record_synced(line, "mapped")
+    summary = report.as_dict(retries=0)
+    summary["dry_run"] = True
+    summary["synced"] = 0
+    summary["mapped"] = sum(c["mapped"] for c in report.by_kind.values())
+    summary["not_processed"] = 0
+    return summary
+
+
+async def _sync(files: list[str], settings: Settings, report: Report, batch_size: int, concurrency: int) -> dict[str, Any]:
+    async with build_http_client(
+        settings.fhir_base_url,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+        max_connections=max(concurrency * 2, 4),
+        bearer_token=settings.fhir_bearer_token,
+    ) as http:
+        fhir = FhirClient(http, retry_policy(settings))
+        job = BatchSync(SyncEngine(fhir, settings.mapping_config()), report, batch_size=batch_size, concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, job.interrupt, f"interrupted by {signal.Signals(sig).name}")
+        await job.run(read_lines(files), Progress(report, _total_bytes(files)))
+        return report.as_dict(retries=fhir.stats["retries"])
+
+
+def validate_command(
+    file: str = typer.Argument(..., help="NDJSON file of records; `-` reads stdin."),
+    fhir_url: str = typer.Option(None, "--fhir-url", help="FHIR base URL (default: FHIR_BASE_URL or the local HAPI)."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, max=32, help="$validate calls in flight."),
+) -> None:
+    """Map records and send every resource to the FHIR server's `$validate`; report issues per record.
+
+    Prints one NDJSON line per record that has any issue. Exit 0 when no resource has an error,
+    1 when some do (or some lines are not valid records), 2 when the server cannot be reached.
+    """
+    settings = _settings(fhir_url)
+    configure_logging(settings.log_level)
+    try:
+        counts = asyncio.run(_validate(file, settings, concurrency))
+    except FhirUnavailable as exc:
+        typer.echo(f"FHIR server unavailable: {exc.message}", err=True)
+        raise typer.Exit(EXIT_STOPPED) from None
+    typer.echo(orjson.dumps(counts).decode(), err=True)
+    raise typer.Exit(1 if counts["records_with_errors"] or counts["invalid_lines"] else 0)
+
+
+async def _validate(file: str, settings: Settings, concurrency: int) -> dict[str, int]:
+    config = settings.mapping_config()
+    counts = {"records": 0, "resources": 0, "records_with_errors": 0, "invalid_lines": 0, "warnings": 0}
+    semaphore = asyncio.Semaphore(concurrency)
+    async with build_http_client(settings.fhir_base_url, read_timeout_s=settings.read_timeout_s) as http:
+        fhir = FhirClient(http, retry_policy(settings))
+
+        async def check(resource: dict[str, Any]) -> list[dict[str, Any]]:
+            async with semaphore:
+                outcome = await fhir.validate(resource)
+            return [
+                {"resource": f"{resource['resourceType']}/{resource.get('id', '(patient)')}", "severity": i.get("severity"),
+                 "diagnostics": i.get("diagnostics"), "expression": i.get("expression")}
+                for i in outcome.get("issue", []) if i.get("severity") in ("fatal", "error", "warning")
+            ]
+
+        for line in read_lines([file]):
+            if line.record is None:
+                if line.issues:
+                    counts["invalid_lines"] += 1
+                    _emit({"line": line.number, "key": line.key, "invalid": [{"path": i.path, "message": i.message} for i in line.issues]})
+                continue
+            record = line.record
+            resources = [to_json(patient_resource(record.patient, config))]
+            resources += [to_json(r) for r in mapper_for(record.kind).to_fhir(record, config)]
+            try:
+                found = [i for group in await asyncio.gather(*(check(r) for r in resources)) for i in group]
+            except InfusionFhirError as exc:
+                if isinstance(exc, FhirUnavailable):
+                    raise
+                found = [{"severity": "error", "diagnostics": exc.message}]
+            counts["records"] += 1
+            counts["resources"] += len(resources)
+            errors = [i for i in found if i["severity"] in ("fatal", "error")]
+            counts["warnings"] += len(found) - len(errors)
+            if errors:
+                counts["records_with_errors"] += 1
+            if found:
+                _emit({"line": line.number, "kind": record.kind, "key": record.key, "issues": found})
+    return counts
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(orjson.dumps(obj).decode() + "\n")

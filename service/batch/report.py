@@ -1,0 +1,109 @@
+"""The batch job's account: every line synced (created/updated/unchanged) or rejected, with reasons."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import orjson
+
+from schemas import Issue
+from service.batch.source import Line
+
+EXIT_OK, EXIT_REJECTED, EXIT_STOPPED = 0, 1, 2
+
+
+@dataclass
+class Report:
+    """Counts by kind and outcome, written as JSON at the end; rejected lines go to `rejects`."""
+
+    rejects: IO[bytes]
+    started: float = field(default_factory=time.monotonic)
+    by_kind: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    resources: Counter[str] = field(default_factory=Counter)
+    lines_read: int = 0
+    bytes_read: int = 0
+    bundles: int = 0
+    splits: int = 0
+    stopped_reason: str | None = None
+
+    @property
+    def synced(self) -> int:
+        return sum(c[o] for c in self.by_kind.values() for o in ("created", "updated", "unchanged"))
+
+    @property
+    def rejected(self) -> int:
+        return sum(c["rejected"] for c in self.by_kind.values())
+
+    def record_synced(self, line: Line, outcome: str) -> None:
+        self.by_kind[line.kind or "unknown"][outcome] += 1
+
+    def record_rejected(self, line: Line, reason: str, issues: tuple[Issue, ...] | list[Issue] = ()) -> None:
+        self.by_kind[line.kind or "unknown"]["rejected"] += 1
+        entry: dict[str, Any] = {"source": line.source, "line": line.number, "kind": line.kind, "key": line.key, "reason": reason}
+        if issues:
+            entry["issues"] = [{"path": i.path, "message": i.message} for i in issues]
+        self.rejects.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+
+    def exit_code(self) -> int:
+        if self.stopped_reason:
+            return EXIT_STOPPED
+        return EXIT_REJECTED if self.rejected else EXIT_OK
+
+    def as_dict(self, retries: int) -> dict[str, Any]:
+        duration = max(time.monotonic() - self.started, 1e-9)
+        resources = sum(self.resources[o] for o in ("created", "updated", "unchanged"))
+        return {
+            "status": "stopped" if self.stopped_reason else "completed",
+            "stopped_reason": self.stopped_reason,
+            "exit_code": self.exit_code(),
+            "lines": self.lines_read,
+            "synced": self.synced,
+            "rejected": self.rejected,
+            "not_processed": self.lines_read - self.synced - self.rejected,
+            "by_kind": {kind: dict(sorted(c.items())) for kind, c in sorted(self.by_kind.items())},
+            "resources": dict(sorted(self.resources.items())),
+            "bundles": self.bundles,
+            "bundle_splits": self.splits,
+            "retries": retries,
+            "duration_s": round(duration, 3),
+            "records_per_s": round(self.synced / duration, 1),
+            "resources_per_s": round(resources / duration, 1),
+        }
+
+
+class Progress:
+    """A live line on a terminal; a plain log line every `interval_s` otherwise."""
+
+    def __init__(self, report: Report, total_bytes: int | None, stream: IO[str] = sys.stderr) -> None:
+        self.report = report
+        self.total_bytes = total_bytes
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.interval_s = 0.5 if self.tty else 10.0
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.report.started, 1e-9)
+        done = self.report.synced + self.report.rejected
+        rate = done / elapsed
+        text = f"records {done:,} | {rate:,.0f}/s | rejected {self.report.rejected:,}"
+        if self.total_bytes and self.report.bytes_read:
+            fraction = min(self.report.bytes_read / self.total_bytes, 1.0)
+            eta = elapsed * (1 - fraction) / fraction if fraction else 0
+            text += f" | {100 * fraction:.0f}% | ETA {eta:,.0f}s"
+        return text
+
+    def tick(self) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + self.line())
+        else:
+            self.stream.write("sync progress: " + self.line() + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + self.line() + "\n")
+            self.stream.flush()

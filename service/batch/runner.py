@@ -1,0 +1,194 @@
+"""The batch sync job: stream lines, group them into transaction Bundles, send several at once.
+
+Ordering: a Bundle waits for any earlier in-flight Bundle that carries a session its records point
+at, so a session always lands before its children. A Bundle the server rejects is split in halves
+until the bad records are found, so good neighbours still land. A FHIR server still unavailable
+after the client's retries stops the job (exit 2); re-running it finishes the job without
+duplicates, since every resource goes to a deterministic id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from service.batch.report import Progress, Report
+from service.batch.source import Line
+from service.errors import Conflict, FhirRejected, FhirUnavailable
+from service.mappers import resource_ids
+from service.sync import SyncEngine, SyncResult
+from service.sync.engine import MissingSessions
+
+log = logging.getLogger("infusion_fhir.batch")
+
+SESSION = "infusion_session"
+CHILD_LISTS = ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
+
+
+class KnownSessions:
+    """A bounded memory of session keys this run has synced (oldest forgotten first)."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, key: str) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        if len(self._keys) > self.capacity:
+            self._keys.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+
+@dataclass
+class Batch:
+    lines: list[Line]
+    waits_for: list[asyncio.Event] = field(default_factory=list)
+    carries: dict[str, asyncio.Event] = field(default_factory=dict)
+
+
+class BatchSync:
+    """One run of `infusion-fhir sync` over an iterable of parsed lines."""
+
+    def __init__(self, engine: SyncEngine, report: Report, *, batch_size: int = 50, concurrency: int = 4) -> None:
+        self.engine = engine
+        self.report = report
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.known = KnownSessions()
+        self.in_flight: dict[str, asyncio.Event] = {}
+        self.stop = asyncio.Event()
+
+    async def run(self, lines: Iterable[Line], progress: Progress | None = None) -> Report:
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.concurrency)
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency)]
+        ticker = asyncio.create_task(self._tick(progress)) if progress else None
+        try:
+            await self._produce(lines, queue)
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+            if ticker:
+                ticker.cancel()
+            if progress:
+                progress.finish()
+        return self.report
+
+    def interrupt(self, reason: str) -> None:
+        """Stop taking new work; Bundles already sent finish; the job exits 2."""
+        if not self.report.stopped_reason:
+            self.report.stopped_reason = reason
+        self.stop.set()
+
+    async def _produce(self, lines: Iterable[Line], queue: asyncio.Queue[Batch | None]) -> None:
+        batch: list[Line] = []
+        for line in lines:
+            if self.stop.is_set():
+                return
+            self.report.lines_read += line.record is not None or bool(line.issues)
+            self.report.bytes_read += line.size
+            if line.record is None:
+                if line.issues:
+                    self.report.record_rejected(line, "invalid record", line.issues)
+                continue
+            batch.append(line)
+            if len(batch) >= self.batch_size:
+                await queue.put(self._plan(batch))
+                batch = []
+            await asyncio.sleep(0)  # let workers and the progress ticker run between lines
+        if batch and not self.stop.is_set():
+            await queue.put(self._plan(batch))
+
+    def _plan(self, lines: list[Line]) -> Batch:
+        """Note which in-flight sessions the batch must wait for, and which sessions it carries."""
+        own = {line.record.key for line in lines if line.record.kind == SESSION}
+        referenced = {k for line in lines if (k := getattr(line.record, "session_key", None))} - own
+        batch = Batch(lines, waits_for=[self.in_flight[k] for k in referenced if k in self.in_flight])
+        for key in own:
+            batch.carries[key] = self.in_flight[key] = asyncio.Event()
+        return batch
+
+    async def _worker(self, queue: asyncio.Queue[Batch | None]) -> None:
+        while (batch := await queue.get()) is not None:
+            try:
+                for event in batch.waits_for:
+                    await event.wait()
+                if not self.stop.is_set():
+                    await self._sync(batch.lines)
+            except FhirUnavailable as exc:
+                log.error("batch.stopped", extra={"reason": exc.message})
+                self.interrupt(f"FHIR server unavailable: {exc.message}")
+            finally:
+                for key, event in batch.carries.items():
+                    event.set()
+                    if self.in_flight.get(key) is event:
+                        del self.in_flight[key]
+
+    async def _sync(self, lines: list[Line]) -> None:
+        """Sync lines as one Bundle; on rejection, split to find the bad ones."""
+        if not lines:
+            return
+        records = [line.record for line in lines]
+        try:
+            result = await self.engine.upsert(records, known_sessions=self.known)
+        except MissingSessions as missing:
+            orphans = [l for l in lines if getattr(l.record, "session_key", None) in missing.session_keys and l.record.kind != SESSION]
+            for line in orphans:
+                self.report.record_rejected(line, f"session {line.record.session_key} not found on the FHIR server")
+            await self._sync([l for l in lines if l not in orphans])
+            return
+        except (FhirRejected, Conflict) as exc:
+            if len(lines) == 1:
+                self.report.record_rejected(lines[0], _reason(exc))
+                return
+            self.report.splits += 1
+            middle = len(lines) // 2
+            await self._sync(lines[:middle])
+            await self._sync(lines[middle:])
+            return
+        except FhirUnavailable:
+            raise
+        except Exception as exc:  # a bug must not lose records: they are reported, never dropped
+            log.exception("batch.unexpected", extra={"error": type(exc).__name__})
+            if len(lines) == 1:
+                self.report.record_rejected(lines[0], f"internal error ({type(exc).__name__}); see the log")
+                return
+            middle = len(lines) // 2
+            await self._sync(lines[:middle])
+            await self._sync(lines[middle:])
+            return
+        self.report.bundles += 1
+        self._account(lines, result)
+
+    def _account(self, lines: list[Line], result: SyncResult) -> None:
+        outcomes = {f"{r.resource_type}/{r.id}": r.outcome.value for r in result.resources}
+        for written in result.resources:
+            self.report.resources[written.outcome.value] += 1
+        config = self.engine.config
+        for line in lines:
+            record = line.record
+            refs = [rid.ref for rid in resource_ids(record.kind, record.key, config)]
+            for child_list in CHILD_LISTS:
+                for child in getattr(record, child_list, None) or []:
+                    refs += [rid.ref for rid in resource_ids(child.kind, child.key, config)]
+            seen = {outcomes[ref] for ref in refs if ref in outcomes}
+            outcome = "created" if "created" in seen else "updated" if "updated" in seen else "unchanged"
+            self.report.record_synced(line, outcome)
+            if record.kind == SESSION:
+                self.known.add(record.key)
+
+    async def _tick(self, progress: Progress) -> None:
+        while True:
+            await asyncio.sleep(progress.interval_s)
+            progress.tick()
+
+
+def _reason(exc: FhirRejected | Conflict) -> str:
+    diagnostics = "; ".join(exc.diagnostics())
+    return f"{exc.message}: {diagnostics}" if diagnostics else exc.message
