@@ -9,7 +9,11 @@ from typing import Any
 # HAPI FHIR states the storage outcome of each entry with a code from this system; a server
 # without it still tells created (201) from the rest, and we then report a 200 as "updated".
 HAPI_STORAGE_CODES = "https://hapifhir.io/fhir/CodeSystem/hapi-fhir-storage-response-code"
-_UNCHANGED_CODES = {"SUCCESSFUL_UPDATE_NO_CHANGE", "SUCCESSFUL_CREATE_WITH_CONDITIONAL_MATCH", "SUCCESSFUL_CREATE_NO_CONDITIONAL_MATCH"}
+_UNCHANGED_CODES = {
+    "SUCCESSFUL_UPDATE_NO_CHANGE",
+    "SUCCESSFUL_UPDATE_WITH_CONDITIONAL_MATCH_NO_CHANGE",
+    "SUCCESSFUL_CREATE_WITH_CONDITIONAL_MATCH",  # a conditional create that found the Patient
+}
 
 
 class WriteOutcome(StrEnum):
