@@ -13,7 +13,6 @@ from schemas.records import (
     RecordInvalid,
     format_path,
     parse_record,
-    parse_record_json,
     parse_record_of_kind,
 )
 from schemas.session import Dose, InfusionSession, Rate
@@ -40,7 +39,6 @@ __all__ = [
     "VitalSign",
     "format_path",
     "parse_record",
-    "parse_record_json",
     "parse_record_of_kind",
     "record_json_schema",
 ]

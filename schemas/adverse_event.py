@@ -77,9 +77,9 @@ class AdverseEvent(RecordBase):
     @field_validator("causality")
     @classmethod
     def _causality_needs_session(cls, causality: str | None, info: ValidationInfo) -> str | None:
-        if causality is not None and not cls.embedded and "session_key" in info.data:
-            if info.data["session_key"] is None:
-                raise rule("causality needs session_key (the infusion it is assessed against)")
+        unlinked = "session_key" in info.data and info.data["session_key"] is None
+        if causality is not None and not cls.embedded and unlinked:
+            raise rule("causality needs session_key (the infusion it is assessed against)")
         return causality
 
 

@@ -102,7 +102,9 @@ Timestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_date_time_text),
     AfterValidator(_whole_minute_offset),
-    Field(description="ISO 8601 date-time with a UTC offset (Z or +hh:mm); a time without offset is an error"),
+    Field(
+        description="ISO 8601 date-time with a UTC offset (Z or +hh:mm); a time without offset is an error"
+    ),
 ]
 BirthDate = Annotated[dt.date, BeforeValidator(_date_text), AfterValidator(_plausible_birth_date)]
 Text = Annotated[
@@ -115,7 +117,7 @@ ShortText = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_no_control_chars),
 ]
-Identifier = Annotated[
+ExternalId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
     AfterValidator(_no_control_chars),
@@ -130,14 +132,16 @@ Sex = Literal["female", "male", "other", "unknown"]
 class PatientInfo(StrictModel):
     """The patient a record is about, as the EHR knows them."""
 
-    mrn: Identifier = Field(
+    mrn: ExternalId = Field(
         description=(
             "Medical record number exactly as the EHR holds it: 1-64 characters, any punctuation; "
             "no control characters, no leading or trailing whitespace."
         ),
     )
     family: ShortText | None = Field(None, description="Family name.")
-    given: list[ShortText] | None = Field(None, min_length=1, max_length=5, description="Given names, in order.")
+    given: list[ShortText] | None = Field(
+        None, min_length=1, max_length=5, description="Given names, in order."
+    )
     birth_date: BirthDate | None = Field(None, description="Date of birth, YYYY-MM-DD.")
     sex: Sex | None = Field(None, description="Administrative sex (FHIR AdministrativeGender).")
 
@@ -145,7 +149,7 @@ class PatientInfo(StrictModel):
 class Clinician(StrictModel):
     """The clinician responsible for an infusion session."""
 
-    id: Identifier = Field(description="The clinic's identifier for the clinician.")
+    id: ExternalId = Field(description="The clinic's identifier for the clinician.")
     name: ShortText | None = Field(None, description="Display name.")
 
 

@@ -21,7 +21,9 @@ class Phq9Assessment(RecordBase):
     items: list[ItemScore] = Field(
         min_length=9, max_length=9, description="Exactly 9 answers in questionnaire order, each 0-3."
     )
-    difficulty: Difficulty | None = Field(None, description="Item 10, how difficult the problems made things.")
+    difficulty: Difficulty | None = Field(
+        None, description="Item 10, how difficult the problems made things."
+    )
     total: Integer | None = Field(
         None, validate_default=True, description="Optional; must equal the sum of the items when given."
     )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
@@ -26,7 +25,7 @@ KINDS: tuple[str, ...] = tuple(MODELS)
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 
 Record = Annotated[
-    Union[InfusionSession, VitalSign, MonitoringScore, AdverseEvent, Phq9Assessment],
+    InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment,
     Field(discriminator="kind"),
 ]
 """Any record; the models' `kind` literal discriminates."""
@@ -122,12 +121,3 @@ def parse_record_of_kind(
             raise RecordInvalid([Issue("key", "must match the record key the request names")])
         obj = {**obj, "key": key}
     return _validate(MODELS[kind], obj)
-
-
-def parse_record_json(text: str | bytes) -> InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment:
-    """Parse one JSON document (e.g. an NDJSON line) into a record."""
-    try:
-        obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        raise RecordInvalid([Issue("", "not valid JSON")]) from None
-    return parse_record(obj)

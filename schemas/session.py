@@ -8,7 +8,18 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from schemas.adverse_event import EmbeddedAdverseEvent
-from schemas.common import KIND_NOTE, Clinician, Number, RecordBase, StrictModel, Text, Timestamp, nested, required, rule
+from schemas.common import (
+    KIND_NOTE,
+    Clinician,
+    Number,
+    RecordBase,
+    StrictModel,
+    Text,
+    Timestamp,
+    nested,
+    required,
+    rule,
+)
 from schemas.monitoring_score import EmbeddedMonitoringScore
 from schemas.phq9 import EmbeddedPhq9Assessment
 from schemas.vital_sign import EmbeddedVitalSign
@@ -29,7 +40,9 @@ class Rate(StrictModel):
     """Infusion rate."""
 
     unit: RateUnit = Field(description="mg/kg/h, mg/min or mL/h (UCUM).")
-    value: Number = Field(gt=0, description="Rate in `unit`; mg/kg/h up to 10, mg/min up to 50, mL/h up to 2000.")
+    value: Number = Field(
+        gt=0, description="Rate in `unit`; mg/kg/h up to 10, mg/min up to 50, mL/h up to 2000."
+    )
 
     @field_validator("value")
     @classmethod
@@ -56,7 +69,9 @@ class InfusionSession(RecordBase):
     status: Status
     started_at: Timestamp = Field(description="Start (or scheduled start) of the infusion.")
     ended_at: Timestamp | None = Field(
-        None, validate_default=True, description="Required when completed or stopped; absent while in progress."
+        None,
+        validate_default=True,
+        description="Required when completed or stopped; absent while in progress.",
     )
     drug: Literal["ketamine"]
     dose: Dose | None = Field(

@@ -52,10 +52,13 @@ class VitalSign(RecordBase):
         validate_default=True,
         description=(
             "UCUM unit. blood_pressure: mm[Hg]; heart_rate, respiratory_rate: /min; spo2: %; "
-            "temperature: Cel or [degF]; body_weight: kg or [lb_av]. May be omitted where only one is allowed."
+            "temperature: Cel or [degF]; body_weight: kg or [lb_av]. "
+            "May be omitted where only one is allowed."
         ),
     )
-    value: Number | None = Field(None, validate_default=True, description="The measurement (not for blood pressure).")
+    value: Number | None = Field(
+        None, validate_default=True, description="The measurement (not for blood pressure)."
+    )
     systolic: Number | None = Field(None, validate_default=True, description="Systolic pressure, mm[Hg].")
     diastolic: Number | None = Field(None, validate_default=True, description="Diastolic pressure, mm[Hg].")
 
@@ -106,7 +109,9 @@ class VitalSign(RecordBase):
         return value
 
 
-def _pressure(value: float | None, info: ValidationInfo, what: str, bounds: tuple[float, float]) -> float | None:
+def _pressure(
+    value: float | None, info: ValidationInfo, what: str, bounds: tuple[float, float]
+) -> float | None:
     vital = info.data.get("type")
     if vital is None:
         return value

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     identifier_system_base: str = "https://infusion-fhir.example.org/fhir/sid"
     mrn_system: str = "https://infusion-fhir.example.org/fhir/sid/mrn"
     local_code_system_base: str = "https://infusion-fhir.example.org/fhir/CodeSystem"
+    practitioner_identifier_system: str = "https://infusion-fhir.example.org/fhir/sid/practitioner"
+    medication_product_system: str | None = Field(
+        None, description="System of an extra product code on the medication (e.g. NDC or RxNorm SCD)."
+    )
+    medication_product_code: str | None = None
+    medication_product_display: str | None = None
 
     @field_validator("fhir_base_url")
     @classmethod
@@ -60,4 +66,11 @@ class Settings(BaseSettings):
             identifier_system_base=self.identifier_system_base,
             mrn_system=self.mrn_system,
             local_code_system_base=self.local_code_system_base,
+            practitioner_identifier_system=self.practitioner_identifier_system,
+            medication_product_coding=self._product_coding(),
         )
+
+    def _product_coding(self) -> tuple[str, str, str] | None:
+        if not (self.medication_product_system and self.medication_product_code):
+            return None
+        return (self.medication_product_system, self.medication_product_code, self.medication_product_display or self.medication_product_code)

@@ -39,7 +39,7 @@ STOP_REASONS = ("Patient request after emergence reaction", "Blood pressure abov
 
 def _time(rng: random.Random, base: dt.datetime, minutes: int) -> str:
     offset = OFFSETS[rng.randrange(len(OFFSETS))]
-    tz = dt.timezone.utc if offset == "Z" else dt.datetime.strptime(offset, "%z").tzinfo
+    tz = dt.UTC if offset == "Z" else dt.datetime.strptime(offset, "%z").tzinfo
     text = (base + dt.timedelta(minutes=minutes)).astimezone(tz).isoformat()
     return text.replace("+00:00", "Z") if offset == "Z" else text
 
@@ -74,7 +74,9 @@ def vital_sign(rng: random.Random, i: int, key: str, base: dt.datetime) -> dict[
     elif vital == "spo2":
         record["value"] = rng.choice((88, 94, 97, 99, 100, 96.5))
     elif vital == "temperature":
-        record["value"] = round(rng.uniform(35.8, 38.2), 1) if unit == "Cel" else round(rng.uniform(96.4, 100.8), 1)
+        record["value"] = (
+            round(rng.uniform(35.8, 38.2), 1) if unit == "Cel" else round(rng.uniform(96.4, 100.8), 1)
+        )
     else:
         record["value"] = round(rng.uniform(48, 130), 1) if unit == "kg" else round(rng.uniform(105, 290), 1)
     if vital in ("temperature", "body_weight") or i % 3:
@@ -86,19 +88,30 @@ def monitoring_score(rng: random.Random, i: int, key: str, base: dt.datetime) ->
     instrument = ("cadss", "moaas", "rass")[i % 3]
     low, high = SCORE_RANGES[instrument]
     score = (low, high, rng.randint(low, high))[i // 3 % 3]
-    return {"kind": "monitoring_score", "key": key, "measured_at": _time(rng, base, 10 + i % 30),
-            "instrument": instrument, "score": score}
+    return {
+        "kind": "monitoring_score",
+        "key": key,
+        "measured_at": _time(rng, base, 10 + i % 30),
+        "instrument": instrument,
+        "score": score,
+    }
 
 
-def adverse_event(rng: random.Random, i: int, key: str, base: dt.datetime, with_session: bool) -> dict[str, Any]:
+def adverse_event(
+    rng: random.Random, i: int, key: str, base: dt.datetime, with_session: bool
+) -> dict[str, Any]:
     event = EVENTS[i % len(EVENTS)]
     serious = i % 7 == 0
     outcome = OUTCOMES[i % len(OUTCOMES)]
     record: dict[str, Any] = {
-        "kind": "adverse_event", "key": key,
-        "onset_at": _time(rng, base, 15 + i % 20), "recorded_at": _time(rng, base, 40 + i % 20),
-        "event": event, "severity": SEVERITIES[i % len(SEVERITIES)],
-        "serious": serious or outcome == "fatal", "outcome": outcome,
+        "kind": "adverse_event",
+        "key": key,
+        "onset_at": _time(rng, base, 15 + i % 20),
+        "recorded_at": _time(rng, base, 40 + i % 20),
+        "event": event,
+        "severity": SEVERITIES[i % len(SEVERITIES)],
+        "serious": serious or outcome == "fatal",
+        "outcome": outcome,
     }
     if event == "other" or i % 4 == 1:
         record["description"] = rng.choice(("Metallic taste", "Transient numbness of lips", "Felt detached"))
@@ -107,7 +120,9 @@ def adverse_event(rng: random.Random, i: int, key: str, base: dt.datetime, with_
     if i % 6:
         record["action_taken"] = ACTIONS[i % len(ACTIONS)]
     if i % 3 == 0:
-        record["note"] = rng.choice(("Ondansetron 4 mg IV given.", "Observed 30 min extra.", "Family informed."))
+        record["note"] = rng.choice(
+            ("Ondansetron 4 mg IV given.", "Observed 30 min extra.", "Family informed.")
+        )
     return record
 
 
@@ -118,8 +133,12 @@ def phq9(rng: random.Random, i: int, key: str, base: dt.datetime) -> dict[str, A
     while sum(items) < band_total:
         slot = rng.randrange(slots)
         items[slot] = min(3, items[slot] + 1)
-    record: dict[str, Any] = {"kind": "phq9_assessment", "key": key, "completed_at": _time(rng, base, -30),
-                              "items": items}
+    record: dict[str, Any] = {
+        "kind": "phq9_assessment",
+        "key": key,
+        "completed_at": _time(rng, base, -30),
+        "items": items,
+    }
     if i % 5:
         record["difficulty"] = DIFFICULTIES[i % len(DIFFICULTIES)]
     if i % 2 == 0:
@@ -130,10 +149,18 @@ def phq9(rng: random.Random, i: int, key: str, base: dt.datetime) -> dict[str, A
 def _session(rng: random.Random, i: int, patient: dict, base: dt.datetime) -> dict[str, Any]:
     status = STATUSES[i % len(STATUSES)]
     key = f"S{i:04d}_{'ab'[i % 2]}.x"
-    record: dict[str, Any] = {"kind": "infusion_session", "key": key, "patient": patient, "status": status,
-                              "started_at": _time(rng, base, 0), "drug": "ketamine"}
+    record: dict[str, Any] = {
+        "kind": "infusion_session",
+        "key": key,
+        "patient": patient,
+        "status": status,
+        "started_at": _time(rng, base, 0),
+        "drug": "ketamine",
+    }
     duration = rng.choice((40, 45, 60, 100))
-    if status in ("completed", "stopped") or (status in ("not_done", "entered_in_error", "planned") and i % 2):
+    if status in ("completed", "stopped") or (
+        status in ("not_done", "entered_in_error", "planned") and i % 2
+    ):
         record["ended_at"] = _time(rng, base, duration if status != "stopped" else duration // 2)
     if status != "planned" and (status in ("in_progress", "completed", "stopped") or i % 3):
         weight = round(rng.uniform(50, 120), 1)
@@ -147,7 +174,10 @@ def _session(rng: random.Random, i: int, patient: dict, base: dt.datetime) -> di
             unit = RATE_UNITS[i % len(RATE_UNITS)]
             dose["rate"] = {"unit": unit, "value": {"mg/kg/h": 0.75, "mg/min": 0.9, "mL/h": 150}[unit]}
         record["dose"] = dose
-    record["indications"] = [INDICATIONS[i % len(INDICATIONS)], *([INDICATIONS[(i + 2) % 6]] if i % 3 else [])]
+    record["indications"] = [
+        INDICATIONS[i % len(INDICATIONS)],
+        *([INDICATIONS[(i + 2) % 6]] if i % 3 else []),
+    ]
     if status == "stopped" or (status == "not_done" and i % 2):
         record["stop_reason"] = STOP_REASONS[i % len(STOP_REASONS)]
     if i % 3 == 0:
@@ -160,7 +190,7 @@ def _session(rng: random.Random, i: int, patient: dict, base: dt.datetime) -> di
 def generate(seed: int = 2024, sessions: int = 90) -> Iterator[dict[str, Any]]:
     """Valid record dicts, standalone and embedded, deterministic for a seed (about 8 per session)."""
     rng = random.Random(seed)
-    start = dt.datetime(2024, 3, 4, 8, 30, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 3, 4, 8, 30, tzinfo=dt.UTC)
     for i in range(sessions):
         patient = _patient(i % 31)
         base = start + dt.timedelta(days=i // 4, hours=2 * (i % 4))
@@ -189,13 +219,20 @@ def generate(seed: int = 2024, sessions: int = 90) -> Iterator[dict[str, Any]]:
                     child = {k: v for k, v in child.items() if k != "causality"}
                 yield {**child, "patient": patient, **({"session_key": key} if linked else {})}
         if i % 4 == 2:  # a standalone adverse event with no session at all
-            yield {**adverse_event(rng, i + 1, f"{key}.ae-free", base, with_session=False), "patient": patient}
+            yield {
+                **adverse_event(rng, i + 1, f"{key}.ae-free", base, with_session=False),
+                "patient": patient,
+            }
 
 
 def _literals(annotation: Any) -> set[Any]:
     if typing.get_origin(annotation) is typing.Literal:
         return set(typing.get_args(annotation))
-    return set().union(*(_literals(arg) for arg in typing.get_args(annotation))) if typing.get_args(annotation) else set()
+    return (
+        set().union(*(_literals(arg) for arg in typing.get_args(annotation)))
+        if typing.get_args(annotation)
+        else set()
+    )
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -205,7 +242,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 def coverage_gaps(records: list[dict[str, Any]]) -> list[str]:
-    """What the records leave uncovered: enum values never used, optional fields never given or never omitted."""
+    """Gaps in the records: enum values never used, optional fields not both given and omitted."""
     presence: dict[str, set[bool]] = {}
     values: dict[str, set[Any]] = {}
     expected: dict[str, tuple[bool, set[Any]]] = {}

@@ -119,7 +119,7 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
     }
     text = resource.event.text if resource.event is not None else None
     code = codes.AE_EVENTS.get(fields["event"])
-    # A local code's display as text means "no description" (a description identical to it reads back as none).
+    # A local code's display as text means "no description" (a description equal to it reads back as none).
     if text is not None and not (isinstance(code, codes.LocalCode) and text == code.display):
         fields["description"] = text
     suspects = resource.suspectEntity or []

@@ -21,10 +21,10 @@ from service.mappers.fhir import (
     as_resource,
 )
 from service.mappers.ids import (
+    SLOTS,
     identifier_system,
     identifier_value,
     parse_identifier,
-    SLOTS,
     patient_urn,
     resource_id,
     resource_ref,
@@ -41,7 +41,9 @@ def coding(code: Code | LocalCode, config: MappingConfig) -> Coding:
     return Coding(system=code.system, code=code.code, display=code.display)
 
 
-def concept(items: Iterable[Code | LocalCode], config: MappingConfig, text: str | None = None) -> CodeableConcept:
+def concept(
+    items: Iterable[Code | LocalCode], config: MappingConfig, text: str | None = None
+) -> CodeableConcept:
     """A CodeableConcept of one or more codes, with optional text."""
     return CodeableConcept(coding=[coding(item, config) for item in items], text=text)
 
@@ -49,7 +51,9 @@ def concept(items: Iterable[Code | LocalCode], config: MappingConfig, text: str 
 def has_code(value: CodeableConcept | None, code: Code | LocalCode, config: MappingConfig) -> bool:
     """Whether a CodeableConcept carries `code`."""
     wanted = coding(code, config)
-    return any(c.system == wanted.system and c.code == wanted.code for c in (value.coding or [] if value else []))
+    return any(
+        c.system == wanted.system and c.code == wanted.code for c in (value.coding or [] if value else [])
+    )
 
 
 def pick(value: CodeableConcept | None, table: dict[Any, Code | LocalCode], config: MappingConfig) -> Any:
@@ -139,7 +143,9 @@ def primary_part(kind: str) -> str:
 def record_key(parts: dict[tuple[str, str, str], DomainResource], kind: str, key: str | None) -> str:
     """The key of the record of `kind` among `parts`: `key` if given and present, else the only one."""
     primary = primary_part(kind)
-    found = sorted({k for (kind_, k, part) in parts if kind_ == kind and part == primary and key in (None, k)})
+    found = sorted(
+        {k for (kind_, k, part) in parts if kind_ == kind and part == primary and key in (None, k)}
+    )
     if not found:
         raise ValueError(f"no {kind} {primary} resource given")
     if len(found) > 1:

@@ -29,7 +29,9 @@ def _replace_references(value: Any, replacements: Mapping[str, str]) -> Any:
     """A copy of JSON `value` with every `reference` found in `replacements` rewritten."""
     if isinstance(value, dict):
         return {
-            k: replacements.get(v, v) if k == "reference" and isinstance(v, str) else _replace_references(v, replacements)
+            k: replacements.get(v, v)
+            if k == "reference" and isinstance(v, str)
+            else _replace_references(v, replacements)
             for k, v in value.items()
         }
     if isinstance(value, list):
@@ -68,7 +70,11 @@ def transaction_bundle(
             {
                 "fullUrl": patient_urn(mrn, config),
                 "resource": to_json(patient_resource(patient, config)),
-                "request": {"method": "POST", "url": "Patient", "ifNoneExist": patient_if_none_exist(mrn, config)},
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": patient_if_none_exist(mrn, config),
+                },
             }
         )
     for resource_type in TYPE_ORDER:

@@ -46,7 +46,12 @@ VITAL_PROFILE_BASE = "http://hl7.org/fhir/StructureDefinition/"
 # --- Section 5: patient identity ---
 MRN_TYPE = Code(V2_0203, "MR", "Medical record number")
 
+# --- Statuses (R4 required bindings) ---
+OBSERVATION_FINAL = "final"
+ENTERED_IN_ERROR = "entered-in-error"  # Procedure, MedicationAdministration and Observation alike
+
 # --- Section 1: infusion session -> Procedure + MedicationAdministration ---
+PROCEDURE_TEXT = "Ketamine infusion"
 PROCEDURE_CODE = Code(SNOMED, "14152002", "Intravenous infusion")
 PROCEDURE_CATEGORY = Code(SNOMED, "24642003", "Psychiatry procedure or service")
 PROCEDURE_STATUS: dict[str, str] = {  # record status -> R4 event-status
@@ -73,6 +78,8 @@ KETAMINE_TEXT = "ketamine hydrochloride"
 MED_ADMIN_CATEGORY_OUTPATIENT = Code(MED_ADMIN_CATEGORY, "outpatient", "Outpatient")
 ROUTE_INTRAVENOUS = Code(SNOMED, "47625008", "Intravenous route")
 UNIT_MG = "mg"
+UNIT_KG = "kg"
+DOSING_WEIGHT_TEXT = "Dosing weight"  # bodyweight Observation 29463-7 (section 1, last line)
 UNIT_MG_PER_KG = "mg/kg"
 RATE_UNITS: tuple[str, ...] = ("mg/kg/h", "mg/min", "mL/h")  # UCUM codes, used as unit text too
 
@@ -104,8 +111,9 @@ class Vital:
 
 
 VITALS: dict[str, Vital] = {
-    "blood_pressure": Vital("bp", (Code(LOINC, "85354-9", "Blood pressure panel with all children optional"),),
-                            "Blood pressure"),
+    "blood_pressure": Vital(
+        "bp", (Code(LOINC, "85354-9", "Blood pressure panel with all children optional"),), "Blood pressure"
+    ),
     "heart_rate": Vital("heartrate", (Code(LOINC, "8867-4", "Heart rate"),), "Heart rate"),
     "respiratory_rate": Vital("resprate", (Code(LOINC, "9279-1", "Respiratory rate"),), "Respiratory rate"),
     "spo2": Vital(
@@ -158,13 +166,22 @@ PHQ9_ITEMS: tuple[Code, ...] = (
     Code(LOINC, "44259-0", "Trouble falling or staying asleep, or sleeping too much"),
     Code(LOINC, "44254-1", "Feeling tired or having little energy"),
     Code(LOINC, "44251-7", "Poor appetite or overeating"),
-    Code(LOINC, "44258-2",
-         "Feeling bad about yourself - or that you are a failure or have let yourself or your family down"),
-    Code(LOINC, "44252-5",
-         "Trouble concentrating on things, such as reading the newspaper or watching television"),
-    Code(LOINC, "44253-3",
-         "Moving or speaking so slowly that other people could have noticed. Or the opposite - being so "
-         "fidgety or restless that you have been moving around a lot more than usual"),
+    Code(
+        LOINC,
+        "44258-2",
+        "Feeling bad about yourself - or that you are a failure or have let yourself or your family down",
+    ),
+    Code(
+        LOINC,
+        "44252-5",
+        "Trouble concentrating on things, such as reading the newspaper or watching television",
+    ),
+    Code(
+        LOINC,
+        "44253-3",
+        "Moving or speaking so slowly that other people could have noticed. Or the opposite - being so "
+        "fidgety or restless that you have been moving around a lot more than usual",
+    ),
     Code(LOINC, "44260-8", "Thoughts that you would be better off dead, or of hurting yourself in some way"),
 )
 PHQ9_DIFFICULTY = Code(
@@ -187,6 +204,8 @@ PHQ9_DIFFICULTY_ANSWERS: dict[str, Code] = {
     "extremely": Code(LOINC, "LA6574-3", "Extremely difficult"),
 }
 UNIT_SCORE = "{score}"
+PHQ9_PANEL_TEXT = "PHQ-9"
+PHQ9_TOTAL_TEXT = "PHQ-9 total score"
 # Severity bands of the total (upper bound inclusive) with a local interpretation code.
 PHQ9_SEVERITY: tuple[tuple[int, LocalCode], ...] = (
     (4, LocalCode("phq9-interpretation", "minimal", "Minimal depression")),

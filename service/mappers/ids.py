@@ -50,7 +50,9 @@ class ResourceId:
 SLOTS: dict[str, tuple[Slot, ...]] = {
     "infusion_session": (
         Slot("Procedure", "procedure", "pr", primary=True),
-        Slot("MedicationAdministration", "medication-administration", "ma", optional=True),  # not when planned
+        Slot(
+            "MedicationAdministration", "medication-administration", "ma", optional=True
+        ),  # not when planned
         Slot("Observation", "dosing-weight", "bw", optional=True),  # only with dose.weight_kg
     ),
     "vital_sign": (Slot("Observation", "observation", "vs", primary=True),),
@@ -111,12 +113,14 @@ def identifier_value(kind: str, key: str, part: str) -> str:
     return key if _slot(kind, part).primary else f"{key}/{part}"
 
 
-def parse_identifier(system: str | None, value: str | None, config: MappingConfig) -> tuple[str, str, str] | None:
+def parse_identifier(
+    system: str | None, value: str | None, config: MappingConfig
+) -> tuple[str, str, str] | None:
     """(kind, key, part) from a business identifier this service wrote, else None."""
     base = config.identifier_system_base.rstrip("/") + "/"
     if not system or not value or not system.startswith(base):
         return None
-    kind = _KIND_BY_SYSTEM_SUFFIX.get(system[len(base):])
+    kind = _KIND_BY_SYSTEM_SUFFIX.get(system[len(base) :])
     if kind is None:
         return None
     key, _, part = value.partition("/")
@@ -129,9 +133,7 @@ def parse_identifier(system: str | None, value: str | None, config: MappingConfi
 
 def search_escape(value: str) -> str:
     r"""FHIR search escaping of a token part: `\` -> `\\`, `,` -> `\,`, `$` -> `\$`, `|` -> `\|`."""
-    return (
-        value.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$").replace("|", "\\|")
-    )
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$").replace("|", "\\|")
 
 
 def patient_token(mrn: str, config: MappingConfig) -> str:

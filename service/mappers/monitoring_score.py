@@ -31,10 +31,12 @@ def to_fhir(record: MonitoringScore, config: MappingConfig) -> list[Observation]
     return [
         Observation(
             **resource_identity(KIND, record.key, PART, config),
-            status="final",
+            status=codes.OBSERVATION_FINAL,
             category=[concept([codes.CATEGORY_SURVEY], config)],
             code=concept(
-                [codes.MONITORING_SCALES[record.instrument]], config, text=codes.MONITORING_TEXT[record.instrument]
+                [codes.MONITORING_SCALES[record.instrument]],
+                config,
+                text=codes.MONITORING_TEXT[record.instrument],
             ),
             subject=subject(record.patient.mrn, config),
             effectiveDateTime=record.measured_at,

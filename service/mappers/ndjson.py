@@ -9,8 +9,8 @@ from typing import Any, TextIO
 
 import orjson
 
-from schemas.records import RecordInvalid, parse_record
 from schemas.common import KEY_PATTERN
+from schemas.records import RecordInvalid, parse_record
 from service.mappers.bundle import transaction_bundle
 from service.mappers.config import MappingConfig
 

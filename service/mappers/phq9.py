@@ -37,7 +37,7 @@ ITEM_PARTS = tuple(f"item-{n}" for n in range(1, 10))
 def _observation(record: Phq9Assessment, part: str, config: MappingConfig, **fields: Any) -> Observation:
     common: dict[str, Any] = {
         **resource_identity(KIND, record.key, part, config),
-        "status": "final",
+        "status": codes.OBSERVATION_FINAL,
         "category": [concept([codes.CATEGORY_SURVEY], config)],
         "subject": subject(record.patient.mrn, config),
         "effectiveDateTime": record.completed_at,
@@ -59,7 +59,7 @@ def _total(record: Phq9Assessment, config: MappingConfig) -> Observation:
         record,
         "total",
         config,
-        code=concept([codes.PHQ9_TOTAL], config, text="PHQ-9 total score"),
+        code=concept([codes.PHQ9_TOTAL], config, text=codes.PHQ9_TOTAL_TEXT),
         valueQuantity=quantity(record.total, codes.UNIT_SCORE),
         interpretation=interpretation,
         note=note,
@@ -74,7 +74,9 @@ def to_fhir(record: Phq9Assessment, config: MappingConfig) -> list[Observation]:
             part,
             config,
             code=concept([item], config),
-            valueCodeableConcept=concept([codes.PHQ9_ANSWERS[score]], config, text=codes.PHQ9_ANSWERS[score].display),
+            valueCodeableConcept=concept(
+                [codes.PHQ9_ANSWERS[score]], config, text=codes.PHQ9_ANSWERS[score].display
+            ),
         )
         for part, item, score in zip(ITEM_PARTS, codes.PHQ9_ITEMS, record.items, strict=True)
     ]
@@ -94,7 +96,7 @@ def to_fhir(record: Phq9Assessment, config: MappingConfig) -> list[Observation]:
         record,
         "panel",
         config,
-        code=concept([codes.PHQ9_PANEL], config, text="PHQ-9"),
+        code=concept([codes.PHQ9_PANEL], config, text=codes.PHQ9_PANEL_TEXT),
         hasMember=[Reference(reference=f"Observation/{member.id}") for member in members],
     )
     return [*members, panel]
@@ -134,4 +136,3 @@ def from_fhir(
     parts = parts_of(resources, config)
     key = record_key(parts, KIND, key)
     return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})
-

@@ -11,10 +11,11 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
+from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.fhir import DomainResource
 
 RETRACTABLE = ("Procedure", "MedicationAdministration", "Observation")
-RETRACTED_STATUS = "entered-in-error"
+RETRACTED_STATUS = ENTERED_IN_ERROR
 
 
 def _type_of(resource: DomainResource | dict[str, Any]) -> str:
@@ -38,6 +39,8 @@ def retract(resources: Iterable[DomainResource | dict[str, Any]]) -> list[Domain
     return out
 
 
-def not_retractable(resources: Iterable[DomainResource | dict[str, Any]]) -> list[DomainResource | dict[str, Any]]:
+def not_retractable(
+    resources: Iterable[DomainResource | dict[str, Any]],
+) -> list[DomainResource | dict[str, Any]]:
     """The resources `retract` leaves out that the sync engine must delete (AdverseEvents)."""
     return [resource for resource in resources if _type_of(resource) == "AdverseEvent"]

@@ -113,7 +113,7 @@ def _period(record: InfusionSession) -> Period:
 
 
 def to_fhir(record: InfusionSession, config: MappingConfig) -> list[DomainResource]:
-    """Procedure, MedicationAdministration (not when planned), dosing weight, then the children's resources."""
+    """Procedure, MedicationAdministration (not when planned), dosing weight, then the children's."""
     patient = subject(record.patient.mrn, config)
     status_reason = [CodeableConcept(text=record.stop_reason)] if record.stop_reason is not None else None
     clinician = _clinician(record, config)
@@ -123,7 +123,7 @@ def to_fhir(record: InfusionSession, config: MappingConfig) -> list[DomainResour
             status=codes.PROCEDURE_STATUS[record.status],
             statusReason=status_reason[0] if status_reason else None,
             category=concept([codes.PROCEDURE_CATEGORY], config),
-            code=concept([codes.PROCEDURE_CODE], config, text="Ketamine infusion"),
+            code=concept([codes.PROCEDURE_CODE], config, text=codes.PROCEDURE_TEXT),
             subject=patient,
             performedPeriod=_period(record),
             performer=[ProcedurePerformer(actor=clinician)] if clinician else None,
@@ -151,13 +151,15 @@ def to_fhir(record: InfusionSession, config: MappingConfig) -> list[DomainResour
             Observation(
                 **resource_identity(KIND, record.key, "dosing-weight", config),
                 meta=profile(codes.VITALS["body_weight"].profile),
-                status="entered-in-error" if record.status == "entered_in_error" else "final",
+                status=codes.ENTERED_IN_ERROR
+                if record.status == "entered_in_error"
+                else codes.OBSERVATION_FINAL,
                 category=[concept([codes.CATEGORY_VITAL_SIGNS], config)],
-                code=concept(codes.VITALS["body_weight"].codes, config, text="Dosing weight"),
+                code=concept(codes.VITALS["body_weight"].codes, config, text=codes.DOSING_WEIGHT_TEXT),
                 subject=patient,
                 effectiveDateTime=record.started_at,
                 partOf=[session_reference(record.key, "procedure", config)],
-                valueQuantity=quantity(record.dose.weight_kg, "kg"),
+                valueQuantity=quantity(record.dose.weight_kg, codes.UNIT_KG),
             )
         )
     for field, module in CHILDREN:

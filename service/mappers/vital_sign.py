@@ -36,7 +36,7 @@ def to_fhir(record: VitalSign, config: MappingConfig) -> list[Observation]:
     fields: dict[str, Any] = {
         **resource_identity(KIND, record.key, PART, config),
         "meta": profile(vital.profile),
-        "status": "final",
+        "status": codes.OBSERVATION_FINAL,
         "category": [concept([codes.CATEGORY_VITAL_SIGNS], config)],
         "code": concept(vital.codes, config, text=vital.text),
         "subject": subject(record.patient.mrn, config),
@@ -46,7 +46,9 @@ def to_fhir(record: VitalSign, config: MappingConfig) -> list[Observation]:
         fields["partOf"] = [session_reference(record.session_key, "procedure", config)]
     if record.type == "blood_pressure":
         fields["component"] = [
-            ObservationComponent(code=concept([codes.BP_SYSTOLIC], config), valueQuantity=quantity(record.systolic, BP_UNIT)),
+            ObservationComponent(
+                code=concept([codes.BP_SYSTOLIC], config), valueQuantity=quantity(record.systolic, BP_UNIT)
+            ),
             ObservationComponent(
                 code=concept([codes.BP_DIASTOLIC], config), valueQuantity=quantity(record.diastolic, BP_UNIT)
             ),
@@ -59,7 +61,8 @@ def to_fhir(record: VitalSign, config: MappingConfig) -> list[Observation]:
 def observation_fields(observation: Observation, config: MappingConfig) -> dict[str, Any]:
     """The record fields (except key and patient) carried by a vital-sign Observation."""
     vital_type = next(
-        (name for name, vital in codes.VITALS.items() if has_code(observation.code, vital.codes[0], config)), None
+        (name for name, vital in codes.VITALS.items() if has_code(observation.code, vital.codes[0], config)),
+        None,
     )
     if vital_type is None:
         raise ValueError("the Observation is not a vital sign this service writes")

@@ -36,8 +36,10 @@ def _corpus_resources() -> tuple[int, list[dict[str, Any]]]:
     count = 0
     for item in raw:
         record = parse_record(item)
-        count += 1 + sum(len(getattr(record, name, [])) for name in
-                         ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments"))
+        count += 1 + sum(
+            len(getattr(record, name, []))
+            for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
+        )
         patients.setdefault(record.patient.mrn, to_json(patient_resource(record.patient, CONFIG)))
         for resource in mapper_for(record.kind).to_fhir(record, CONFIG):
             resources[(resource.get_resource_type(), resource.id)] = to_json(resource)
@@ -52,7 +54,7 @@ def _post_validate(http: httpx.Client, resource: dict[str, Any]) -> httpx.Respon
         except httpx.TransportError:
             if attempt == 3:
                 raise
-            time.sleep(2 ** attempt)
+            time.sleep(2**attempt)
     raise AssertionError("unreachable")
 
 
@@ -63,7 +65,10 @@ def _validate(http: httpx.Client, resource: dict[str, Any]) -> tuple[dict[str, A
     except ValueError:
         outcome = {}
     if outcome.get("resourceType") != "OperationOutcome":
-        issue = {"severity": "fatal", "diagnostics": f"HTTP {response.status_code} without an OperationOutcome"}
+        issue = {
+            "severity": "fatal",
+            "diagnostics": f"HTTP {response.status_code} without an OperationOutcome",
+        }
         return resource, [issue]
     return resource, outcome.get("issue", [])
 
@@ -79,15 +84,19 @@ def _pattern(message: str) -> str:
     return message[:220]
 
 
-def test_every_mapped_resource_passes_validate_without_errors(fhir_base_url: str, capsys: pytest.CaptureFixture) -> None:
+def test_every_mapped_resource_passes_validate_without_errors(
+    fhir_base_url: str, capsys: pytest.CaptureFixture
+) -> None:
     count, resources = _corpus_resources()
     assert count >= 500
     for resource in resources:  # each resource also parses back with fhir.resources R4B
         RESOURCE_CLASSES[resource["resourceType"]].model_validate(resource)
 
-    with httpx.Client(base_url=fhir_base_url, headers=HEADERS, timeout=60) as http:
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            results = list(pool.map(lambda r: _validate(http, r), resources))
+    with (
+        httpx.Client(base_url=fhir_base_url, headers=HEADERS, timeout=60) as http,
+        ThreadPoolExecutor(max_workers=WORKERS) as pool,
+    ):
+        results = list(pool.map(lambda r: _validate(http, r), resources))
 
     errors, warnings = [], Counter()
     for resource, issues in results:
@@ -98,8 +107,10 @@ def test_every_mapped_resource_passes_validate_without_errors(fhir_base_url: str
             elif issue.get("severity") == "warning":
                 warnings[(resource["resourceType"], _pattern(text))] += 1
     with capsys.disabled():
-        print(f"\n$validate: {count} records -> {len(resources)} distinct resources, "
-              f"{len(errors)} errors, {sum(warnings.values())} warnings:")
+        print(
+            f"\n$validate: {count} records -> {len(resources)} distinct resources, "
+            f"{len(errors)} errors, {sum(warnings.values())} warnings:"
+        )
         for (resource_type, message), n in sorted(warnings.items()):
             print(f"  warning x{n} {resource_type}: {message}")
     assert errors == []
@@ -117,30 +128,50 @@ def _read_back(http: httpx.Client, refs: list[str]) -> list[dict[str, Any]]:
 def _transaction_records(run_id: str) -> list[Any]:
     """From the corpus: a session with embedded children, and one whose children come as separate records.
 
-    Keys get the run id appended and all records share one fresh MRN with every special character.
+    Keys get the run id appended; all records share one patient whose fresh MRN holds every special
+    character.
     """
     raw = list(generate())
-    embedded = next(r for r in raw if r["kind"] == "infusion_session" and r.get("vital_signs")
-                    and r["status"] in ("completed", "stopped"))
-    flat = next(r for r in raw if r["kind"] == "infusion_session" and "vital_signs" not in r
-                and r["status"] == "completed")
+    embedded = next(
+        r
+        for r in raw
+        if r["kind"] == "infusion_session"
+        and r.get("vital_signs")
+        and r["status"] in ("completed", "stopped")
+    )
+    flat = next(
+        r
+        for r in raw
+        if r["kind"] == "infusion_session" and "vital_signs" not in r and r["status"] == "completed"
+    )
     chosen = [embedded, flat, *(r for r in raw if r.get("session_key") == flat["key"])]
-    keys = {r["key"] for r in chosen} | {c["key"] for r in chosen for name in
-                                          ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
-                                          for c in r.get(name, [])}
+    keys = {r["key"] for r in chosen} | {
+        c["key"]
+        for r in chosen
+        for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
+        for c in r.get(name, [])
+    }
     text = orjson.dumps(chosen).decode()
     for key in keys:
         text = text.replace(f'"{key}"', f'"{key}.{run_id}"')
-    mrn = f"IT,{run_id}|$\\x"
+    patient = {**embedded["patient"], "mrn": f"IT,{run_id}|$\\x"}
     records = []
     for data in orjson.loads(text):
-        data["patient"] = {**data["patient"], "mrn": mrn}
-        for child in (c for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
-                      for c in data.get(name, [])):
+        data["patient"] = patient
+        for child in (
+            c
+            for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
+            for c in data.get(name, [])
+        ):
             child.pop("patient", None)
         records.append(parse_record(data))
-    assert {r.kind for r in records} == {"infusion_session", "vital_sign", "monitoring_score", "adverse_event",
-                                         "phq9_assessment"}
+    assert {r.kind for r in records} == {
+        "infusion_session",
+        "vital_sign",
+        "monitoring_score",
+        "adverse_event",
+        "phq9_assessment",
+    }
     return records
 
 
@@ -166,7 +197,16 @@ def test_transaction_is_accepted_idempotent_and_reads_back_to_the_same_records(
     assert read[0]["resourceType"] == "Patient"
     patient = patient_from_fhir(read[0], CONFIG)
     assert patient == records[0].patient
-    resources = read[1:]
-    assert all(r["subject"]["reference"] == refs[0] for r in resources)  # urn:uuid rewritten by the server
-    for record in records:
-        assert mapper_for(record.kind).from_fhir(resources, patient, CONFIG) == record
+    by_ref = {f"{r['resourceType']}/{r['id']}": r for r in read[1:]}
+    assert all(
+        r["subject"]["reference"] == refs[0] for r in by_ref.values()
+    )  # urn:uuid rewritten by the server
+    for record in records:  # each record from the server's copies of exactly the resources it produced
+        mapper = mapper_for(record.kind)
+        own = [by_ref[f"{r.get_resource_type()}/{r.id}"] for r in mapper.to_fhir(record, CONFIG)]
+        assert mapper.from_fhir(own, patient, CONFIG) == record
+    for record in records[2:]:  # and picked by key from everything that was written
+        assert (
+            mapper_for(record.kind).from_fhir(list(by_ref.values()), patient, CONFIG, key=record.key)
+            == record
+        )

@@ -72,7 +72,9 @@ def vital_signs(draw: st.DrawFn, embedded: bool = False) -> dict[str, Any]:
     if vital_type == "blood_pressure":
         systolic = draw(_number(SYSTOLIC_RANGE[0] + 1, SYSTOLIC_RANGE[1]))
         out["systolic"] = systolic
-        out["diastolic"] = draw(_number(DIASTOLIC_RANGE[0], min(systolic, DIASTOLIC_RANGE[1]), exclude_max=True))
+        out["diastolic"] = draw(
+            _number(DIASTOLIC_RANGE[0], min(systolic, DIASTOLIC_RANGE[1]), exclude_max=True)
+        )
     else:
         out["value"] = draw(_number(*RANGES[(vital_type, unit)]))
     if vital_type in ("temperature", "body_weight") or draw(st.booleans()):
@@ -126,7 +128,9 @@ def phq9_assessments(draw: st.DrawFn, embedded: bool = False) -> dict[str, Any]:
     return _standalone(draw, out, "phq9_assessment", embedded, session_key=draw(st.booleans()))
 
 
-def _standalone(draw: st.DrawFn, out: dict[str, Any], kind: str, embedded: bool, session_key: bool) -> dict[str, Any]:
+def _standalone(
+    draw: st.DrawFn, out: dict[str, Any], kind: str, embedded: bool, session_key: bool
+) -> dict[str, Any]:
     if draw(st.booleans()) or not embedded:
         out["kind"] = kind
     if not embedded:

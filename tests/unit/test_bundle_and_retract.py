@@ -33,19 +33,26 @@ def _records(*kinds: str, mrn: str = "MRN-1") -> list:
 
 
 def test_bundle_is_a_transaction_with_patients_first_then_types_in_dependency_order() -> None:
-    records = _records("adverse_event", "phq9_assessment", "vital_sign") + _records("infusion_session", mrn="M|2")
+    records = _records("adverse_event", "phq9_assessment", "vital_sign") + _records(
+        "infusion_session", mrn="M|2"
+    )
     bundle = transaction_bundle(records, CONFIG)
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
     types = [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert types == sorted(types, key=["Patient", "Procedure", "MedicationAdministration", "Observation",
-                                       "AdverseEvent"].index)
+    assert types == sorted(
+        types, key=["Patient", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent"].index
+    )
     assert types.count("Patient") == 2
     for entry in bundle["entry"]:
         resource, request = entry["resource"], entry["request"]
         if resource["resourceType"] == "Patient":
             mrn = resource["identifier"][0]["value"]
             assert entry["fullUrl"] == patient_urn(mrn, CONFIG)
-            assert request == {"method": "POST", "url": "Patient", "ifNoneExist": patient_if_none_exist(mrn, CONFIG)}
+            assert request == {
+                "method": "POST",
+                "url": "Patient",
+                "ifNoneExist": patient_if_none_exist(mrn, CONFIG),
+            }
         else:
             url = f"{resource['resourceType']}/{resource['id']}"
             assert entry["fullUrl"] == url and request == {"method": "PUT", "url": url}
@@ -67,7 +74,9 @@ def test_known_patients_get_no_entry_and_literal_references() -> None:
     text = orjson.dumps(bundle).decode()
     assert patient_urn("MRN-1", CONFIG) not in text
     assert "Patient/x" not in text
-    subjects = Counter(e["resource"]["subject"]["reference"] for e in bundle["entry"] if "subject" in e["resource"])
+    subjects = Counter(
+        e["resource"]["subject"]["reference"] for e in bundle["entry"] if "subject" in e["resource"]
+    )
     assert subjects["Patient/pat-1"] >= 3 and subjects[patient_urn("NEW", CONFIG)] == 1
 
 
@@ -82,7 +91,9 @@ def test_a_record_sent_twice_yields_each_resource_once_with_its_last_content() -
 
 def test_bundle_json_is_identical_for_the_same_records() -> None:
     records = _records("infusion_session", "phq9_assessment")
-    assert orjson.dumps(transaction_bundle(records, CONFIG)) == orjson.dumps(transaction_bundle(list(records), CONFIG))
+    assert orjson.dumps(transaction_bundle(records, CONFIG)) == orjson.dumps(
+        transaction_bundle(list(records), CONFIG)
+    )
 
 
 def test_an_empty_batch_is_an_empty_transaction() -> None:
@@ -95,7 +106,11 @@ def test_retract_marks_copies_entered_in_error_and_leaves_adverse_events_to_dele
     before = [to_json(r) for r in resources]
     retracted = retract(resources)
     assert [to_json(r) for r in resources] == before  # inputs untouched
-    assert {r.get_resource_type() for r in retracted} == {"Procedure", "MedicationAdministration", "Observation"}
+    assert {r.get_resource_type() for r in retracted} == {
+        "Procedure",
+        "MedicationAdministration",
+        "Observation",
+    }
     assert all(r.status == "entered-in-error" for r in retracted)
     assert len(retracted) == len(resources) - 1
     assert [r.get_resource_type() for r in not_retractable(resources)] == ["AdverseEvent"]

@@ -1,4 +1,4 @@
-"""The integration corpus (tests/corpus.py) is valid, covers every enum and optional field, and round-trips."""
+"""The integration corpus (tests/corpus.py) is valid, covers every enum and optional field, round-trips."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ CONFIG = MappingConfig()
 def test_corpus_is_deterministic_large_enough_and_covers_everything() -> None:
     records = list(generate())
     assert records == list(generate())
-    embedded = sum(len(r.get(name, [])) for r in records
-                   for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments"))
+    embedded = sum(
+        len(r.get(name, []))
+        for r in records
+        for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
+    )
     assert len(records) + embedded >= 500
     assert coverage_gaps(records) == []
 

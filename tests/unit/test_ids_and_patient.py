@@ -59,17 +59,28 @@ def test_patient_urn_is_a_deterministic_uuid_per_system_and_mrn() -> None:
     assert urn != patient_urn("A,1", CONFIG)
     assert urn != patient_urn("A|1", MappingConfig(mrn_system="urn:oid:1.2.3"))
     # escaping keeps (system, mrn) pairs unambiguous even when they contain the separator
-    assert patient_urn("1", MappingConfig(mrn_system="s|a")) != patient_urn("a|1", MappingConfig(mrn_system="s"))
+    assert patient_urn("1", MappingConfig(mrn_system="s|a")) != patient_urn(
+        "a|1", MappingConfig(mrn_system="s")
+    )
 
 
 def test_patient_resource_carries_the_mrn_exactly_and_the_demographics() -> None:
-    patient = PatientInfo(mrn="00,4|2$1\\", family="Okafor", given=["Ada", "N."], birth_date="1981-07-14", sex="female")
+    patient = PatientInfo(
+        mrn="00,4|2$1\\", family="Okafor", given=["Ada", "N."], birth_date="1981-07-14", sex="female"
+    )
     resource = to_json(patient_resource(patient, CONFIG))
     assert "id" not in resource
     assert resource["identifier"] == [
         {
-            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR",
-                                 "display": "Medical record number"}]},
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                        "code": "MR",
+                        "display": "Medical record number",
+                    }
+                ]
+            },
             "system": CONFIG.mrn_system,
             "value": "00,4|2$1\\",
         }
@@ -106,8 +117,10 @@ def test_resource_ids_are_deterministic_fhir_ids_unique_per_kind_key_part_and_so
 
 
 def test_resource_ids_list_every_resource_a_kind_can_produce() -> None:
-    listing = {kind: resource_ids(kind, "K.1", CONFIG) for kind in
-               ("infusion_session", "vital_sign", "monitoring_score", "adverse_event", "phq9_assessment")}
+    listing = {
+        kind: resource_ids(kind, "K.1", CONFIG)
+        for kind in ("infusion_session", "vital_sign", "monitoring_score", "adverse_event", "phq9_assessment")
+    }
     session = [(r.resource_type, r.part, r.optional) for r in listing["infusion_session"]]
     assert session == [
         ("Procedure", "procedure", False),
@@ -116,7 +129,12 @@ def test_resource_ids_list_every_resource_a_kind_can_produce() -> None:
     ]
     assert [(r.resource_type, r.optional) for r in listing["adverse_event"]] == [("AdverseEvent", False)]
     phq9 = {r.part: r.optional for r in listing["phq9_assessment"]}
-    assert phq9 == {"panel": False, **{f"item-{n}": False for n in range(1, 10)}, "difficulty": True, "total": False}
+    assert phq9 == {
+        "panel": False,
+        **{f"item-{n}": False for n in range(1, 10)},
+        "difficulty": True,
+        "total": False,
+    }
     every = [r.id for rs in listing.values() for r in rs]
     assert len(set(every)) == len(every) and all(ID.match(i) for i in every)
     assert listing["vital_sign"][0].ref == f"Observation/{listing['vital_sign'][0].id}"
@@ -135,7 +153,9 @@ def test_resource_ids_list_every_resource_a_kind_can_produce() -> None:
         ("adverse_event", "adverse-event", "S-1"),
     ],
 )
-def test_identifiers_are_the_key_for_the_primary_part_else_key_slash_part(kind: str, part: str, value: str) -> None:
+def test_identifiers_are_the_key_for_the_primary_part_else_key_slash_part(
+    kind: str, part: str, value: str
+) -> None:
     assert identifier_value(kind, "S-1", part) == value
     system = identifier_system(kind, CONFIG)
     assert system == f"{CONFIG.identifier_system_base}/{kind.replace('_', '-')}"

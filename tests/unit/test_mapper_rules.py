@@ -36,7 +36,9 @@ def _codes(concept: dict) -> set[tuple[str, str]]:
         ("entered_in_error", "entered-in-error", "entered-in-error"),
     ],
 )
-def test_session_status_maps_to_procedure_and_administration_status(status, procedure, administration) -> None:
+def test_session_status_maps_to_procedure_and_administration_status(
+    status, procedure, administration
+) -> None:
     changes = {"status": status, "vital_signs": [], "adverse_events": []}
     if status in ("planned", "in_progress"):
         changes["ended_at"] = DROP
@@ -58,12 +60,19 @@ def test_session_children_reference_the_procedure_and_the_administration() -> No
     assert len(observations) == 4  # dosing weight + 3 vital signs
     assert all(o["partOf"][0]["reference"] == f"Procedure/{procedure['id']}" for o in observations)
     event = next(r for r in resources if r["resourceType"] == "AdverseEvent")
-    assert event["suspectEntity"][0]["instance"]["reference"] == f"MedicationAdministration/{administration['id']}"
+    assert (
+        event["suspectEntity"][0]["instance"]["reference"]
+        == f"MedicationAdministration/{administration['id']}"
+    )
 
 
 def test_the_medication_product_code_is_configurable() -> None:
-    config = MappingConfig(medication_product_coding=("http://hl7.org/fhir/sid/ndc", "0409-2051-05", "Ketamine HCl"))
-    administration = next(r for r in _map("infusion_session", config=config) if "medicationCodeableConcept" in r)
+    config = MappingConfig(
+        medication_product_coding=("http://hl7.org/fhir/sid/ndc", "0409-2051-05", "Ketamine HCl")
+    )
+    administration = next(
+        r for r in _map("infusion_session", config=config) if "medicationCodeableConcept" in r
+    )
     assert _codes(administration["medicationCodeableConcept"]) == {
         ("http://www.nlm.nih.gov/research/umls/rxnorm", "6130"),
         ("http://snomed.info/sct", "373464007"),
@@ -84,8 +93,10 @@ def test_spo2_carries_both_loinc_codes_and_bp_only_components() -> None:
     assert spo2["meta"]["profile"] == ["http://hl7.org/fhir/StructureDefinition/oxygensat"]
     (bp,) = _map("vital_sign")
     assert "valueQuantity" not in bp
-    assert [_codes(c["code"]) for c in bp["component"]] == [{("http://loinc.org", "8480-6")},
-                                                            {("http://loinc.org", "8462-4")}]
+    assert [_codes(c["code"]) for c in bp["component"]] == [
+        {("http://loinc.org", "8480-6")},
+        {("http://loinc.org", "8462-4")},
+    ]
     assert all(c["valueQuantity"]["code"] == "mm[Hg]" for c in bp["component"])
 
 
@@ -107,8 +118,12 @@ def test_spo2_carries_both_loinc_codes_and_bp_only_components() -> None:
 def test_phq9_total_has_value_quantity_score_and_severity_band(items: list[int], band: str) -> None:
     resources = _map("phq9_assessment", {"items": items, "total": DROP})
     total = next(r for r in resources if r["code"]["coding"][0]["code"] == "44261-6")
-    assert total["valueQuantity"] == {"value": sum(items), "unit": "{score}",
-                                      "system": "http://unitsofmeasure.org", "code": "{score}"}
+    assert total["valueQuantity"] == {
+        "value": sum(items),
+        "unit": "{score}",
+        "system": "http://unitsofmeasure.org",
+        "code": "{score}",
+    }
     assert total["interpretation"][0]["coding"][0]["code"] == band
 
 
@@ -135,29 +150,57 @@ def test_adverse_event_without_session_has_no_suspect_entity_and_other_keeps_its
 
 
 def test_adverse_event_local_events_carry_text_and_r4_codes() -> None:
-    (event,) = _map("adverse_event", {"event": "dissociation", "outcome": "resolved_with_sequelae",
-                                      "causality": "unassessable", "serious": True})
+    (event,) = _map(
+        "adverse_event",
+        {
+            "event": "dissociation",
+            "outcome": "resolved_with_sequelae",
+            "causality": "unassessable",
+            "serious": True,
+        },
+    )
     assert event["event"]["text"] == "Transient dissociation"
-    assert _codes(event["outcome"]) == {("http://terminology.hl7.org/CodeSystem/adverse-event-outcome",
-                                         "resolvedWithSequelae")}
-    assert _codes(event["seriousness"]) == {("http://terminology.hl7.org/CodeSystem/adverse-event-seriousness",
-                                             "Serious")}
+    assert _codes(event["outcome"]) == {
+        ("http://terminology.hl7.org/CodeSystem/adverse-event-outcome", "resolvedWithSequelae")
+    }
+    assert _codes(event["seriousness"]) == {
+        ("http://terminology.hl7.org/CodeSystem/adverse-event-seriousness", "Serious")
+    }
     assert _codes(event["suspectEntity"][0]["causality"][0]["assessment"]) == {
-        ("http://terminology.hl7.org/CodeSystem/adverse-event-causality-assess", "Unassessable-Unclassifiable")}
+        (
+            "http://terminology.hl7.org/CodeSystem/adverse-event-causality-assess",
+            "Unassessable-Unclassifiable",
+        )
+    }
 
 
 def test_reverse_mapping_ignores_children_of_another_session() -> None:
     session = parse_record(BASE["infusion_session"])
     other = parse_record(mutated("vital_sign", {"key": "V-9", "session_key": "S-OTHER"}))
-    resources = mapper_for("infusion_session").to_fhir(session, CONFIG) + mapper_for("vital_sign").to_fhir(other, CONFIG)
+    resources = mapper_for("infusion_session").to_fhir(session, CONFIG) + mapper_for("vital_sign").to_fhir(
+        other, CONFIG
+    )
     assert mapper_for("infusion_session").from_fhir(resources, session.patient, CONFIG) == session
+
+
+def test_reverse_mapping_picks_the_named_record_among_several() -> None:
+    first = parse_record(BASE["vital_sign"])
+    second = parse_record(mutated("vital_sign", {"key": "V-2", "systolic": 150}))
+    mapper = mapper_for("vital_sign")
+    resources = mapper.to_fhir(first, CONFIG) + mapper.to_fhir(second, CONFIG)
+    assert mapper.from_fhir(resources, first.patient, CONFIG, key="V-2") == second
+    with pytest.raises(ValueError):
+        mapper.from_fhir(resources, first.patient, CONFIG)
+    with pytest.raises(ValueError):
+        mapper.from_fhir(resources, first.patient, CONFIG, key="V-3")
 
 
 CODE_LIKE = re.compile(r"""["'](\d{3,}-\d|LA\d+-\d|\d{6,}|https?://[^"']*)["']""")
 
 
 @pytest.mark.parametrize(
-    "module", sorted(p.name for p in MAPPERS.glob("*.py") if p.name not in ("codes.py", "config.py")))
+    "module", sorted(p.name for p in MAPPERS.glob("*.py") if p.name not in ("codes.py", "config.py"))
+)
 def test_mapper_modules_spell_no_codes_or_system_uris(module: str) -> None:
     found = CODE_LIKE.findall((MAPPERS / module).read_text(encoding="utf-8"))
     assert found == [], f"{module} spells codes inline: {found}"

@@ -24,7 +24,11 @@ CONFIGS = st.sampled_from(
             mrn_system="urn:oid:1.2.3.4.5",
             local_code_system_base="https://clinic.example/fhir/CodeSystem/",
             practitioner_identifier_system="https://clinic.example/staff",
-            medication_product_coding=("http://hl7.org/fhir/sid/ndc", "0409-2051-05", "Ketamine HCl 50 mg/mL"),
+            medication_product_coding=(
+                "http://hl7.org/fhir/sid/ndc",
+                "0409-2051-05",
+                "Ketamine HCl 50 mg/mL",
+            ),
         ),
     ]
 )
@@ -41,7 +45,9 @@ def _child_records(record: Any) -> list[Any]:
 @pytest.mark.parametrize("kind", sorted(RECORDS))
 @PROPERTY
 @given(data=st.data(), config=CONFIGS)
-def test_record_to_fhir_json_and_back_is_the_same_record(kind: str, data: st.DataObject, config: MappingConfig) -> None:
+def test_record_to_fhir_json_and_back_is_the_same_record(
+    kind: str, data: st.DataObject, config: MappingConfig
+) -> None:
     record = parse_record(data.draw(RECORDS[kind]))
     mapper = mapper_for(kind)
     as_read_back = [orjson.loads(orjson.dumps(to_json(r))) for r in mapper.to_fhir(record, config)]
@@ -53,8 +59,12 @@ def test_record_to_fhir_json_and_back_is_the_same_record(kind: str, data: st.Dat
 def test_mapping_is_deterministic(raw: dict, config: MappingConfig) -> None:
     first, second = parse_record(raw), parse_record(raw)
     mapper = mapper_for(first.kind)
-    assert [to_json(r) for r in mapper.to_fhir(first, config)] == [to_json(r) for r in mapper.to_fhir(second, config)]
-    assert orjson.dumps(transaction_bundle([first], config)) == orjson.dumps(transaction_bundle([second], config))
+    assert [to_json(r) for r in mapper.to_fhir(first, config)] == [
+        to_json(r) for r in mapper.to_fhir(second, config)
+    ]
+    assert orjson.dumps(transaction_bundle([first], config)) == orjson.dumps(
+        transaction_bundle([second], config)
+    )
 
 
 @PROPERTY
@@ -84,8 +94,15 @@ def test_a_parsed_record_dumped_to_json_parses_back_equal(raw: dict) -> None:
 @given(raw=patients(), config=CONFIGS)
 def test_patient_round_trips_through_its_resource(raw: dict, config: MappingConfig) -> None:
     patient = parse_record(
-        {"kind": "monitoring_score", "key": "k", "patient": raw, "session_key": "s",
-         "measured_at": "2024-01-01T00:00:00Z", "instrument": "rass", "score": 0}
+        {
+            "kind": "monitoring_score",
+            "key": "k",
+            "patient": raw,
+            "session_key": "s",
+            "measured_at": "2024-01-01T00:00:00Z",
+            "instrument": "rass",
+            "score": 0,
+        }
     ).patient
     resource = orjson.loads(orjson.dumps(to_json(patient_resource(patient, config))))
     assert patient_from_fhir(resource, config) == patient

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from schemas import RecordInvalid, parse_record, parse_record_of_kind
-from tests.unit.examples import BASE, DROP, mutated as _mutated
+from tests.unit.examples import BASE, DROP
+from tests.unit.examples import mutated as _mutated
 
 S, V, M, A, P = "infusion_session", "vital_sign", "monitoring_score", "adverse_event", "phq9_assessment"
 CASES: list[tuple[str, str, dict[str, Any], str]] = [
@@ -40,7 +41,12 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     # infusion_session
     ("status not allowed", S, {"status": "done"}, "status"),
     ("ended_at required when completed", S, {"ended_at": DROP}, "ended_at"),
-    ("ended_at required when stopped", S, {"status": "stopped", "stop_reason": "x", "ended_at": DROP}, "ended_at"),
+    (
+        "ended_at required when stopped",
+        S,
+        {"status": "stopped", "stop_reason": "x", "ended_at": DROP},
+        "ended_at",
+    ),
     ("ended_at before start", S, {"ended_at": "2024-04-12T09:00:00-04:00"}, "ended_at"),
     ("ended_at equal to start", S, {"ended_at": "2024-04-12T13:05:00Z"}, "ended_at"),
     ("ended_at while in progress", S, {"status": "in_progress"}, "ended_at"),
@@ -68,8 +74,18 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("note blank", S, {"note": "   "}, "note"),
     ("note too long", S, {"note": "x" * 2001}, "note"),
     ("clinician id missing", S, {"clinician.id": DROP}, "clinician.id"),
-    ("child patient of another mrn", S, {"vital_signs[0].patient": {"mrn": "OTHER"}}, "vital_signs[0].patient.mrn"),
-    ("child session_key of another session", S, {"adverse_events[0].session_key": "S-2"}, "adverse_events[0].session_key"),
+    (
+        "child patient of another mrn",
+        S,
+        {"vital_signs[0].patient": {"mrn": "OTHER"}},
+        "vital_signs[0].patient.mrn",
+    ),
+    (
+        "child session_key of another session",
+        S,
+        {"adverse_events[0].session_key": "S-2"},
+        "adverse_events[0].session_key",
+    ),
     ("child keys duplicated", S, {"vital_signs[1].key": "V-1"}, "vital_signs[1].key"),
     ("child field invalid", S, {"vital_signs[2].diastolic": 140}, "vital_signs[2].diastolic"),
     ("child kind wrong", S, {"vital_signs[0].kind": "adverse_event"}, "vital_signs[0].kind"),
@@ -86,23 +102,68 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("bp unit unknown", V, {"unit": "mmHg"}, "unit"),
     ("heart rate with systolic", V, {"type": "heart_rate", "value": 80, "diastolic": DROP}, "systolic"),
     ("heart rate value missing", V, {"type": "heart_rate", "systolic": DROP, "diastolic": DROP}, "value"),
-    ("heart rate implausible", V, {"type": "heart_rate", "value": 400, "systolic": DROP, "diastolic": DROP}, "value"),
-    ("heart rate value a string", V, {"type": "heart_rate", "value": "80", "systolic": DROP, "diastolic": DROP}, "value"),
-    ("respiratory rate implausible", V, {"type": "respiratory_rate", "value": 1, "systolic": DROP, "diastolic": DROP}, "value"),
+    (
+        "heart rate implausible",
+        V,
+        {"type": "heart_rate", "value": 400, "systolic": DROP, "diastolic": DROP},
+        "value",
+    ),
+    (
+        "heart rate value a string",
+        V,
+        {"type": "heart_rate", "value": "80", "systolic": DROP, "diastolic": DROP},
+        "value",
+    ),
+    (
+        "respiratory rate implausible",
+        V,
+        {"type": "respiratory_rate", "value": 1, "systolic": DROP, "diastolic": DROP},
+        "value",
+    ),
     ("spo2 above 100", V, {"type": "spo2", "value": 101, "systolic": DROP, "diastolic": DROP}, "value"),
     ("spo2 negative", V, {"type": "spo2", "value": -1, "systolic": DROP, "diastolic": DROP}, "value"),
-    ("spo2 not a number", V, {"type": "spo2", "value": float("nan"), "systolic": DROP, "diastolic": DROP}, "value"),
-    ("temperature unit required", V, {"type": "temperature", "value": 37, "systolic": DROP, "diastolic": DROP}, "unit"),
-    ("temperature unit not allowed", V,
-     {"type": "temperature", "value": 37, "unit": "kg", "systolic": DROP, "diastolic": DROP}, "unit"),
-    ("temperature implausible", V,
-     {"type": "temperature", "value": 50, "unit": "Cel", "systolic": DROP, "diastolic": DROP}, "value"),
-    ("temperature in degF implausible", V,
-     {"type": "temperature", "value": 37, "unit": "[degF]", "systolic": DROP, "diastolic": DROP}, "value"),
-    ("weight unit g not accepted", V,
-     {"type": "body_weight", "value": 70000, "unit": "g", "systolic": DROP, "diastolic": DROP}, "unit"),
-    ("weight in lb implausible", V,
-     {"type": "body_weight", "value": 2000, "unit": "[lb_av]", "systolic": DROP, "diastolic": DROP}, "value"),
+    (
+        "spo2 not a number",
+        V,
+        {"type": "spo2", "value": float("nan"), "systolic": DROP, "diastolic": DROP},
+        "value",
+    ),
+    (
+        "temperature unit required",
+        V,
+        {"type": "temperature", "value": 37, "systolic": DROP, "diastolic": DROP},
+        "unit",
+    ),
+    (
+        "temperature unit not allowed",
+        V,
+        {"type": "temperature", "value": 37, "unit": "kg", "systolic": DROP, "diastolic": DROP},
+        "unit",
+    ),
+    (
+        "temperature implausible",
+        V,
+        {"type": "temperature", "value": 50, "unit": "Cel", "systolic": DROP, "diastolic": DROP},
+        "value",
+    ),
+    (
+        "temperature in degF implausible",
+        V,
+        {"type": "temperature", "value": 37, "unit": "[degF]", "systolic": DROP, "diastolic": DROP},
+        "value",
+    ),
+    (
+        "weight unit g not accepted",
+        V,
+        {"type": "body_weight", "value": 70000, "unit": "g", "systolic": DROP, "diastolic": DROP},
+        "unit",
+    ),
+    (
+        "weight in lb implausible",
+        V,
+        {"type": "body_weight", "value": 2000, "unit": "[lb_av]", "systolic": DROP, "diastolic": DROP},
+        "value",
+    ),
     # monitoring_score
     ("monitoring session_key required", M, {"session_key": DROP}, "session_key"),
     ("instrument not allowed", M, {"instrument": "bprs"}, "instrument"),
@@ -155,10 +216,17 @@ def test_the_base_records_are_valid(kind: str) -> None:
 
 
 def test_every_violation_in_a_record_is_reported_at_once() -> None:
-    record = _mutated(S, {"key": "bad key", "dose.total_mg": -5, "indications": [], "vital_signs[2].diastolic": 150})
+    record = _mutated(
+        S, {"key": "bad key", "dose.total_mg": -5, "indications": [], "vital_signs[2].diastolic": 150}
+    )
     with pytest.raises(RecordInvalid) as caught:
         parse_record(record)
-    assert {i.path for i in caught.value.issues} >= {"key", "dose.total_mg", "indications", "vital_signs[2].diastolic"}
+    assert {i.path for i in caught.value.issues} >= {
+        "key",
+        "dose.total_mg",
+        "indications",
+        "vital_signs[2].diastolic",
+    }
 
 
 def test_a_record_that_is_not_an_object_is_rejected_as_a_whole() -> None:

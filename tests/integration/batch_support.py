@@ -1,0 +1,88 @@
+"""Helpers for batch tests: run the CLI as a user would, count and purge a test's namespace on the server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FHIR_JSON = {"Accept": "application/fhir+json"}
+CLI = str(Path(sys.executable).parent / "infusion-fhir")
+KIND_SYSTEM_TYPES = {
+    "infusion-session": ("Procedure", "MedicationAdministration", "Observation"),
+    "vital-sign": ("Observation",),
+    "monitoring-score": ("Observation",),
+    "phq9-assessment": ("Observation",),
+}
+
+
+class Namespace:
+    """Identifier and MRN systems unique to one test, passed to the CLI through its settings."""
+
+    def __init__(self, base_url: str, run_id: str) -> None:
+        self.base_url = base_url
+        self.identifier_base = f"https://test.infusion-fhir.example/{run_id}/sid"
+        self.mrn_system = f"https://test.infusion-fhir.example/{run_id}/mrn"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "FHIR_BASE_URL": self.base_url,
+            "INFUSION_FHIR_IDENTIFIER_SYSTEM_BASE": self.identifier_base,
+            "INFUSION_FHIR_MRN_SYSTEM": self.mrn_system,
+            "INFUSION_FHIR_RETRY_BACKOFF_BASE_S": "0.2",
+            **extra,
+        }
+
+    def cli(self, *args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([CLI, *args], env=self.env(**env), capture_output=True, text=True, timeout=timeout)
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([CLI, *args], env=self.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    # -- what the server holds ----------------------------------------------------------------
+
+    def _post(self, path: str, data: dict[str, str]) -> dict[str, Any]:
+        response = httpx.post(f"{self.base_url}/{path}", data=data, headers=FHIR_JSON, timeout=120)
+        response.raise_for_status()
+        return response.json()
+
+    def count(self, resource_type: str, kind_segment: str) -> int:
+        system = f"{self.identifier_base}/{kind_segment}"
+        return self._post(f"{resource_type}/_search", {"identifier": f"{system}|", "_summary": "count"})["total"]
+
+    def patient_ids(self) -> list[str]:
+        found = self._post("Patient/_search", {"identifier": f"{self.mrn_system}|", "_elements": "id", "_count": "500"})
+        return [e["resource"]["id"] for e in found.get("entry", [])]
+
+    def all_of(self, resource_type: str) -> list[dict[str, Any]]:
+        """Every resource of a type that belongs to this namespace's patients."""
+        out: list[dict[str, Any]] = []
+        subjects = ",".join(f"Patient/{p}" for p in self.patient_ids())
+        if not subjects:
+            return out
+        bundle = self._post(f"{resource_type}/_search", {"subject": subjects, "_count": "500"})
+        while True:
+            out.extend(e["resource"] for e in bundle.get("entry", []))
+            next_url = next((l["url"] for l in bundle.get("link", []) if l["relation"] == "next"), None)
+            if not next_url:
+                return out
+            bundle = httpx.get(next_url, headers=FHIR_JSON, timeout=120).json()
+
+    def purge(self) -> None:
+        """Delete and expunge everything this namespace wrote, dependents first."""
+        with httpx.Client(base_url=self.base_url, headers=FHIR_JSON, timeout=300) as http:
+            for patient_id in self.patient_ids():
+                for resource_type in ("AdverseEvent", "Observation", "MedicationAdministration", "Procedure"):
+                    http.delete(f"/{resource_type}", params={"subject": f"Patient/{patient_id}"})
+                http.delete(f"/Patient/{patient_id}")
+            for resource_type in ("AdverseEvent", "Observation", "MedicationAdministration", "Procedure", "Patient"):
+                http.post(
+                    f"/{resource_type}/$expunge",
+                    json={"resourceType": "Parameters", "parameter": [{"name": "expungeDeletedResources", "valueBoolean": True}]},
+                    headers={"Content-Type": "application/fhir+json"},
+                )
