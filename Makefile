@@ -41,6 +41,11 @@ test: venv
 	if [ $$started = 1 ]; then $(HAPICTL) down; fi; \
 	exit $$rc
 
+## bench: the benchmarks under bench/ (ours vs the ceiling and the naive way), written to BENCHMARKS.md
+bench: venv
+	@if [ -z "$$FHIR_BASE_URL" ]; then $(HAPICTL) up || exit 1; fi
+	FHIR_BASE_URL="$${FHIR_BASE_URL:-$(LOCAL_FHIR)}" $(VENV)/bin/python -m bench $(BENCH_ARGS)
+
 ## schemas: regenerate schemas/json/ from the record models
 schemas: venv
 	$(VENV)/bin/python -m schemas.export
