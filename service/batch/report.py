@@ -24,6 +24,7 @@ class Report:
     started: float = field(default_factory=time.monotonic)
     by_kind: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     resources: Counter[str] = field(default_factory=Counter)
+    embedded: Counter[str] = field(default_factory=Counter)
     lines_read: int = 0
     bytes_read: int = 0
     bundles: int = 0
@@ -48,6 +49,13 @@ class Report:
             entry["issues"] = [{"path": i.path, "message": i.message} for i in issues]
         self.rejects.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
 
+    def records_by_kind(self) -> dict[str, int]:
+        """Synced records per kind, a session's embedded children counted under their own kinds."""
+        out: Counter[str] = Counter(self.embedded)
+        for kind, counts in self.by_kind.items():
+            out[kind] += sum(n for outcome, n in counts.items() if outcome != "rejected")
+        return dict(sorted(out.items()))
+
     def exit_code(self) -> int:
         if self.stopped_reason:
             return EXIT_STOPPED
@@ -65,6 +73,7 @@ class Report:
             "rejected": self.rejected,
             "not_processed": self.lines_read - self.synced - self.rejected,
             "by_kind": {kind: dict(sorted(c.items())) for kind, c in sorted(self.by_kind.items())},
+            "records_by_kind": self.records_by_kind(),
             "resources": dict(sorted(self.resources.items())),
             "bundles": self.bundles,
             "bundle_splits": self.splits,

@@ -177,6 +177,7 @@ class BatchSync:
             for child_list in CHILD_LISTS:
                 for child in getattr(record, child_list, None) or []:
                     refs += [rid.ref for rid in resource_ids(child.kind, child.key, config)]
+                    self.report.embedded[child.kind] += 1
             seen = {outcomes[ref] for ref in refs if ref in outcomes}
             outcome = "created" if "created" in seen else "updated" if "updated" in seen else "unchanged"
             self.report.record_synced(line, outcome)

@@ -82,6 +82,7 @@ def test_sync_then_resync_counts_match_the_server_and_change_nothing(ns, demo_fi
     lines = len(demo_file.read_bytes().splitlines())
     assert report["synced"] == report["lines"] == lines and report["rejected"] == 0
     counts = expected_counts(demo_file)
+    assert report["records_by_kind"] == dict(sorted(counts.items()))
     assert ns.count("Procedure", "infusion-session") == counts["infusion_session"]
     assert ns.count("Observation", "vital-sign") == counts["vital_sign"]
     assert ns.count("Observation", "monitoring-score") == counts["monitoring_score"]
