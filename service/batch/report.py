@@ -27,6 +27,7 @@ class Report:
     embedded: Counter[str] = field(default_factory=Counter)
     lines_read: int = 0
     bytes_read: int = 0
+    bytes_done: int = 0
     bundles: int = 0
     splits: int = 0
     stopped_reason: str | None = None
@@ -41,9 +42,11 @@ class Report:
 
     def record_synced(self, line: Line, outcome: str) -> None:
         self.by_kind[line.kind or "unknown"][outcome] += 1
+        self.bytes_done += line.size
 
     def record_rejected(self, line: Line, reason: str, issues: tuple[Issue, ...] | list[Issue] = ()) -> None:
         self.by_kind[line.kind or "unknown"]["rejected"] += 1
+        self.bytes_done += line.size
         entry: dict[str, Any] = {"source": line.source, "line": line.number, "kind": line.kind, "key": line.key, "reason": reason}
         if issues:
             entry["issues"] = [{"path": i.path, "message": i.message} for i in issues]
@@ -99,8 +102,8 @@ class Progress:
         done = self.report.synced + self.report.rejected
         rate = done / elapsed
         text = f"records {done:,} | {rate:,.0f}/s | rejected {self.report.rejected:,}"
-        if self.total_bytes and self.report.bytes_read:
-            fraction = min(self.report.bytes_read / self.total_bytes, 1.0)
+        if self.total_bytes and self.report.bytes_done:
+            fraction = min(self.report.bytes_done / self.total_bytes, 1.0)
             eta = elapsed * (1 - fraction) / fraction if fraction else 0
             text += f" | {100 * fraction:.0f}% | ETA {eta:,.0f}s"
         return text
