@@ -12,7 +12,7 @@ from service.mappers.ids import (
     resource_ids,
     search_escape,
 )
-from service.mappers.patient import patient_from_fhir, patient_if_none_exist, patient_resource
+from service.mappers.patient import patient_from_fhir, patient_if_none_exist, patient_json, patient_resource
 from service.mappers.registry import REGISTRY, KindMapper, mapper_for
 from service.mappers.retract import not_retractable, retract
 
@@ -28,6 +28,7 @@ __all__ = [
     "parse_identifier",
     "patient_from_fhir",
     "patient_if_none_exist",
+    "patient_json",
     "patient_resource",
     "patient_urn",
     "resource_id",

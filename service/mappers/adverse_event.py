@@ -14,91 +14,78 @@ from schemas.common import PatientInfo
 from schemas.records import parse_record_of_kind
 from service.mappers import codes
 from service.mappers.build import (
+    Json,
     concept,
+    concept_with_text,
+    extension_url,
+    identifier,
     parts_of,
     pick,
     record_key,
     referenced_session_key,
-    resource_identity,
     session_reference,
     subject,
+    when,
 )
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import (
-    AdverseEvent,
-    AdverseEventSuspectEntity,
-    AdverseEventSuspectEntityCausality,
-    CodeableConcept,
-    DomainResource,
-    Extension,
-)
+from service.mappers.fhir import AdverseEvent, DomainResource, Extension
+from service.mappers.ids import resource_id
 
 KIND = "adverse_event"
 PART = "adverse-event"
 
 
-def _extensions(record: AdverseEventRecord, config: MappingConfig) -> list[Extension] | None:
-    base = config.local_code_system_base
-    out = []
+def _extensions(record: AdverseEventRecord, config: MappingConfig) -> list[Json]:
+    out: list[Json] = []
     if record.action_taken is not None:
         action = codes.AE_ACTIONS[record.action_taken]
         out.append(
-            Extension(
-                url=codes.local_system(base, codes.EXT_AE_ACTION),
-                valueCodeableConcept=concept([action], config, text=action.display),
-            )
+            {
+                "url": extension_url(codes.EXT_AE_ACTION, config),
+                "valueCodeableConcept": concept((action,), config, action.display),
+            }
         )
     if record.note is not None:
-        out.append(Extension(url=codes.local_system(base, codes.EXT_AE_NOTE), valueString=record.note))
-    return out or None
+        out.append({"url": extension_url(codes.EXT_AE_NOTE, config), "valueString": record.note})
+    return out
 
 
-def _event(record: AdverseEventRecord, config: MappingConfig) -> CodeableConcept:
+def _event(record: AdverseEventRecord, config: MappingConfig) -> Json:
     """The event code; text is the clinician's description, else for local codes their display."""
     code = codes.AE_EVENTS[record.event]
     text = record.description
     if text is None and isinstance(code, codes.LocalCode):
         text = code.display
-    return concept([code], config, text=text)
+    return concept_with_text((code,), config, text)
 
 
-def _suspect(record: AdverseEventRecord, config: MappingConfig) -> list[AdverseEventSuspectEntity] | None:
-    if record.session_key is None:
-        return None
-    causality = None
+def _suspect(session_key: str, record: AdverseEventRecord, config: MappingConfig) -> list[Json]:
+    suspect: Json = {"instance": session_reference(session_key, "medication-administration", config)}
     if record.causality is not None:
-        causality = [
-            AdverseEventSuspectEntityCausality(
-                assessment=concept([codes.AE_CAUSALITIES[record.causality]], config)
-            )
-        ]
-    return [
-        AdverseEventSuspectEntity(
-            instance=session_reference(record.session_key, "medication-administration", config),
-            causality=causality,
-        )
-    ]
+        suspect["causality"] = [{"assessment": concept((codes.AE_CAUSALITIES[record.causality],), config)}]
+    return [suspect]
 
 
-def to_fhir(record: AdverseEventRecord, config: MappingConfig) -> list[AdverseEvent]:
+def to_fhir_json(record: AdverseEventRecord, config: MappingConfig) -> list[Json]:
     """One AdverseEvent (actuality actual); suspectEntity when the session is known."""
-    identity = resource_identity(KIND, record.key, PART, config)
-    return [
-        AdverseEvent(
-            id=identity["id"],
-            identifier=identity["identifier"][0],  # 0..1 in R4
-            extension=_extensions(record, config),
-            actuality=codes.AE_ACTUALITY,
-            event=_event(record, config),
-            subject=subject(record.patient.mrn, config),
-            date=record.onset_at,
-            recordedDate=record.recorded_at,
-            seriousness=concept([codes.AE_SERIOUS[record.serious]], config),
-            severity=concept([codes.AE_SEVERITIES[record.severity]], config),
-            outcome=concept([codes.AE_OUTCOMES[record.outcome]], config),
-            suspectEntity=_suspect(record, config),
-        )
-    ]
+    out: Json = {"resourceType": "AdverseEvent", "id": resource_id(KIND, record.key, PART, config)}
+    extensions = _extensions(record, config)
+    if extensions:
+        out["extension"] = extensions
+    out.update(
+        identifier=identifier(KIND, record.key, PART, config),  # 0..1 in R4
+        actuality=codes.AE_ACTUALITY,
+        event=_event(record, config),
+        subject=subject(record.patient.mrn, config),
+        date=when(record.onset_at),
+        recordedDate=when(record.recorded_at),
+        seriousness=concept((codes.AE_SERIOUS[record.serious],), config),
+        severity=concept((codes.AE_SEVERITIES[record.severity],), config),
+        outcome=concept((codes.AE_OUTCOMES[record.outcome],), config),
+    )
+    if record.session_key is not None:
+        out["suspectEntity"] = _suspect(record.session_key, record, config)
+    return [out]
 
 
 def _extension(resource: AdverseEvent, url: str) -> Extension | None:

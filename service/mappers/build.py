@@ -1,10 +1,17 @@
-"""Small builders and readers shared by the kind mappers (codings, quantities, references, identity)."""
+"""Builders of FHIR JSON fragments and readers of R4B models, shared by the kind mappers.
+
+Builders return JSON-ready dicts with keys in the element order fhir.resources serialises, so a
+mapper's JSON equals `to_json` of the R4B model validated from it (tests/unit/test_fast_path.py).
+Fragments made only of codes.py constants and configured URIs are built once per config through the
+R4B models, hence validated, then cached and shared: treat mapped JSON as read-only.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from service.mappers import codes
@@ -14,11 +21,13 @@ from service.mappers.fhir import (
     CodeableConcept,
     Coding,
     DomainResource,
+    Extension,
     Identifier,
     Meta,
     Quantity,
     Reference,
     as_resource,
+    to_json,
 )
 from service.mappers.ids import (
     SLOTS,
@@ -26,34 +35,39 @@ from service.mappers.ids import (
     identifier_value,
     parse_identifier,
     patient_urn,
-    resource_id,
     resource_ref,
 )
 
 SESSION = "infusion_session"
+Json = dict[str, Any]
 
 
-def coding(code: Code | LocalCode, config: MappingConfig) -> Coding:
-    """A Coding of a published or a local code."""
+@lru_cache(maxsize=1024)
+def coding(code: Code | LocalCode, config: MappingConfig) -> Json:
+    """A Coding of a published or a local code (validated once, then cached)."""
     if isinstance(code, LocalCode):
         system = codes.local_system(config.local_code_system_base, code.system_path)
-        return Coding(system=system, code=code.code, display=code.display)
-    return Coding(system=code.system, code=code.code, display=code.display)
+        return to_json(Coding(system=system, code=code.code, display=code.display))
+    return to_json(Coding(system=code.system, code=code.code, display=code.display))
 
 
-def concept(
-    items: Iterable[Code | LocalCode], config: MappingConfig, text: str | None = None
-) -> CodeableConcept:
-    """A CodeableConcept of one or more codes, with optional text."""
-    return CodeableConcept(coding=[coding(item, config) for item in items], text=text)
+@lru_cache(maxsize=1024)
+def concept(items: tuple[Code | LocalCode, ...], config: MappingConfig, text: str | None = None) -> Json:
+    """A CodeableConcept of codes.py codes and constant text (cached: never pass record text)."""
+    return to_json(CodeableConcept(coding=[Coding(**coding(item, config)) for item in items], text=text))
+
+
+def concept_with_text(items: tuple[Code | LocalCode, ...], config: MappingConfig, text: str | None) -> Json:
+    """A CodeableConcept of codes with free (record) text, if any."""
+    out = concept(items, config)
+    return out if text is None else {"coding": out["coding"], "text": text}
 
 
 def has_code(value: CodeableConcept | None, code: Code | LocalCode, config: MappingConfig) -> bool:
     """Whether a CodeableConcept carries `code`."""
     wanted = coding(code, config)
-    return any(
-        c.system == wanted.system and c.code == wanted.code for c in (value.coding or [] if value else [])
-    )
+    system, code_ = wanted["system"], wanted["code"]
+    return any(c.system == system and c.code == code_ for c in (value.coding or [] if value else []))
 
 
 def pick(value: CodeableConcept | None, table: dict[Any, Code | LocalCode], config: MappingConfig) -> Any:
@@ -74,37 +88,59 @@ def from_decimal(value: Decimal | float | int) -> float:
     return float(value)
 
 
-def quantity(value: float, ucum: str) -> Quantity:
+@lru_cache(maxsize=64)
+def _unit(ucum: str) -> Json:
+    """unit, system and code of a UCUM Quantity (validated once)."""
+    return to_json(Quantity(unit=codes.UNIT_TEXT[ucum], system=codes.UCUM, code=ucum))
+
+
+def quantity(value: float, ucum: str) -> Json:
     """A UCUM Quantity with value, unit, system and code all present."""
-    return Quantity(value=number(value), unit=codes.UNIT_TEXT[ucum], system=codes.UCUM, code=ucum)
+    return {"value": number(value), **_unit(ucum)}
 
 
-def identifier(kind: str, key: str, part: str, config: MappingConfig) -> Identifier:
+@lru_cache(maxsize=256)
+def configured_system(uri: str) -> str:
+    """An identifier system from the settings, validated once."""
+    return Identifier(system=uri).system
+
+
+def identifier(kind: str, key: str, part: str, config: MappingConfig) -> Json:
     """The business identifier of one part of a record."""
-    return Identifier(system=identifier_system(kind, config), value=identifier_value(kind, key, part))
+    system = configured_system(identifier_system(kind, config))
+    return {"system": system, "value": identifier_value(kind, key, part)}
 
 
-def resource_identity(kind: str, key: str, part: str, config: MappingConfig) -> dict[str, Any]:
-    """`id` and `identifier` (as a list) for a resource model's constructor."""
-    return {"id": resource_id(kind, key, part, config), "identifier": [identifier(kind, key, part, config)]}
+@lru_cache(maxsize=64)
+def extension_url(path: str, config: MappingConfig) -> str:
+    """The URL of one of the service's own extensions (validated once per config)."""
+    return Extension(url=codes.local_system(config.local_code_system_base, path)).url
 
 
-def profile(name: str) -> Meta:
+@lru_cache(maxsize=64)
+def profile(name: str) -> Json:
     """meta.profile with one base vital-sign profile (`bp`, `heartrate`, ...)."""
-    return Meta(profile=[codes.VITAL_PROFILE_BASE + name])
+    return to_json(Meta(profile=[codes.VITAL_PROFILE_BASE + name]))
 
 
-def subject(mrn: str, config: MappingConfig) -> Reference:
+def subject(mrn: str, config: MappingConfig) -> Json:
     """The patient reference every resource carries (resolved by the server in a transaction)."""
-    return Reference(reference=patient_urn(mrn, config))
+    return {"reference": patient_urn(mrn, config)}
 
 
-def session_reference(session_key: str, part: str, config: MappingConfig) -> Reference:
+@lru_cache(maxsize=256)
+def session_reference(session_key: str, part: str, config: MappingConfig) -> Json:
     """A literal reference to a session's resource, also carrying that resource's business identifier."""
-    return Reference(
-        reference=resource_ref(SESSION, session_key, part, config),
-        identifier=identifier(SESSION, session_key, part, config),
-    )
+    return {
+        "reference": resource_ref(SESSION, session_key, part, config),
+        "identifier": identifier(SESSION, session_key, part, config),
+    }
+
+
+def when(value: dt.datetime | dt.date) -> str:
+    """A FHIR dateTime or date as fhir.resources writes it: ISO 8601, offset kept, UTC as `Z`."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def referenced_session_key(refs: Sequence[Reference] | None, config: MappingConfig) -> str | None:

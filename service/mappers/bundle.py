@@ -17,9 +17,8 @@ from typing import Any
 
 from schemas.common import PatientInfo
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import to_json
 from service.mappers.ids import patient_urn
-from service.mappers.patient import patient_if_none_exist, patient_resource
+from service.mappers.patient import patient_if_none_exist, patient_json
 from service.mappers.registry import mapper_for
 
 TYPE_ORDER = ("Procedure", "MedicationAdministration", "Observation", "AdverseEvent")
@@ -58,8 +57,8 @@ def transaction_bundle(
     resources: dict[tuple[str, str], dict[str, Any]] = {}
     for record in records:
         patients.setdefault(record.patient.mrn, record.patient)
-        for resource in mapper_for(record.kind).to_fhir(record, config):
-            resources[(resource.get_resource_type(), resource.id)] = to_json(resource)
+        for resource in mapper_for(record.kind).to_fhir_json(record, config):
+            resources[(resource["resourceType"], resource["id"])] = resource
 
     replacements = {patient_urn(mrn, config): ref for mrn, ref in known.items() if mrn in patients}
     entries: list[dict[str, Any]] = []
@@ -69,7 +68,7 @@ def transaction_bundle(
         entries.append(
             {
                 "fullUrl": patient_urn(mrn, config),
-                "resource": to_json(patient_resource(patient, config)),
+                "resource": patient_json(patient, config),
                 "request": {
                     "method": "POST",
                     "url": "Patient",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fhir.resources.R4B.adverseevent import (
@@ -48,6 +49,11 @@ def as_resource(value: DomainResource | dict[str, Any]) -> DomainResource:
     return RESOURCE_CLASSES[resource_type].model_validate(value)
 
 
+def validated(resources: Iterable[dict[str, Any]]) -> list[DomainResource]:
+    """R4B models of mapped JSON resources: the validated path (fhir.resources checks every element)."""
+    return [RESOURCE_CLASSES[resource["resourceType"]].model_validate(resource) for resource in resources]
+
+
 def to_json(resource: DomainResource) -> dict[str, Any]:
     """The JSON-ready dict of a resource (FHIR JSON: aliases, no empty elements)."""
     return resource.model_dump(mode="json")
@@ -79,4 +85,5 @@ __all__ = [
     "Reference",
     "as_resource",
     "to_json",
+    "validated",
 ]

@@ -14,10 +14,10 @@ Scheme (stable; the sync engine relies on it):
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
 from service.mappers.config import MappingConfig
 
@@ -67,6 +67,9 @@ SLOTS: dict[str, tuple[Slot, ...]] = {
 }
 _SLOT_BY_PART = {(kind, slot.part): slot for kind, slots in SLOTS.items() for slot in slots}
 _KIND_BY_SYSTEM_SUFFIX = {kind.replace("_", "-"): kind for kind in SLOTS}
+_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648, lower-cased
+_BASE32_PAIRS = [a + b for a in _BASE32 for b in _BASE32]
+_PAIR_SHIFTS = tuple(range(120, -1, -10))  # 13 pairs of 5-bit digits: the first 130 bits of the digest
 
 
 def _slot(kind: str, part: str) -> Slot:
@@ -80,8 +83,16 @@ def resource_id(kind: str, key: str, part: str, config: MappingConfig) -> str:
     """The deterministic FHIR id of one part of a record."""
     slot = _slot(kind, part)
     seed = f"{config.identifier_system_base}|{kind}|{key}|{part}".encode()
-    digest = base64.b32encode(hashlib.sha256(seed).digest()).decode().rstrip("=").lower()
-    return f"{slot.prefix}-{digest[:26]}"
+    return f"{slot.prefix}-{base32_prefix(hashlib.sha256(seed).digest())}"
+
+
+def base32_prefix(digest: bytes) -> str:
+    """The first 26 characters of the lower-case RFC 4648 base32 of `digest` (>= 17 bytes).
+
+    Equal to `base64.b32encode(digest).decode().lower()[:26]`, at a third of its cost.
+    """
+    bits = int.from_bytes(digest[:17], "big") >> 6
+    return "".join([_BASE32_PAIRS[(bits >> shift) & 1023] for shift in _PAIR_SHIFTS])
 
 
 def resource_ref(kind: str, key: str, part: str, config: MappingConfig) -> str:
@@ -141,6 +152,7 @@ def patient_token(mrn: str, config: MappingConfig) -> str:
     return f"{search_escape(config.mrn_system)}|{search_escape(mrn)}"
 
 
+@lru_cache(maxsize=4096)
 def patient_urn(mrn: str, config: MappingConfig) -> str:
     """The deterministic `urn:uuid:` the mappers reference a patient by (uuid5 of its MRN token)."""
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, patient_token(mrn, config))}"

@@ -10,39 +10,41 @@ from schemas.monitoring_score import MonitoringScore
 from schemas.records import parse_record_of_kind
 from service.mappers import codes
 from service.mappers.build import (
+    Json,
     concept,
+    identifier,
     parts_of,
     pick,
     record_key,
     referenced_session_key,
-    resource_identity,
     session_reference,
     subject,
+    when,
 )
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import DomainResource, Observation
+from service.mappers.fhir import DomainResource
+from service.mappers.ids import resource_id
 
 KIND = "monitoring_score"
 PART = "observation"
 
 
-def to_fhir(record: MonitoringScore, config: MappingConfig) -> list[Observation]:
+def to_fhir_json(record: MonitoringScore, config: MappingConfig) -> list[Json]:
     """One survey Observation, `partOf` the session's Procedure."""
+    scale = codes.MONITORING_SCALES[record.instrument]
     return [
-        Observation(
-            **resource_identity(KIND, record.key, PART, config),
-            status=codes.OBSERVATION_FINAL,
-            category=[concept([codes.CATEGORY_SURVEY], config)],
-            code=concept(
-                [codes.MONITORING_SCALES[record.instrument]],
-                config,
-                text=codes.MONITORING_TEXT[record.instrument],
-            ),
-            subject=subject(record.patient.mrn, config),
-            effectiveDateTime=record.measured_at,
-            partOf=[session_reference(record.session_key, "procedure", config)],
-            valueInteger=record.score,
-        )
+        {
+            "resourceType": "Observation",
+            "id": resource_id(KIND, record.key, PART, config),
+            "identifier": [identifier(KIND, record.key, PART, config)],
+            "partOf": [session_reference(record.session_key, "procedure", config)],
+            "status": codes.OBSERVATION_FINAL,
+            "category": [concept((codes.CATEGORY_SURVEY,), config)],
+            "code": concept((scale,), config, codes.MONITORING_TEXT[record.instrument]),
+            "subject": subject(record.patient.mrn, config),
+            "effectiveDateTime": when(record.measured_at),
+            "valueInteger": record.score,
+        }
     ]
 
 

@@ -7,33 +7,42 @@ from urllib.parse import quote
 
 from schemas.common import PatientInfo
 from service.mappers import codes
-from service.mappers.build import concept
+from service.mappers.build import Json, concept, configured_system, when
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import DomainResource, HumanName, Identifier, Patient, as_resource
+from service.mappers.fhir import DomainResource, Patient, as_resource
 from service.mappers.ids import patient_token, patient_urn, search_escape
 
 __all__ = [
     "patient_from_fhir",
     "patient_if_none_exist",
+    "patient_json",
     "patient_resource",
     "patient_urn",
     "search_escape",
 ]
 
 
-def patient_resource(patient: PatientInfo, config: MappingConfig) -> Patient:
+def patient_json(patient: PatientInfo, config: MappingConfig) -> Json:
     """A Patient with the MRN identifier (type v2-0203 MR) and whatever demographics are given; no id."""
-    name = None
+    mrn = {"type": concept((codes.MRN_TYPE,), config), "system": configured_system(config.mrn_system)}
+    out: Json = {"resourceType": "Patient", "identifier": [{**mrn, "value": patient.mrn}]}
     if patient.family is not None or patient.given is not None:
-        name = [HumanName(family=patient.family, given=list(patient.given) if patient.given else None)]
-    return Patient(
-        identifier=[
-            Identifier(type=concept([codes.MRN_TYPE], config), system=config.mrn_system, value=patient.mrn)
-        ],
-        name=name,
-        birthDate=patient.birth_date,
-        gender=patient.sex,
-    )
+        name: Json = {}
+        if patient.family is not None:
+            name["family"] = patient.family
+        if patient.given:
+            name["given"] = list(patient.given)
+        out["name"] = [name]
+    if patient.sex is not None:
+        out["gender"] = patient.sex
+    if patient.birth_date is not None:
+        out["birthDate"] = when(patient.birth_date)
+    return out
+
+
+def patient_resource(patient: PatientInfo, config: MappingConfig) -> Patient:
+    """`patient_json` as a validated R4B Patient."""
+    return Patient.model_validate(patient_json(patient, config))
 
 
 def patient_if_none_exist(mrn: str, config: MappingConfig) -> str:

@@ -7,7 +7,7 @@ interpretation and a note flagging suicide risk. With a `session_key` every Obse
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from schemas.common import PatientInfo
@@ -15,89 +15,93 @@ from schemas.phq9 import Phq9Assessment
 from schemas.records import parse_record_of_kind
 from service.mappers import codes
 from service.mappers.build import (
+    Json,
     concept,
     from_decimal,
     has_code,
+    identifier,
     parts_of,
     pick,
     quantity,
     record_key,
     referenced_session_key,
-    resource_identity,
     session_reference,
     subject,
+    when,
 )
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import Annotation, DomainResource, Observation, Reference
+from service.mappers.fhir import DomainResource
+from service.mappers.ids import resource_id
 
 KIND = "phq9_assessment"
 ITEM_PARTS = tuple(f"item-{n}" for n in range(1, 10))
 
 
-def _observation(record: Phq9Assessment, part: str, config: MappingConfig, **fields: Any) -> Observation:
-    common: dict[str, Any] = {
-        **resource_identity(KIND, record.key, part, config),
-        "status": codes.OBSERVATION_FINAL,
-        "category": [concept([codes.CATEGORY_SURVEY], config)],
-        "subject": subject(record.patient.mrn, config),
-        "effectiveDateTime": record.completed_at,
-    }
+def _observation_maker(record: Phq9Assessment, config: MappingConfig) -> Callable[..., Json]:
+    """A maker of this assessment's Observations: (part, code, **elements after effectiveDateTime)."""
+    part_of = None
     if record.session_key is not None:
-        common["partOf"] = [session_reference(record.session_key, "procedure", config)]
-    return Observation(**common, **fields)
+        part_of = [session_reference(record.session_key, "procedure", config)]
+    common = {
+        "status": codes.OBSERVATION_FINAL,
+        "category": [concept((codes.CATEGORY_SURVEY,), config)],
+    }
+    patient = subject(record.patient.mrn, config)
+    effective = when(record.completed_at)
+
+    def observation(part: str, code: Json, **elements: Any) -> Json:
+        out: Json = {
+            "resourceType": "Observation",
+            "id": resource_id(KIND, record.key, part, config),
+            "identifier": [identifier(KIND, record.key, part, config)],
+        }
+        if part_of:
+            out["partOf"] = part_of
+        out.update(common, code=code, subject=patient, effectiveDateTime=effective, **elements)
+        return out
+
+    return observation
 
 
-def _total(record: Phq9Assessment, config: MappingConfig) -> Observation:
+def _total(record: Phq9Assessment, config: MappingConfig, observation: Callable[..., Json]) -> Json:
     severity = codes.phq9_severity(record.total)
-    interpretation = [concept([severity], config, text=severity.display)]
-    note = None
+    interpretation = [concept((severity,), config, severity.display)]
+    extra: Json = {}
     if record.items[8] > 0:
         item9 = codes.PHQ9_ITEM9_POSITIVE
-        interpretation.append(concept([item9], config, text=item9.display))
-        note = [Annotation(text=codes.PHQ9_ITEM9_NOTE)]
-    return _observation(
-        record,
+        interpretation.append(concept((item9,), config, item9.display))
+        extra["note"] = [{"text": codes.PHQ9_ITEM9_NOTE}]
+    return observation(
         "total",
-        config,
-        code=concept([codes.PHQ9_TOTAL], config, text=codes.PHQ9_TOTAL_TEXT),
+        concept((codes.PHQ9_TOTAL,), config, codes.PHQ9_TOTAL_TEXT),
         valueQuantity=quantity(record.total, codes.UNIT_SCORE),
         interpretation=interpretation,
-        note=note,
+        **extra,
     )
 
 
-def to_fhir(record: Phq9Assessment, config: MappingConfig) -> list[Observation]:
+def to_fhir_json(record: Phq9Assessment, config: MappingConfig) -> list[Json]:
     """Members first (items 1-9, difficulty when given, total), then the panel that lists them."""
+    observation = _observation_maker(record, config)
+    answers = [codes.PHQ9_ANSWERS[score] for score in record.items]
     members = [
-        _observation(
-            record,
-            part,
-            config,
-            code=concept([item], config),
-            valueCodeableConcept=concept(
-                [codes.PHQ9_ANSWERS[score]], config, text=codes.PHQ9_ANSWERS[score].display
-            ),
-        )
-        for part, item, score in zip(ITEM_PARTS, codes.PHQ9_ITEMS, record.items, strict=True)
+        observation(part, concept((item,), config), valueCodeableConcept=concept((a,), config, a.display))
+        for part, item, a in zip(ITEM_PARTS, codes.PHQ9_ITEMS, answers, strict=True)
     ]
     if record.difficulty is not None:
         answer = codes.PHQ9_DIFFICULTY_ANSWERS[record.difficulty]
         members.append(
-            _observation(
-                record,
+            observation(
                 "difficulty",
-                config,
-                code=concept([codes.PHQ9_DIFFICULTY], config),
-                valueCodeableConcept=concept([answer], config, text=answer.display),
+                concept((codes.PHQ9_DIFFICULTY,), config),
+                valueCodeableConcept=concept((answer,), config, answer.display),
             )
         )
-    members.append(_total(record, config))
-    panel = _observation(
-        record,
+    members.append(_total(record, config, observation))
+    panel = observation(
         "panel",
-        config,
-        code=concept([codes.PHQ9_PANEL], config, text=codes.PHQ9_PANEL_TEXT),
-        hasMember=[Reference(reference=f"Observation/{member.id}") for member in members],
+        concept((codes.PHQ9_PANEL,), config, codes.PHQ9_PANEL_TEXT),
+        hasMember=[{"reference": f"Observation/{member['id']}"} for member in members],
     )
     return [*members, panel]
 

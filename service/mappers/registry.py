@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from schemas.records import MODELS
 from service.mappers import adverse_event, monitoring_score, phq9, session, vital_sign
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import DomainResource
+from service.mappers.fhir import DomainResource, validated
 from service.mappers.ids import ResourceId
 from service.mappers.ids import resource_ids as _resource_ids
 
@@ -23,8 +23,10 @@ class KindMapper:
 
     kind: str
     model: type[BaseModel]
+    to_fhir_json: Callable[[Any, MappingConfig], list[dict[str, Any]]]
+    """record -> FHIR JSON resources (deterministic, dependency order): the fast path, no model per record."""
     to_fhir: Callable[[Any, MappingConfig], list[DomainResource]]
-    """record -> R4B resources (deterministic, dependency order)."""
+    """record -> the same resources as validated R4B models (fhir.resources checks each element)."""
     from_fhir: Callable[..., Any]
     """(resources, patient, config, key=None) -> the record; resources are models or JSON as read back,
     and may include other records' resources when `key` names the one wanted."""
@@ -32,11 +34,19 @@ class KindMapper:
     """(key, config) -> every (resourceType, id) a record of this kind can produce."""
 
 
+def _validated(
+    to_fhir_json: Callable[[Any, MappingConfig], list[dict[str, Any]]], record: Any, config: MappingConfig
+) -> list[DomainResource]:
+    """The validated path: the fast path's JSON, each resource validated into its R4B model."""
+    return validated(to_fhir_json(record, config))
+
+
 REGISTRY: dict[str, KindMapper] = {
     module.KIND: KindMapper(
         kind=module.KIND,
         model=MODELS[module.KIND],
-        to_fhir=module.to_fhir,
+        to_fhir_json=module.to_fhir_json,
+        to_fhir=partial(_validated, module.to_fhir_json),
         from_fhir=module.from_fhir,
         resource_ids=partial(_resource_ids, module.KIND),
     )

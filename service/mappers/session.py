@@ -7,6 +7,7 @@ state and nothing has been given. Embedded children are mapped by their own kind
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from schemas.common import PatientInfo
@@ -14,10 +15,13 @@ from schemas.records import parse_record_of_kind
 from schemas.session import InfusionSession
 from service.mappers import adverse_event, codes, monitoring_score, phq9, vital_sign
 from service.mappers.build import (
-    coding,
+    Json,
     concept,
+    configured_system,
+    extension_url,
     from_decimal,
     has_code,
+    identifier,
     number,
     parts_of,
     pick,
@@ -25,26 +29,13 @@ from service.mappers.build import (
     profile,
     quantity,
     record_key,
-    resource_identity,
     session_reference,
     subject,
+    when,
 )
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import (
-    Annotation,
-    CodeableConcept,
-    DomainResource,
-    Extension,
-    Identifier,
-    MedicationAdministration,
-    MedicationAdministrationDosage,
-    MedicationAdministrationPerformer,
-    Observation,
-    Period,
-    Procedure,
-    ProcedurePerformer,
-    Reference,
-)
+from service.mappers.fhir import DomainResource, Procedure
+from service.mappers.ids import resource_id
 
 KIND = "infusion_session"
 CHILDREN = (  # (record field, kind module), in the order their resources follow the session's
@@ -56,23 +47,25 @@ CHILDREN = (  # (record field, kind module), in the order their resources follow
 _INDICATIONS = {name: code for name, code in codes.INDICATIONS.items() if name != "trd"}
 
 
-def _reason(indication: str, config: MappingConfig) -> CodeableConcept:
+def _reason(indication: str, config: MappingConfig) -> Json:
     code = codes.INDICATIONS[indication]
     if indication == "trd":
-        return concept([code, codes.TRD_LOCAL], config, text=codes.TRD_TEXT)
-    return concept([code], config, text=code.display)
+        return concept((code, codes.TRD_LOCAL), config, codes.TRD_TEXT)
+    return concept((code,), config, code.display)
 
 
-def _clinician(record: InfusionSession, config: MappingConfig) -> Reference | None:
+def _clinician(record: InfusionSession, config: MappingConfig) -> Json | None:
     if record.clinician is None:
         return None
-    return Reference(
-        identifier=Identifier(system=config.practitioner_identifier_system, value=record.clinician.id),
-        display=record.clinician.name,
-    )
+    system = configured_system(config.practitioner_identifier_system)
+    actor: Json = {"identifier": {"system": system, "value": record.clinician.id}}
+    if record.clinician.name is not None:
+        actor["display"] = record.clinician.name
+    return actor
 
 
-def _dosage_text(record: InfusionSession) -> str:
+def dosage_text(record: InfusionSession) -> str:
+    """The human-readable dose line, e.g. `35 mg ketamine IV (0.5 mg/kg) at 0.5 mg/kg/h over 40 min`."""
     dose = record.dose
     text = f"{number(dose.total_mg)} mg ketamine IV"
     if dose.mg_per_kg is not None:
@@ -84,87 +77,111 @@ def _dosage_text(record: InfusionSession) -> str:
     return text
 
 
-def _dosage(record: InfusionSession, config: MappingConfig) -> MedicationAdministrationDosage | None:
+def _dosage(record: InfusionSession, config: MappingConfig) -> Json:
     dose = record.dose
-    if dose is None:
-        return None
-    extension = None
+    out: Json = {}
     if dose.mg_per_kg is not None:
-        url = codes.local_system(config.local_code_system_base, codes.EXT_DOSE_PER_KG)
-        extension = [Extension(url=url, valueQuantity=quantity(dose.mg_per_kg, codes.UNIT_MG_PER_KG))]
-    return MedicationAdministrationDosage(
-        extension=extension,
-        text=_dosage_text(record),
-        route=concept([codes.ROUTE_INTRAVENOUS], config),
-        dose=quantity(dose.total_mg, codes.UNIT_MG),
-        rateQuantity=quantity(dose.rate.value, dose.rate.unit) if dose.rate is not None else None,
-    )
+        url = extension_url(codes.EXT_DOSE_PER_KG, config)
+        out["extension"] = [{"url": url, "valueQuantity": quantity(dose.mg_per_kg, codes.UNIT_MG_PER_KG)}]
+    out["text"] = dosage_text(record)
+    out["route"] = concept((codes.ROUTE_INTRAVENOUS,), config)
+    out["dose"] = quantity(dose.total_mg, codes.UNIT_MG)
+    if dose.rate is not None:
+        out["rateQuantity"] = quantity(dose.rate.value, dose.rate.unit)
+    return out
 
 
-def _medication(config: MappingConfig) -> CodeableConcept:
-    medication = concept(codes.KETAMINE_CODINGS, config, text=codes.KETAMINE_TEXT)
+@lru_cache(maxsize=16)
+def _medication(config: MappingConfig) -> Json:
+    items = codes.KETAMINE_CODINGS
     if config.medication_product_coding is not None:
-        medication.coding.append(coding(codes.Code(*config.medication_product_coding), config))
-    return medication
+        items = (*items, codes.Code(*config.medication_product_coding))
+    return concept(items, config, codes.KETAMINE_TEXT)
 
 
-def _period(record: InfusionSession) -> Period:
-    return Period(start=record.started_at, end=record.ended_at)
+def _period(record: InfusionSession) -> Json:
+    if record.ended_at is None:
+        return {"start": when(record.started_at)}
+    return {"start": when(record.started_at), "end": when(record.ended_at)}
 
 
-def to_fhir(record: InfusionSession, config: MappingConfig) -> list[DomainResource]:
+def _head(resource_type: str, part: str, record: InfusionSession, config: MappingConfig) -> Json:
+    return {
+        "resourceType": resource_type,
+        "id": resource_id(KIND, record.key, part, config),
+        "identifier": [identifier(KIND, record.key, part, config)],
+    }
+
+
+def _procedure(record: InfusionSession, config: MappingConfig, patient: Json, clinician: Json | None) -> Json:
+    out = _head("Procedure", "procedure", record, config)
+    out["status"] = codes.PROCEDURE_STATUS[record.status]
+    if record.stop_reason is not None:
+        out["statusReason"] = {"text": record.stop_reason}
+    out.update(
+        category=concept((codes.PROCEDURE_CATEGORY,), config),
+        code=concept((codes.PROCEDURE_CODE,), config, codes.PROCEDURE_TEXT),
+        subject=patient,
+        performedPeriod=_period(record),
+    )
+    if clinician is not None:
+        out["performer"] = [{"actor": clinician}]
+    out["reasonCode"] = [_reason(indication, config) for indication in record.indications]
+    if record.note is not None:
+        out["note"] = [{"text": record.note}]
+    return out
+
+
+def _administration(
+    record: InfusionSession, config: MappingConfig, patient: Json, clinician: Json | None
+) -> Json:
+    out = _head("MedicationAdministration", "medication-administration", record, config)
+    out["partOf"] = [session_reference(record.key, "procedure", config)]
+    out["status"] = codes.MED_ADMIN_STATUS[record.status]
+    if record.stop_reason is not None:
+        out["statusReason"] = [{"text": record.stop_reason}]
+    out.update(
+        category=concept((codes.MED_ADMIN_CATEGORY_OUTPATIENT,), config),
+        medicationCodeableConcept=_medication(config),
+        subject=patient,
+        effectivePeriod=_period(record),
+    )
+    if clinician is not None:
+        out["performer"] = [{"actor": clinician}]
+    if record.dose is not None:
+        out["dosage"] = _dosage(record, config)
+    return out
+
+
+def _dosing_weight(record: InfusionSession, config: MappingConfig, patient: Json) -> Json:
+    weight = codes.VITALS["body_weight"]
+    return {
+        "resourceType": "Observation",
+        "id": resource_id(KIND, record.key, "dosing-weight", config),
+        "meta": profile(weight.profile),
+        "identifier": [identifier(KIND, record.key, "dosing-weight", config)],
+        "partOf": [session_reference(record.key, "procedure", config)],
+        "status": codes.ENTERED_IN_ERROR if record.status == "entered_in_error" else codes.OBSERVATION_FINAL,
+        "category": [concept((codes.CATEGORY_VITAL_SIGNS,), config)],
+        "code": concept(weight.codes, config, codes.DOSING_WEIGHT_TEXT),
+        "subject": patient,
+        "effectiveDateTime": when(record.started_at),
+        "valueQuantity": quantity(record.dose.weight_kg, codes.UNIT_KG),
+    }
+
+
+def to_fhir_json(record: InfusionSession, config: MappingConfig) -> list[Json]:
     """Procedure, MedicationAdministration (not when planned), dosing weight, then the children's."""
     patient = subject(record.patient.mrn, config)
-    status_reason = [CodeableConcept(text=record.stop_reason)] if record.stop_reason is not None else None
     clinician = _clinician(record, config)
-    out: list[DomainResource] = [
-        Procedure(
-            **resource_identity(KIND, record.key, "procedure", config),
-            status=codes.PROCEDURE_STATUS[record.status],
-            statusReason=status_reason[0] if status_reason else None,
-            category=concept([codes.PROCEDURE_CATEGORY], config),
-            code=concept([codes.PROCEDURE_CODE], config, text=codes.PROCEDURE_TEXT),
-            subject=patient,
-            performedPeriod=_period(record),
-            performer=[ProcedurePerformer(actor=clinician)] if clinician else None,
-            reasonCode=[_reason(indication, config) for indication in record.indications],
-            note=[Annotation(text=record.note)] if record.note is not None else None,
-        )
-    ]
+    out = [_procedure(record, config, patient, clinician)]
     if record.status in codes.MED_ADMIN_STATUS:
-        out.append(
-            MedicationAdministration(
-                **resource_identity(KIND, record.key, "medication-administration", config),
-                partOf=[session_reference(record.key, "procedure", config)],
-                status=codes.MED_ADMIN_STATUS[record.status],
-                statusReason=status_reason,
-                category=concept([codes.MED_ADMIN_CATEGORY_OUTPATIENT], config),
-                medicationCodeableConcept=_medication(config),
-                subject=patient,
-                effectivePeriod=_period(record),
-                performer=[MedicationAdministrationPerformer(actor=clinician)] if clinician else None,
-                dosage=_dosage(record, config),
-            )
-        )
+        out.append(_administration(record, config, patient, clinician))
     if record.dose is not None and record.dose.weight_kg is not None:
-        out.append(
-            Observation(
-                **resource_identity(KIND, record.key, "dosing-weight", config),
-                meta=profile(codes.VITALS["body_weight"].profile),
-                status=codes.ENTERED_IN_ERROR
-                if record.status == "entered_in_error"
-                else codes.OBSERVATION_FINAL,
-                category=[concept([codes.CATEGORY_VITAL_SIGNS], config)],
-                code=concept(codes.VITALS["body_weight"].codes, config, text=codes.DOSING_WEIGHT_TEXT),
-                subject=patient,
-                effectiveDateTime=record.started_at,
-                partOf=[session_reference(record.key, "procedure", config)],
-                valueQuantity=quantity(record.dose.weight_kg, codes.UNIT_KG),
-            )
-        )
+        out.append(_dosing_weight(record, config, patient))
     for field, module in CHILDREN:
         for child in getattr(record, field):
-            out.extend(module.to_fhir(child, config))
+            out.extend(module.to_fhir_json(child, config))
     return out
 
 

@@ -10,52 +10,53 @@ from schemas.records import parse_record_of_kind
 from schemas.vital_sign import VitalSign
 from service.mappers import codes
 from service.mappers.build import (
+    Json,
     concept,
     from_decimal,
     has_code,
+    identifier,
     parts_of,
     profile,
     quantity,
     record_key,
     referenced_session_key,
-    resource_identity,
     session_reference,
     subject,
+    when,
 )
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import DomainResource, Observation, ObservationComponent
+from service.mappers.fhir import DomainResource, Observation
+from service.mappers.ids import resource_id
 
 KIND = "vital_sign"
 PART = "observation"
 BP_UNIT = "mm[Hg]"
 
 
-def to_fhir(record: VitalSign, config: MappingConfig) -> list[Observation]:
+def to_fhir_json(record: VitalSign, config: MappingConfig) -> list[Json]:
     """One Observation; `partOf` the session's Procedure when `session_key` is known."""
     vital = codes.VITALS[record.type]
-    fields: dict[str, Any] = {
-        **resource_identity(KIND, record.key, PART, config),
+    out: Json = {
+        "resourceType": "Observation",
+        "id": resource_id(KIND, record.key, PART, config),
         "meta": profile(vital.profile),
-        "status": codes.OBSERVATION_FINAL,
-        "category": [concept([codes.CATEGORY_VITAL_SIGNS], config)],
-        "code": concept(vital.codes, config, text=vital.text),
-        "subject": subject(record.patient.mrn, config),
-        "effectiveDateTime": record.measured_at,
+        "identifier": [identifier(KIND, record.key, PART, config)],
     }
     if record.session_key is not None:
-        fields["partOf"] = [session_reference(record.session_key, "procedure", config)]
+        out["partOf"] = [session_reference(record.session_key, "procedure", config)]
+    out["status"] = codes.OBSERVATION_FINAL
+    out["category"] = [concept((codes.CATEGORY_VITAL_SIGNS,), config)]
+    out["code"] = concept(vital.codes, config, vital.text)
+    out["subject"] = subject(record.patient.mrn, config)
+    out["effectiveDateTime"] = when(record.measured_at)
     if record.type == "blood_pressure":
-        fields["component"] = [
-            ObservationComponent(
-                code=concept([codes.BP_SYSTOLIC], config), valueQuantity=quantity(record.systolic, BP_UNIT)
-            ),
-            ObservationComponent(
-                code=concept([codes.BP_DIASTOLIC], config), valueQuantity=quantity(record.diastolic, BP_UNIT)
-            ),
+        out["component"] = [
+            {"code": concept((code,), config), "valueQuantity": quantity(value, BP_UNIT)}
+            for code, value in ((codes.BP_SYSTOLIC, record.systolic), (codes.BP_DIASTOLIC, record.diastolic))
         ]
     else:
-        fields["valueQuantity"] = quantity(record.value, record.unit)
-    return [Observation(**fields)]
+        out["valueQuantity"] = quantity(record.value, record.unit)
+    return [out]
 
 
 def observation_fields(observation: Observation, config: MappingConfig) -> dict[str, Any]:

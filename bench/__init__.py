@@ -1,0 +1,1 @@
+"""Benchmarks of infusion-fhir against its ceilings: mapping, sync throughput, API latency, memory."""

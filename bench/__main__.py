@@ -1,0 +1,56 @@
+"""`python -m bench`: run the benchmarks, print BENCHMARKS.md and write it (with the raw results as JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from bench import api, mapping, memory, report, sync
+from bench.corpus import OUT
+from bench.machine import describe
+
+SECTIONS = {"mapping": mapping.run, "sync": sync.run, "api": api.run, "memory": memory.run}
+NEEDS_SERVER = {"sync", "api", "memory"}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small corpora and few rounds (about 3 minutes)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: mapping,sync,api,memory")
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown to write")
+    args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    base_url = os.environ.get("FHIR_BASE_URL", "http://localhost:8080/fhir").rstrip("/")
+    OUT.mkdir(exist_ok=True)
+    started = time.monotonic()
+    results: dict = {"machine": describe(base_url if NEEDS_SERVER & set(only) else None)}
+    for name in only:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        section_started = time.monotonic()
+        run = SECTIONS[name]
+        results[name] = run(quick=args.quick) if name == "mapping" else run(base_url, quick=args.quick)
+        print(f"bench: {name} done in {time.monotonic() - section_started:.0f} s", file=sys.stderr, flush=True)
+    command = "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'" if (argv or sys.argv[1:]) else "")
+    results["meta"] = {"command": command, "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                       "seconds": time.monotonic() - started, "fhir_base_url": base_url}
+    text = report.render(results)
+    print(text)
+    args.out.write_text(text + "\n")
+    (OUT / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    failed = [t for t, _, ok in report.targets(results) if not ok]
+    print(f"bench: wrote {args.out}; targets not met: {len(failed)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

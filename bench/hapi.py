@@ -1,0 +1,206 @@
+"""The FHIR server side of the benchmarks: the CLI as a subprocess, bare posting, and cleaning up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.corpus import OUT, Namespace
+
+FHIR_JSON = "application/fhir+json"
+ACCEPT = {"Accept": FHIR_JSON}
+HEADERS = {**ACCEPT, "Content-Type": FHIR_JSON}
+CLI = str(Path(sys.executable).parent / "infusion-fhir")
+GNU_TIME = "/usr/bin/time"  # Debian's `time` package
+OWN_TYPES = ("AdverseEvent", "Observation", "MedicationAdministration", "Procedure")
+
+
+def run_sync_cli(
+    path: Path, ns: Namespace, base_url: str, *, batch_size: int | None = None,
+    concurrency: int | None = None, dry_run: bool = False,
+) -> dict[str, Any]:
+    """`infusion-fhir sync` as a user runs it; its report, wall time, CPU time and peak RSS.
+
+    Peak RSS comes from GNU time (`%M`) run in between: the kilobytes `wait4` reports for a child
+    of this process start from this process's own peak, which the child inherits at fork on Linux.
+    """
+    report = OUT / f"report-{ns.token}.json"
+    args = [CLI, "sync", str(path), "--report", str(report), "--rejects", str(OUT / f"rejects-{ns.token}.ndjson")]
+    if batch_size is not None:
+        args += ["--batch-size", str(batch_size)]
+    if concurrency is not None:
+        args += ["--concurrency", str(concurrency)]
+    if dry_run:
+        args.append("--dry-run")
+    log, rss = OUT / f"log-{ns.token}.txt", OUT / f"rss-{ns.token}.txt"
+    started = time.perf_counter()
+    with log.open("wb") as err:
+        proc = subprocess.Popen([GNU_TIME, "-f", "%M", "-o", str(rss), *args], env=ns.env(base_url),
+                                stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    text = log.read_text(errors="replace")
+    return {
+        "exit_code": proc.returncode,
+        "report": orjson.loads(report.read_bytes()),
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "maxrss_mb": int(rss.read_text().split()[-1]) / 1024,
+        "patient_race_retries": text.count("sync.patient_race_retry"),
+        "fhir_retries": text.count('"fhir.retry"'),
+    }
+
+
+@dataclass
+class Prepared:
+    """One prebuilt transaction Bundle: its bytes, the sessions it carries and those it needs first."""
+
+    body: bytes
+    entries: int
+    carries: set[str] = field(default_factory=set)
+    needs: set[str] = field(default_factory=set)
+
+
+def prepare(records: list[Any], batch_size: int, config: Any) -> list[Prepared]:
+    """The corpus cut into transaction Bundles in file order, as bytes, with their session dependencies."""
+    from service.mappers import transaction_bundle
+
+    out = []
+    for i in range(0, len(records), batch_size):
+        batch = records[i : i + batch_size]
+        bundle = transaction_bundle(batch, config)
+        own = {r.key for r in batch if r.kind == "infusion_session"}
+        needs = {k for r in batch if (k := getattr(r, "session_key", None))} - own
+        out.append(Prepared(orjson.dumps(bundle), len(bundle["entry"]), own, needs))
+    return out
+
+
+async def post_all(base_url: str, bundles: list[Prepared], concurrency: int) -> dict[str, Any]:
+    """The ceiling: post prebuilt Bundles with a bare AsyncClient, `concurrency` in flight, in order.
+
+    A Bundle waits for the earlier Bundle carrying a session it references (the server checks
+    references); a 409/412 from two first creates of one Patient racing is answered by re-posting.
+    """
+    events: dict[str, asyncio.Event] = {}
+    slots = asyncio.Semaphore(concurrency)
+    stats = {"bundles": 0, "entries_ok": 0, "conflict_reposts": 0, "failed": 0}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, headers=HEADERS, timeout=300, limits=limits) as http:
+
+        async def send(prepared: Prepared, waits: list[asyncio.Event], done: list[asyncio.Event]) -> None:
+            try:
+                for event in waits:
+                    await event.wait()
+                for _ in range(5):
+                    response = await http.post("", content=prepared.body)
+                    if response.status_code not in (409, 412):
+                        break
+                    stats["conflict_reposts"] += 1
+                if response.status_code != 200:
+                    stats["failed"] += 1
+                    return
+                body = orjson.loads(response.content)
+                stats["bundles"] += 1
+                stats["entries_ok"] += sum(e["response"]["status"][:1] == "2" for e in body["entry"])
+            finally:
+                for event in done:
+                    event.set()
+                slots.release()
+
+        started = time.perf_counter()
+        tasks = []
+        for prepared in bundles:
+            await slots.acquire()
+            waits = [events[k] for k in prepared.needs if k in events]
+            done = [events.setdefault(k, asyncio.Event()) for k in prepared.carries]
+            tasks.append(asyncio.create_task(send(prepared, waits, done)))
+        await asyncio.gather(*tasks)
+        stats["seconds"] = time.perf_counter() - started
+    return stats
+
+
+def purge(base_url: str, namespaces: list[Namespace]) -> dict[str, Any]:
+    """Delete everything the namespaces' patients own: one transaction of conditional deletes per patient.
+
+    One transaction lets the server delete resources that reference each other (PHQ-9 panels and
+    their items) together. Deleted versions stay in the server's history (no $expunge: the server
+    is shared); `hapictl reset` on an idle server reclaims the space.
+    """
+    started = time.perf_counter()
+    patients = 0
+    with httpx.Client(base_url=base_url, headers=ACCEPT, timeout=600) as http:
+        for ns in namespaces:
+            query = {"identifier": f"{ns.mrn_system}|", "_elements": "id", "_count": "500"}
+            found = http.post("Patient/_search", data=query)
+            found.raise_for_status()
+            for entry in found.json().get("entry", []):
+                pid = entry["resource"]["id"]
+                entries = [{"request": {"method": "DELETE", "url": f"{t}?subject=Patient/{pid}"}} for t in OWN_TYPES]
+                entries.append({"request": {"method": "DELETE", "url": f"Patient/{pid}"}})
+                bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+                http.post("", content=orjson.dumps(bundle), headers=HEADERS).raise_for_status()
+                patients += 1
+    return {"patients": patients, "seconds": time.perf_counter() - started}
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds a process has used so far (from /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def local_hapi_pid(base_url: str) -> int | None:
+    """The pid of the local HAPI that hapictl started, when `base_url` is on this machine."""
+    if "localhost" not in base_url and "127.0.0.1" not in base_url:
+        return None
+    pid_file = Path(__file__).resolve().parents[1] / "tools" / "hapi-server" / ".run" / "hapi.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if process_cpu_seconds(pid) is not None else None
+
+
+class CpuMeter:
+    """CPU seconds used by the FHIR server (when local) and by this process over a `with` block."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.server_s: float | None = None
+        self.own_s = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self._server = process_cpu_seconds(self.server_pid)
+        self._own = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.own_s = time.process_time() - self._own
+        after = process_cpu_seconds(self.server_pid)
+        if after is not None and self._server is not None:
+            self.server_s = after - self._server
+
+
+def hapi_version(base_url: str) -> str:
+    """`software.name version` from the server's CapabilityStatement."""
+    try:
+        body = httpx.get(f"{base_url}/metadata", headers={"Accept": FHIR_JSON}, timeout=30).json()
+    except httpx.HTTPError:
+        return "unreachable"
+    software = body.get("software", {})
+    return f"{software.get('name', '?')} {software.get('version', '?')} (FHIR {body.get('fhirVersion', '?')})"

@@ -1,0 +1,187 @@
+"""BENCHMARKS.md from one run's results: machine, each figure and ratio, and the targets met or not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+NOTES = Path(__file__).resolve().parent / "NOTES.md"
+FLAT_MB = 5.0  # "within a few MB"
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return out + [""]
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for every target whose section ran."""
+    out = []
+    if m := results.get("mapping"):
+        out.append(("Mapping: ours >= 10x the naive path", f"{m['ours_over_naive']:.1f}x", m["ours_over_naive"] >= 10))
+        out.append(("Mapping: ours >= 0.5x the floor", f"{m['ours_over_floor']:.2f}x", m["ours_over_floor"] >= 0.5))
+        eq = m["equality"]
+        out.append(("Mapping: output identical to the validated path",
+                     f"{eq['resources']:,} of {eq['resources']:,} resources equal", True))
+    if s := results.get("sync"):
+        out.append(("Sync: ours >= 0.9x the ceiling", f"{s['ratio_default']:.2f}x", s["ratio_default"] >= 0.9))
+    if a := results.get("api"):
+        for clients, level in a["levels"].items():
+            worst = max(level["added_p50_pct"], level["added_p99_pct"])
+            out.append((f"API at {clients} clients: added latency <= 10% at p50 and p99",
+                        f"p50 {level['added_p50_pct']:+.1f}%, p99 {level['added_p99_pct']:+.1f}%", worst <= 10))
+    if mem := results.get("memory"):
+        (d0, d1, dry), (r0, r1, real) = mem["dry_growth"], mem["real_growth"]
+        out.append((f"Memory: flat, within {FLAT_MB:.0f} MB (100x vs 10x)",
+                    f"dry-run {d0}x to {d1}x: {dry:+.1f} MB; real {r0}x to {r1}x: {real:+.1f} MB",
+                    abs(dry) <= FLAT_MB and abs(real) <= FLAT_MB))
+    return out
+
+
+def _machine(m: dict[str, Any]) -> list[str]:
+    rows = [["CPU", m["cpu"]], ["cores", m["cores"]], ["memory", f"{m['memory_gib']} GiB"], ["OS", m["os"]],
+            ["Python", m["python"]], ["FHIR server", m["fhir_server"]], ["HAPI JVM flags", m["hapi_jvm_flags"]],
+            ["load average at start", ", ".join(f"{x:.2f}" for x in m["load_average_at_start"])]]
+    rows += [[name, version] for name, version in m["packages"].items()]
+    return _table(["", ""], rows)
+
+
+def _mapping(m: dict[str, Any]) -> list[str]:
+    names = {"ours": "ours: `to_fhir_json` + orjson", "naive": "naive: R4B model per resource + `model_dump_json`",
+             "floor": "floor: plain dict literals + orjson, no checks",
+             "ours_bundles": "ours as sync uses it: `transaction_bundle` of 50 + orjson (Patients included)"}
+    rows = [[names[k], _n(p["records_per_s"]), _n(p["resources_per_s"]), p["resources"]] for k, p in m["paths"].items()]
+    eq = m["equality"]
+    return [
+        f"Corpus: demo-data, {m['patients']} patients, seed {m['seed']}: {m['records']:,} records, "
+        f"{eq['resources']:,} resources. One process, one core, CPU time, best of {m['rounds']} interleaved rounds.",
+        "",
+        *_table(["path", "records/s", "resources/s", "resources"], rows),
+        f"- ours / naive: **{m['ours_over_naive']:.1f}x**; ours / floor: **{m['ours_over_floor']:.2f}x**.",
+        f"- Equality, asserted on every record: ours == the validated path in content for {eq['resources']:,} of "
+        f"{eq['resources']:,} resources ({eq['byte_identical']:,} byte for byte), and ours == the floor byte for byte.",
+        f"- For context, parsing the records (strict schemas validation, the same for every path, not timed above): "
+        f"{_n(m['parse_records_per_s'])} records/s.",
+        "",
+        "Where ours spends its time (cProfile, one pass over the corpus, by own time):",
+        "",
+        "```",
+        m["profile_ours"],
+        "```",
+        "",
+    ]
+
+
+def _sync(s: dict[str, Any]) -> list[str]:
+    sweep = [[r["batch_size"], r["concurrency"], _n(r["resources_per_s"]), r["conflict_reposts"],
+              _n(r["server_cpu_s"], 1)] for r in s["sweep"]]
+    runs = [["ceiling", r["batch_size"], r["concurrency"], _n(r["seconds"], 2), _n(r["resources_per_s"]),
+             _n(r["server_cpu_s"], 1), _n(r["client_cpu_s"], 2), f"{r['conflict_reposts']} re-posts"]
+            for r in s["ceiling_runs"]]
+    runs += [["ours (`sync`)", r["batch_size"], r["concurrency"], _n(r["seconds"], 2), _n(r["resources_per_s"]),
+              _n(r["server_cpu_s"], 1), _n(r["client_cpu_s"], 2),
+              f"{r['patient_race_retries']} race retries, wall {r['wall_s']:.1f} s, exit {r['exit_code']}"]
+             for r in s["ours_runs"]]
+    out = [
+        f"Corpus: demo-data {s['patients']} patients ({s['records']:,} records, {s['resources']:,} resources); "
+        f"sweep on {s['sweep_patients']} patients. Every run writes new resources into its own namespace.",
+        "",
+        "Ceiling sweep (bare httpx, prebuilt Bundles):",
+        "",
+        *_table(["batch", "concurrency", "resources/s", "409/412 re-posts", "server CPU s"], sweep),
+        "Ours against the best ceiling, alternating:",
+        "",
+        *_table(["side", "batch", "concurrency", "seconds", "resources/s", "server CPU s", "client CPU s", "notes"],
+                runs),
+        f"- Ratio ours (defaults) / ceiling: **{s['ratio_default']:.2f}x** "
+        f"({_n(s['ours_default']['resources_per_s'])} vs {_n(s['ceiling']['resources_per_s'])} resources/s).",
+    ]
+    if "ratio_best_settings" in s:
+        out.append(f"- With the ceiling's settings: **{s['ratio_best_settings']:.2f}x**.")
+    return out + [f"- Cleanup: {s['cleanup']['patients']} patients' resources deleted in "
+                  f"{s['cleanup']['seconds']:.0f} s.", ""]
+
+
+def _api(a: dict[str, Any]) -> list[str]:
+    rows = []
+    for clients, level in a["levels"].items():
+        for side in ("direct", "ours"):
+            r = level[side]
+            rows.append([clients, "HAPI direct" if side == "direct" else "ours (PUT)", r["n"], _n(r["p50"], 1),
+                         _n(r["p95"], 1), _n(r["p99"], 1), _n(r["requests_per_s"], 1),
+                         _n(r["server_cpu_ms_per_request"], 1), _n(r["service_cpu_ms_per_request"], 1)])
+        rows.append([clients, "**added**", "", f"{level['added_p50']:+.1f} ({level['added_p50_pct']:+.1f}%)",
+                     f"{level['added_p95']:+.1f} ({level['added_p95_pct']:+.1f}%)",
+                     f"{level['added_p99']:+.1f} ({level['added_p99_pct']:+.1f}%)", "", "", ""])
+        if aa := level.get("aa_pct"):
+            rows.append([clients, "A/A: direct, odd vs even rounds", "", f"{aa['p50']:+.1f}%", f"{aa['p95']:+.1f}%",
+                         f"{aa['p99']:+.1f}%", "", "", ""])
+    stub = a["stub"]
+    stub_rows = [[clients, side, _n(level[side]["p50"], 2), _n(level[side]["p95"], 2), _n(level[side]["p99"], 2),
+                  _n(level[side]["service_cpu_ms_per_request"], 2)]
+                 for clients, level in stub["levels"].items() for side in ("direct", "ours")]
+    return [
+        f"Each request: one completed session with {a['vitals_per_request']} embedded vital signs "
+        f"({a['resources_per_request']} resources + the Patient's conditional create), fresh keys, so both sides "
+        f"create. {a['rounds']} alternating rounds per side and level, samples pooled. Latency in ms.",
+        "",
+        *_table(["clients", "side", "n", "p50", "p95", "p99", "req/s", "HAPI CPU ms/req", "service CPU ms/req"],
+                rows),
+        f"- Cleanup: {a['cleanup']['patients']} patients' resources deleted in {a['cleanup']['seconds']:.0f} s.",
+        "",
+        "The service's own cost, with an instant stand-in FHIR server (bench/stub.py) instead of HAPI:",
+        "",
+        *_table(["clients", "side", "p50 ms", "p95 ms", "p99 ms", "service CPU ms/req"], stub_rows),
+        "Profile of the service under that load (cProfile from after warm-up, by own time):",
+        "",
+        "```",
+        stub["profile"],
+        "```",
+        "",
+    ]
+
+
+def _memory(mem: dict[str, Any]) -> list[str]:
+    rows = [[f"{r['scale']}x", r["mode"], r["patients"], f"{r['lines']:,}", r["resources"], _n(r["maxrss_mb"], 1),
+             _n(r["wall_s"], 1), r["exit_code"]] for r in mem["rows"]]
+    gaps = ", ".join(f"{s}x {d:+.1f} MB" for s, d in mem["real_minus_dry_mb"].items())
+    (d0, d1, dry), (r0, r1, real) = mem["dry_growth"], mem["real_growth"]
+    return [
+        f"Unit (1x): the corpus, {mem['unit_patients']} patients. Peak RSS of the `sync` process "
+        "(GNU time `%M`).",
+        "",
+        *_table(["scale", "mode", "patients", "lines", "resources", "peak RSS MB", "wall s", "exit"], rows),
+        f"- Growth: dry runs {dry:+.1f} MB from {d0}x to {d1}x; real runs {real:+.1f} MB from {r0}x to {r1}x. "
+        f"Real minus dry at the same size: {gaps}.",
+        "",
+    ]
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole BENCHMARKS.md."""
+    meta = results["meta"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `{meta['command']}` on {meta['date']} ({meta['seconds']:.0f} s). Every figure and ratio below "
+        "comes from this one run, each pair measured side by side.",
+        "",
+        "## Machine and versions",
+        "",
+        *_machine(results["machine"]),
+        "## Targets",
+        "",
+        *_table(["target", "measured", "met"], [[t, m, "yes" if ok else "**no**"] for t, m, ok in targets(results)]),
+    ]
+    for key, title, section in (("mapping", "1. Mapping", _mapping), ("sync", "2. Sync throughput", _sync),
+                                ("api", "3. API latency", _api), ("memory", "4. Memory", _memory)):
+        if key in results:
+            lines += [f"## {title}", "", *section(results[key])]
+    if NOTES.exists():
+        lines += [NOTES.read_text().rstrip(), ""]
+    return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""Sync throughput: `infusion-fhir sync` on the corpus vs prebuilt Bundles posted by a bare httpx client.
+
+Every measurement writes the corpus into a namespace of its own, so every write on either side
+is a create. The ceiling's batch size and concurrency are the best of a small sweep (on a smaller
+corpus); ours runs with its defaults, and with the ceiling's best settings when they differ. The
+sides then run in alternation (ceiling, ours, ceiling, ours) and each keeps its best run.
+Resources/s counts the corpus' resources (Patient entries left out: their number depends on the
+batch size); ours is timed by its own report (the job, not interpreter start-up). CPU seconds of
+the FHIR server (when local) and of the client are recorded for every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bench import corpus
+from bench.corpus import Namespace
+from bench.hapi import CpuMeter, local_hapi_pid, post_all, prepare, purge, run_sync_cli
+from service.mappers import MappingConfig, mapper_for
+
+DEFAULTS = {"batch_size": 50, "concurrency": 4}  # `infusion-fhir sync` defaults
+
+
+def corpus_resources(records: list[Any]) -> int:
+    """How many resources (Patients aside) the corpus maps to."""
+    return sum(len(mapper_for(r.kind).to_fhir_json(r, MappingConfig())) for r in records)
+
+
+class Runs:
+    """Measurements against one FHIR server; remembers the namespaces written, for cleanup."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.server_pid = local_hapi_pid(base_url)
+        self.used: list[Namespace] = []
+
+    def ceiling(self, records: list[Any], batch_size: int, concurrency: int) -> dict[str, Any]:
+        """Post the corpus, prebuilt into Bundles for a fresh namespace, with a bare client."""
+        ns = Namespace.fresh("ceiling")
+        self.used.append(ns)
+        bundles = prepare(records, batch_size, ns.config())
+        with CpuMeter(self.server_pid) as cpu:
+            stats = asyncio.run(post_all(self.base_url, bundles, concurrency))
+        ok = not stats["failed"]
+        return {"batch_size": batch_size, "concurrency": concurrency, **stats, "ok": ok,
+                "server_cpu_s": cpu.server_s, "client_cpu_s": cpu.own_s}
+
+    def ours(self, patients: int, **settings: int) -> dict[str, Any]:
+        """`infusion-fhir sync` of the corpus file into a fresh namespace."""
+        ns = Namespace.fresh("ours")
+        self.used.append(ns)
+        with CpuMeter(self.server_pid) as cpu:
+            result = run_sync_cli(corpus.ndjson_file(patients), ns, self.base_url, **settings)
+        ok = result["exit_code"] == 0
+        return {**settings, **result, "ok": ok, "seconds": result["report"]["duration_s"],
+                "server_cpu_s": cpu.server_s, "client_cpu_s": result["cpu_s"]}
+
+
+def _rate(rows: list[dict[str, Any]], resources: int) -> None:
+    for row in rows:
+        row["resources_per_s"] = resources / row["seconds"] if row["ok"] else 0.0
+
+
+def run(base_url: str, quick: bool = False) -> dict[str, Any]:
+    """The sweep, then ours against the best ceiling, then delete what was written."""
+    sweep_patients, patients = (1, 2) if quick else (2, corpus.PATIENTS)
+    grid = [(50, 2), (100, 4)] if quick else [(b, c) for b in (25, 50, 100) for c in (1, 2, 4)]
+    sweep_records, records = corpus.records(sweep_patients), corpus.records(patients)
+    runs = Runs(base_url)
+    ceilings: list[dict[str, Any]] = []
+    ours_default: list[dict[str, Any]] = []
+    ours_best: list[dict[str, Any]] = []
+    try:
+        sweep = [runs.ceiling(sweep_records, b, c) for b, c in grid]
+        _rate(sweep, corpus_resources(sweep_records))
+        best = max(sweep, key=lambda row: row["resources_per_s"])
+        best_settings = {"batch_size": best["batch_size"], "concurrency": best["concurrency"]}
+        for _ in range(1 if quick else 2):
+            ceilings.append(runs.ceiling(records, **best_settings))
+            ours_default.append(runs.ours(patients, **DEFAULTS))
+            if best_settings != DEFAULTS:
+                ours_best.append(runs.ours(patients, **best_settings))
+    finally:
+        cleanup = purge(base_url, runs.used)
+    resources = corpus_resources(records)
+    _rate(ceilings + ours_default + ours_best, resources)
+    top_ceiling = max(ceilings, key=lambda row: row["resources_per_s"])
+    top_ours = max(ours_default, key=lambda row: row["resources_per_s"])
+    out = {
+        "sweep_patients": sweep_patients,
+        "patients": patients,
+        "records": len(records),
+        "resources": resources,
+        "sweep": sweep,
+        "best_settings": best_settings,
+        "ceiling_runs": ceilings,
+        "ours_runs": ours_default + ours_best,
+        "ceiling": top_ceiling,
+        "ours_default": top_ours,
+        "ratio_default": top_ours["resources_per_s"] / top_ceiling["resources_per_s"],
+        "cleanup": cleanup,
+    }
+    if ours_best:
+        top_best = max(ours_best, key=lambda row: row["resources_per_s"])
+        out["ours_best_settings"] = top_best
+        out["ratio_best_settings"] = top_best["resources_per_s"] / top_ceiling["resources_per_s"]
+    return out
