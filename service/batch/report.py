@@ -84,7 +84,20 @@ class Report:
             "duration_s": round(duration, 3),
             "records_per_s": round(self.synced / duration, 1),
             "resources_per_s": round(resources / duration, 1),
+            "peak_rss_mb": peak_rss_mb(),
         }
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (Linux VmHWM; it starts afresh at exec, unlike ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
 
 
 class Progress:
