@@ -5,8 +5,9 @@ request is a completed session with its first vital signs embedded, under fresh 
 both sides every request creates the same resources; requests rotate over 16 patients, which
 warm-up requests create first, so that measured requests match an existing Patient. The direct
 side posts, per request, the very transaction Bundle the service would send, prebuilt. N
-closed-loop clients per side; the sides alternate, four rounds each per level, samples pooled.
-The direct side's odd rounds against its even rounds give the measurement's own noise (A/A).
+closed-loop clients in all, each taking the two sides in turn, so that both meet the same server
+conditions (its GC pauses, its drift, other users); the direct side's samples split in two
+alternate halves show the measurement's own noise (A/A).
 """
 
 from __future__ import annotations
@@ -103,21 +104,39 @@ def start_stub() -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-async def closed_loop(send: Callable[[int], Awaitable[int]], first: int, count: int, clients: int) -> list[float]:
-    """`clients` workers sending requests first..first+count-1 back to back; latencies in ms."""
-    latencies: list[float] = []
-    errors: list[int] = []
-    next_index = iter(range(first, first + count))
+Send = Callable[[int], Awaitable[int]]
 
-    async def worker() -> None:
-        for n in next_index:
+
+async def closed_loop(sends: dict[str, Send], first: int, count: int, clients: int) -> dict[str, list[float]]:
+    """`clients` workers, each sending back to back and taking the sides in turn; latencies in ms by side.
+
+    Request n of every side goes to first+n, for n below `count`. Worker i starts with side i mod
+    the number of sides, so at any moment about as many requests of each side are in flight: the
+    server's pauses and drift fall on both sides alike.
+    """
+    names = list(sends)
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    queues = {name: iter(range(first, first + count)) for name in names}
+    errors: list[int] = []
+
+    async def worker(start: int) -> None:
+        turn = start
+        while True:
+            name = names[turn % len(names)]
+            n = next(queues[name], None)
+            if n is None:
+                name = next((other for other in names if other != name), name)
+                n = next(queues[name], None)
+                if n is None:
+                    return
+            turn += 1
             started = time.perf_counter()
-            status = await send(n)
-            latencies.append((time.perf_counter() - started) * 1000)
+            status = await sends[name](n)
+            latencies[name].append((time.perf_counter() - started) * 1000)
             if status >= 300:
                 errors.append(status)
 
-    await asyncio.gather(*(worker() for _ in range(clients)))
+    await asyncio.gather(*(worker(i) for i in range(clients)))
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed, e.g. status {errors[0]}")
     return latencies
@@ -133,20 +152,39 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"n": len(ordered), "p50": rank(50), "p95": rank(95), "p99": rank(99), "mean": sum(ordered) / len(ordered)}
 
 
+def _summary(samples: dict[str, list[float]], cpu: dict[str, float | None], seconds: float) -> dict[str, Any]:
+    """Percentiles of each side, what ours adds, the A/A noise, throughput and CPU per request."""
+    out: dict[str, Any] = {side: percentiles(samples[side]) for side in ("direct", "ours")}
+    for p in ("p50", "p95", "p99", "mean"):
+        out[f"added_{p}"] = out["ours"][p] - out["direct"][p]
+        out[f"added_{p}_pct"] = 100 * out[f"added_{p}"] / out["direct"][p]
+    halves = percentiles(samples["direct"][0::2]), percentiles(samples["direct"][1::2])
+    out["aa_pct"] = {p: 100 * (halves[1][p] - halves[0][p]) / halves[0][p] for p in ("p50", "p95", "p99")}
+    total = len(samples["direct"]) + len(samples["ours"])
+    out["requests_per_s"] = total / seconds
+    out["server_cpu_ms_per_request"] = 1000 * cpu["server"] / total if cpu["server"] is not None else None
+    out["service_cpu_ms_per_ours_request"] = 1000 * cpu["service"] / len(samples["ours"])
+    return out
+
+
 async def measure(
-    api_url: str, base_url: str, direct_ns: Namespace, levels: dict[int, int], rounds: int, service_pid: int,
+    api_url: str, base_url: str, direct_ns: Namespace, levels: dict[int, int], service_pid: int,
     after_warmup: Callable[[], None] = lambda: None,
 ) -> dict:
-    """Per concurrency level: direct and ours, `rounds` times each, samples pooled; CPU per request."""
+    """Per concurrency level, `count` requests of each side, interleaved (see `closed_loop`)."""
     auth = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    direct_config = direct_ns.config()
+    bodies: dict[int, tuple[str, bytes]] = {}
+    bundles: dict[int, bytes] = {}
+    for n in range(PATIENTS + sum(levels.values())):
+        key, body = request_body(n, "a")
+        bodies[n] = (key, orjson.dumps(body))
+        bundles[n] = orjson.dumps(transaction_bundle([parse_record(request_body(n, "d")[1])], direct_ns.config()))
+    hapi_pid = local_hapi_pid(base_url)
     async with (
         httpx.AsyncClient(base_url=api_url, headers=auth, timeout=600, limits=limits) as api,
         httpx.AsyncClient(base_url=base_url, headers=HEADERS, timeout=600, limits=limits) as fhir,
     ):
-        bodies: dict[int, tuple[str, bytes]] = {}
-        bundles: dict[int, bytes] = {}
 
         async def ours(n: int) -> int:
             key, body = bodies[n]
@@ -155,51 +193,22 @@ async def measure(
         async def direct(n: int) -> int:
             return (await fhir.post("", content=bundles[n])).status_code
 
-        total = PATIENTS + rounds * sum(levels.values())
-        for n in range(total):
-            key, body = request_body(n, "a")
-            bodies[n] = (key, orjson.dumps(body))
-            bundles[n] = orjson.dumps(transaction_bundle([parse_record(request_body(n, "d")[1])], direct_config))
-        await closed_loop(direct, 0, PATIENTS, 1)  # warm-up: creates each side's Patients, opens connections
-        await closed_loop(ours, 0, PATIENTS, 1)
+        # warm-up, one side after the other: creates each side's Patients, opens connections
+        await closed_loop({"direct": direct}, 0, PATIENTS, 1)
+        await closed_loop({"ours": ours}, 0, PATIENTS, 1)
         after_warmup()
         out: dict[int, dict[str, Any]] = {}
         first = PATIENTS
-        hapi_pid = local_hapi_pid(base_url)
         for clients, count in levels.items():
-            samples: dict[str, list[float]] = {"direct": [], "ours": []}
-            direct_rounds: list[list[float]] = []
-            usage = {side: {"wall_s": 0.0, "server_cpu_s": 0.0, "service_cpu_s": 0.0} for side in samples}
-            for _ in range(rounds):
-                for side, send in (("direct", direct), ("ours", ours)):
-                    service_before = process_cpu_seconds(service_pid) or 0.0
-                    started = time.perf_counter()
-                    with CpuMeter(hapi_pid) as cpu:
-                        latencies = await closed_loop(send, first, count, clients)
-                    samples[side] += latencies
-                    if side == "direct":
-                        direct_rounds.append(latencies)
-                    usage[side]["wall_s"] += time.perf_counter() - started
-                    usage[side]["server_cpu_s"] += cpu.server_s or 0.0
-                    usage[side]["service_cpu_s"] += (process_cpu_seconds(service_pid) or 0.0) - service_before
-                first += count
-            out[clients] = {side: percentiles(values) for side, values in samples.items()}
-            for side, used in usage.items():
-                n = len(samples[side])
-                out[clients][side].update(
-                    requests_per_s=n / used["wall_s"],
-                    server_cpu_ms_per_request=1000 * used["server_cpu_s"] / n if hapi_pid else None,
-                    service_cpu_ms_per_request=1000 * used["service_cpu_s"] / n,
-                )
-            for p in ("p50", "p95", "p99", "mean"):
-                added = out[clients]["ours"][p] - out[clients]["direct"][p]
-                out[clients][f"added_{p}"] = added
-                out[clients][f"added_{p}_pct"] = 100 * added / out[clients]["direct"][p]
-            if len(direct_rounds) > 1:
-                even = percentiles([x for r in direct_rounds[0::2] for x in r])
-                odd = percentiles([x for r in direct_rounds[1::2] for x in r])
-                out[clients]["aa_pct"] = {p: 100 * (odd[p] - even[p]) / even[p] for p in ("p50", "p95", "p99")}
+            service_before = process_cpu_seconds(service_pid) or 0.0
+            started = time.perf_counter()
+            with CpuMeter(hapi_pid) as meter:
+                samples = await closed_loop({"direct": direct, "ours": ours}, first, count, clients)
+            seconds = time.perf_counter() - started
+            service = (process_cpu_seconds(service_pid) or 0.0) - service_before
+            out[clients] = _summary(samples, {"server": meter.server_s, "service": service}, seconds)
             out[clients]["samples"] = samples
+            first += count
     return out
 
 
@@ -215,7 +224,7 @@ def stub_overhead(quick: bool) -> dict[str, Any]:
             start_profile = (lambda: proc.send_signal(signal.SIGUSR1)) if path else (lambda: None)
             try:
                 out[key] = asyncio.run(
-                    measure(api_url, stub_url, Namespace.fresh("stub"), levels, 1, proc.pid, start_profile)
+                    measure(api_url, stub_url, Namespace.fresh("stub"), levels, proc.pid, start_profile)
                 )
             finally:
                 proc.send_signal(signal.SIGINT)  # the profiled server writes its profile on SIGINT
@@ -237,12 +246,11 @@ def profile_top(path: Path, lines: int = 15) -> str:
 
 def run(base_url: str, quick: bool = False) -> dict[str, Any]:
     """Start the service, measure every level, stop it, delete what both sides wrote; then the stub run."""
-    levels = {1: 6, 8: 16, 32: 32} if quick else {1: 20, 8: 48, 32: 96}
-    rounds = 2 if quick else 4
+    levels = {1: 16, 8: 32, 32: 64} if quick else {1: 60, 8: 128, 32: 256}
     ours_ns, direct_ns = Namespace.fresh("api"), Namespace.fresh("direct")
     proc, api_url = start_service(base_url, ours_ns)
     try:
-        results = asyncio.run(measure(api_url, base_url, direct_ns, levels, rounds, proc.pid))
+        results = asyncio.run(measure(api_url, base_url, direct_ns, levels, proc.pid))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -250,8 +258,7 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
     record = parse_record(request_body(0, "x")[1])
     return {
         "levels": results,
-        "requests_per_level": levels,
-        "rounds": rounds,
+        "requests_per_side": levels,
         "resources_per_request": len(mapper_for(record.kind).to_fhir_json(record, direct_ns.config())),
         "vitals_per_request": len(record.vital_signs),
         "cleanup": cleanup,

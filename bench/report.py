@@ -78,8 +78,8 @@ def _mapping(m: dict[str, Any]) -> list[str]:
 
 
 def _sync(s: dict[str, Any]) -> list[str]:
-    sweep = [[r["batch_size"], r["concurrency"], _n(r["resources_per_s"]), r["conflict_reposts"],
-              _n(r["server_cpu_s"], 1)] for r in s["sweep"]]
+    sweep = [[r["batch_size"], r["concurrency"], _n(r["resources_per_s"]), _n(r["server_cpu_s"], 1)]
+             for r in sorted(s["sweep"], key=lambda r: (r["batch_size"], r["concurrency"]))]
     runs = [["ceiling", r["batch_size"], r["concurrency"], _n(r["seconds"], 2), _n(r["resources_per_s"]),
              _n(r["server_cpu_s"], 1), _n(r["client_cpu_s"], 2), f"{r['conflict_reposts']} re-posts"]
             for r in s["ceiling_runs"]]
@@ -91,10 +91,10 @@ def _sync(s: dict[str, Any]) -> list[str]:
         f"Corpus: demo-data {s['patients']} patients ({s['records']:,} records, {s['resources']:,} resources); "
         f"sweep on {s['sweep_patients']} patients. Every run writes new resources into its own namespace.",
         "",
-        "Ceiling sweep (bare httpx, prebuilt Bundles):",
+        "Ceiling sweep (bare httpx, prebuilt Bundles; run in a Latin-square order):",
         "",
-        *_table(["batch", "concurrency", "resources/s", "409/412 re-posts", "server CPU s"], sweep),
-        "Ours against the best ceiling, alternating:",
+        *_table(["batch", "concurrency", "resources/s", "server CPU s"], sweep),
+        "Ours against the best ceiling, in ABBA order:",
         "",
         *_table(["side", "batch", "concurrency", "seconds", "resources/s", "server CPU s", "client CPU s", "notes"],
                 runs),
@@ -110,33 +110,36 @@ def _sync(s: dict[str, Any]) -> list[str]:
 def _api(a: dict[str, Any]) -> list[str]:
     rows = []
     for clients, level in a["levels"].items():
-        for side in ("direct", "ours"):
+        for side, label in (("direct", "HAPI direct"), ("ours", "ours (PUT)")):
             r = level[side]
-            rows.append([clients, "HAPI direct" if side == "direct" else "ours (PUT)", r["n"], _n(r["p50"], 1),
-                         _n(r["p95"], 1), _n(r["p99"], 1), _n(r["requests_per_s"], 1),
-                         _n(r["server_cpu_ms_per_request"], 1), _n(r["service_cpu_ms_per_request"], 1)])
-        rows.append([clients, "**added**", "", f"{level['added_p50']:+.1f} ({level['added_p50_pct']:+.1f}%)",
+            rows.append([clients, label, r["n"], _n(r["p50"], 1), _n(r["p95"], 1), _n(r["p99"], 1)])
+        rows.append([clients, "**added by ours**", "", f"{level['added_p50']:+.1f} ({level['added_p50_pct']:+.1f}%)",
                      f"{level['added_p95']:+.1f} ({level['added_p95_pct']:+.1f}%)",
-                     f"{level['added_p99']:+.1f} ({level['added_p99_pct']:+.1f}%)", "", "", ""])
-        if aa := level.get("aa_pct"):
-            rows.append([clients, "A/A: direct, odd vs even rounds", "", f"{aa['p50']:+.1f}%", f"{aa['p95']:+.1f}%",
-                         f"{aa['p99']:+.1f}%", "", "", ""])
+                     f"{level['added_p99']:+.1f} ({level['added_p99_pct']:+.1f}%)"])
+        aa = level["aa_pct"]
+        rows.append([clients, "A/A: direct vs direct (noise)", "", f"{aa['p50']:+.1f}%", f"{aa['p95']:+.1f}%",
+                     f"{aa['p99']:+.1f}%"])
+    load = [[clients, _n(level["requests_per_s"], 1), _n(level["server_cpu_ms_per_request"], 0),
+             _n(level["service_cpu_ms_per_ours_request"], 1)] for clients, level in a["levels"].items()]
     stub = a["stub"]
-    stub_rows = [[clients, side, _n(level[side]["p50"], 2), _n(level[side]["p95"], 2), _n(level[side]["p99"], 2),
-                  _n(level[side]["service_cpu_ms_per_request"], 2)]
+    stub_rows = [[clients, side, _n(level[side]["p50"], 2), _n(level[side]["p95"], 2), _n(level[side]["p99"], 2)]
                  for clients, level in stub["levels"].items() for side in ("direct", "ours")]
+    stub_cpu = ", ".join(f"{_n(level['service_cpu_ms_per_ours_request'], 2)} ms at {clients} client(s)"
+                         for clients, level in stub["levels"].items())
     return [
         f"Each request: one completed session with {a['vitals_per_request']} embedded vital signs "
-        f"({a['resources_per_request']} resources + the Patient's conditional create), fresh keys, so both sides "
-        f"create. {a['rounds']} alternating rounds per side and level, samples pooled. Latency in ms.",
+        f"({a['resources_per_request']} resources + the Patient's conditional create), under fresh keys, so both "
+        "sides create. At each level N clients in all, each taking the two sides in turn, so both sides meet the "
+        "same server conditions. Latency in ms. A/A splits the direct samples into two alternate halves.",
         "",
-        *_table(["clients", "side", "n", "p50", "p95", "p99", "req/s", "HAPI CPU ms/req", "service CPU ms/req"],
-                rows),
+        *_table(["clients", "side", "n", "p50", "p95", "p99"], rows),
+        *_table(["clients", "requests/s (both sides)", "HAPI CPU ms per request", "service CPU ms per PUT"], load),
         f"- Cleanup: {a['cleanup']['patients']} patients' resources deleted in {a['cleanup']['seconds']:.0f} s.",
         "",
-        "The service's own cost, with an instant stand-in FHIR server (bench/stub.py) instead of HAPI:",
+        "The service's own cost, with an instant stand-in FHIR server (bench/stub.py) instead of HAPI "
+        f"(service CPU per PUT: {stub_cpu}):",
         "",
-        *_table(["clients", "side", "p50 ms", "p95 ms", "p99 ms", "service CPU ms/req"], stub_rows),
+        *_table(["clients", "side", "p50 ms", "p95 ms", "p99 ms"], stub_rows),
         "Profile of the service under that load (cProfile from after warm-up, by own time):",
         "",
         "```",

@@ -3,7 +3,8 @@
 Every measurement writes the corpus into a namespace of its own, so every write on either side
 is a create. The ceiling's batch size and concurrency are the best of a small sweep (on a smaller
 corpus); ours runs with its defaults, and with the ceiling's best settings when they differ. The
-sides then run in alternation (ceiling, ours, ceiling, ours) and each keeps its best run.
+sides then run in ABBA order (a server slowing down steadily favours neither) and each keeps its
+best run.
 Resources/s counts the corpus' resources (Patient entries left out: their number depends on the
 batch size); ours is timed by its own report (the job, not interpreter start-up). CPU seconds of
 the FHIR server (when local) and of the client are recorded for every run.
@@ -20,6 +21,9 @@ from bench.hapi import CpuMeter, local_hapi_pid, post_all, prepare, purge, run_s
 from service.mappers import MappingConfig, mapper_for
 
 DEFAULTS = {"batch_size": 50, "concurrency": 4}  # `infusion-fhir sync` defaults
+# batch sizes 25/50/100 x concurrency 1/2/4 in a Latin-square order: each batch size and each
+# concurrency once early, once midway and once late, so a server that slows down favours none.
+GRID = [(25, 1), (50, 2), (100, 4), (50, 1), (100, 2), (25, 4), (100, 1), (25, 2), (50, 4)]
 
 
 def corpus_resources(records: list[Any]) -> int:
@@ -62,10 +66,11 @@ def _rate(rows: list[dict[str, Any]], resources: int) -> None:
         row["resources_per_s"] = resources / row["seconds"] if row["ok"] else 0.0
 
 
+
 def run(base_url: str, quick: bool = False) -> dict[str, Any]:
     """The sweep, then ours against the best ceiling, then delete what was written."""
     sweep_patients, patients = (1, 2) if quick else (2, corpus.PATIENTS)
-    grid = [(50, 2), (100, 4)] if quick else [(b, c) for b in (25, 50, 100) for c in (1, 2, 4)]
+    grid = [(50, 2), (100, 4)] if quick else GRID
     sweep_records, records = corpus.records(sweep_patients), corpus.records(patients)
     runs = Runs(base_url)
     ceilings: list[dict[str, Any]] = []
@@ -76,11 +81,13 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         _rate(sweep, corpus_resources(sweep_records))
         best = max(sweep, key=lambda row: row["resources_per_s"])
         best_settings = {"batch_size": best["batch_size"], "concurrency": best["concurrency"]}
-        for _ in range(1 if quick else 2):
-            ceilings.append(runs.ceiling(records, **best_settings))
-            ours_default.append(runs.ours(patients, **DEFAULTS))
-            if best_settings != DEFAULTS:
-                ours_best.append(runs.ours(patients, **best_settings))
+        sides = [lambda: ceilings.append(runs.ceiling(records, **best_settings)),
+                 lambda: ours_default.append(runs.ours(patients, **DEFAULTS))]
+        if best_settings != DEFAULTS:
+            sides.append(lambda: ours_best.append(runs.ours(patients, **best_settings)))
+        for order in (sides, sides[::-1])[: 1 if quick else 2]:  # ABBA: a steady drift cancels
+            for side in order:
+                side()
     finally:
         cleanup = purge(base_url, runs.used)
     resources = corpus_resources(records)
