@@ -6,14 +6,12 @@ extensions (see codes.EXT_AE_NOTE, codes.EXT_AE_ACTION); `description` is `event
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from schemas.adverse_event import AdverseEvent as AdverseEventRecord
-from schemas.common import PatientInfo
-from schemas.records import parse_record_of_kind
 from service.mappers import codes
 from service.mappers.build import (
+    reverse_mapper,
     Json,
     concept,
     concept_with_text,
@@ -21,7 +19,6 @@ from service.mappers.build import (
     identifier,
     parts_of,
     pick,
-    record_key,
     referenced_session_key,
     session_reference,
     subject,
@@ -128,13 +125,4 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
     return fields
 
 
-def from_fhir(
-    resources: Sequence[DomainResource | dict[str, Any]],
-    patient: PatientInfo,
-    config: MappingConfig,
-    key: str | None = None,
-) -> AdverseEventRecord:
-    """The adverse_event record from its AdverseEvent (the one of `key` when several are given)."""
-    parts = parts_of(resources, config)
-    key = record_key(parts, KIND, key)
-    return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})
+from_fhir = reverse_mapper(KIND, record_fields)

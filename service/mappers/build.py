@@ -9,7 +9,7 @@ R4B models, hence validated, then cached and shared: treat mapped JSON as read-o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -194,3 +194,19 @@ def fhir_datetime(value: Any) -> dt.datetime:
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise ValueError("expected a dateTime with a UTC offset")
     return value
+
+
+def reverse_mapper(kind: str, record_fields: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
+    """The `from_fhir` of a kind: its record (the one of `key` when several) from resources read back."""
+
+    def from_fhir(
+        resources: Sequence[DomainResource | dict[str, Any]], patient: Any, config: MappingConfig, key: str | None = None
+    ) -> Any:
+        from schemas import parse_record_of_kind
+
+        parts = parts_of(resources, config)
+        record = record_key(parts, kind, key)
+        return parse_record_of_kind(kind, {**record_fields(parts, record, config), "patient": patient})
+
+    from_fhir.__doc__ = f"The {kind} record from its resources as read back (the one of `key` when several are given)."
+    return from_fhir

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from schemas.common import PatientInfo
 from schemas.monitoring_score import MonitoringScore
-from schemas.records import parse_record_of_kind
 from service.mappers import codes
 from service.mappers.build import (
+    reverse_mapper,
     Json,
     concept,
     identifier,
     parts_of,
     pick,
-    record_key,
     referenced_session_key,
     session_reference,
     subject,
@@ -66,13 +63,4 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
     return fields
 
 
-def from_fhir(
-    resources: Sequence[DomainResource | dict[str, Any]],
-    patient: PatientInfo,
-    config: MappingConfig,
-    key: str | None = None,
-) -> MonitoringScore:
-    """The monitoring_score record from its Observation (the one of `key` when several are given)."""
-    parts = parts_of(resources, config)
-    key = record_key(parts, KIND, key)
-    return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})
+from_fhir = reverse_mapper(KIND, record_fields)

@@ -7,14 +7,13 @@ interpretation and a note flagging suicide risk. With a `session_key` every Obse
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from schemas.common import PatientInfo
 from schemas.phq9 import Phq9Assessment
-from schemas.records import parse_record_of_kind
 from service.mappers import codes
 from service.mappers.build import (
+    reverse_mapper,
     Json,
     concept,
     from_decimal,
@@ -23,7 +22,6 @@ from service.mappers.build import (
     parts_of,
     pick,
     quantity,
-    record_key,
     referenced_session_key,
     session_reference,
     subject,
@@ -130,13 +128,4 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
     return fields
 
 
-def from_fhir(
-    resources: Sequence[DomainResource | dict[str, Any]],
-    patient: PatientInfo,
-    config: MappingConfig,
-    key: str | None = None,
-) -> Phq9Assessment:
-    """The phq9_assessment record from its panel and members (the one of `key` when several are given)."""
-    parts = parts_of(resources, config)
-    key = record_key(parts, KIND, key)
-    return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})
+from_fhir = reverse_mapper(KIND, record_fields)

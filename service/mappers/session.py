@@ -6,15 +6,13 @@ state and nothing has been given. Embedded children are mapped by their own kind
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from schemas.common import PatientInfo
-from schemas.records import parse_record_of_kind
 from schemas.session import InfusionSession
 from service.mappers import adverse_event, codes, monitoring_score, phq9, vital_sign
 from service.mappers.build import (
+    reverse_mapper,
     Json,
     concept,
     configured_system,
@@ -23,12 +21,10 @@ from service.mappers.build import (
     has_code,
     identifier,
     number,
-    parts_of,
     pick,
     primary_part,
     profile,
     quantity,
-    record_key,
     session_reference,
     subject,
     when,
@@ -242,13 +238,4 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
     return fields
 
 
-def from_fhir(
-    resources: Sequence[DomainResource | dict[str, Any]],
-    patient: PatientInfo,
-    config: MappingConfig,
-    key: str | None = None,
-) -> InfusionSession:
-    """The session record (the one of `key` when several are given); children referencing it are embedded."""
-    parts = parts_of(resources, config)
-    key = record_key(parts, KIND, key)
-    return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})
+from_fhir = reverse_mapper(KIND, record_fields)

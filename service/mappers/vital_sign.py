@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from schemas.common import PatientInfo
-from schemas.records import parse_record_of_kind
 from schemas.vital_sign import VitalSign
 from service.mappers import codes
 from service.mappers.build import (
+    reverse_mapper,
     Json,
     concept,
     from_decimal,
@@ -18,7 +16,6 @@ from service.mappers.build import (
     parts_of,
     profile,
     quantity,
-    record_key,
     referenced_session_key,
     session_reference,
     subject,
@@ -88,13 +85,4 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
     return {"key": key, **observation_fields(parts[(KIND, key, PART)], config)}
 
 
-def from_fhir(
-    resources: Sequence[DomainResource | dict[str, Any]],
-    patient: PatientInfo,
-    config: MappingConfig,
-    key: str | None = None,
-) -> VitalSign:
-    """The vital_sign record from its Observation (the one of `key` when several are given)."""
-    parts = parts_of(resources, config)
-    key = record_key(parts, KIND, key)
-    return parse_record_of_kind(KIND, {**record_fields(parts, key, config), "patient": patient})
+from_fhir = reverse_mapper(KIND, record_fields)
