@@ -41,10 +41,16 @@ test: venv
 	if [ $$started = 1 ]; then $(HAPICTL) down; fi; \
 	exit $$rc
 
-## bench: the benchmarks under bench/ (ours vs the ceiling and the naive way), written to BENCHMARKS.md
+## bench: the benchmarks under bench/ (ours vs the ceiling and the naive way), written to BENCHMARKS.md.
+## Without FHIR_BASE_URL they run on a dedicated local HAPI (own port and empty database, stopped afterwards),
+## so that every run meets the same server state and the development server's data is left alone.
+BENCH_HAPI_PORT ?= 8089
 bench: venv
-	@if [ -z "$$FHIR_BASE_URL" ]; then $(HAPICTL) up || exit 1; fi
-	FHIR_BASE_URL="$${FHIR_BASE_URL:-$(LOCAL_FHIR)}" $(VENV)/bin/python -m bench $(BENCH_ARGS)
+	@if [ -n "$$FHIR_BASE_URL" ]; then exec $(VENV)/bin/python -m bench $(BENCH_ARGS); fi; \
+	export HAPI_RUN_DIR="$(CURDIR)/tools/hapi-server/.run-bench" HAPI_PORT=$(BENCH_HAPI_PORT); \
+	trap '$(HAPICTL) down' EXIT; \
+	$(HAPICTL) down >/dev/null && $(HAPICTL) reset && $(HAPICTL) up || exit 1; \
+	FHIR_BASE_URL="http://localhost:$(BENCH_HAPI_PORT)/fhir" $(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 ## schemas: regenerate schemas/json/ from the record models
 schemas: venv
