@@ -50,7 +50,7 @@ bench: venv
 	export HAPI_RUN_DIR="$(CURDIR)/tools/hapi-server/.run-bench" HAPI_PORT=$(BENCH_HAPI_PORT); \
 	trap '$(HAPICTL) down' EXIT; \
 	$(HAPICTL) down >/dev/null && $(HAPICTL) reset && $(HAPICTL) up || exit 1; \
-	FHIR_BASE_URL="http://localhost:$(BENCH_HAPI_PORT)/fhir" $(VENV)/bin/python -m bench $(BENCH_ARGS)
+	FHIR_BASE_URL="http://localhost:$(BENCH_HAPI_PORT)/fhir" BENCH_DISPOSABLE_SERVER=1 $(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 ## schemas: regenerate schemas/json/ from the record models
 schemas: venv

@@ -25,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small corpora and few rounds (about 3 minutes)")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: mapping,sync,api,memory")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown to write")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: write the markdown again from the last run's bench/out/results.json "
+                             "(after editing bench/NOTES.md)")
     args = parser.parse_args(argv)
+    if args.render:
+        return _write(orjson.loads((OUT / "results.json").read_bytes()), args.out)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(only) - set(SECTIONS)
     if unknown:
@@ -34,21 +39,31 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(exist_ok=True)
     started = time.monotonic()
     results: dict = {"machine": describe(base_url if NEEDS_SERVER & set(only) else None)}
+    command = "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'" if (argv or sys.argv[1:]) else "")
+    results["meta"] = {"command": command, "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                       "seconds": 0.0, "fhir_base_url": base_url}
     for name in only:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         section_started = time.monotonic()
         run = SECTIONS[name]
         results[name] = run(quick=args.quick) if name == "mapping" else run(base_url, quick=args.quick)
         print(f"bench: {name} done in {time.monotonic() - section_started:.0f} s", file=sys.stderr, flush=True)
-    command = "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'" if (argv or sys.argv[1:]) else "")
-    results["meta"] = {"command": command, "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                       "seconds": time.monotonic() - started, "fhir_base_url": base_url}
+        results["meta"]["seconds"] = time.monotonic() - started
+        _save(results)  # a later section's failure does not lose this one's figures
+    _save(results)
+    return _write(results, args.out)
+
+
+def _save(results: dict) -> None:
+    (OUT / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+
+
+def _write(results: dict, out: Path) -> int:
     text = report.render(results)
     print(text)
-    args.out.write_text(text + "\n")
-    (OUT / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    out.write_text(text + "\n")
     failed = [t for t, _, ok in report.targets(results) if not ok]
-    print(f"bench: wrote {args.out}; targets not met: {len(failed)}", file=sys.stderr)
+    print(f"bench: wrote {out}; targets not met: {len(failed)}", file=sys.stderr)
     return 0
 
 

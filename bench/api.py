@@ -17,6 +17,7 @@ import copy
 import functools
 import io
 import pstats
+import random
 import signal
 import socket
 import subprocess
@@ -39,6 +40,8 @@ from service.mappers import mapper_for, transaction_bundle
 API_KEY = "bench-key"
 VITALS = 8
 PATIENTS = 16  # requests rotate over this many patients, each created by a warm-up request
+WARMUP_CLIENTS = 8  # after the Patients exist, both sides warm the server up together at this level
+BOOTSTRAP_ROUNDS = 1000
 
 
 @functools.cache
@@ -152,14 +155,30 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"n": len(ordered), "p50": rank(50), "p95": rank(95), "p99": rank(99), "mean": sum(ordered) / len(ordered)}
 
 
+def added_pct(ours: list[float], direct: list[float], p: str) -> float:
+    return 100 * (percentiles(ours)[p] - percentiles(direct)[p]) / percentiles(direct)[p]
+
+
+def bootstrap_ci(ours: list[float], direct: list[float], p: str, seed: int = 1) -> tuple[float, float]:
+    """95% interval of the added percentage at percentile `p`, both sides resampled with replacement."""
+    rng = random.Random(seed)
+    estimates = sorted(
+        added_pct(rng.choices(ours, k=len(ours)), rng.choices(direct, k=len(direct)), p)
+        for _ in range(BOOTSTRAP_ROUNDS)
+    )
+    return estimates[int(0.025 * BOOTSTRAP_ROUNDS)], estimates[int(0.975 * BOOTSTRAP_ROUNDS) - 1]
+
+
 def _summary(samples: dict[str, list[float]], cpu: dict[str, float | None], seconds: float) -> dict[str, Any]:
-    """Percentiles of each side, what ours adds, the A/A noise, throughput and CPU per request."""
+    """Percentiles of each side, what ours adds (with bootstrap intervals), the A/A noise, throughput, CPU."""
     out: dict[str, Any] = {side: percentiles(samples[side]) for side in ("direct", "ours")}
     for p in ("p50", "p95", "p99", "mean"):
         out[f"added_{p}"] = out["ours"][p] - out["direct"][p]
         out[f"added_{p}_pct"] = 100 * out[f"added_{p}"] / out["direct"][p]
-    halves = percentiles(samples["direct"][0::2]), percentiles(samples["direct"][1::2])
-    out["aa_pct"] = {p: 100 * (halves[1][p] - halves[0][p]) / halves[0][p] for p in ("p50", "p95", "p99")}
+    for p in ("p50", "p99"):
+        out[f"added_{p}_pct_ci95"] = bootstrap_ci(samples["ours"], samples["direct"], p)
+    halves = samples["direct"][0::2], samples["direct"][1::2]
+    out["aa_pct"] = {p: added_pct(halves[1], halves[0], p) for p in ("p50", "p95", "p99")}
     total = len(samples["direct"]) + len(samples["ours"])
     out["requests_per_s"] = total / seconds
     out["server_cpu_ms_per_request"] = 1000 * cpu["server"] / total if cpu["server"] is not None else None
@@ -169,14 +188,18 @@ def _summary(samples: dict[str, list[float]], cpu: dict[str, float | None], seco
 
 async def measure(
     api_url: str, base_url: str, direct_ns: Namespace, levels: dict[int, int], service_pid: int,
-    after_warmup: Callable[[], None] = lambda: None,
+    after_warmup: Callable[[], None] = lambda: None, warmup: int = 64,
 ) -> dict:
-    """Per concurrency level, `count` requests of each side, interleaved (see `closed_loop`)."""
+    """Per concurrency level, `count` requests of each side, interleaved (see `closed_loop`).
+
+    Not counted: one request per patient and side (creating the Patients), then `warmup` requests of
+    each side at `WARMUP_CLIENTS` clients (the server's JIT, caches and connection pools).
+    """
     auth = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     bodies: dict[int, tuple[str, bytes]] = {}
     bundles: dict[int, bytes] = {}
-    for n in range(PATIENTS + sum(levels.values())):
+    for n in range(PATIENTS + warmup + sum(levels.values())):
         key, body = request_body(n, "a")
         bodies[n] = (key, orjson.dumps(body))
         bundles[n] = orjson.dumps(transaction_bundle([parse_record(request_body(n, "d")[1])], direct_ns.config()))
@@ -193,12 +216,12 @@ async def measure(
         async def direct(n: int) -> int:
             return (await fhir.post("", content=bundles[n])).status_code
 
-        # warm-up, one side after the other: creates each side's Patients, opens connections
         await closed_loop({"direct": direct}, 0, PATIENTS, 1)
         await closed_loop({"ours": ours}, 0, PATIENTS, 1)
+        await closed_loop({"direct": direct, "ours": ours}, PATIENTS, warmup, WARMUP_CLIENTS)
         after_warmup()
         out: dict[int, dict[str, Any]] = {}
-        first = PATIENTS
+        first = PATIENTS + warmup
         for clients, count in levels.items():
             service_before = process_cpu_seconds(service_pid) or 0.0
             started = time.perf_counter()
@@ -246,11 +269,12 @@ def profile_top(path: Path, lines: int = 15) -> str:
 
 def run(base_url: str, quick: bool = False) -> dict[str, Any]:
     """Start the service, measure every level, stop it, delete what both sides wrote; then the stub run."""
-    levels = {1: 16, 8: 32, 32: 64} if quick else {1: 60, 8: 128, 32: 256}
+    levels = {1: 30, 8: 64, 32: 128} if quick else {1: 400, 8: 1000, 32: 1200}
+    warmup = 16 if quick else 64
     ours_ns, direct_ns = Namespace.fresh("api"), Namespace.fresh("direct")
     proc, api_url = start_service(base_url, ours_ns)
     try:
-        results = asyncio.run(measure(api_url, base_url, direct_ns, levels, proc.pid))
+        results = asyncio.run(measure(api_url, base_url, direct_ns, levels, proc.pid, warmup=warmup))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -259,6 +283,7 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
     return {
         "levels": results,
         "requests_per_side": levels,
+        "warmup_per_side": warmup,
         "resources_per_request": len(mapper_for(record.kind).to_fhir_json(record, direct_ns.config())),
         "vitals_per_request": len(record.vital_signs),
         "cleanup": cleanup,

@@ -134,8 +134,11 @@ def purge(base_url: str, namespaces: list[Namespace]) -> dict[str, Any]:
 
     One transaction lets the server delete resources that reference each other (PHQ-9 panels and
     their items) together. Deleted versions stay in the server's history (no $expunge: the server
-    is shared); `hapictl reset` on an idle server reclaims the space.
+    is shared); `hapictl reset` on an idle server reclaims the space. Skipped when `make bench` says
+    the server is its own and is thrown away afterwards (BENCH_DISPOSABLE_SERVER=1).
     """
+    if os.environ.get("BENCH_DISPOSABLE_SERVER") == "1":
+        return {"patients": 0, "seconds": 0.0, "skipped": True}
     started = time.perf_counter()
     patients = 0
     with httpx.Client(base_url=base_url, headers=ACCEPT, timeout=600) as http:
@@ -165,13 +168,18 @@ def process_cpu_seconds(pid: int | None) -> float | None:
 
 
 def local_hapi_pid(base_url: str) -> int | None:
-    """The pid of the local HAPI that hapictl started, when `base_url` is on this machine."""
-    if "localhost" not in base_url and "127.0.0.1" not in base_url:
+    """The pid of the local HAPI that hapictl started (in `HAPI_RUN_DIR`, as `make bench` sets it) at `base_url`."""
+    url = httpx.URL(base_url)
+    if url.host not in ("localhost", "127.0.0.1"):
         return None
-    pid_file = Path(__file__).resolve().parents[1] / "tools" / "hapi-server" / ".run" / "hapi.pid"
+    default = Path(__file__).resolve().parents[1] / "tools" / "hapi-server" / ".run"
+    run_dir = Path(os.environ.get("HAPI_RUN_DIR") or default)
     try:
-        pid = int(pid_file.read_text().strip())
+        pid = int((run_dir / "hapi.pid").read_text().strip())
+        port = int((run_dir / "hapi.port").read_text().strip())
     except (OSError, ValueError):
+        return None
+    if port != url.port:
         return None
     return pid if process_cpu_seconds(pid) is not None else None
 

@@ -13,6 +13,18 @@ def _n(value: float | None, digits: int = 0) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
+def _ci(level: dict[str, Any], p: str) -> str:
+    """The bootstrap 95% interval of the added percentage, when the run has one."""
+    ci = level.get(f"added_{p}_pct_ci95")
+    return f"(95% CI {ci[0]:+.1f}..{ci[1]:+.1f}%)" if ci else ""
+
+
+def _cleanup(c: dict[str, Any]) -> str:
+    if c.get("skipped"):
+        return "- Cleanup: none needed (the benchmarks' own HAPI instance, discarded after the run)."
+    return f"- Cleanup: {c['patients']} patients' resources deleted in {c['seconds']:.0f} s."
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -34,7 +46,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         for clients, level in a["levels"].items():
             worst = max(level["added_p50_pct"], level["added_p99_pct"])
             out.append((f"API at {clients} clients: added latency <= 10% at p50 and p99",
-                        f"p50 {level['added_p50_pct']:+.1f}%, p99 {level['added_p99_pct']:+.1f}%", worst <= 10))
+                        f"p50 {level['added_p50_pct']:+.1f}% {_ci(level, 'p50')}, "
+                        f"p99 {level['added_p99_pct']:+.1f}% {_ci(level, 'p99')}", worst <= 10))
     if mem := results.get("memory"):
         (d0, d1, dry), (r0, r1, real) = mem["dry_growth"], mem["real_growth"]
         out.append((f"Memory: flat, within {FLAT_MB:.0f} MB (100x vs 10x)",
@@ -103,8 +116,7 @@ def _sync(s: dict[str, Any]) -> list[str]:
     ]
     if "ratio_best_settings" in s:
         out.append(f"- With the ceiling's settings: **{s['ratio_best_settings']:.2f}x**.")
-    return out + [f"- Cleanup: {s['cleanup']['patients']} patients' resources deleted in "
-                  f"{s['cleanup']['seconds']:.0f} s.", ""]
+    return out + [_cleanup(s["cleanup"]), ""]
 
 
 def _api(a: dict[str, Any]) -> list[str]:
@@ -113,9 +125,10 @@ def _api(a: dict[str, Any]) -> list[str]:
         for side, label in (("direct", "HAPI direct"), ("ours", "ours (PUT)")):
             r = level[side]
             rows.append([clients, label, r["n"], _n(r["p50"], 1), _n(r["p95"], 1), _n(r["p99"], 1)])
-        rows.append([clients, "**added by ours**", "", f"{level['added_p50']:+.1f} ({level['added_p50_pct']:+.1f}%)",
+        rows.append([clients, "**added by ours**", "",
+                     f"{level['added_p50']:+.1f} ({level['added_p50_pct']:+.1f}%) {_ci(level, 'p50')}",
                      f"{level['added_p95']:+.1f} ({level['added_p95_pct']:+.1f}%)",
-                     f"{level['added_p99']:+.1f} ({level['added_p99_pct']:+.1f}%)"])
+                     f"{level['added_p99']:+.1f} ({level['added_p99_pct']:+.1f}%) {_ci(level, 'p99')}"])
         aa = level["aa_pct"]
         rows.append([clients, "A/A: direct vs direct (noise)", "", f"{aa['p50']:+.1f}%", f"{aa['p95']:+.1f}%",
                      f"{aa['p99']:+.1f}%"])
@@ -130,11 +143,14 @@ def _api(a: dict[str, Any]) -> list[str]:
         f"Each request: one completed session with {a['vitals_per_request']} embedded vital signs "
         f"({a['resources_per_request']} resources + the Patient's conditional create), under fresh keys, so both "
         "sides create. At each level N clients in all, each taking the two sides in turn, so both sides meet the "
-        "same server conditions. Latency in ms. A/A splits the direct samples into two alternate halves.",
+        f"same server conditions; before the first level {a.get('warmup_per_side', 0)} requests per side warm the "
+        "server up (not counted). Latency in ms. The 95% intervals of the added percentages are bootstrap "
+        "intervals (both sides resampled); A/A splits the direct samples into two alternate halves and "
+        "compares them, the noise of the measurement itself.",
         "",
         *_table(["clients", "side", "n", "p50", "p95", "p99"], rows),
         *_table(["clients", "requests/s (both sides)", "HAPI CPU ms per request", "service CPU ms per PUT"], load),
-        f"- Cleanup: {a['cleanup']['patients']} patients' resources deleted in {a['cleanup']['seconds']:.0f} s.",
+        _cleanup(a["cleanup"]),
         "",
         "The service's own cost, with an instant stand-in FHIR server (bench/stub.py) instead of HAPI "
         f"(service CPU per PUT: {stub_cpu}):",
@@ -151,14 +167,15 @@ def _api(a: dict[str, Any]) -> list[str]:
 
 def _memory(mem: dict[str, Any]) -> list[str]:
     rows = [[f"{r['scale']}x", r["mode"], r["patients"], f"{r['lines']:,}", r["resources"], _n(r["maxrss_mb"], 1),
-             _n(r["wall_s"], 1), r["exit_code"]] for r in mem["rows"]]
+             _n(r.get("report_peak_rss_mb"), 1), _n(r["wall_s"], 1), r["exit_code"]] for r in mem["rows"]]
     gaps = ", ".join(f"{s}x {d:+.1f} MB" for s, d in mem["real_minus_dry_mb"].items())
     (d0, d1, dry), (r0, r1, real) = mem["dry_growth"], mem["real_growth"]
     return [
         f"Unit (1x): the corpus, {mem['unit_patients']} patients. Peak RSS of the `sync` process "
         "(GNU time `%M`).",
         "",
-        *_table(["scale", "mode", "patients", "lines", "resources", "peak RSS MB", "wall s", "exit"], rows),
+        *_table(["scale", "mode", "patients", "lines", "resources", "peak RSS MB", "report's VmHWM MB", "wall s",
+                 "exit"], rows),
         f"- Growth: dry runs {dry:+.1f} MB from {d0}x to {d1}x; real runs {real:+.1f} MB from {r0}x to {r1}x. "
         f"Real minus dry at the same size: {gaps}.",
         "",
