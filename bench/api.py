@@ -16,6 +16,7 @@ import asyncio
 import copy
 import functools
 import io
+import math
 import pstats
 import random
 import signal
@@ -149,8 +150,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     """p50, p95, p99 (nearest rank) and the mean, in ms."""
     ordered = sorted(samples)
 
-    def rank(p: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+    def rank(p: int) -> float:  # the smallest sample with at least p% of the samples at or below it
+        return ordered[max(0, math.ceil(p * len(ordered) / 100) - 1)]
 
     return {"n": len(ordered), "p50": rank(50), "p95": rank(95), "p99": rank(99), "mean": sum(ordered) / len(ordered)}
 

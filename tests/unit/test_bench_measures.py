@@ -1,0 +1,77 @@
+"""The benchmarks' own arithmetic: percentiles, added latency and its interval, interleaving, verdicts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bench.api import added_pct, bootstrap_ci, closed_loop, percentiles
+from bench.report import targets
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    samples = [float(x) for x in range(100, 0, -1)]  # 1..100, unsorted
+    got = percentiles(samples)
+    assert (got["n"], got["p50"], got["p95"], got["p99"], got["mean"]) == (100, 50.0, 95.0, 99.0, 50.5)
+    assert percentiles([7.0])["p99"] == 7.0
+
+
+def test_added_percentage_and_its_interval_find_a_known_shift() -> None:
+    direct = [50.0 + (i * 37 % 101) / 10 for i in range(1000)]  # 50..60 ms, spread evenly
+    ours = [x * 1.2 for x in direct]  # exactly 20% slower at every percentile
+    assert added_pct(ours, direct, "p50") == pytest.approx(20.0)
+    low, high = bootstrap_ci(ours, direct, "p99")
+    assert low < 20.0 < high
+    assert high - low < 10.0
+
+
+def test_interval_of_a_side_against_itself_straddles_zero() -> None:
+    direct = [float(i % 97) + 40 for i in range(800)]
+    low, high = bootstrap_ci(direct, list(direct), "p50")
+    assert low <= 0.0 <= high
+
+
+def test_closed_loop_interleaves_the_sides_and_sends_each_request_once() -> None:
+    in_flight: dict[str, int] = {"a": 0, "b": 0}
+    both_in_flight = 0
+    sent: dict[str, list[int]] = {"a": [], "b": []}
+
+    def side(name: str):
+        async def send(n: int) -> int:
+            nonlocal both_in_flight
+            in_flight[name] += 1
+            both_in_flight += all(in_flight.values())
+            sent[name].append(n)
+            await asyncio.sleep(0)
+            in_flight[name] -= 1
+            return 201
+
+        return send
+
+    latencies = asyncio.run(closed_loop({"a": side("a"), "b": side("b")}, first=10, count=40, clients=4))
+    assert sorted(sent["a"]) == sorted(sent["b"]) == list(range(10, 50))
+    assert len(latencies["a"]) == len(latencies["b"]) == 40
+    assert both_in_flight > 0  # the two sides really ran side by side
+
+
+def test_closed_loop_raises_when_a_request_fails() -> None:
+    async def failing(n: int) -> int:
+        return 502
+
+    async def fine(n: int) -> int:
+        return 200
+
+    with pytest.raises(RuntimeError, match="status 502"):
+        asyncio.run(closed_loop({"a": fine, "b": failing}, first=0, count=3, clients=2))
+
+
+def _level(p50: float, p99: float) -> dict:
+    return {"added_p50_pct": p50, "added_p99_pct": p99, "added_p50_pct_ci95": (p50 - 1, p50 + 1),
+            "added_p99_pct_ci95": (p99 - 5, p99 + 5)}
+
+
+def test_api_target_is_met_only_when_p50_and_p99_are_within_ten_percent() -> None:
+    verdicts = targets({"api": {"levels": {1: _level(3.0, 9.9), 8: _level(2.0, 10.5), 32: _level(11.0, 1.0)}}})
+    assert [ok for _, _, ok in verdicts] == [True, False, False]
+    assert "95% CI" in verdicts[0][1]
