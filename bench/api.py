@@ -33,7 +33,7 @@ import orjson
 
 from bench import corpus
 from bench.corpus import OUT, Namespace
-from bench.hapi import HEADERS, CpuMeter, local_hapi_pid, process_cpu_seconds, purge
+from bench.hapi import HEADERS, CpuMeter, local_hapi_pid, process_cpu_seconds, purge, restart_empty
 from schemas import parse_record
 from service.auth import key_digest
 from service.mappers import mapper_for, transaction_bundle
@@ -273,6 +273,7 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
     levels = {1: 30, 8: 64, 32: 128} if quick else {1: 400, 8: 1000, 32: 1200}
     warmup = 16 if quick else 64
     ours_ns, direct_ns = Namespace.fresh("api"), Namespace.fresh("direct")
+    restart_empty()  # on the benchmarks' own server: start from an empty database, whatever ran before
     proc, api_url = start_service(base_url, ours_ns)
     try:
         results = asyncio.run(measure(api_url, base_url, direct_ns, levels, proc.pid, warmup=warmup))

@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import corpus
 from bench.corpus import Namespace
-from bench.hapi import purge, run_sync_cli
+from bench.hapi import purge, restart_empty, run_sync_cli
 
 UNIT = corpus.PATIENTS
 
@@ -37,6 +37,7 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
     used: list[Namespace] = []
     for scale in dry_scales:
         corpus.ndjson_file(UNIT * scale)  # written before anything is timed
+    restart_empty()  # on the benchmarks' own server: start from an empty database, whatever ran before
     try:
         for scale in dry_scales[:-1]:
             rows.append(_row(_sync(base_url, scale, used, dry_run=True), scale, "dry-run"))

@@ -107,11 +107,14 @@ def _sync(s: dict[str, Any]) -> list[str]:
         "Ceiling sweep (bare httpx, prebuilt Bundles; run in a Latin-square order):",
         "",
         *_table(["batch", "concurrency", "resources/s", "server CPU s"], sweep),
-        "Ours against the best ceiling, in ABBA order:",
+        "Ours against the ceiling at its best setting, in ABBA order; on the benchmarks' own server each of these "
+        "runs starts on an emptied, restarted and warmed-up HAPI. Each side's rate is its resources over the mean "
+        "time of its runs:",
         "",
         *_table(["side", "batch", "concurrency", "seconds", "resources/s", "server CPU s", "client CPU s", "notes"],
                 runs),
-        f"- Ratio ours (defaults) / ceiling: **{s['ratio_default']:.2f}x** "
+        f"- Ratio ours (defaults, batch {s['ours_default']['batch_size']} x {s['ours_default']['concurrency']}) "
+        f"/ ceiling: **{s['ratio_default']:.2f}x** "
         f"({_n(s['ours_default']['resources_per_s'])} vs {_n(s['ceiling']['resources_per_s'])} resources/s).",
     ]
     if "ratio_best_settings" in s:

@@ -75,3 +75,13 @@ def test_api_target_is_met_only_when_p50_and_p99_are_within_ten_percent() -> Non
     verdicts = targets({"api": {"levels": {1: _level(3.0, 9.9), 8: _level(2.0, 10.5), 32: _level(11.0, 1.0)}}})
     assert [ok for _, _, ok in verdicts] == [True, False, False]
     assert "95% CI" in verdicts[0][1]
+
+
+def test_a_sync_side_is_rated_over_the_mean_time_of_its_runs() -> None:
+    from bench.sync import _side
+
+    runs = [{"batch_size": 50, "concurrency": 4, "seconds": 10.0, "ok": True},
+            {"batch_size": 50, "concurrency": 4, "seconds": 30.0, "ok": True}]
+    assert _side(runs, 1000)["resources_per_s"] == 50.0  # not 100 (best run) nor 66.7 (mean of rates)
+    runs[1]["ok"] = False
+    assert _side(runs, 1000)["resources_per_s"] == 0.0
