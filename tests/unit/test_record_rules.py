@@ -12,6 +12,13 @@ from tests.unit.examples import BASE, DROP
 from tests.unit.examples import mutated as _mutated
 
 S, V, M, A, P = "infusion_session", "vital_sign", "monitoring_score", "adverse_event", "phq9_assessment"
+
+
+def single(vital_type: str, **fields: Any) -> dict[str, Any]:
+    """Changes that turn the blood-pressure example into a single-value vital sign of `vital_type`."""
+    return {"type": vital_type, "systolic": DROP, "diastolic": DROP, **fields}
+
+
 CASES: list[tuple[str, str, dict[str, Any], str]] = [
     # (rule, kind, changes, expected issue path)
     ("kind missing", V, {"kind": DROP}, "kind"),
@@ -101,69 +108,19 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("bp unit not mm[Hg]", V, {"unit": "kg"}, "unit"),
     ("bp unit unknown", V, {"unit": "mmHg"}, "unit"),
     ("heart rate with systolic", V, {"type": "heart_rate", "value": 80, "diastolic": DROP}, "systolic"),
-    ("heart rate value missing", V, {"type": "heart_rate", "systolic": DROP, "diastolic": DROP}, "value"),
-    (
-        "heart rate implausible",
-        V,
-        {"type": "heart_rate", "value": 400, "systolic": DROP, "diastolic": DROP},
-        "value",
-    ),
-    (
-        "heart rate value a string",
-        V,
-        {"type": "heart_rate", "value": "80", "systolic": DROP, "diastolic": DROP},
-        "value",
-    ),
-    (
-        "respiratory rate implausible",
-        V,
-        {"type": "respiratory_rate", "value": 1, "systolic": DROP, "diastolic": DROP},
-        "value",
-    ),
-    ("spo2 above 100", V, {"type": "spo2", "value": 101, "systolic": DROP, "diastolic": DROP}, "value"),
-    ("spo2 negative", V, {"type": "spo2", "value": -1, "systolic": DROP, "diastolic": DROP}, "value"),
-    (
-        "spo2 not a number",
-        V,
-        {"type": "spo2", "value": float("nan"), "systolic": DROP, "diastolic": DROP},
-        "value",
-    ),
-    (
-        "temperature unit required",
-        V,
-        {"type": "temperature", "value": 37, "systolic": DROP, "diastolic": DROP},
-        "unit",
-    ),
-    (
-        "temperature unit not allowed",
-        V,
-        {"type": "temperature", "value": 37, "unit": "kg", "systolic": DROP, "diastolic": DROP},
-        "unit",
-    ),
-    (
-        "temperature implausible",
-        V,
-        {"type": "temperature", "value": 50, "unit": "Cel", "systolic": DROP, "diastolic": DROP},
-        "value",
-    ),
-    (
-        "temperature in degF implausible",
-        V,
-        {"type": "temperature", "value": 37, "unit": "[degF]", "systolic": DROP, "diastolic": DROP},
-        "value",
-    ),
-    (
-        "weight unit g not accepted",
-        V,
-        {"type": "body_weight", "value": 70000, "unit": "g", "systolic": DROP, "diastolic": DROP},
-        "unit",
-    ),
-    (
-        "weight in lb implausible",
-        V,
-        {"type": "body_weight", "value": 2000, "unit": "[lb_av]", "systolic": DROP, "diastolic": DROP},
-        "value",
-    ),
+    ("heart rate value missing", V, single("heart_rate"), "value"),
+    ("heart rate implausible", V, single("heart_rate", value=400), "value"),
+    ("heart rate value a string", V, single("heart_rate", value="80"), "value"),
+    ("respiratory rate implausible", V, single("respiratory_rate", value=1), "value"),
+    ("spo2 above 100", V, single("spo2", value=101), "value"),
+    ("spo2 negative", V, single("spo2", value=-1), "value"),
+    ("spo2 not a number", V, single("spo2", value=float("nan")), "value"),
+    ("temperature unit required", V, single("temperature", value=37), "unit"),
+    ("temperature unit not allowed", V, single("temperature", value=37, unit="kg"), "unit"),
+    ("temperature implausible", V, single("temperature", value=50, unit="Cel"), "value"),
+    ("temperature in degF implausible", V, single("temperature", value=37, unit="[degF]"), "value"),
+    ("weight unit g not accepted", V, single("body_weight", value=70000, unit="g"), "unit"),
+    ("weight in lb implausible", V, single("body_weight", value=2000, unit="[lb_av]"), "value"),
     # monitoring_score
     ("monitoring session_key required", M, {"session_key": DROP}, "session_key"),
     ("instrument not allowed", M, {"instrument": "bprs"}, "instrument"),
