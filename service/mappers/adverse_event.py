@@ -11,7 +11,6 @@ from typing import Any
 from schemas.adverse_event import AdverseEvent as AdverseEventRecord
 from service.mappers import codes
 from service.mappers.build import (
-    reverse_mapper,
     Json,
     concept,
     concept_with_text,
@@ -20,6 +19,7 @@ from service.mappers.build import (
     parts_of,
     pick,
     referenced_session_key,
+    reverse_mapper,
     session_reference,
     subject,
     when,

@@ -35,7 +35,9 @@ from service.mappers.ids import (
     identifier_value,
     parse_identifier,
     patient_urn,
+    resource_id,
     resource_ref,
+    resource_type,
 )
 
 SESSION = "infusion_session"
@@ -109,6 +111,15 @@ def identifier(kind: str, key: str, part: str, config: MappingConfig) -> Json:
     """The business identifier of one part of a record."""
     system = configured_system(identifier_system(kind, config))
     return {"system": system, "value": identifier_value(kind, key, part)}
+
+
+def resource_head(kind: str, key: str, part: str, config: MappingConfig, meta: Json | None = None) -> Json:
+    """resourceType, id, meta (when given) and the identifier list of one part of a record, in JSON order."""
+    out: Json = {"resourceType": resource_type(kind, part), "id": resource_id(kind, key, part, config)}
+    if meta is not None:
+        out["meta"] = meta
+    out["identifier"] = [identifier(kind, key, part, config)]
+    return out
 
 
 @lru_cache(maxsize=64)

@@ -51,7 +51,7 @@ def as_resource(value: DomainResource | dict[str, Any]) -> DomainResource:
 
 def validated(resources: Iterable[dict[str, Any]]) -> list[DomainResource]:
     """R4B models of mapped JSON resources: the validated path (fhir.resources checks every element)."""
-    return [RESOURCE_CLASSES[resource["resourceType"]].model_validate(resource) for resource in resources]
+    return [as_resource(resource) for resource in resources]
 
 
 def to_json(resource: DomainResource) -> dict[str, Any]:

@@ -95,9 +95,14 @@ def base32_prefix(digest: bytes) -> str:
     return "".join([_BASE32_PAIRS[(bits >> shift) & 1023] for shift in _PAIR_SHIFTS])
 
 
+def resource_type(kind: str, part: str) -> str:
+    """The FHIR resource type of one part of a record."""
+    return _slot(kind, part).resource_type
+
+
 def resource_ref(kind: str, key: str, part: str, config: MappingConfig) -> str:
     """`Type/id` of one part of a record."""
-    return f"{_slot(kind, part).resource_type}/{resource_id(kind, key, part, config)}"
+    return f"{resource_type(kind, part)}/{resource_id(kind, key, part, config)}"
 
 
 def resource_ids(kind: str, key: str, config: MappingConfig) -> list[ResourceId]:

@@ -7,20 +7,19 @@ from typing import Any
 from schemas.monitoring_score import MonitoringScore
 from service.mappers import codes
 from service.mappers.build import (
-    reverse_mapper,
     Json,
     concept,
-    identifier,
     parts_of,
     pick,
     referenced_session_key,
+    resource_head,
+    reverse_mapper,
     session_reference,
     subject,
     when,
 )
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource
-from service.mappers.ids import resource_id
 
 KIND = "monitoring_score"
 PART = "observation"
@@ -31,9 +30,7 @@ def to_fhir_json(record: MonitoringScore, config: MappingConfig) -> list[Json]:
     scale = codes.MONITORING_SCALES[record.instrument]
     return [
         {
-            "resourceType": "Observation",
-            "id": resource_id(KIND, record.key, PART, config),
-            "identifier": [identifier(KIND, record.key, PART, config)],
+            **resource_head(KIND, record.key, PART, config),
             "partOf": [session_reference(record.session_key, "procedure", config)],
             "status": codes.OBSERVATION_FINAL,
             "category": [concept((codes.CATEGORY_SURVEY,), config)],

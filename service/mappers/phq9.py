@@ -13,23 +13,22 @@ from typing import Any
 from schemas.phq9 import Phq9Assessment
 from service.mappers import codes
 from service.mappers.build import (
-    reverse_mapper,
     Json,
     concept,
     from_decimal,
     has_code,
-    identifier,
     parts_of,
     pick,
     quantity,
     referenced_session_key,
+    resource_head,
+    reverse_mapper,
     session_reference,
     subject,
     when,
 )
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource
-from service.mappers.ids import resource_id
 
 KIND = "phq9_assessment"
 ITEM_PARTS = tuple(f"item-{n}" for n in range(1, 10))
@@ -48,11 +47,7 @@ def _observation_maker(record: Phq9Assessment, config: MappingConfig) -> Callabl
     effective = when(record.completed_at)
 
     def observation(part: str, code: Json, **elements: Any) -> Json:
-        out: Json = {
-            "resourceType": "Observation",
-            "id": resource_id(KIND, record.key, part, config),
-            "identifier": [identifier(KIND, record.key, part, config)],
-        }
+        out = resource_head(KIND, record.key, part, config)
         if part_of:
             out["partOf"] = part_of
         out.update(common, code=code, subject=patient, effectiveDateTime=effective, **elements)

@@ -12,26 +12,25 @@ from typing import Any
 from schemas.session import InfusionSession
 from service.mappers import adverse_event, codes, monitoring_score, phq9, vital_sign
 from service.mappers.build import (
-    reverse_mapper,
     Json,
     concept,
     configured_system,
     extension_url,
     from_decimal,
     has_code,
-    identifier,
     number,
     pick,
     primary_part,
     profile,
     quantity,
+    resource_head,
+    reverse_mapper,
     session_reference,
     subject,
     when,
 )
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource, Procedure
-from service.mappers.ids import resource_id
 
 KIND = "infusion_session"
 CHILDREN = (  # (record field, kind module), in the order their resources follow the session's
@@ -101,16 +100,8 @@ def _period(record: InfusionSession) -> Json:
     return {"start": when(record.started_at), "end": when(record.ended_at)}
 
 
-def _head(resource_type: str, part: str, record: InfusionSession, config: MappingConfig) -> Json:
-    return {
-        "resourceType": resource_type,
-        "id": resource_id(KIND, record.key, part, config),
-        "identifier": [identifier(KIND, record.key, part, config)],
-    }
-
-
 def _procedure(record: InfusionSession, config: MappingConfig, patient: Json, clinician: Json | None) -> Json:
-    out = _head("Procedure", "procedure", record, config)
+    out = resource_head(KIND, record.key, "procedure", config)
     out["status"] = codes.PROCEDURE_STATUS[record.status]
     if record.stop_reason is not None:
         out["statusReason"] = {"text": record.stop_reason}
@@ -131,7 +122,7 @@ def _procedure(record: InfusionSession, config: MappingConfig, patient: Json, cl
 def _administration(
     record: InfusionSession, config: MappingConfig, patient: Json, clinician: Json | None
 ) -> Json:
-    out = _head("MedicationAdministration", "medication-administration", record, config)
+    out = resource_head(KIND, record.key, "medication-administration", config)
     out["partOf"] = [session_reference(record.key, "procedure", config)]
     out["status"] = codes.MED_ADMIN_STATUS[record.status]
     if record.stop_reason is not None:
@@ -152,10 +143,7 @@ def _administration(
 def _dosing_weight(record: InfusionSession, config: MappingConfig, patient: Json) -> Json:
     weight = codes.VITALS["body_weight"]
     return {
-        "resourceType": "Observation",
-        "id": resource_id(KIND, record.key, "dosing-weight", config),
-        "meta": profile(weight.profile),
-        "identifier": [identifier(KIND, record.key, "dosing-weight", config)],
+        **resource_head(KIND, record.key, "dosing-weight", config, meta=profile(weight.profile)),
         "partOf": [session_reference(record.key, "procedure", config)],
         "status": codes.ENTERED_IN_ERROR if record.status == "entered_in_error" else codes.OBSERVATION_FINAL,
         "category": [concept((codes.CATEGORY_VITAL_SIGNS,), config)],

@@ -7,23 +7,22 @@ from typing import Any
 from schemas.vital_sign import VitalSign
 from service.mappers import codes
 from service.mappers.build import (
-    reverse_mapper,
     Json,
     concept,
     from_decimal,
     has_code,
-    identifier,
     parts_of,
     profile,
     quantity,
     referenced_session_key,
+    resource_head,
+    reverse_mapper,
     session_reference,
     subject,
     when,
 )
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource, Observation
-from service.mappers.ids import resource_id
 
 KIND = "vital_sign"
 PART = "observation"
@@ -33,12 +32,7 @@ BP_UNIT = "mm[Hg]"
 def to_fhir_json(record: VitalSign, config: MappingConfig) -> list[Json]:
     """One Observation; `partOf` the session's Procedure when `session_key` is known."""
     vital = codes.VITALS[record.type]
-    out: Json = {
-        "resourceType": "Observation",
-        "id": resource_id(KIND, record.key, PART, config),
-        "meta": profile(vital.profile),
-        "identifier": [identifier(KIND, record.key, PART, config)],
-    }
+    out = resource_head(KIND, record.key, PART, config, meta=profile(vital.profile))
     if record.session_key is not None:
         out["partOf"] = [session_reference(record.session_key, "procedure", config)]
     out["status"] = codes.OBSERVATION_FINAL
