@@ -26,7 +26,6 @@ class Report:
     resources: Counter[str] = field(default_factory=Counter)
     embedded: Counter[str] = field(default_factory=Counter)
     lines_read: int = 0
-    bytes_read: int = 0
     bytes_done: int = 0
     bundles: int = 0
     splits: int = 0

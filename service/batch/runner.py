@@ -92,7 +92,6 @@ class BatchSync:
             if self.stop.is_set():
                 return
             self.report.lines_read += line.record is not None or bool(line.issues)
-            self.report.bytes_read += line.size
             if line.record is None:
                 if line.issues:
                     self.report.record_rejected(line, "invalid record", line.issues)
