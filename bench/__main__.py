@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small corpora and few rounds (about 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small corpora and few rounds (about 3.5 minutes): a smoke run of every section; "
+                        "its runs are too short for its ratios to judge the targets")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: mapping,sync,api,memory")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown to write")
     parser.add_argument("--render", action="store_true",
@@ -50,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {name} done in {time.monotonic() - section_started:.0f} s", file=sys.stderr, flush=True)
         results["meta"]["seconds"] = time.monotonic() - started
         _save(results)  # a later section's failure does not lose this one's figures
-    _save(results)
     return _write(results, args.out)
 
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import io
 import math
-import pstats
 import random
 import signal
 import socket
@@ -34,6 +32,7 @@ import orjson
 from bench import corpus
 from bench.corpus import OUT, Namespace
 from bench.hapi import HEADERS, CpuMeter, local_hapi_pid, process_cpu_seconds, purge, restart_empty
+from bench.report import profile_top
 from schemas import parse_record
 from service.auth import key_digest
 from service.mappers import mapper_for, transaction_bundle
@@ -157,7 +156,9 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def added_pct(ours: list[float], direct: list[float], p: str) -> float:
-    return 100 * (percentiles(ours)[p] - percentiles(direct)[p]) / percentiles(direct)[p]
+    """How much higher ours is than direct at percentile `p`, in percent of direct."""
+    base = percentiles(direct)[p]
+    return 100 * (percentiles(ours)[p] - base) / base
 
 
 def bootstrap_ci(ours: list[float], direct: list[float], p: str, seed: int = 1) -> tuple[float, float]:
@@ -256,16 +257,8 @@ def stub_overhead(quick: bool) -> dict[str, Any]:
     finally:
         stub.terminate()
         stub.wait(timeout=30)
-    out["profile"] = profile_top(profile)
+    out["profile"] = profile_top(profile, lines=15)
     return out
-
-
-def profile_top(path: Path, lines: int = 15) -> str:
-    """The top of a cProfile output file, by own time."""
-    out = io.StringIO()
-    pstats.Stats(str(path), stream=out).strip_dirs().sort_stats("tottime").print_stats(lines)
-    text = out.getvalue()
-    return text[text.index("   ncalls") :].rstrip() if "   ncalls" in text else text
 
 
 def run(base_url: str, quick: bool = False) -> dict[str, Any]:

@@ -22,7 +22,8 @@ HEADERS = {**ACCEPT, "Content-Type": FHIR_JSON}
 CLI = str(Path(sys.executable).parent / "infusion-fhir")
 GNU_TIME = "/usr/bin/time"  # Debian's `time` package
 OWN_TYPES = ("AdverseEvent", "Observation", "MedicationAdministration", "Procedure")
-HAPICTL = Path(__file__).resolve().parents[1] / "tools" / "hapi-server" / "hapictl"
+HAPI_DIR = Path(__file__).resolve().parents[1] / "tools" / "hapi-server"
+HAPICTL = HAPI_DIR / "hapictl"
 
 
 def disposable_server() -> bool:
@@ -193,8 +194,7 @@ def local_hapi_pid(base_url: str) -> int | None:
     url = httpx.URL(base_url)
     if url.host not in ("localhost", "127.0.0.1"):
         return None
-    default = Path(__file__).resolve().parents[1] / "tools" / "hapi-server" / ".run"
-    run_dir = Path(os.environ.get("HAPI_RUN_DIR") or default)
+    run_dir = Path(os.environ.get("HAPI_RUN_DIR") or HAPI_DIR / ".run")
     try:
         pid = int((run_dir / "hapi.pid").read_text().strip())
         port = int((run_dir / "hapi.port").read_text().strip())

@@ -10,8 +10,6 @@ reported on its own line.
 from __future__ import annotations
 
 import cProfile
-import io
-import pstats
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +18,7 @@ import orjson
 
 from bench import corpus
 from bench.floor import Floor
+from bench.report import profile_top
 from schemas import parse_record
 from service.mappers import MappingConfig, mapper_for, transaction_bundle
 
@@ -93,14 +92,11 @@ def _time(path: Path, records: list[Any], repeat: int) -> tuple[float, int]:
     return (time.process_time() - started) / repeat, n
 
 
-def profile_top(path: Path, records: list[Any], lines: int = 12) -> str:
+def profile_run(path: Path, records: list[Any], lines: int = 12) -> str:
     """The top of a cProfile of one run of `path` (by own time)."""
     profiler = cProfile.Profile()
     profiler.runcall(path, records)
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime").print_stats(lines)
-    text = out.getvalue()
-    return text[text.index("   ncalls") :].rstrip() if "   ncalls" in text else text
+    return profile_top(profiler, lines)
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -135,5 +131,5 @@ def run(quick: bool = False) -> dict[str, Any]:
         "ours_over_naive": rows["ours"]["resources_per_s"] / rows["naive"]["resources_per_s"],
         "ours_over_floor": rows["ours"]["resources_per_s"] / rows["floor"]["resources_per_s"],
         "equality": equality,
-        "profile_ours": profile_top(paths["ours"], records),
+        "profile_ours": profile_run(paths["ours"], records),
     }

@@ -1,4 +1,4 @@
-"""Memory: peak RSS of `infusion-fhir sync` (os.wait4 of the process) as the corpus grows 10x and 100x.
+"""Memory: peak RSS of `infusion-fhir sync` (GNU time's `%M`) as the corpus grows 10x and 100x.
 
 The unit is the benchmarks' corpus (demo-data, 4 patients, 621 lines). Real runs sync into a
 fresh namespace on the FHIR server (the 100x one, 400 patients and ~125,000 resources, keeps HAPI
@@ -25,7 +25,7 @@ def _row(result: dict[str, Any], scale: int, mode: str) -> dict[str, Any]:
         "scale": scale, "mode": mode, "patients": UNIT * scale, "lines": report["lines"],
         "exit_code": result["exit_code"], "maxrss_mb": result["maxrss_mb"], "wall_s": result["wall_s"],
         "report_peak_rss_mb": report.get("peak_rss_mb"),
-        "resources": sum(v for k, v in report["resources"].items()),
+        "resources": sum(report["resources"].values()),
     }
 
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import cProfile
+import io
+import pstats
 from pathlib import Path
 from typing import Any
 
 NOTES = Path(__file__).resolve().parent / "NOTES.md"
 FLAT_MB = 5.0  # "within a few MB"
+
+
+def profile_top(source: str | Path | cProfile.Profile, lines: int) -> str:
+    """The top of a cProfile (a profiler or its output file) by own time, from the column header on."""
+    out = io.StringIO()
+    stats = pstats.Stats(str(source) if isinstance(source, Path) else source, stream=out)
+    stats.strip_dirs().sort_stats("tottime").print_stats(lines)
+    text = out.getvalue()
+    return text[text.index("   ncalls") :].rstrip() if "   ncalls" in text else text
 
 
 def _n(value: float | None, digits: int = 0) -> str:

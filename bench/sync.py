@@ -3,11 +3,12 @@
 Every measurement writes the corpus into a namespace of its own, so every write on either side
 is a create. The corpus is the benchmarks' corpus taken 10x (40 patients, ~12,000 resources): on an
 empty HAPI the 1x corpus syncs in about 3 s, too short for a steady rate. The ceiling's batch size
-and concurrency are the best of a small sweep (on the 1x corpus); ours runs with its defaults, and with the ceiling's best settings when they differ. The
-sides then run in ABBA order; on the benchmarks' own server each of these runs starts on an
-emptied, restarted and warmed-up HAPI (HAPI slows down as its database fills: without that the
-server's state, not the client, decides the ratio), elsewhere the ABBA order cancels a steady
-drift. Each side's rate is its resources over the mean time of its runs.
+and concurrency are the best of a small sweep (on the 1x corpus); ours runs with its defaults, and
+with the ceiling's best settings when they differ. The sides then run in ABBA order; on the
+benchmarks' own server each of these runs starts on an emptied, restarted and warmed-up HAPI
+(HAPI slows down as its database fills: without that the server's state, not the client, decides
+the ratio), elsewhere the ABBA order cancels a steady drift. Each side's rate is its resources over
+the mean time of its runs.
 Resources/s counts the corpus' resources (Patient entries left out: their number depends on the
 batch size); ours is timed by its own report (the job, not interpreter start-up). CPU seconds of
 the FHIR server (when local) and of the client are recorded for every run.
@@ -112,8 +113,8 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         cleanup = purge(base_url, runs.used)
     resources = corpus_resources(records)
     _rate(ceilings + ours_default + ours_best, resources)
-    top_ceiling = _side(ceilings, resources)
-    top_ours = _side(ours_default, resources)
+    ceiling_side = _side(ceilings, resources)
+    ours_side = _side(ours_default, resources)
     out = {
         "sweep_patients": sweep_patients,
         "patients": patients,
@@ -123,13 +124,13 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         "best_settings": best_settings,
         "ceiling_runs": ceilings,
         "ours_runs": ours_default + ours_best,
-        "ceiling": top_ceiling,
-        "ours_default": top_ours,
-        "ratio_default": top_ours["resources_per_s"] / top_ceiling["resources_per_s"],
+        "ceiling": ceiling_side,
+        "ours_default": ours_side,
+        "ratio_default": ours_side["resources_per_s"] / ceiling_side["resources_per_s"],
         "cleanup": cleanup,
     }
     if ours_best:
-        top_best = _side(ours_best, resources)
-        out["ours_best_settings"] = top_best
-        out["ratio_best_settings"] = top_best["resources_per_s"] / top_ceiling["resources_per_s"]
+        best_side = _side(ours_best, resources)
+        out["ours_best_settings"] = best_side
+        out["ratio_best_settings"] = best_side["resources_per_s"] / ceiling_side["resources_per_s"]
     return out
