@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from schemas.adverse_event import EmbeddedAdverseEvent
 from schemas.common import (
     KIND_NOTE,
     Clinician,
+    ExternalId,
     Number,
     RecordBase,
     StrictModel,
@@ -33,6 +34,9 @@ RATE_LIMITS: dict[str, float] = {"mg/kg/h": 10, "mg/min": 50, "mL/h": 2000}
 ENDED_REQUIRED = ("completed", "stopped")
 DOSE_REQUIRED = ("in_progress", "completed", "stopped")
 STOP_REASON_ALLOWED = ("stopped", "not_done")
+# Rounding of weight and dose in practice stays well inside this; a decimal-point slip (x10) does not.
+DOSE_TOLERANCE_FRACTION = 0.10
+DOSE_TOLERANCE_MG = 1.0
 Child = TypeVar("Child", bound=BaseModel)
 
 
@@ -56,10 +60,34 @@ class Rate(StrictModel):
 class Dose(StrictModel):
     """Ketamine given (or, for not_done, intended)."""
 
-    total_mg: Number = Field(ge=0, le=1000, description="Total ketamine in mg, 0-1000.")
+    total_mg: Number = Field(
+        ge=0,
+        le=1000,
+        description=(
+            "Total ketamine in mg, 0-1000. With mg_per_kg and weight_kg it must equal mg_per_kg x weight_kg "
+            "within 10% or 1 mg, whichever is larger."
+        ),
+    )
     mg_per_kg: Number | None = Field(None, ge=0, le=5, description="Weight-based dose, mg/kg, 0-5.")
     weight_kg: Number | None = Field(None, ge=2, le=400, description="Dosing weight, kg, 2-400.")
     rate: Rate | None = None
+
+    @model_validator(mode="after")
+    def _total_agrees(self) -> Dose:
+        """A tenfold (or any gross) slip between total and weight-based dose is refused, not stored."""
+        if self.mg_per_kg is None or self.weight_kg is None:
+            return self
+        expected = self.mg_per_kg * self.weight_kg
+        if abs(self.total_mg - expected) > dose_tolerance_mg(expected):
+            raise nested(
+                [(("total_mg",), "must equal mg_per_kg x weight_kg within 10% or 1 mg, whichever is larger")]
+            )
+        return self
+
+
+def dose_tolerance_mg(expected_mg: float) -> float:
+    """How far total_mg may be from mg_per_kg x weight_kg: 10% of it or 1 mg, whichever is larger."""
+    return max(DOSE_TOLERANCE_FRACTION * expected_mg, DOSE_TOLERANCE_MG)
 
 
 class InfusionSession(RecordBase):
@@ -74,12 +102,24 @@ class InfusionSession(RecordBase):
         description="Required when completed or stopped; absent while in progress.",
     )
     drug: Literal["ketamine"]
+    visit_id: ExternalId | None = Field(
+        None,
+        description=(
+            "The EHR's identifier of the visit (encounter) this infusion is part of. The service then "
+            "references the EHR's Encounter with this identifier (creating it only if the FHIR server has "
+            "none, never writing over it); without it the service writes an Encounter of its own."
+        ),
+    )
     dose: Dose | None = Field(
         None,
         validate_default=True,
         description="Required when in_progress, completed or stopped; absent when planned.",
     )
-    indications: list[Indication] = Field(min_length=1, max_length=6)
+    indications: list[Indication] = Field(
+        min_length=1,
+        max_length=6,
+        description="Why the infusion is given. `trd` states major depressive disorder already: with it, `mdd` is dropped.",
+    )
     stop_reason: Text | None = Field(
         None, validate_default=True, description="Required when stopped; allowed when not_done."
     )
@@ -124,6 +164,8 @@ class InfusionSession(RecordBase):
         issues = [((i,), "duplicate indication") for i, x in enumerate(indications) if x in indications[:i]]
         if issues:
             raise nested(issues)
+        if "trd" in indications:  # treatment-resistant MDD is MDD: one reason, not the same code twice
+            return [x for x in indications if x != "mdd"]
         return indications
 
     @field_validator("stop_reason")
@@ -139,6 +181,13 @@ class InfusionSession(RecordBase):
     @field_validator("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
     @classmethod
     def _children(cls, children: list[Child], info: ValidationInfo) -> list[Child]:
+        if info.field_name == "adverse_events" and children and info.data.get("status") == "entered_in_error":
+            # Embedded children of an entered_in_error session are marked entered-in-error too; R4
+            # AdverseEvent has no status to mark, and a PUT never deletes: retract them on their own.
+            raise rule(
+                "must be empty when status is entered_in_error: R4 AdverseEvent cannot be marked "
+                "entered-in-error; retract each one with DELETE /v1/adverse-events/{key}"
+            )
         return _adopt(children, info)
 
 

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
 
     identifier_system_base: str = "https://infusion-fhir.example.org/fhir/sid"
     mrn_system: str = "https://infusion-fhir.example.org/fhir/sid/mrn"
+    visit_system: str = Field(
+        "https://infusion-fhir.example.org/fhir/sid/visit",
+        description="Identifier system of the EHR's visit (encounter) numbers sent as `visit_id`.",
+    )
     local_code_system_base: str = "https://infusion-fhir.example.org/fhir/CodeSystem"
     practitioner_identifier_system: str = "https://infusion-fhir.example.org/fhir/sid/practitioner"
     medication_product_system: str | None = Field(
@@ -65,9 +69,11 @@ class Settings(BaseSettings):
         return MappingConfig(
             identifier_system_base=self.identifier_system_base,
             mrn_system=self.mrn_system,
+            visit_system=self.visit_system,
             local_code_system_base=self.local_code_system_base,
             practitioner_identifier_system=self.practitioner_identifier_system,
             medication_product_coding=self._product_coding(),
+            fhir_base_url=self.fhir_base_url,
         )
 
     def _product_coding(self) -> tuple[str, str, str] | None:

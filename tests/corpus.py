@@ -165,7 +165,7 @@ def _session(rng: random.Random, i: int, patient: dict, base: dt.datetime) -> di
     if status != "planned" and (status in ("in_progress", "completed", "stopped") or i % 3):
         weight = round(rng.uniform(50, 120), 1)
         mg_per_kg = (0.5, 0.75, 1.0)[i % 3]
-        dose: dict[str, Any] = {"total_mg": round(weight * mg_per_kg, 1) if status != "not_done" else 0}
+        dose: dict[str, Any] = {"total_mg": round(weight * mg_per_kg, 1)}  # given, or for not_done intended
         if i % 4:
             dose["mg_per_kg"] = mg_per_kg
         if i % 5:
@@ -202,7 +202,11 @@ def generate(seed: int = 2024, sessions: int = 90) -> Iterator[dict[str, Any]]:
             "adverse_events": [adverse_event(rng, i, f"{key}.ae", base, with_session=True)],
             "phq9_assessments": [phq9(rng, i, f"{key}.phq9", base)],
         }
+        if i % 5 == 2:  # the EHR names its own visit
+            session["visit_id"] = f"VISIT-{i:04d}|{'ab'[i % 2]}"
         if i % 3 == 0:  # embedded, sometimes restating the patient and session key
+            if session["status"] == "entered_in_error":  # refused there: AdverseEvent has no status
+                del children["adverse_events"]
             for name, items in children.items():
                 session[name] = [
                     {k: v for k, v in child.items() if k != "kind" or (n + i // 3) % 2}

@@ -1,7 +1,8 @@
 """adverse_event <-> R4 AdverseEvent; the infusion's MedicationAdministration is the suspect entity.
 
 R4 AdverseEvent has no note or action element: `note` and `action_taken` travel in local
-extensions (see codes.EXT_AE_NOTE, codes.EXT_AE_ACTION); `description` is `event.text`.
+extensions (see codes.EXT_AE_NOTE, codes.EXT_AE_ACTION); `description` is `event.text`. An event of
+a planned or not-done session suspects the Procedure instead (nothing was administered).
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from service.mappers.build import (
     concept,
     concept_with_text,
     extension_url,
+    encounter_reference,
+    has_code,
     identifier,
-    parts_of,
+    linked_session_key,
     pick,
     referenced_session_key,
     reverse_mapper,
+    session_link,
     session_reference,
     subject,
     when,
 )
+from service.mappers.context import SessionContext, context_for
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import AdverseEvent, DomainResource, Extension
 from service.mappers.ids import resource_id
@@ -32,8 +37,8 @@ KIND = "adverse_event"
 PART = "adverse-event"
 
 
-def _extensions(record: AdverseEventRecord, config: MappingConfig) -> list[Json]:
-    out: list[Json] = []
+def _extensions(record: AdverseEventRecord, ctx: SessionContext | None, config: MappingConfig) -> list[Json]:
+    out: list[Json] = session_link(ctx, config)
     if record.action_taken is not None:
         action = codes.AE_ACTIONS[record.action_taken]
         out.append(
@@ -47,41 +52,48 @@ def _extensions(record: AdverseEventRecord, config: MappingConfig) -> list[Json]
     return out
 
 
-def _event(record: AdverseEventRecord, config: MappingConfig) -> Json:
-    """The event code; text is the clinician's description, else for local codes their display."""
-    code = codes.AE_EVENTS[record.event]
-    text = record.description
-    if text is None and isinstance(code, codes.LocalCode):
-        text = code.display
-    return concept_with_text((code,), config, text)
+def _suspect(record: AdverseEventRecord, ctx: SessionContext, config: MappingConfig) -> list[Json]:
+    """The infusion as suspect: its MedicationAdministration, or its Procedure when nothing was given.
 
-
-def _suspect(session_key: str, record: AdverseEventRecord, config: MappingConfig) -> list[Json]:
-    suspect: Json = {"instance": session_reference(session_key, "medication-administration", config)}
+    A planned or not-done session has no administered dose to suspect (a planned one has no
+    MedicationAdministration at all), so the Procedure is named and a causality assessment is made
+    against it (R4 allows Procedure in suspectEntity.instance).
+    """
+    part = "medication-administration" if ctx.administered else "procedure"
+    suspect: Json = {"instance": session_reference(ctx.key, part, config)}
     if record.causality is not None:
         suspect["causality"] = [{"assessment": concept((codes.AE_CAUSALITIES[record.causality],), config)}]
     return [suspect]
 
 
-def to_fhir_json(record: AdverseEventRecord, config: MappingConfig) -> list[Json]:
-    """One AdverseEvent (actuality actual); suspectEntity when the session is known."""
+def _seriousness(record: AdverseEventRecord) -> codes.Code:
+    return codes.AE_SERIOUS_FATAL if record.outcome == "fatal" else codes.AE_SERIOUS[record.serious]
+
+
+def to_fhir_json(record: AdverseEventRecord, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
+    """One AdverseEvent (actuality actual) in the session's visit; suspectEntity when the session is known."""
+    ctx = context_for(record.session_key, session, config)
     out: Json = {"resourceType": "AdverseEvent", "id": resource_id(KIND, record.key, PART, config)}
-    extensions = _extensions(record, config)
+    extensions = _extensions(record, ctx, config)
     if extensions:
         out["extension"] = extensions
     out.update(
         identifier=identifier(KIND, record.key, PART, config),  # 0..1 in R4
         actuality=codes.AE_ACTUALITY,
-        event=_event(record, config),
+        event=concept_with_text((codes.AE_EVENTS[record.event],), config, record.description),
         subject=subject(record.patient.mrn, config),
+    )
+    if ctx is not None:
+        out["encounter"] = encounter_reference(ctx)
+    out.update(
         date=when(record.onset_at),
         recordedDate=when(record.recorded_at),
-        seriousness=concept((codes.AE_SERIOUS[record.serious],), config),
+        seriousness=concept((_seriousness(record),), config),
         severity=concept((codes.AE_SEVERITIES[record.severity],), config),
         outcome=concept((codes.AE_OUTCOMES[record.outcome],), config),
     )
-    if record.session_key is not None:
-        out["suspectEntity"] = _suspect(record.session_key, record, config)
+    if ctx is not None:
+        out["suspectEntity"] = _suspect(record, ctx, config)
     return [out]
 
 
@@ -98,16 +110,16 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
         "recorded_at": resource.recordedDate,
         "event": pick(resource.event, codes.AE_EVENTS, config),
         "severity": pick(resource.severity, codes.AE_SEVERITIES, config),
-        "serious": pick(resource.seriousness, codes.AE_SERIOUS, config),
+        # A death (SeriousResultsInDeath) reads back as serious.
+        "serious": has_code(resource.seriousness, codes.AE_SERIOUS_FATAL, config)
+        or pick(resource.seriousness, codes.AE_SERIOUS, config),
         "outcome": pick(resource.outcome, codes.AE_OUTCOMES, config),
     }
     text = resource.event.text if resource.event is not None else None
-    code = codes.AE_EVENTS.get(fields["event"])
-    # A local code's display as text means "no description" (a description equal to it reads back as none).
-    if text is not None and not (isinstance(code, codes.LocalCode) and text == code.display):
+    if text is not None:  # the event text is the clinician's description and nothing else
         fields["description"] = text
     suspects = resource.suspectEntity or []
-    session_key = referenced_session_key([s.instance for s in suspects], config)
+    session_key = linked_session_key(resource, config) or referenced_session_key([s.instance for s in suspects], config)
     if session_key is not None:
         fields["session_key"] = session_key
     for suspect in suspects:

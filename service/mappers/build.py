@@ -17,6 +17,7 @@ from typing import Any
 from service.mappers import codes
 from service.mappers.codes import Code, LocalCode
 from service.mappers.config import MappingConfig
+from service.mappers.context import SessionContext
 from service.mappers.fhir import (
     CodeableConcept,
     Coding,
@@ -41,6 +42,7 @@ from service.mappers.ids import (
 )
 
 SESSION = "infusion_session"
+VISIT = "visit"  # parts_of's kind for an EHR visit Encounter (identified in config.visit_system)
 Json = dict[str, Any]
 
 
@@ -113,13 +115,48 @@ def identifier(kind: str, key: str, part: str, config: MappingConfig) -> Json:
     return {"system": system, "value": identifier_value(kind, key, part)}
 
 
-def resource_head(kind: str, key: str, part: str, config: MappingConfig, meta: Json | None = None) -> Json:
-    """resourceType, id, meta (when given) and the identifier list of one part of a record, in JSON order."""
+def resource_head(
+    kind: str, key: str, part: str, config: MappingConfig, meta: Json | None = None, extension: list[Json] | None = None
+) -> Json:
+    """resourceType, id, meta and extension (when given) and the identifier list of one part, in JSON order."""
     out: Json = {"resourceType": resource_type(kind, part), "id": resource_id(kind, key, part, config)}
     if meta is not None:
         out["meta"] = meta
+    if extension:
+        out["extension"] = extension
     out["identifier"] = [identifier(kind, key, part, config)]
     return out
+
+
+def session_link(session: SessionContext | None, config: MappingConfig) -> list[Json]:
+    """The extension naming the session a child belongs to, and whether it came embedded in it."""
+    if session is None:
+        return []
+    path = codes.EXT_EMBEDDED_IN_SESSION if session.embedded else codes.EXT_SESSION
+    return [{"url": extension_url(path, config), "valueReference": session_reference(session.key, "procedure", config)}]
+
+
+def linked_session_key(resource: DomainResource, config: MappingConfig) -> str | None:
+    """The session key a child's resource names (session extension; `partOf` as written before it)."""
+    base = config.local_code_system_base
+    urls = {codes.local_system(base, codes.EXT_SESSION), codes.local_system(base, codes.EXT_EMBEDDED_IN_SESSION)}
+    refs = [ext.valueReference for ext in resource.extension or [] if ext.url in urls and ext.valueReference]
+    return referenced_session_key(refs, config) or referenced_session_key(getattr(resource, "partOf", None), config)
+
+
+def observation_links(
+    when_: dt.datetime, session: SessionContext | None, config: MappingConfig
+) -> tuple[list[Json] | None, str]:
+    """(partOf, status) of a child Observation: partOf the Procedure only when measured during the infusion."""
+    status = codes.ENTERED_IN_ERROR if session is not None and session.retracts_children else codes.OBSERVATION_FINAL
+    if session is not None and session.during(when_):
+        return [session_reference(session.key, "procedure", config)], status
+    return None, status
+
+
+def encounter_reference(session: SessionContext | None) -> Json | None:
+    """The reference to the session's visit (None for a record outside any session)."""
+    return None if session is None else {"reference": session.encounter}
 
 
 @lru_cache(maxsize=64)
@@ -167,7 +204,10 @@ def referenced_session_key(refs: Sequence[Reference] | None, config: MappingConf
 def parts_of(
     resources: Iterable[DomainResource | dict[str, Any]], config: MappingConfig
 ) -> dict[tuple[str, str, str], DomainResource]:
-    """Resources indexed by the (kind, key, part) of the business identifier this service gave them."""
+    """Resources indexed by the (kind, key, part) of the business identifier this service gave them.
+
+    An EHR visit's Encounter is indexed as (VISIT, visit id, "encounter").
+    """
     out: dict[tuple[str, str, str], DomainResource] = {}
     for value in resources:
         resource = as_resource(value)
@@ -178,6 +218,9 @@ def parts_of(
             parsed = parse_identifier(ident.system, ident.value, config)
             if parsed:
                 out[parsed] = resource
+                break
+            if ident.system == config.visit_system and ident.value and resource.get_resource_type() == "Encounter":
+                out[(VISIT, ident.value, "encounter")] = resource
                 break
     return out
 

@@ -5,23 +5,34 @@ Entries:
   `fullUrl` = the patient's `urn:uuid:` and `ifNoneExist` = `identifier=<escaped system|mrn>`
   (conditional create; the server rewrites the urn references to the real Patient id). For MRNs
   in `patient_ids` there is no Patient entry and references become the given literal `Patient/id`.
-* Everything else: `PUT Type/id` (deterministic ids), `fullUrl` = the relative `Type/id`, ordered
-  Procedure, MedicationAdministration, Observation, AdverseEvent; within a type, in record order.
+* The EHR's visit of a session that names a `visit_id`: `POST Encounter` conditional on the visit
+  identifier, exactly like the Patient (matched, never written over); `visit_ids` skips it likewise.
+* Everything else: `PUT Type/id` (deterministic ids), `fullUrl` = the absolute URL under
+  `config.fhir_base_url` (R4 wants absolute fullUrls), ordered Encounter, Procedure,
+  MedicationAdministration, Observation, AdverseEvent, Flag; within a type, in record order.
   A resource produced twice (the same record twice) appears once, with its last content.
+  Refs in `skip` get no entry (the engine's way of never writing over a clinician's Flag).
+
+Children whose session is not among the records take its context from `sessions` (the engine reads
+it from the FHIR server), else `context.default_context`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from schemas.common import PatientInfo
 from service.mappers.config import MappingConfig
-from service.mappers.ids import patient_urn
+from service.mappers.context import SessionContext
+from service.mappers.ids import patient_urn, visit_token, visit_urn
 from service.mappers.patient import patient_if_none_exist, patient_json
 from service.mappers.registry import mapper_for
+from service.mappers.session import visit_encounter
 
-TYPE_ORDER = ("Procedure", "MedicationAdministration", "Observation", "AdverseEvent")
+SESSION = "infusion_session"
+TYPE_ORDER = ("Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag")
 
 
 def _replace_references(value: Any, replacements: Mapping[str, str]) -> Any:
@@ -38,50 +49,69 @@ def _replace_references(value: Any, replacements: Mapping[str, str]) -> Any:
     return value
 
 
-def _patient_literal(value: str) -> str:
-    return value if value.startswith("Patient/") else f"Patient/{value}"
+def _literal(resource_type: str, value: str) -> str:
+    return value if value.startswith(f"{resource_type}/") else f"{resource_type}/{value}"
+
+
+def _conditional_create(urn: str, resource: dict[str, Any], if_none_exist: str) -> dict[str, Any]:
+    request = {"method": "POST", "url": resource["resourceType"], "ifNoneExist": if_none_exist}
+    return {"fullUrl": urn, "resource": resource, "request": request}
+
+
+def bundle_resources(
+    records: Iterable[Any], config: MappingConfig, sessions: Mapping[str, SessionContext] | None = None
+) -> tuple[dict[str, PatientInfo], dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
+    """(patients by MRN, sessions naming a visit by visit id, resources by (type, id)) of `records`."""
+    sessions = sessions or {}
+    patients: dict[str, PatientInfo] = {}
+    visits: dict[str, Any] = {}
+    resources: dict[tuple[str, str], dict[str, Any]] = {}
+    for record in records:
+        patients.setdefault(record.patient.mrn, record.patient)
+        if record.kind == SESSION and record.visit_id is not None:
+            visits.setdefault(record.visit_id, record)
+        context = sessions.get(getattr(record, "session_key", None) or "")
+        for resource in mapper_for(record.kind).to_fhir_json(record, config, context):
+            resources[(resource["resourceType"], resource["id"])] = resource
+    return patients, visits, resources
 
 
 def transaction_bundle(
     records: Iterable[Any],
     config: MappingConfig,
     patient_ids: Mapping[str, str] | None = None,
+    *,
+    sessions: Mapping[str, SessionContext] | None = None,
+    visit_ids: Mapping[str, str] | None = None,
+    skip: Collection[str] = (),
 ) -> dict[str, Any]:
     """A JSON-ready FHIR transaction Bundle for `records`; same records, identical JSON.
 
-    `patient_ids` maps an MRN to an already-known `Patient/<id>` (or bare id): such patients get
-    no entry and are referenced literally.
+    `patient_ids` maps an MRN to an already-known `Patient/<id>` (or bare id), `visit_ids` a visit
+    id to `Encounter/<id>`: such resources get no entry and are referenced literally.
     """
-    known = {mrn: _patient_literal(ref) for mrn, ref in (patient_ids or {}).items()}
-    patients: dict[str, PatientInfo] = {}
-    resources: dict[tuple[str, str], dict[str, Any]] = {}
-    for record in records:
-        patients.setdefault(record.patient.mrn, record.patient)
-        for resource in mapper_for(record.kind).to_fhir_json(record, config):
-            resources[(resource["resourceType"], resource["id"])] = resource
-
-    replacements = {patient_urn(mrn, config): ref for mrn, ref in known.items() if mrn in patients}
+    patients, visits, resources = bundle_resources(records, config, sessions)
+    known_patients = {mrn: _literal("Patient", ref) for mrn, ref in (patient_ids or {}).items()}
+    known_visits = {visit: _literal("Encounter", ref) for visit, ref in (visit_ids or {}).items()}
+    replacements = {patient_urn(mrn, config): ref for mrn, ref in known_patients.items() if mrn in patients}
+    replacements.update({visit_urn(v, config): ref for v, ref in known_visits.items()})
     entries: list[dict[str, Any]] = []
     for mrn, patient in patients.items():
-        if mrn in known:
-            continue
-        entries.append(
-            {
-                "fullUrl": patient_urn(mrn, config),
-                "resource": patient_json(patient, config),
-                "request": {
-                    "method": "POST",
-                    "url": "Patient",
-                    "ifNoneExist": patient_if_none_exist(mrn, config),
-                },
-            }
-        )
+        if mrn not in known_patients:
+            entries.append(
+                _conditional_create(patient_urn(mrn, config), patient_json(patient, config), patient_if_none_exist(mrn, config))
+            )
+    for visit_id, session in visits.items():
+        if visit_id not in known_visits:
+            encounter = _replace_references(visit_encounter(session, config), replacements)
+            entries.append(_conditional_create(visit_urn(visit_id, config), encounter, "identifier=" + quote(visit_token(visit_id, config), safe="")))
+    base = config.fhir_base_url.rstrip("/")
     for resource_type in TYPE_ORDER:
         for (rtype, rid), resource in resources.items():
-            if rtype != resource_type:
+            url = f"{rtype}/{rid}"
+            if rtype != resource_type or url in skip:
                 continue
             if replacements:
                 resource = _replace_references(resource, replacements)
-            url = f"{rtype}/{rid}"
-            entries.append({"fullUrl": url, "resource": resource, "request": {"method": "PUT", "url": url}})
+            entries.append({"fullUrl": f"{base}/{url}", "resource": resource, "request": {"method": "PUT", "url": url}})
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

@@ -41,6 +41,9 @@ AE_SERIOUSNESS = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousnes
 AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
 AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
 AE_CAUSALITY = "http://terminology.hl7.org/CodeSystem/adverse-event-causality-assess"
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+V3_OBSERVATION_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 VITAL_PROFILE_BASE = "http://hl7.org/fhir/StructureDefinition/"
 
 # --- Section 5: patient identity ---
@@ -159,7 +162,8 @@ MONITORING_TEXT: dict[str, str] = {
 }
 
 # --- Section 3: PHQ-9 (LOINC panel, items, answers LL358-3 and LL359-1) ---
-PHQ9_PANEL = Code(LOINC, "44249-1", "PHQ-9 quick depression assessment panel")
+# Display: LOINC's long common name of 44249-1, exactly (loinc.org/44249-1; the 44261-6 page lists it as a panel).
+PHQ9_PANEL = Code(LOINC, "44249-1", "PHQ-9 quick depression assessment panel [Reported.PHQ]")
 PHQ9_ITEMS: tuple[Code, ...] = (
     Code(LOINC, "44250-9", "Little interest or pleasure in doing things"),
     Code(LOINC, "44255-8", "Feeling down, depressed, or hopeless"),
@@ -218,6 +222,14 @@ PHQ9_SEVERITY: tuple[tuple[int, LocalCode], ...] = (
 PHQ9_ITEM9_POSITIVE = LocalCode(
     "phq9-interpretation", "item-9-positive", "Item 9 positive: thoughts of death or self-harm reported"
 )
+# The standard code beside the local one, on the item-9 answer and on the total (section 6). v3
+# ObservationInterpretation POS "Positive": "A presence finding of the specified component / analyte,
+# organism or clinical sign based on the established threshold of the performed test or procedure"
+# (terminology.hl7.org/CodeSystem/v3-ObservationInterpretation). PHQ-9 item 9 has an established
+# threshold: any answer above "Not at all" is a positive screen for thoughts of death or self-harm
+# that calls for a suicide-risk assessment. `A`/`AA` are about results outside a reference range, which
+# a questionnaire answer has not; POS is the one whose definition fits.
+INTERPRETATION_POSITIVE = Code(V3_OBSERVATION_INTERPRETATION, "POS", "Positive")
 PHQ9_ITEM9_NOTE = (
     "SUICIDE RISK: PHQ-9 item 9 (thoughts that you would be better off dead, or of hurting yourself) "
     "was answered above 'Not at all'. Review suicide risk before the next infusion."
@@ -229,6 +241,8 @@ AE_SERIOUS: dict[bool, Code] = {
     True: Code(AE_SERIOUSNESS, "Serious", "Serious"),
     False: Code(AE_SERIOUSNESS, "Non-serious", "Non-serious"),
 }
+# A fatal outcome is R4's most specific seriousness (section 6: SeriousResultsInDeath); read back as serious.
+AE_SERIOUS_FATAL = Code(AE_SERIOUSNESS, "SeriousResultsInDeath", "Results in death")
 AE_SEVERITIES: dict[str, Code] = {
     "mild": Code(AE_SEVERITY, "mild", "Mild"),
     "moderate": Code(AE_SEVERITY, "moderate", "Moderate"),
@@ -275,10 +289,36 @@ AE_ACTIONS: dict[str, LocalCode] = {  # R4 AdverseEvent has no action element: c
     "medication_given": LocalCode("adverse-event-action", "medication-given", "Medication given"),
 }
 
+# --- Section 6: the visit (Encounter) and the suicide-risk alert (Flag) ---
+ENCOUNTER_CLASS = Code(V3_ACT_CODE, "AMB", "ambulatory")  # R4 Encounter.class: an outpatient infusion visit
+ENCOUNTER_TEXT = "Ketamine infusion visit"
+ENCOUNTER_STATUS: dict[str, str] = {  # session status -> R4 encounter-status
+    "planned": "planned",
+    "in_progress": "in-progress",
+    "completed": "finished",
+    "stopped": "finished",  # the visit ended; the infusion stopped early (the Procedure says so)
+    "not_done": "cancelled",  # "ended before it has begun": no infusion took place
+    "entered_in_error": "entered-in-error",
+}
+FLAG_CATEGORY_SAFETY = Code(FLAG_CATEGORY, "safety", "Safety")  # "flags related to safety precautions"
+FLAG_ACTIVE = "active"
+# Flag.code: SNOMED 6471006 "Suicidal thoughts" (section 1b, checked there) is what PHQ-9 item 9 asks
+# about; no SNOMED "at risk of suicide" concept could be verified here, so the risk is stated in text.
+FLAG_CODE = (Code(SNOMED, "6471006", "Suicidal thoughts"),
+             LocalCode("flag", "phq9-item9-positive", "PHQ-9 item 9 positive"))
+FLAG_TEXT = "Suicide risk: PHQ-9 item 9 answered above 'Not at all'. Review before the next infusion."
+# The R4 core extension that points a Flag at the record supporting it (hl7.org/fhir/R4/extension-flag-detail).
+EXT_FLAG_DETAIL = "http://hl7.org/fhir/StructureDefinition/flag-detail"
+
 # --- Local extensions (URLs relative to local_code_system_base; see `local_system`) ---
+# StructureDefinitions of each: docs/fhir/StructureDefinition-<name>.json.
 EXT_AE_NOTE = "extension/adverse-event-note"  # valueString: R4 AdverseEvent has no note
 EXT_AE_ACTION = "extension/adverse-event-action-taken"  # valueCodeableConcept from AE_ACTIONS
-EXT_DOSE_PER_KG = "extension/dose-per-body-weight"  # on MedicationAdministration.dosage, valueQuantity mg/kg
+EXT_DOSE_PER_KG = "extension/dose-per-body-weight"  # on a Dosage, valueQuantity mg/kg
+EXT_INTENDED_DOSAGE = "extension/intended-dosage"  # valueDosage on a not-done MedicationAdministration
+EXT_SESSION = "extension/session"  # valueReference: the session a record sent on its own belongs to
+EXT_EMBEDDED_IN_SESSION = "extension/embedded-in-session"  # valueReference: came embedded in that session
+INTENDED_DOSAGE_PREFIX = "Intended, not administered: "
 
 
 def local_system(base: str, path: str) -> str:

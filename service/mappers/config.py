@@ -11,8 +11,12 @@ class MappingConfig:
 
     identifier_system_base: str = "https://infusion-fhir.example.org/fhir/sid"
     mrn_system: str = "https://infusion-fhir.example.org/fhir/sid/mrn"
+    visit_system: str = "https://infusion-fhir.example.org/fhir/sid/visit"
+    """System of the EHR's visit identifiers (`visit_id`): its Encounters are matched on it, never written over."""
     local_code_system_base: str = "https://infusion-fhir.example.org/fhir/CodeSystem"
     practitioner_identifier_system: str = "https://infusion-fhir.example.org/fhir/sid/practitioner"
     """System of the clinician ids carried as logical references (Procedure.performer.actor)."""
     medication_product_coding: tuple[str, str, str] | None = None
     """An extra (system, code, display) on the medication, e.g. the clinic's NDC or RxNorm SCD."""
+    fhir_base_url: str = "http://localhost:8080/fhir"
+    """The FHIR server's base: transaction entries carry absolute `fullUrl`s under it (R4 Bundle rules)."""

@@ -14,7 +14,9 @@ from fhir.resources.R4B.annotation import Annotation
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
 from fhir.resources.R4B.domainresource import DomainResource
+from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.extension import Extension
+from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.humanname import HumanName
 from fhir.resources.R4B.identifier import Identifier
 from fhir.resources.R4B.medicationadministration import (
@@ -32,6 +34,8 @@ from fhir.resources.R4B.reference import Reference
 
 RESOURCE_CLASSES: dict[str, type[DomainResource]] = {
     "AdverseEvent": AdverseEvent,
+    "Encounter": Encounter,
+    "Flag": Flag,
     "MedicationAdministration": MedicationAdministration,
     "Observation": Observation,
     "Patient": Patient,
@@ -68,7 +72,9 @@ __all__ = [
     "CodeableConcept",
     "Coding",
     "DomainResource",
+    "Encounter",
     "Extension",
+    "Flag",
     "HumanName",
     "Identifier",
     "MedicationAdministration",

@@ -10,6 +10,7 @@ Scheme (stable; the sync engine relies on it):
   (e.g. `s-1/medication-administration`, `p-7/item-3`, `p-7/total`). Keys never contain `/`.
 * The Patient has no deterministic id: it is created conditionally on its MRN identifier and
   referenced as `urn:uuid:<uuid5>` of the escaped `mrn_system|mrn` token (see `patient_urn`).
+  The EHR's own visit (a session's `visit_id`) is an Encounter handled the same way (`visit_urn`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ SLOTS: dict[str, tuple[Slot, ...]] = {
             "MedicationAdministration", "medication-administration", "ma", optional=True
         ),  # not when planned
         Slot("Observation", "dosing-weight", "bw", optional=True),  # only with dose.weight_kg
+        Slot("Encounter", "encounter", "en", optional=True),  # only without the EHR's own visit_id
     ),
     "vital_sign": (Slot("Observation", "observation", "vs", primary=True),),
     "monitoring_score": (Slot("Observation", "observation", "ms", primary=True),),
@@ -63,6 +65,7 @@ SLOTS: dict[str, tuple[Slot, ...]] = {
         *(Slot("Observation", f"item-{n}", "pi") for n in range(1, 10)),
         Slot("Observation", "difficulty", "pd", optional=True),  # only with difficulty
         Slot("Observation", "total", "pt"),
+        Slot("Flag", "flag", "fl", optional=True),  # only when item 9 > 0
     ),
 }
 _SLOT_BY_PART = {(kind, slot.part): slot for kind, slots in SLOTS.items() for slot in slots}
@@ -161,3 +164,14 @@ def patient_token(mrn: str, config: MappingConfig) -> str:
 def patient_urn(mrn: str, config: MappingConfig) -> str:
     """The deterministic `urn:uuid:` the mappers reference a patient by (uuid5 of its MRN token)."""
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, patient_token(mrn, config))}"
+
+
+def visit_token(visit_id: str, config: MappingConfig) -> str:
+    """The escaped `system|value` token search value of an EHR visit identifier."""
+    return f"{search_escape(config.visit_system)}|{search_escape(visit_id)}"
+
+
+@lru_cache(maxsize=4096)
+def visit_urn(visit_id: str, config: MappingConfig) -> str:
+    """The deterministic `urn:uuid:` an EHR visit's Encounter is referenced by inside a transaction."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'visit|' + visit_token(visit_id, config))}"

@@ -11,13 +11,16 @@ from service.mappers.build import (
     concept,
     parts_of,
     pick,
-    referenced_session_key,
+    encounter_reference,
+    linked_session_key,
+    observation_links,
     resource_head,
     reverse_mapper,
-    session_reference,
+    session_link,
     subject,
     when,
 )
+from service.mappers.context import SessionContext, context_for
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource
 
@@ -25,21 +28,24 @@ KIND = "monitoring_score"
 PART = "observation"
 
 
-def to_fhir_json(record: MonitoringScore, config: MappingConfig) -> list[Json]:
-    """One survey Observation, `partOf` the session's Procedure."""
+def to_fhir_json(record: MonitoringScore, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
+    """One survey Observation in the session's visit, `partOf` its Procedure when scored during the infusion."""
     scale = codes.MONITORING_SCALES[record.instrument]
-    return [
-        {
-            **resource_head(KIND, record.key, PART, config),
-            "partOf": [session_reference(record.session_key, "procedure", config)],
-            "status": codes.OBSERVATION_FINAL,
-            "category": [concept((codes.CATEGORY_SURVEY,), config)],
-            "code": concept((scale,), config, codes.MONITORING_TEXT[record.instrument]),
-            "subject": subject(record.patient.mrn, config),
-            "effectiveDateTime": when(record.measured_at),
-            "valueInteger": record.score,
-        }
-    ]
+    ctx = context_for(record.session_key, session, config)
+    out = resource_head(KIND, record.key, PART, config, extension=session_link(ctx, config))
+    part_of, status = observation_links(record.measured_at, ctx, config)
+    if part_of:
+        out["partOf"] = part_of
+    out.update(
+        status=status,
+        category=[concept((codes.CATEGORY_SURVEY,), config)],
+        code=concept((scale,), config, codes.MONITORING_TEXT[record.instrument]),
+        subject=subject(record.patient.mrn, config),
+        encounter=encounter_reference(ctx),
+        effectiveDateTime=when(record.measured_at),
+        valueInteger=record.score,
+    )
+    return [out]
 
 
 def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
@@ -54,7 +60,7 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
         "instrument": instrument,
         "score": observation.valueInteger,
     }
-    session_key = referenced_session_key(observation.partOf, config)
+    session_key = linked_session_key(observation, config)
     if session_key is not None:
         fields["session_key"] = session_key
     return fields

@@ -1,8 +1,9 @@
 """phq9_assessment <-> panel Observation 44249-1 with 9 item, difficulty and total member Observations.
 
 The total carries valueQuantity {score}, a severity interpretation and, when item 9 > 0, a second
-interpretation and a note flagging suicide risk. With a `session_key` every Observation is
-`partOf` the session's Procedure (a PHQ-9 taken at the infusion visit is part of that care).
+interpretation (v3 POS + local code, also on the item-9 answer) and a note flagging suicide risk;
+a positive item 9 also makes an R4 Flag on the patient. With a `session_key` every Observation
+references the session's visit (`encounter`); only a PHQ-9 taken during the infusion is `partOf` it.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ from service.mappers.build import (
     parts_of,
     pick,
     quantity,
-    referenced_session_key,
+    encounter_reference,
+    linked_session_key,
+    observation_links,
     resource_head,
     reverse_mapper,
-    session_reference,
+    session_link,
     subject,
     when,
 )
+from service.mappers.context import SessionContext, context_for
+from service.mappers.ids import resource_ref
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource
 
@@ -34,26 +39,32 @@ KIND = "phq9_assessment"
 ITEM_PARTS = tuple(f"item-{n}" for n in range(1, 10))
 
 
-def _observation_maker(record: Phq9Assessment, config: MappingConfig) -> Callable[..., Json]:
+def _observation_maker(record: Phq9Assessment, ctx: SessionContext | None, config: MappingConfig) -> Callable[..., Json]:
     """A maker of this assessment's Observations: (part, code, **elements after effectiveDateTime)."""
-    part_of = None
-    if record.session_key is not None:
-        part_of = [session_reference(record.session_key, "procedure", config)]
-    common = {
-        "status": codes.OBSERVATION_FINAL,
-        "category": [concept((codes.CATEGORY_SURVEY,), config)],
-    }
+    part_of, status = observation_links(record.completed_at, ctx, config)
+    extension = session_link(ctx, config)
+    category = [concept((codes.CATEGORY_SURVEY,), config)]
     patient = subject(record.patient.mrn, config)
+    encounter = encounter_reference(ctx)
     effective = when(record.completed_at)
 
     def observation(part: str, code: Json, **elements: Any) -> Json:
-        out = resource_head(KIND, record.key, part, config)
+        out = resource_head(KIND, record.key, part, config, extension=extension)
         if part_of:
             out["partOf"] = part_of
-        out.update(common, code=code, subject=patient, effectiveDateTime=effective, **elements)
+        out.update(status=status, category=category, code=code, subject=patient)
+        if encounter is not None:
+            out["encounter"] = encounter
+        out.update(effectiveDateTime=effective, **elements)
         return out
 
     return observation
+
+
+def _item9_positive(config: MappingConfig) -> Json:
+    """The interpretation of a positive item 9: v3 POS beside the local code (codes.INTERPRETATION_POSITIVE)."""
+    item9 = codes.PHQ9_ITEM9_POSITIVE
+    return concept((codes.INTERPRETATION_POSITIVE, item9), config, item9.display)
 
 
 def _total(record: Phq9Assessment, config: MappingConfig, observation: Callable[..., Json]) -> Json:
@@ -61,8 +72,7 @@ def _total(record: Phq9Assessment, config: MappingConfig, observation: Callable[
     interpretation = [concept((severity,), config, severity.display)]
     extra: Json = {}
     if record.items[8] > 0:
-        item9 = codes.PHQ9_ITEM9_POSITIVE
-        interpretation.append(concept((item9,), config, item9.display))
+        interpretation.append(_item9_positive(config))
         extra["note"] = [{"text": codes.PHQ9_ITEM9_NOTE}]
     return observation(
         "total",
@@ -73,13 +83,41 @@ def _total(record: Phq9Assessment, config: MappingConfig, observation: Callable[
     )
 
 
-def to_fhir_json(record: Phq9Assessment, config: MappingConfig) -> list[Json]:
-    """Members first (items 1-9, difficulty when given, total), then the panel that lists them."""
-    observation = _observation_maker(record, config)
-    answers = [codes.PHQ9_ANSWERS[score] for score in record.items]
+def _item(part: str, item: codes.Code, score: int, config: MappingConfig, observation: Callable[..., Json]) -> Json:
+    answer = codes.PHQ9_ANSWERS[score]
+    extra: Json = {}
+    if part == ITEM_PARTS[8] and score > 0:
+        extra["interpretation"] = [_item9_positive(config)]
+    return observation(part, concept((item,), config), valueCodeableConcept=concept((answer,), config, answer.display), **extra)
+
+
+def _flag(record: Phq9Assessment, ctx: SessionContext | None, config: MappingConfig) -> Json:
+    """The suicide-risk Flag of a positive item 9, pointing at the PHQ-9 panel (core flag-detail extension).
+
+    Written active once and then left to clinicians: the sync engine never writes over an existing
+    Flag, and marks it entered-in-error only when the PHQ-9 itself is retracted.
+    """
+    panel = resource_ref(KIND, record.key, "panel", config)
+    out = resource_head(KIND, record.key, "flag", config, extension=[{"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": panel}}])
+    out.update(
+        status=codes.ENTERED_IN_ERROR if ctx is not None and ctx.retracts_children else codes.FLAG_ACTIVE,
+        category=[concept((codes.FLAG_CATEGORY_SAFETY,), config)],
+        code=concept(codes.FLAG_CODE, config, codes.FLAG_TEXT),
+        subject=subject(record.patient.mrn, config),
+        period={"start": when(record.completed_at)},
+    )
+    if ctx is not None:
+        out["encounter"] = encounter_reference(ctx)
+    return out
+
+
+def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
+    """Members first (items 1-9, difficulty when given, total), the panel that lists them, then the Flag of a positive item 9."""
+    ctx = context_for(record.session_key, session, config)
+    observation = _observation_maker(record, ctx, config)
     members = [
-        observation(part, concept((item,), config), valueCodeableConcept=concept((a,), config, a.display))
-        for part, item, a in zip(ITEM_PARTS, codes.PHQ9_ITEMS, answers, strict=True)
+        _item(part, item, score, config, observation)
+        for part, item, score in zip(ITEM_PARTS, codes.PHQ9_ITEMS, record.items, strict=True)
     ]
     if record.difficulty is not None:
         answer = codes.PHQ9_DIFFICULTY_ANSWERS[record.difficulty]
@@ -96,7 +134,10 @@ def to_fhir_json(record: Phq9Assessment, config: MappingConfig) -> list[Json]:
         concept((codes.PHQ9_PANEL,), config, codes.PHQ9_PANEL_TEXT),
         hasMember=[{"reference": f"Observation/{member['id']}"} for member in members],
     )
-    return [*members, panel]
+    out = [*members, panel]
+    if record.items[8] > 0:
+        out.append(_flag(record, ctx, config))
+    return out
 
 
 def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
@@ -117,7 +158,7 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
     total = parts.get((KIND, key, "total"))
     if total is not None and total.valueQuantity is not None:
         fields["total"] = int(from_decimal(total.valueQuantity.value))
-    session_key = referenced_session_key(panel.partOf, config)
+    session_key = linked_session_key(panel, config)
     if session_key is not None:
         fields["session_key"] = session_key
     return fields

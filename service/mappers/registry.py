@@ -23,9 +23,10 @@ class KindMapper:
 
     kind: str
     model: type[BaseModel]
-    to_fhir_json: Callable[[Any, MappingConfig], list[dict[str, Any]]]
-    """record -> FHIR JSON resources (deterministic, dependency order): the fast path, no model per record."""
-    to_fhir: Callable[[Any, MappingConfig], list[DomainResource]]
+    to_fhir_json: Callable[..., list[dict[str, Any]]]
+    """(record, config, session context=None) -> FHIR JSON resources (deterministic, dependency order):
+    the fast path, no model per record."""
+    to_fhir: Callable[..., list[DomainResource]]
     """record -> the same resources as validated R4B models (fhir.resources checks each element)."""
     from_fhir: Callable[..., Any]
     """(resources, patient, config, key=None) -> the record; resources are models or JSON as read back,
@@ -35,10 +36,10 @@ class KindMapper:
 
 
 def _validated(
-    to_fhir_json: Callable[[Any, MappingConfig], list[dict[str, Any]]], record: Any, config: MappingConfig
+    to_fhir_json: Callable[..., list[dict[str, Any]]], record: Any, config: MappingConfig, session: Any = None
 ) -> list[DomainResource]:
     """The validated path: the fast path's JSON, each resource validated into its R4B model."""
-    return validated(to_fhir_json(record, config))
+    return validated(to_fhir_json(record, config, session))
 
 
 REGISTRY: dict[str, KindMapper] = {

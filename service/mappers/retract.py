@@ -14,7 +14,9 @@ from typing import Any
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.fhir import DomainResource
 
-RETRACTABLE = ("Procedure", "MedicationAdministration", "Observation")
+# Each has entered-in-error in its R4 status value set. The service's own Encounter is retracted
+# with its session; an EHR visit's Encounter is never passed here (the service never writes over it).
+RETRACTABLE = ("Encounter", "Procedure", "MedicationAdministration", "Observation", "Flag")
 RETRACTED_STATUS = ENTERED_IN_ERROR
 
 

@@ -1,7 +1,11 @@
 """infusion_session <-> Procedure + MedicationAdministration (+ dosing-weight Observation + children).
 
 A planned session has no MedicationAdministration: R4 medication-admin-status has no planned
-state and nothing has been given. Embedded children are mapped by their own kind modules.
+state and nothing has been given. A not-done one has one without `dosage` (its intended dose, if
+sent, is in the intended-dosage extension) and a Procedure without a performed period. Every
+resource references the visit: the EHR's Encounter when the session names its `visit_id`, else one
+the service writes. Embedded children are mapped by their own kind modules, with the session's
+context (they are marked as embedded, and are entered-in-error when the session is).
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from typing import Any
 from schemas.session import InfusionSession
 from service.mappers import adverse_event, codes, monitoring_score, phq9, vital_sign
 from service.mappers.build import (
+    VISIT,
     Json,
+    coding,
     concept,
     configured_system,
     extension_url,
@@ -30,6 +36,7 @@ from service.mappers.build import (
     when,
 )
 from service.mappers.config import MappingConfig
+from service.mappers.context import NOT_ADMINISTERED, SessionContext, own_encounter
 from service.mappers.fhir import DomainResource, Procedure
 
 KIND = "infusion_session"
@@ -72,18 +79,42 @@ def dosage_text(record: InfusionSession) -> str:
     return text
 
 
+def _per_kg(record: InfusionSession, config: MappingConfig) -> list[Json]:
+    if record.dose.mg_per_kg is None:
+        return []
+    url = extension_url(codes.EXT_DOSE_PER_KG, config)
+    return [{"url": url, "valueQuantity": quantity(record.dose.mg_per_kg, codes.UNIT_MG_PER_KG)}]
+
+
 def _dosage(record: InfusionSession, config: MappingConfig) -> Json:
+    """MedicationAdministration.dosage: the dose given (never for a not-done session)."""
     dose = record.dose
     out: Json = {}
-    if dose.mg_per_kg is not None:
-        url = extension_url(codes.EXT_DOSE_PER_KG, config)
-        out["extension"] = [{"url": url, "valueQuantity": quantity(dose.mg_per_kg, codes.UNIT_MG_PER_KG)}]
+    per_kg = _per_kg(record, config)
+    if per_kg:
+        out["extension"] = per_kg
     out["text"] = dosage_text(record)
     out["route"] = concept((codes.ROUTE_INTRAVENOUS,), config)
     out["dose"] = quantity(dose.total_mg, codes.UNIT_MG)
     if dose.rate is not None:
         out["rateQuantity"] = quantity(dose.rate.value, dose.rate.unit)
     return out
+
+
+def _intended_dosage(record: InfusionSession, config: MappingConfig) -> Json:
+    """The intended-dosage extension of a not-done administration: a Dosage labelled as not given."""
+    dose = record.dose
+    dosage: Json = {}
+    per_kg = _per_kg(record, config)
+    if per_kg:
+        dosage["extension"] = per_kg
+    dosage["text"] = codes.INTENDED_DOSAGE_PREFIX + dosage_text(record)
+    dosage["route"] = concept((codes.ROUTE_INTRAVENOUS,), config)
+    dose_and_rate: Json = {"doseQuantity": quantity(dose.total_mg, codes.UNIT_MG)}
+    if dose.rate is not None:
+        dose_and_rate["rateQuantity"] = quantity(dose.rate.value, dose.rate.unit)
+    dosage["doseAndRate"] = [dose_and_rate]
+    return {"url": extension_url(codes.EXT_INTENDED_DOSAGE, config), "valueDosage": dosage}
 
 
 @lru_cache(maxsize=16)
@@ -100,6 +131,49 @@ def _period(record: InfusionSession) -> Json:
     return {"start": when(record.started_at), "end": when(record.ended_at)}
 
 
+def session_context(record: InfusionSession, config: MappingConfig, *, embedded: bool = False) -> SessionContext:
+    """The context the session gives its children (see service.mappers.context)."""
+    return SessionContext(
+        key=record.key,
+        encounter=own_encounter(record.key, record.visit_id, config),
+        mrn=record.patient.mrn,
+        status=record.status,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        embedded=embedded,
+    )
+
+
+def _reasons(record: InfusionSession, config: MappingConfig) -> list[Json]:
+    return [_reason(indication, config) for indication in record.indications]
+
+
+def _encounter_body(record: InfusionSession, config: MappingConfig, patient: Json) -> Json:
+    """Encounter elements after identifier: status from the session, class AMB, period, reasons."""
+    out: Json = {
+        "status": codes.ENCOUNTER_STATUS[record.status],
+        "class": coding(codes.ENCOUNTER_CLASS, config),
+        "type": [{"text": codes.ENCOUNTER_TEXT}],
+        "subject": patient,
+    }
+    if record.status != "not_done":  # a cancelled visit has no period that reads as one that took place
+        out["period"] = _period(record)
+    out["reasonCode"] = _reasons(record, config)
+    return out
+
+
+def _encounter(record: InfusionSession, config: MappingConfig, patient: Json) -> Json:
+    """The service's own Encounter for a session without the EHR's visit id (deterministic id, PUT)."""
+    return {**resource_head(KIND, record.key, "encounter", config), **_encounter_body(record, config, patient)}
+
+
+def visit_encounter(record: InfusionSession, config: MappingConfig) -> Json:
+    """The EHR's visit as an Encounter to create if the server has none with `visit_id` (never written over)."""
+    ident = {"system": configured_system(config.visit_system), "value": record.visit_id}
+    patient = subject(record.patient.mrn, config)
+    return {"resourceType": "Encounter", "identifier": [ident], **_encounter_body(record, config, patient)}
+
+
 def _procedure(record: InfusionSession, config: MappingConfig, patient: Json, clinician: Json | None) -> Json:
     out = resource_head(KIND, record.key, "procedure", config)
     out["status"] = codes.PROCEDURE_STATUS[record.status]
@@ -109,11 +183,13 @@ def _procedure(record: InfusionSession, config: MappingConfig, patient: Json, cl
         category=concept((codes.PROCEDURE_CATEGORY,), config),
         code=concept((codes.PROCEDURE_CODE,), config, codes.PROCEDURE_TEXT),
         subject=patient,
-        performedPeriod=_period(record),
+        encounter={"reference": own_encounter(record.key, record.visit_id, config)},
     )
+    if record.status != "not_done":  # not done: no performed period that reads as an infusion that happened
+        out["performedPeriod"] = _period(record)
     if clinician is not None:
         out["performer"] = [{"actor": clinician}]
-    out["reasonCode"] = [_reason(indication, config) for indication in record.indications]
+    out["reasonCode"] = _reasons(record, config)
     if record.note is not None:
         out["note"] = [{"text": record.note}]
     return out
@@ -122,7 +198,9 @@ def _procedure(record: InfusionSession, config: MappingConfig, patient: Json, cl
 def _administration(
     record: InfusionSession, config: MappingConfig, patient: Json, clinician: Json | None
 ) -> Json:
-    out = resource_head(KIND, record.key, "medication-administration", config)
+    not_done = record.status == "not_done"
+    extension = [_intended_dosage(record, config)] if not_done and record.dose is not None else None
+    out = resource_head(KIND, record.key, "medication-administration", config, extension=extension)
     out["partOf"] = [session_reference(record.key, "procedure", config)]
     out["status"] = codes.MED_ADMIN_STATUS[record.status]
     if record.stop_reason is not None:
@@ -131,31 +209,37 @@ def _administration(
         category=concept((codes.MED_ADMIN_CATEGORY_OUTPATIENT,), config),
         medicationCodeableConcept=_medication(config),
         subject=patient,
+        context={"reference": own_encounter(record.key, record.visit_id, config)},
+        # R4: the time the administration took place, "or did not take place" when not done.
         effectivePeriod=_period(record),
     )
     if clinician is not None:
         out["performer"] = [{"actor": clinician}]
-    if record.dose is not None:
+    if record.dose is not None and not not_done:
         out["dosage"] = _dosage(record, config)
     return out
 
 
 def _dosing_weight(record: InfusionSession, config: MappingConfig, patient: Json) -> Json:
     weight = codes.VITALS["body_weight"]
-    return {
-        **resource_head(KIND, record.key, "dosing-weight", config, meta=profile(weight.profile)),
-        "partOf": [session_reference(record.key, "procedure", config)],
-        "status": codes.ENTERED_IN_ERROR if record.status == "entered_in_error" else codes.OBSERVATION_FINAL,
-        "category": [concept((codes.CATEGORY_VITAL_SIGNS,), config)],
-        "code": concept(weight.codes, config, codes.DOSING_WEIGHT_TEXT),
-        "subject": patient,
-        "effectiveDateTime": when(record.started_at),
-        "valueQuantity": quantity(record.dose.weight_kg, codes.UNIT_KG),
-    }
+    out = resource_head(KIND, record.key, "dosing-weight", config, meta=profile(weight.profile))
+    if record.status not in NOT_ADMINISTERED:
+        out["partOf"] = [session_reference(record.key, "procedure", config)]
+    out.update(
+        status=codes.ENTERED_IN_ERROR if record.status == "entered_in_error" else codes.OBSERVATION_FINAL,
+        category=[concept((codes.CATEGORY_VITAL_SIGNS,), config)],
+        code=concept(weight.codes, config, codes.DOSING_WEIGHT_TEXT),
+        subject=patient,
+        encounter={"reference": own_encounter(record.key, record.visit_id, config)},
+        effectiveDateTime=when(record.started_at),
+        valueQuantity=quantity(record.dose.weight_kg, codes.UNIT_KG),
+    )
+    return out
 
 
-def to_fhir_json(record: InfusionSession, config: MappingConfig) -> list[Json]:
-    """Procedure, MedicationAdministration (not when planned), dosing weight, then the children's."""
+def to_fhir_json(record: InfusionSession, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
+    """Procedure, MedicationAdministration (not when planned), dosing weight, the service's Encounter
+    (without a `visit_id`), then the embedded children's resources."""
     patient = subject(record.patient.mrn, config)
     clinician = _clinician(record, config)
     out = [_procedure(record, config, patient, clinician)]
@@ -163,18 +247,36 @@ def to_fhir_json(record: InfusionSession, config: MappingConfig) -> list[Json]:
         out.append(_administration(record, config, patient, clinician))
     if record.dose is not None and record.dose.weight_kg is not None:
         out.append(_dosing_weight(record, config, patient))
+    if record.visit_id is None:
+        out.append(_encounter(record, config, patient))
+    children = session_context(record, config, embedded=True)
     for field, module in CHILDREN:
         for child in getattr(record, field):
-            out.extend(module.to_fhir_json(child, config))
+            out.extend(module.to_fhir_json(child, config, children))
     return out
 
 
-def _dose_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any] | None:
-    found = parts.get((KIND, key, "medication-administration"))
-    dosage = found.dosage if found is not None else None
-    if dosage is None or dosage.dose is None:
+def _given_or_intended(administration: Any, config: MappingConfig) -> tuple[Any, Any, Any] | None:
+    """(dosage, dose quantity, rate quantity): the dose given, or a not-done one's intended dose."""
+    if administration is None:
         return None
-    dose: dict[str, Any] = {"total_mg": from_decimal(dosage.dose.value)}
+    dosage = administration.dosage
+    if dosage is not None and dosage.dose is not None:
+        return dosage, dosage.dose, dosage.rateQuantity
+    url = codes.local_system(config.local_code_system_base, codes.EXT_INTENDED_DOSAGE)
+    intended = next((e.valueDosage for e in administration.extension or [] if e.url == url and e.valueDosage), None)
+    if intended is None or not intended.doseAndRate:
+        return None
+    first = intended.doseAndRate[0]
+    return intended, first.doseQuantity, first.rateQuantity
+
+
+def _dose_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any] | None:
+    found = _given_or_intended(parts.get((KIND, key, "medication-administration")), config)
+    if found is None or found[1] is None:
+        return None
+    dosage, given, rate = found
+    dose: dict[str, Any] = {"total_mg": from_decimal(given.value)}
     url = codes.local_system(config.local_code_system_base, codes.EXT_DOSE_PER_KG)
     per_kg = next((e for e in dosage.extension or [] if e.url == url), None)
     if per_kg is not None:
@@ -182,9 +284,18 @@ def _dose_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]
     weight = parts.get((KIND, key, "dosing-weight"))
     if weight is not None:
         dose["weight_kg"] = from_decimal(weight.valueQuantity.value)
-    if dosage.rateQuantity is not None:
-        dose["rate"] = {"value": from_decimal(dosage.rateQuantity.value), "unit": dosage.rateQuantity.code}
+    if rate is not None:
+        dose["rate"] = {"value": from_decimal(rate.value), "unit": rate.code}
     return dose
+
+
+def _visit_id(parts: dict, procedure: Procedure) -> str | None:
+    """The EHR visit id, when the Procedure's Encounter is an EHR visit among the resources read."""
+    reference = procedure.encounter.reference if procedure.encounter is not None else None
+    for (kind, value, _), resource in parts.items():
+        if kind == VISIT and reference == f"Encounter/{resource.id}":
+            return value
+    return None
 
 
 def _procedure_fields(procedure: Procedure, config: MappingConfig) -> dict[str, Any]:
@@ -214,7 +325,16 @@ def _procedure_fields(procedure: Procedure, config: MappingConfig) -> dict[str, 
 
 def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
     """Record fields of the session `key`, with the children that reference it, from indexed resources."""
-    fields: dict[str, Any] = {"key": key, **_procedure_fields(parts[(KIND, key, "procedure")], config)}
+    procedure = parts[(KIND, key, "procedure")]
+    fields: dict[str, Any] = {"key": key, **_procedure_fields(procedure, config)}
+    administration = parts.get((KIND, key, "medication-administration"))
+    if "started_at" not in fields and administration is not None and administration.effectivePeriod is not None:
+        fields["started_at"] = administration.effectivePeriod.start  # not done: the time it did not take place
+        if administration.effectivePeriod.end is not None:
+            fields["ended_at"] = administration.effectivePeriod.end
+    visit_id = _visit_id(parts, procedure)
+    if visit_id is not None:
+        fields["visit_id"] = visit_id
     dose = _dose_fields(parts, key, config)
     if dose is not None:
         fields["dose"] = dose

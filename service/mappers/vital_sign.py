@@ -14,13 +14,16 @@ from service.mappers.build import (
     parts_of,
     profile,
     quantity,
-    referenced_session_key,
+    encounter_reference,
+    linked_session_key,
+    observation_links,
     resource_head,
     reverse_mapper,
-    session_reference,
+    session_link,
     subject,
     when,
 )
+from service.mappers.context import SessionContext, context_for
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource, Observation
 
@@ -29,16 +32,20 @@ PART = "observation"
 BP_UNIT = "mm[Hg]"
 
 
-def to_fhir_json(record: VitalSign, config: MappingConfig) -> list[Json]:
-    """One Observation; `partOf` the session's Procedure when `session_key` is known."""
+def to_fhir_json(record: VitalSign, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
+    """One Observation in the session's visit; `partOf` its Procedure when measured during the infusion."""
     vital = codes.VITALS[record.type]
-    out = resource_head(KIND, record.key, PART, config, meta=profile(vital.profile))
-    if record.session_key is not None:
-        out["partOf"] = [session_reference(record.session_key, "procedure", config)]
-    out["status"] = codes.OBSERVATION_FINAL
+    ctx = context_for(record.session_key, session, config)
+    out = resource_head(KIND, record.key, PART, config, meta=profile(vital.profile), extension=session_link(ctx, config))
+    part_of, status = observation_links(record.measured_at, ctx, config)
+    if part_of:
+        out["partOf"] = part_of
+    out["status"] = status
     out["category"] = [concept((codes.CATEGORY_VITAL_SIGNS,), config)]
     out["code"] = concept(vital.codes, config, vital.text)
     out["subject"] = subject(record.patient.mrn, config)
+    if ctx is not None:
+        out["encounter"] = encounter_reference(ctx)
     out["effectiveDateTime"] = when(record.measured_at)
     if record.type == "blood_pressure":
         out["component"] = [
@@ -59,7 +66,7 @@ def observation_fields(observation: Observation, config: MappingConfig) -> dict[
     if vital_type is None:
         raise ValueError("the Observation is not a vital sign this service writes")
     fields: dict[str, Any] = {"measured_at": observation.effectiveDateTime, "type": vital_type}
-    session_key = referenced_session_key(observation.partOf, config)
+    session_key = linked_session_key(observation, config)
     if session_key is not None:
         fields["session_key"] = session_key
     if vital_type == "blood_pressure":

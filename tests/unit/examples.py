@@ -108,3 +108,17 @@ def mutated(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
     for path, value in changes.items():
         set_path(record, path, value)
     return record
+
+
+def as_server_holds(record: Any, resources: list[dict[str, Any]], config: Any) -> list[dict[str, Any]]:
+    """`resources` as a FHIR server holds them after the transaction: an EHR visit's Encounter (created
+    conditionally by the Bundle, not by the mapper) is there with a server id, and referenced by it."""
+    if getattr(record, "visit_id", None) is None:
+        return resources
+    from service.mappers.bundle import _replace_references
+    from service.mappers.ids import visit_urn
+    from service.mappers.session import visit_encounter
+
+    encounter = {**visit_encounter(record, config), "id": "visit-1"}
+    held = _replace_references(resources, {visit_urn(record.visit_id, config): "Encounter/visit-1"})
+    return [*held, encounter]

@@ -145,6 +145,12 @@ def doses(draw: st.DrawFn) -> dict[str, Any]:
     out: dict[str, Any] = {"total_mg": draw(_number(0, 1000))}
     _optional(draw, out, "mg_per_kg", _number(0, 5))
     _optional(draw, out, "weight_kg", _number(2, 400))
+    if "mg_per_kg" in out and "weight_kg" in out:  # the total must then agree with them (10% or 1 mg)
+        expected = out["mg_per_kg"] * out["weight_kg"]
+        if expected > 1000:
+            del out["weight_kg"]
+        else:
+            out["total_mg"] = draw(st.floats(max(0, expected - 0.9), min(1000, expected + 0.9), allow_nan=False))
     if draw(st.booleans()):
         unit = draw(st.sampled_from(sorted(RATE_LIMITS)))
         value = draw(st.floats(0, RATE_LIMITS[unit], exclude_min=True, allow_nan=False))
@@ -170,6 +176,7 @@ def infusion_sessions(draw: st.DrawFn, max_children: int = 2) -> dict[str, Any]:
         "drug": "ketamine",
         "indications": draw(st.lists(_choice(Indication), min_size=1, max_size=6, unique=True)),
     }
+    _optional(draw, out, "visit_id", mrns)
     if status in ("completed", "stopped") or (status != "in_progress" and draw(st.booleans())):
         minutes = draw(st.integers(1, 24 * 60))
         out["ended_at"] = _iso((start + dt.timedelta(minutes=minutes)).astimezone(draw(offsets)))
@@ -184,7 +191,7 @@ def infusion_sessions(draw: st.DrawFn, max_children: int = 2) -> dict[str, Any]:
     for name, strategy in (
         ("vital_signs", vital_signs),
         ("monitoring_scores", monitoring_scores),
-        ("adverse_events", adverse_events),
+        *([] if status == "entered_in_error" else [("adverse_events", adverse_events)]),
         ("phq9_assessments", phq9_assessments),
     ):
         children = _unique_keys(draw(st.lists(strategy(embedded=True), max_size=max_children)))

@@ -39,9 +39,8 @@ def test_bundle_is_a_transaction_with_patients_first_then_types_in_dependency_or
     bundle = transaction_bundle(records, CONFIG)
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
     types = [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert types == sorted(
-        types, key=["Patient", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent"].index
-    )
+    order = ["Patient", "Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag"]
+    assert types == sorted(types, key=order.index)
     assert types.count("Patient") == 2
     for entry in bundle["entry"]:
         resource, request = entry["resource"], entry["request"]
@@ -55,7 +54,8 @@ def test_bundle_is_a_transaction_with_patients_first_then_types_in_dependency_or
             }
         else:
             url = f"{resource['resourceType']}/{resource['id']}"
-            assert entry["fullUrl"] == url and request == {"method": "PUT", "url": url}
+            # R4 wants absolute fullUrls: the server base the bundle goes to.
+            assert entry["fullUrl"] == f"{CONFIG.fhir_base_url}/{url}" and request == {"method": "PUT", "url": url}
 
 
 def test_patients_are_deduplicated_by_mrn_with_the_first_demographics() -> None:
@@ -107,6 +107,7 @@ def test_retract_marks_copies_entered_in_error_and_leaves_adverse_events_to_dele
     retracted = retract(resources)
     assert [to_json(r) for r in resources] == before  # inputs untouched
     assert {r.get_resource_type() for r in retracted} == {
+        "Encounter",
         "Procedure",
         "MedicationAdministration",
         "Observation",

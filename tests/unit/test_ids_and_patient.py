@@ -126,6 +126,7 @@ def test_resource_ids_list_every_resource_a_kind_can_produce() -> None:
         ("Procedure", "procedure", False),
         ("MedicationAdministration", "medication-administration", True),
         ("Observation", "dosing-weight", True),
+        ("Encounter", "encounter", True),
     ]
     assert [(r.resource_type, r.optional) for r in listing["adverse_event"]] == [("AdverseEvent", False)]
     phq9 = {r.part: r.optional for r in listing["phq9_assessment"]}
@@ -134,6 +135,7 @@ def test_resource_ids_list_every_resource_a_kind_can_produce() -> None:
         **{f"item-{n}": False for n in range(1, 10)},
         "difficulty": True,
         "total": False,
+        "flag": True,
     }
     every = [r.id for rs in listing.values() for r in rs]
     assert len(set(every)) == len(every) and all(ID.match(i) for i in every)

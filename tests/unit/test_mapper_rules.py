@@ -131,14 +131,25 @@ def test_phq9_total_has_value_quantity_score_and_severity_band(items: list[int],
 def test_phq9_item_9_above_zero_is_flagged_on_the_total(item9: int) -> None:
     items = [0, 0, 0, 0, 0, 0, 0, 0, item9]
     resources = _map("phq9_assessment", {"items": items, "total": DROP, "difficulty": DROP})
-    assert len(resources) == 11  # 9 items, total, panel (no difficulty)
-    total = next(r for r in resources if r["code"]["coding"][0]["code"] == "44261-6")
-    flagged = any(c["code"] == "item-9-positive" for i in total["interpretation"] for c in i["coding"])
-    assert flagged == (item9 > 0)
+    flags = [r for r in resources if r["resourceType"] == "Flag"]
+    observations = [r for r in resources if r["resourceType"] == "Observation"]
+    assert len(observations) == 11  # 9 items, total, panel (no difficulty)
+    total = next(r for r in observations if r["code"]["coding"][0]["code"] == "44261-6")
+    item9_answer = next(r for r in observations if r["code"]["coding"][0]["code"] == "44260-8")
+    for observation in (total, item9_answer):  # the local code and the standard v3 POS, on both
+        codes_ = {(c["system"], c["code"]) for i in observation.get("interpretation", []) for c in i["coding"]}
+        assert ("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "POS") in codes_ or item9 == 0
+        assert any(c == "item-9-positive" for _, c in codes_) == (item9 > 0)
     assert ("note" in total) == (item9 > 0)
-    panel = resources[-1]
+    panel = observations[-1]
     assert panel["code"]["coding"][0]["code"] == "44249-1" and "valueQuantity" not in panel
-    assert [m["reference"] for m in panel["hasMember"]] == [f"Observation/{r['id']}" for r in resources[:-1]]
+    assert [m["reference"] for m in panel["hasMember"]] == [f"Observation/{r['id']}" for r in observations[:-1]]
+    assert len(flags) == (item9 > 0)  # a positive item 9 raises a Flag on the patient, pointing at the panel
+    for flag in flags:
+        assert flag["status"] == "active" and flag["subject"] == panel["subject"]
+        detail = flag["extension"][0]
+        assert detail["url"] == "http://hl7.org/fhir/StructureDefinition/flag-detail"
+        assert detail["valueReference"]["reference"] == f"Observation/{panel['id']}"
 
 
 def test_adverse_event_without_session_has_no_suspect_entity_and_other_keeps_its_text() -> None:
@@ -159,7 +170,8 @@ def test_adverse_event_local_events_carry_text_and_r4_codes() -> None:
             "serious": True,
         },
     )
-    assert event["event"]["text"] == "Transient dissociation"
+    assert "text" not in event["event"]  # the local code's display is on the coding; text is the clinician's only
+    assert event["event"]["coding"][0]["display"] == "Transient dissociation"
     assert _codes(event["outcome"]) == {
         ("http://terminology.hl7.org/CodeSystem/adverse-event-outcome", "resolvedWithSequelae")
     }

@@ -1,0 +1,71 @@
+"""What a child record's resources need to know of its session: patient, status, visit, infusion period.
+
+A child embedded in a session gets the context from the session record itself. A child sent on its
+own gets it from the sync engine, which reads the session's Procedure on the FHIR server (and
+refuses a child of another patient's session before anything is written). Offline mapping of a
+child alone (`map`, `$convert`) knows only the session key: `default_context` assumes the
+service's own Encounter, an administered infusion, and no period (so no `partOf`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from service.mappers.config import MappingConfig
+from service.mappers.ids import resource_ref, visit_urn
+
+SESSION = "infusion_session"
+NOT_ADMINISTERED = ("planned", "not_done")  # no ketamine was given: nothing can be "during" it
+
+
+@dataclass(frozen=True)
+class SessionContext:
+    """A session as its children see it; `status` None means unknown (offline mapping)."""
+
+    key: str
+    encounter: str
+    """Reference to the visit: `Encounter/<id>`, or the `urn:uuid:` of an EHR visit in the same Bundle."""
+    mrn: str | None = None
+    status: str | None = None
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    embedded: bool = False
+    """The child came inside the session's own record (retracting the session retracts it)."""
+
+    @property
+    def administered(self) -> bool:
+        """Whether the session has a MedicationAdministration for a dose that was given (unknown: yes)."""
+        return self.status not in NOT_ADMINISTERED
+
+    @property
+    def retracts_children(self) -> bool:
+        """An embedded child of a session sent as entered_in_error is entered-in-error too."""
+        return self.embedded and self.status == "entered_in_error"
+
+    def during(self, when: dt.datetime) -> bool:
+        """Whether `when` falls within the infusion (start and end inclusive; open while in progress)."""
+        if self.status is None or not self.administered or self.started_at is None:
+            return False
+        return self.started_at <= when and (self.ended_at is None or when <= self.ended_at)
+
+
+def own_encounter(session_key: str, visit_id: str | None, config: MappingConfig) -> str:
+    """The visit a session's resources reference: the EHR's own (by visit id) or the service's."""
+    if visit_id is not None:
+        return visit_urn(visit_id, config)
+    return resource_ref(SESSION, session_key, "encounter", config)
+
+
+def default_context(session_key: str, config: MappingConfig) -> SessionContext:
+    """All that is known of a session from its key alone (see the module docstring)."""
+    return SessionContext(key=session_key, encounter=own_encounter(session_key, None, config))
+
+
+def context_for(session_key: str | None, given: SessionContext | None, config: MappingConfig) -> SessionContext | None:
+    """The context of the session a child names: the one given when it is that session's, else the default."""
+    if session_key is None:
+        return None
+    if given is not None and given.key == session_key:
+        return given
+    return default_context(session_key, config)
