@@ -108,16 +108,24 @@ class FhirClient:
 
     async def search(self, resource_type: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
         """All matching resources (following `next` pages), by POST `_search` with a form body."""
-        bundle = await self._json(
-            "POST", f"{resource_type}/_search", form=dict(params), idempotent=True
-        )
-        found = [e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
-        next_url = _next_link(bundle)
-        while next_url:
-            bundle = await self._json("GET", next_url, idempotent=True)
-            found.extend(e["resource"] for e in bundle.get("entry", []))
+        matches, _ = await self.search_with_includes(resource_type, params)
+        return matches
+
+    async def search_with_includes(
+        self, resource_type: str, params: Mapping[str, str]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(matches, `_include`d resources) over every page of a search (POST `_search`, form body)."""
+        bundle = await self._json("POST", f"{resource_type}/_search", form=dict(params), idempotent=True)
+        matches: list[dict[str, Any]] = []
+        included: list[dict[str, Any]] = []
+        while True:
+            for entry in bundle.get("entry", []):
+                mode = entry.get("search", {}).get("mode", "match")
+                (matches if mode == "match" else included).append(entry["resource"])
             next_url = _next_link(bundle)
-        return found
+            if not next_url:
+                return matches, included
+            bundle = await self._json("GET", next_url, idempotent=True)
 
     async def validate(self, resource: Mapping[str, Any]) -> dict[str, Any]:
         """`$validate` a resource; returns the OperationOutcome whatever its verdict."""

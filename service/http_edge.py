@@ -66,7 +66,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InfusionFhirError)
     async def _engine(request: Request, exc: InfusionFhirError) -> JSONResponse:
         status, code = next(((s, c) for cls, s, c in _STATUS if isinstance(exc, cls)), (500, "exception"))
-        outcome = single_issue(code, exc.message)
+        outcome = operation_outcome((code, exc.message, getattr(exc, "expression", None)))
         if isinstance(exc, (FhirRejected, Conflict)) and exc.operation_outcome:
             outcome["issue"].extend(
                 {**issue, "severity": issue.get("severity", "error")}

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
 def operation_outcome(
-    *issues: tuple[str, str, str | None], severity: str = "error"
+    *issues: tuple[str, str, str | Sequence[str] | None], severity: str = "error"
 ) -> dict[str, Any]:
-    """An OperationOutcome from (code, diagnostics, expression-or-None) triples."""
+    """An OperationOutcome from (code, diagnostics, expression(s)-or-None) triples."""
     out = []
     for code, diagnostics, expression in issues:
         issue: dict[str, Any] = {"severity": severity, "code": code, "diagnostics": diagnostics}
         if expression:
-            issue["expression"] = [expression]
+            issue["expression"] = [expression] if isinstance(expression, str) else list(expression)
         out.append(issue)
     return {"resourceType": "OperationOutcome", "issue": out}
 

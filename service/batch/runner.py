@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from service.batch.report import Progress, Report
@@ -20,7 +20,9 @@ from service.batch.source import Line
 from service.errors import Conflict, FhirRejected, FhirUnavailable
 from service.mappers import resource_ids
 from service.sync import SyncEngine, SyncResult
-from service.sync.engine import MissingSessions
+from service.sync.engine import SessionRefused
+from service.mappers.context import SessionContext
+from service.mappers.session import session_context
 
 log = logging.getLogger("infusion_fhir.batch")
 
@@ -28,21 +30,28 @@ SESSION = "infusion_session"
 CHILD_LISTS = ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
 
 
-class KnownSessions:
-    """A bounded memory of session keys this run has synced (oldest forgotten first)."""
+class KnownSessions(Mapping[str, SessionContext]):
+    """A bounded memory of the sessions this run has synced, as their children see them (oldest
+    forgotten first). A forgotten session is read from the FHIR server again when needed."""
 
     def __init__(self, capacity: int = 50_000) -> None:
         self.capacity = capacity
-        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._sessions: OrderedDict[str, SessionContext] = OrderedDict()
 
-    def add(self, key: str) -> None:
-        self._keys[key] = None
-        self._keys.move_to_end(key)
-        if len(self._keys) > self.capacity:
-            self._keys.popitem(last=False)
+    def add(self, context: SessionContext) -> None:
+        self._sessions[context.key] = context
+        self._sessions.move_to_end(context.key)
+        if len(self._sessions) > self.capacity:
+            self._sessions.popitem(last=False)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
+    def __getitem__(self, key: str) -> SessionContext:
+        return self._sessions[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sessions)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
 
 
 @dataclass
@@ -136,11 +145,16 @@ class BatchSync:
         records = [line.record for line in lines]
         try:
             result = await self.engine.upsert(records, known_sessions=self.known)
-        except MissingSessions as missing:
-            orphans = [l for l in lines if getattr(l.record, "session_key", None) in missing.session_keys and l.record.kind != SESSION]
-            for line in orphans:
-                self.report.record_rejected(line, f"session {line.record.session_key} not found on the FHIR server")
-            await self._sync([l for l in lines if l not in orphans])
+        except SessionRefused as refused:
+            # Missing sessions, or sessions and visits of another patient: those lines are rejected
+            # (naming fields and keys only), the rest of the bundle is sent again without them.
+            reasons = {id(line): refused.refuses(line.record) for line in lines}
+            if not any(reasons.values()):  # cannot happen; never loop on it
+                reasons = {id(line): refused.message for line in lines}
+            for line in lines:
+                if reasons[id(line)]:
+                    self.report.record_rejected(line, reasons[id(line)])
+            await self._sync([line for line in lines if not reasons[id(line)]])
             return
         except (FhirRejected, Conflict) as exc:
             if len(lines) == 1:
@@ -180,8 +194,10 @@ class BatchSync:
             seen = {outcomes[ref] for ref in refs if ref in outcomes}
             outcome = "created" if "created" in seen else "updated" if "updated" in seen else "unchanged"
             self.report.record_synced(line, outcome)
-            if record.kind == SESSION:
-                self.known.add(record.key)
+            if record.kind == SESSION and record.visit_id is None:
+                # (A session with the EHR's visit is read from the server by its children's
+                # bundles: only the server knows its Encounter's id.)
+                self.known.add(session_context(record, config))
 
     async def _tick(self, progress: Progress) -> None:
         while True:

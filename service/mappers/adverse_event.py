@@ -30,7 +30,7 @@ from service.mappers.build import (
 )
 from service.mappers.context import SessionContext, context_for
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import AdverseEvent, DomainResource, Extension
+from service.mappers.fhir import AdverseEvent, Extension
 from service.mappers.ids import resource_id
 
 KIND = "adverse_event"

@@ -13,8 +13,8 @@ Entries:
   A resource produced twice (the same record twice) appears once, with its last content.
   Refs in `skip` get no entry (the engine's way of never writing over a clinician's Flag).
 
-Children whose session is not among the records take its context from `sessions` (the engine reads
-it from the FHIR server), else `context.default_context`.
+Children take their session's context from the session record when it is among the records, else
+from `sessions` (the engine reads it from the FHIR server), else `context.default_context`.
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ from urllib.parse import quote
 from schemas.common import PatientInfo
 from service.mappers.config import MappingConfig
 from service.mappers.context import SessionContext
-from service.mappers.ids import patient_urn, visit_token, visit_urn
+from service.mappers.codes import ENTERED_IN_ERROR, FLAG_ACTIVE
+from service.mappers.ids import patient_urn, resource_ref, visit_token, visit_urn
 from service.mappers.patient import patient_if_none_exist, patient_json
 from service.mappers.registry import mapper_for
-from service.mappers.session import visit_encounter
+from service.mappers.session import session_context, visit_encounter
 
 SESSION = "infusion_session"
+PHQ9 = "phq9_assessment"
 TYPE_ORDER = ("Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag")
 
 
@@ -62,7 +64,11 @@ def bundle_resources(
     records: Iterable[Any], config: MappingConfig, sessions: Mapping[str, SessionContext] | None = None
 ) -> tuple[dict[str, PatientInfo], dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
     """(patients by MRN, sessions naming a visit by visit id, resources by (type, id)) of `records`."""
-    sessions = sessions or {}
+    records = list(records)
+    sessions = {
+        **(sessions or {}),
+        **{r.key: session_context(r, config) for r in records if r.kind == SESSION},
+    }
     patients: dict[str, PatientInfo] = {}
     visits: dict[str, Any] = {}
     resources: dict[tuple[str, str], dict[str, Any]] = {}
@@ -115,3 +121,16 @@ def transaction_bundle(
                 resource = _replace_references(resource, replacements)
             entries.append({"fullUrl": f"{base}/{url}", "resource": resource, "request": {"method": "PUT", "url": url}})
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def flag_statuses(records: Iterable[Any], config: MappingConfig) -> dict[str, str]:
+    """`Flag/<id>` -> the status the records would give it (PHQ-9s with item 9 > 0, embedded ones too)."""
+    out: dict[str, str] = {}
+    for record in records:
+        retracted = record.kind == SESSION and record.status == "entered_in_error"
+        phq9s = record.phq9_assessments if record.kind == SESSION else [record] if record.kind == PHQ9 else []
+        for phq9 in phq9s:
+            if phq9.items[8] > 0:
+                status = ENTERED_IN_ERROR if retracted else FLAG_ACTIVE
+                out[resource_ref(PHQ9, phq9.key, "flag", config)] = status
+    return out

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
+from service.mappers.codes import EXT_EMBEDDED_IN_SESSION, EXT_SESSION, local_system
 from service.mappers.config import MappingConfig
-from service.mappers.ids import resource_ref, visit_urn
+from service.mappers.ids import parse_identifier, resource_ref, visit_urn
 
 SESSION = "infusion_session"
 NOT_ADMINISTERED = ("planned", "not_done")  # no ketamine was given: nothing can be "during" it
@@ -69,3 +71,55 @@ def context_for(session_key: str | None, given: SessionContext | None, config: M
     if given is not None and given.key == session_key:
         return given
     return default_context(session_key, config)
+
+
+# Procedure.status (R4 event-status) -> the session status it was written from.
+_SESSION_STATUS = {
+    "preparation": "planned",
+    "in-progress": "in_progress",
+    "completed": "completed",
+    "stopped": "stopped",
+    "not-done": "not_done",
+    "entered-in-error": "entered_in_error",
+}
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def context_from_procedure(session_key: str, procedure: dict[str, Any], mrn: str | None, config: MappingConfig) -> SessionContext:
+    """A session's context from its Procedure as the FHIR server holds it (JSON) and its patient's MRN."""
+    period = procedure.get("performedPeriod") or {}
+    encounter = (procedure.get("encounter") or {}).get("reference")
+    return SessionContext(
+        key=session_key,
+        encounter=encounter or own_encounter(session_key, None, config),
+        mrn=mrn,
+        status=_SESSION_STATUS.get(procedure.get("status", "")),
+        started_at=_instant(period.get("start")),
+        ended_at=_instant(period.get("end")),
+    )
+
+
+def child_link(resource: dict[str, Any], config: MappingConfig) -> tuple[str | None, bool]:
+    """(session key, came embedded) of a child resource as read back (JSON); (None, False) if it names none.
+
+    The session extensions say it; resources written before them name it in partOf or suspectEntity.
+    """
+    base = config.local_code_system_base
+    embedded_url = local_system(base, EXT_EMBEDDED_IN_SESSION)
+    links = {local_system(base, EXT_SESSION): False, embedded_url: True}
+    refs: list[tuple[dict[str, Any], bool]] = [
+        (ext.get("valueReference") or {}, links[ext.get("url")]) for ext in resource.get("extension", []) if ext.get("url") in links
+    ]
+    refs += [(ref, False) for ref in resource.get("partOf", [])]
+    refs += [(s.get("instance") or {}, False) for s in resource.get("suspectEntity", [])]
+    for ref, embedded in refs:
+        ident = ref.get("identifier") or {}
+        parsed = parse_identifier(ident.get("system"), ident.get("value"), config)
+        if parsed and parsed[0] == SESSION:
+            return parsed[1], embedded
+    return None, False

@@ -9,7 +9,6 @@ from service.mappers import codes
 from service.mappers.build import (
     Json,
     concept,
-    parts_of,
     pick,
     encounter_reference,
     linked_session_key,
@@ -22,7 +21,6 @@ from service.mappers.build import (
 )
 from service.mappers.context import SessionContext, context_for
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import DomainResource
 
 KIND = "monitoring_score"
 PART = "observation"

@@ -18,7 +18,6 @@ from service.mappers.build import (
     concept,
     from_decimal,
     has_code,
-    parts_of,
     pick,
     quantity,
     encounter_reference,
@@ -33,7 +32,6 @@ from service.mappers.build import (
 from service.mappers.context import SessionContext, context_for
 from service.mappers.ids import resource_ref
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import DomainResource
 
 KIND = "phq9_assessment"
 ITEM_PARTS = tuple(f"item-{n}" for n in range(1, 10))

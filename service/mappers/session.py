@@ -37,7 +37,7 @@ from service.mappers.build import (
 )
 from service.mappers.config import MappingConfig
 from service.mappers.context import NOT_ADMINISTERED, SessionContext, own_encounter
-from service.mappers.fhir import DomainResource, Procedure
+from service.mappers.fhir import Procedure
 
 KIND = "infusion_session"
 CHILDREN = (  # (record field, kind module), in the order their resources follow the session's

@@ -11,7 +11,6 @@ from service.mappers.build import (
     concept,
     from_decimal,
     has_code,
-    parts_of,
     profile,
     quantity,
     encounter_reference,
@@ -25,7 +24,7 @@ from service.mappers.build import (
 )
 from service.mappers.context import SessionContext, context_for
 from service.mappers.config import MappingConfig
-from service.mappers.fhir import DomainResource, Observation
+from service.mappers.fhir import Observation
 
 KIND = "vital_sign"
 PART = "observation"

@@ -26,7 +26,8 @@ class TrendRequest(BaseModel):
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": TrendRequest.model_json_schema()}}}},
 )
 async def phq9_trend_route(request: Request, fhir: FhirClientDep, settings: SettingsDep) -> dict[str, Any]:
-    """The patient's PHQ-9 totals over time: baseline, change, response (>= 50% drop), remission (< 5)."""
+    """The patient's PHQ-9 totals over time: baseline, change, response (>= 50% drop), remission (< 5),
+    item 9 on every point, and an alert for every assessment with item 9 > 0 (newest first)."""
     body = await read_json_body(request)
     try:
         query = TrendRequest.model_validate(body)

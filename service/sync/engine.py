@@ -3,19 +3,25 @@
 No FastAPI here: the REST routes and the batch CLI both drive this class.
 
 How a Patient is written (issue 4 asks us to choose by testing against HAPI; see
-tests/integration/test_sync_engine.py): each transaction carries the Patient as a *conditional
+tests/integration/test_api_sync.py): each transaction carries the Patient as a *conditional
 create* on its MRN identifier (`ifNoneExist`), so an existing Patient, possibly created by the
 EHR with demographics we do not hold, is matched and never overwritten. Concurrent first syncs of
 one MRN race on HAPI's unique match-URL index: one wins, the others get 409/412. We then re-read
 the Patient by identifier (POST `_search`, no MRN in any URL) and retry once with a literal
-reference. A deterministic Patient id written with PUT was rejected: it would overwrite the
-EHR's Patient, and an id derived from the MRN leaks it into every URL.
+reference. The EHR's visit (a session's `visit_id`) is an Encounter handled the same way.
+
+Before anything is written (clinical safety, docs/clinical-safety.md):
+* every record naming a `session_key` must be of that session's patient: checked against the
+  session in the same request, the batch's memory, or the session's Procedure and Patient on the
+  server; a visit id already on the server must be the same patient's;
+* an existing suicide-risk Flag is never written over (a clinician may have set it inactive); it
+  is only retracted with its PHQ-9.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,14 +29,19 @@ from schemas import Record
 from service.errors import Conflict, FhirRejected, NotFound
 from service.fhir_client import FhirClient
 from service.mappers import MappingConfig, mapper_for, not_retractable, resource_ids, retract, transaction_bundle
-from service.mappers.ids import patient_token, resource_ref
+from service.mappers.bundle import flag_statuses
+from service.mappers.codes import ENTERED_IN_ERROR
+from service.mappers.context import SessionContext, child_link, context_from_procedure
+from service.mappers.ids import patient_token, resource_ref, visit_token
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.redact import redact_error
 
 log = logging.getLogger("infusion_fhir.sync")
 
 SESSION = "infusion_session"
-RETRACTED = "entered-in-error"
+PHQ9 = "phq9_assessment"
+RETRACTED = ENTERED_IN_ERROR
+KEPT_FLAG_STATUSES = ("active", "inactive")  # a Flag in either state is the clinicians' to change
 
 
 @dataclass
@@ -53,14 +64,44 @@ class SyncResult:
         return {"resources": [r.as_dict() for r in self.resources], "counts": self.counts()}
 
 
-class MissingSessions(Conflict):
-    """Records point at sessions the FHIR server does not have; nothing was written."""
+class SessionRefused(Conflict):
+    """Records name sessions the server lacks, or sessions/visits of another patient; nothing was written.
 
-    def __init__(self, session_keys: list[str]) -> None:
-        self.session_keys = session_keys
-        super().__init__(
-            f"session not found on the FHIR server: {', '.join(session_keys)}; sync the session first"
-        )
+    Messages name fields and record keys only, never an MRN or anything of the other patient.
+    """
+
+    def __init__(self, missing: Sequence[str] = (), other_patient: Sequence[str] = (), visits: Sequence[str] = ()) -> None:
+        self.missing = sorted(missing)
+        self.other_patient = sorted(other_patient)
+        self.visits = sorted(visits)
+        """Keys of sessions whose visit_id is already another patient's visit."""
+        parts = []
+        if self.missing:
+            parts.append(f"session not found on the FHIR server: {', '.join(self.missing)}; sync the session first")
+        if self.other_patient:
+            parts.append(
+                f"session_key names a session of a different patient than patient.mrn "
+                f"({', '.join(self.other_patient)}); nothing was written"
+            )
+        if self.visits:
+            parts.append(
+                f"visit_id names a visit of a different patient than patient.mrn "
+                f"(sessions {', '.join(self.visits)}); nothing was written"
+            )
+        self.expression = ["session_key", "patient.mrn"] if self.other_patient else ["visit_id", "patient.mrn"] if self.visits else ["session_key"]
+        super().__init__("; ".join(parts))
+
+    def refuses(self, record: Any) -> str | None:
+        """Why `record` is refused (for the batch's rejects file), or None when it is not."""
+        session_key = getattr(record, "session_key", None)
+        if session_key in self.missing:
+            return f"session {session_key} not found on the FHIR server"
+        if session_key in self.other_patient:
+            return f"session_key: session {session_key} is of a different patient than patient.mrn"
+        if record.kind == SESSION and record.key in self.visits:
+            return "visit_id: the visit is of a different patient than patient.mrn"
+        return None
+
 
 
 class SyncEngine:
@@ -72,45 +113,131 @@ class SyncEngine:
 
     # -- writes -------------------------------------------------------------------------------
 
-    async def upsert(self, records: Sequence[Record], *, known_sessions: Container[str] = ()) -> SyncResult:
+    async def upsert(self, records: Sequence[Record], *, known_sessions: Mapping[str, SessionContext] | None = None) -> SyncResult:
         """Write `records` in one transaction (all or nothing); re-sending changes nothing.
 
-        `known_sessions` are session keys the caller has just synced (the batch job), so their
-        existence need not be checked again on the server.
+        `known_sessions` are sessions the caller has just synced (the batch job), so they need not
+        be read from the server again.
         """
         try:
-            await self.require_sessions(records, known_sessions)
-            bundle = transaction_bundle(records, self.config)
+            sessions = await self.session_contexts(records, known_sessions or {})
+            visit_ids = await self._existing_visits(records)
+            skip = await self._flags_to_keep(records)
+            bundle = transaction_bundle(records, self.config, sessions=sessions, visit_ids=visit_ids, skip=skip)
             try:
                 response = await self.fhir.transaction(bundle, idempotent=True)
             except Conflict:
                 patient_ids = await self._resolve_patients(records)
+                visit_ids = await self._existing_visits(records)
                 log.info("sync.patient_race_retry", extra={"records": [r.key for r in records][:20]})
-                bundle = transaction_bundle(records, self.config, patient_ids=patient_ids)
+                bundle = transaction_bundle(
+                    records, self.config, patient_ids, sessions=sessions, visit_ids=visit_ids, skip=skip
+                )
                 response = await self.fhir.transaction(bundle, idempotent=True)
         except (FhirRejected, Conflict) as exc:
+            if isinstance(exc, SessionRefused):
+                raise
             raise redact_error(exc, records) from None
-        result = SyncResult(written_resources(bundle, response))
+        result = SyncResult(written_resources(bundle, response) + [kept for kept in skip.values() if kept])
         log.debug("sync.upsert", extra={"records": len(records), "outcomes": result.counts()})
         return result
 
-    async def require_sessions(self, records: Iterable[Record], known_sessions: Container[str] = ()) -> None:
-        """Conflict naming the sessions that records point at but the server lacks."""
-        missing = await self.missing_sessions(records, known_sessions)
-        if missing:
-            raise MissingSessions(missing)
-
-    async def missing_sessions(self, records: Iterable[Record], known_sessions: Container[str] = ()) -> list[str]:
-        """Keys of sessions that records reference, that are neither among them nor on the server."""
+    async def session_contexts(
+        self, records: Iterable[Record], known: Mapping[str, SessionContext] | None = None
+    ) -> dict[str, SessionContext]:
+        """The contexts of sessions that records name but do not carry; SessionRefused when one is
+        missing or of another patient than the record naming it."""
         records = list(records)
-        own = {r.key for r in records if r.kind == SESSION}
-        referenced = {k for r in records if (k := getattr(r, "session_key", None))}
-        wanted = sorted(k for k in referenced - own if k not in known_sessions)
-        if not wanted:
-            return []
-        ids = {resource_ref(SESSION, key, "procedure", self.config).split("/", 1)[1]: key for key in wanted}
-        found = await self.fhir.search("Procedure", {"_id": ",".join(ids), "_elements": "id", "_count": str(len(ids))})
-        return sorted(ids[i] for i in set(ids) - {r["id"] for r in found})
+        known = known or {}
+        own = {r.key: r for r in records if r.kind == SESSION}
+        naming = [r for r in records if getattr(r, "session_key", None)]
+        contexts: dict[str, SessionContext] = {}
+        wanted = sorted({r.session_key for r in naming if r.session_key not in own and r.session_key not in known})
+        missing: list[str] = []
+        if wanted:
+            found, missing = await self._sessions_on_server(wanted)
+            contexts.update(found)
+        contexts.update({k: known[k] for r in naming if (k := r.session_key) in known and k not in own})
+        other = set()
+        for record in naming:
+            session_key = record.session_key
+            mrn = own[session_key].patient.mrn if session_key in own else contexts[session_key].mrn if session_key in contexts else None
+            if session_key not in missing and mrn != record.patient.mrn:
+                other.add(session_key)
+        if missing or other:
+            log.info("sync.session_refused", extra={"missing": len(missing), "other_patient": len(other)})
+            raise SessionRefused(missing=missing, other_patient=sorted(other))
+        return contexts
+
+    async def _sessions_on_server(self, keys: Sequence[str]) -> tuple[dict[str, SessionContext], list[str]]:
+        """(contexts of the sessions found, keys not found), from their Procedures and Patients."""
+        ids = {resource_ref(SESSION, key, "procedure", self.config).split("/", 1)[1]: key for key in keys}
+        procedures, included = await self.fhir.search_with_includes(
+            "Procedure", {"_id": ",".join(ids), "_include": "Procedure:subject", "_count": str(len(ids))}
+        )
+        mrns = {f"Patient/{p['id']}": self._mrn_of(p) for p in included if p.get("resourceType") == "Patient"}
+        found = {}
+        for procedure in procedures:
+            key = ids[procedure["id"]]
+            mrn = mrns.get((procedure.get("subject") or {}).get("reference", ""))
+            found[key] = context_from_procedure(key, procedure, mrn, self.config)
+        return found, sorted(set(keys) - set(found))
+
+    def _mrn_of(self, patient: dict[str, Any]) -> str | None:
+        return next((i.get("value") for i in patient.get("identifier", []) if i.get("system") == self.config.mrn_system), None)
+
+    async def _existing_visits(self, records: Sequence[Record]) -> dict[str, str]:
+        """visit id -> `Encounter/id` of the EHR visits already on the server; SessionRefused when a
+        visit is another patient's."""
+        visits = {r.visit_id: r for r in records if r.kind == SESSION and r.visit_id is not None}
+        if not visits:
+            return {}
+        tokens = ",".join(visit_token(v, self.config) for v in visits)
+        encounters, included = await self.fhir.search_with_includes(
+            "Encounter", {"identifier": tokens, "_include": "Encounter:subject"}
+        )
+        mrns = {f"Patient/{p['id']}": self._mrn_of(p) for p in included if p.get("resourceType") == "Patient"}
+        out: dict[str, str] = {}
+        other: list[str] = []
+        for encounter in encounters:
+            visit_id = next(
+                (i.get("value") for i in encounter.get("identifier", []) if i.get("system") == self.config.visit_system), None
+            )
+            if visit_id not in visits:
+                continue
+            session = visits[visit_id]
+            if visit_id in out:
+                raise Conflict("more than one Encounter on the FHIR server holds this record's visit_id")
+            if mrns.get((encounter.get("subject") or {}).get("reference", "")) != session.patient.mrn:
+                other.append(session.key)
+            out[visit_id] = f"Encounter/{encounter['id']}"
+        if other:
+            raise SessionRefused(visits=other)
+        return out
+
+    async def _flags_to_keep(self, records: Sequence[Record]) -> dict[str, WrittenResource | None]:
+        """Flags the records would write that must be left as the server holds them.
+
+        A suicide-risk Flag is created active once; after that it is the clinicians' (they set it
+        inactive): re-sends never write over it. Only retraction marks it entered-in-error, and a
+        Flag retracted that way is written again when its PHQ-9 comes back.
+        """
+        statuses = flag_statuses(records, self.config)
+        if not statuses:
+            return {}
+        ids = {ref.split("/", 1)[1]: ref for ref in statuses}
+        found = await self.fhir.search("Flag", {"_id": ",".join(ids), "_elements": "id,status", "_count": str(len(ids))})
+        on_server = {ids[f["id"]]: f for f in found if f["id"] in ids}
+        keep: dict[str, WrittenResource | None] = {}
+        for ref, status in statuses.items():
+            held = on_server.get(ref)
+            held_status = held.get("status") if held else None
+            if (status == RETRACTED and held_status in (None, RETRACTED)) or (
+                status != RETRACTED and held_status in KEPT_FLAG_STATUSES
+            ):
+                version = (held or {}).get("meta", {}).get("versionId")
+                keep[ref] = None if held is None else WrittenResource("Flag", held["id"], version, WriteOutcome.unchanged)
+        return keep
 
     async def _resolve_patients(self, records: Sequence[Record]) -> dict[str, str]:
         """MRN -> `Patient/id` for patients that exist now (after losing a conditional-create race)."""
@@ -132,7 +259,10 @@ class SyncEngine:
         if primary is None or _is_retracted(primary):
             raise NotFound(f"{kind} {key} not found on the FHIR server")
         if kind == SESSION:
-            resources += [r for r in await self._session_children(resources) if not _is_retracted(r)]
+            resources += [r for r in await self._session_children(key, resources) if not _is_retracted(r)]
+            visit = await self._visit_of(key, primary)
+            if visit is not None:
+                resources.append(visit)
         patient = await self._patient_of(primary)
         from service.mappers import patient_from_fhir
 
@@ -150,15 +280,39 @@ class SyncEngine:
                 found[f"{resource_type}/{resource['id']}"] = resource
         return [found[rid.ref] for rid in wanted if rid.ref in found]
 
-    async def _session_children(self, session_resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Observations part of the session's Procedure and AdverseEvents suspecting its administration."""
-        refs = {f"{r['resourceType']}/{r['id']}" for r in session_resources}
-        procedure = next(ref for ref in refs if ref.startswith("Procedure/"))
-        children = await self.fhir.search("Observation", {"part-of": procedure})
-        administration = next((ref for ref in refs if ref.startswith("MedicationAdministration/")), None)
-        if administration:
-            children += await self.fhir.search("AdverseEvent", {"substance": administration})
-        return [c for c in children if f"{c['resourceType']}/{c['id']}" not in refs]
+    async def _session_children(self, key: str, session_resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Observations and AdverseEvents of the session's patient that name this session.
+
+        Found by the session's visit (Encounter), by `partOf` (resources written before visits were
+        referenced) and, for AdverseEvents (R4 has no encounter search on them), by suspect entity.
+        A resource of any other patient is never taken as the session's, whatever it references.
+        """
+        refs = {f"{r['resourceType']}/{r['id']}": r for r in session_resources}
+        procedure_ref = next(ref for ref in refs if ref.startswith("Procedure/"))
+        procedure = refs[procedure_ref]
+        searches: list[tuple[str, dict[str, str]]] = [("Observation", {"part-of": procedure_ref})]
+        encounter = (procedure.get("encounter") or {}).get("reference")
+        if encounter:
+            searches.append(("Observation", {"encounter": encounter}))
+        administration = resource_ref(SESSION, key, "medication-administration", self.config)
+        searches.append(("AdverseEvent", {"substance": f"{administration},{procedure_ref}"}))
+        subject = (procedure.get("subject") or {}).get("reference")
+        children: dict[str, dict[str, Any]] = {}
+        for resource_type, params in searches:
+            for child in await self.fhir.search(resource_type, params):
+                ref = f"{child['resourceType']}/{child['id']}"
+                if ref in refs or (child.get("subject") or {}).get("reference") != subject:
+                    continue
+                if child_link(child, self.config)[0] == key:
+                    children[ref] = child
+        return list(children.values())
+
+    async def _visit_of(self, key: str, procedure: dict[str, Any]) -> dict[str, Any] | None:
+        """The EHR visit Encounter the session's Procedure references (None for the service's own)."""
+        reference = (procedure.get("encounter") or {}).get("reference", "")
+        if not reference.startswith("Encounter/") or reference == resource_ref(SESSION, key, "encounter", self.config):
+            return None
+        return await self.fhir.read_or_none("Encounter", reference.split("/", 1)[1].split("/_history", 1)[0])
 
     async def _patient_of(self, resource: dict[str, Any]) -> dict[str, Any]:
         reference = (resource.get("subject") or {}).get("reference", "")
@@ -170,10 +324,13 @@ class SyncEngine:
     # -- retraction ---------------------------------------------------------------------------
 
     async def retract(self, kind: str, key: str) -> SyncResult:
-        """Mark every resource derived from the record entered-in-error (AdverseEvents: deleted).
+        """Mark the record's resources entered-in-error (AdverseEvents: deleted), and nothing else.
 
-        For a session this includes the resources of records that point at it. Repeating a
-        retraction is harmless; a record the server never had is NotFound.
+        For a session: its own resources (the service's Encounter too, never the EHR's visit) and
+        the children that came embedded in it, with the Flags of its embedded PHQ-9s. Records sent
+        on their own keep existing, still naming the (now retracted) session. For a PHQ-9: its
+        Observations and its Flag. Repeating a retraction is harmless; a record the server never
+        had is NotFound.
         """
         resources = await self._own_resources(kind, key)
         if not resources:
@@ -181,9 +338,10 @@ class SyncEngine:
                 return SyncResult()
             raise NotFound(f"{kind} {key} not found on the FHIR server")
         if kind == SESSION:
-            resources += await self._session_children(resources)
+            embedded = [c for c in await self._session_children(key, resources) if child_link(c, self.config)[1]]
+            resources += embedded + await self._flags_of(embedded)
         entries = [
-            {"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": _without_meta(r),
+            {"fullUrl": self._full_url(r), "resource": _without_meta(r),
              "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
             for r in retract(resources)
         ]
@@ -196,6 +354,19 @@ class SyncEngine:
         result = SyncResult(written_resources(bundle, response))
         log.info("sync.retract", extra={"kind": kind, "key": key, "outcomes": result.counts()})
         return result
+
+    async def _flags_of(self, children: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The Flags of the PHQ-9s among a session's (embedded) children."""
+        from service.mappers.build import parts_of
+
+        keys = {k for (kind, k, _) in parts_of(children, self.config) if kind == PHQ9}
+        if not keys:
+            return []
+        ids = [resource_ref(PHQ9, k, "flag", self.config).split("/", 1)[1] for k in sorted(keys)]
+        return await self.fhir.search("Flag", {"_id": ",".join(ids)})
+
+    def _full_url(self, resource: dict[str, Any]) -> str:
+        return f"{self.config.fhir_base_url.rstrip('/')}/{resource['resourceType']}/{resource['id']}"
 
     async def _was_deleted(self, kind: str, key: str) -> bool:
         """True when the record's primary resource existed and was deleted (410 Gone)."""

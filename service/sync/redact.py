@@ -15,7 +15,7 @@ REDACTED = "[redacted]"
 
 
 def phi_values(records: Iterable[Any]) -> list[str]:
-    """The PHI strings of records: MRNs, names, birth dates, free-text notes (longest first)."""
+    """The PHI strings of records: MRNs, visit ids, names, birth dates, free-text notes (longest first)."""
     values: set[str] = set()
     for record in records:
         patient = getattr(record, "patient", None)
@@ -24,6 +24,9 @@ def phi_values(records: Iterable[Any]) -> list[str]:
             values.update({mrn, search_escape(mrn), quote(mrn, safe=""), quote(search_escape(mrn), safe="")})
             values.update(v for v in (patient.family, str(patient.birth_date) if patient.birth_date else None) if v)
             values.update(patient.given or [])
+        visit_id = getattr(record, "visit_id", None)
+        if visit_id:
+            values.update({visit_id, search_escape(visit_id), quote(visit_id, safe=""), quote(search_escape(visit_id), safe="")})
         for attr in ("note", "description", "stop_reason"):
             value = getattr(record, attr, None)
             if isinstance(value, str) and value:

@@ -12,6 +12,8 @@ import httpx
 
 FHIR_JSON = {"Accept": "application/fhir+json"}
 CLI = str(Path(sys.executable).parent / "infusion-fhir")
+# What references a Patient, referrers first: deleted in this order before the Patient.
+DEPENDENTS = ("Flag", "AdverseEvent", "Observation", "MedicationAdministration", "Procedure", "Encounter")
 KIND_SYSTEM_TYPES = {
     "infusion-session": ("Procedure", "MedicationAdministration", "Observation"),
     "vital-sign": ("Observation",),
@@ -77,10 +79,10 @@ class Namespace:
         """Delete and expunge everything this namespace wrote, dependents first."""
         with httpx.Client(base_url=self.base_url, headers=FHIR_JSON, timeout=300) as http:
             for patient_id in self.patient_ids():
-                for resource_type in ("AdverseEvent", "Observation", "MedicationAdministration", "Procedure"):
+                for resource_type in DEPENDENTS:
                     http.delete(f"/{resource_type}", params={"subject": f"Patient/{patient_id}"})
                 http.delete(f"/Patient/{patient_id}")
-            for resource_type in ("AdverseEvent", "Observation", "MedicationAdministration", "Procedure", "Patient"):
+            for resource_type in (*DEPENDENTS, "Patient"):
                 http.post(
                     f"/{resource_type}/$expunge",
                     json={"resourceType": "Parameters", "parameter": [{"name": "expungeDeletedResources", "valueBoolean": True}]},

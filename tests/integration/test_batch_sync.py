@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from schemas import parse_record
-from service.mappers import MappingConfig, mapper_for
-from service.mappers.fhir import to_json
+from service.mappers import MappingConfig
+from service.mappers.bundle import bundle_resources
 from tests.integration.batch_support import Namespace
 
 HAPICTL = Path(__file__).resolve().parents[2] / "tools" / "hapi-server" / "hapictl"
@@ -58,13 +58,12 @@ def run_sync(ns: Namespace, tmp_path: Path, *files: Path, **env: str) -> tuple[s
 def server_matches_mapping(ns: Namespace, path: Path) -> None:
     """Every resource on the server equals what the mappers make of the file: no more, no less."""
     config = MappingConfig(identifier_system_base=ns.identifier_base, mrn_system=ns.mrn_system)
-    expected: dict[str, dict] = {}
-    for line in path.read_bytes().splitlines():
-        record = parse_record(orjson.loads(line))
-        for resource in mapper_for(record.kind).to_fhir(record, config):
-            expected[f"{resource.get_resource_type()}/{resource.id}"] = to_json(resource)
+    records = [parse_record(orjson.loads(line)) for line in path.read_bytes().splitlines()]
+    # Each child mapped with its session's context, as the sync maps it (sessions are in the file).
+    _, _, resources = bundle_resources(records, config)
+    expected = {f"{rtype}/{rid}": resource for (rtype, rid), resource in resources.items()}
     held: dict[str, dict] = {}
-    for resource_type in ("Procedure", "MedicationAdministration", "Observation", "AdverseEvent"):
+    for resource_type in ("Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag"):
         for resource in ns.all_of(resource_type):
             held[f"{resource_type}/{resource['id']}"] = resource
     assert sorted(held) == sorted(expected)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,12 +20,14 @@ import pytest
 from schemas import parse_record
 from service.mappers import MappingConfig, mapper_for, patient_from_fhir, patient_resource, transaction_bundle
 from service.mappers.fhir import RESOURCE_CLASSES, to_json
+from service.mappers.session import visit_encounter
 from tests.corpus import coverage_gaps, generate
 
 FHIR_JSON = "application/fhir+json"
 HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
 CONFIG = MappingConfig()
 WORKERS = 4
+EXTENSIONS = Path(__file__).resolve().parents[2] / "docs" / "fhir"
 
 
 def _corpus_resources() -> tuple[int, list[dict[str, Any]]]:
@@ -41,9 +44,20 @@ def _corpus_resources() -> tuple[int, list[dict[str, Any]]]:
             for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
         )
         patients.setdefault(record.patient.mrn, to_json(patient_resource(record.patient, CONFIG)))
+        if record.kind == "infusion_session" and record.visit_id is not None:  # the EHR visit's Encounter
+            resources[("Encounter", f"visit:{record.visit_id}")] = visit_encounter(record, CONFIG)
         for resource in mapper_for(record.kind).to_fhir(record, CONFIG):
             resources[(resource.get_resource_type(), resource.id)] = to_json(resource)
     return count, [*patients.values(), *resources.values()]
+
+
+def _publish_extensions(http: httpx.Client) -> None:
+    """PUT the local extensions' StructureDefinitions (docs/fhir/) so `$validate` checks our
+    extensions against them (without them HAPI only notes "unknown extension")."""
+    for path in sorted(EXTENSIONS.glob("StructureDefinition-*.json")):
+        definition = orjson.loads(path.read_bytes())
+        response = http.put(f"/StructureDefinition/{definition['id']}", content=orjson.dumps(definition))
+        assert response.status_code in (200, 201), response.text[:500]
 
 
 def _post_validate(http: httpx.Client, resource: dict[str, Any]) -> httpx.Response:
@@ -96,7 +110,10 @@ def test_every_mapped_resource_passes_validate_without_errors(
         httpx.Client(base_url=fhir_base_url, headers=HEADERS, timeout=60) as http,
         ThreadPoolExecutor(max_workers=WORKERS) as pool,
     ):
+        _publish_extensions(http)
         results = list(pool.map(lambda r: _validate(http, r), resources))
+    kinds = Counter(r["resourceType"] for r in resources)
+    assert {"Patient", "Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag"} <= set(kinds)
 
     errors, warnings = [], Counter()
     for resource, issues in results:
@@ -201,9 +218,11 @@ def test_transaction_is_accepted_idempotent_and_reads_back_to_the_same_records(
     assert all(
         r["subject"]["reference"] == refs[0] for r in by_ref.values()
     )  # urn:uuid rewritten by the server
+    visits = [r for r in by_ref.values() if r["resourceType"] == "Encounter" and r["identifier"][0]["system"] == CONFIG.visit_system]
     for record in records:  # each record from the server's copies of exactly the resources it produced
         mapper = mapper_for(record.kind)
         own = [by_ref[f"{r.get_resource_type()}/{r.id}"] for r in mapper.to_fhir(record, CONFIG)]
+        own += visits if record.kind == "infusion_session" else []  # the EHR visit, created by the Bundle
         assert mapper.from_fhir(own, patient, CONFIG) == record
     for record in records[2:]:  # and picked by key from everything that was written
         assert (
