@@ -3,6 +3,12 @@
 This is what the output costs to build at the least: every constant fragment made once up front,
 every record turned into dicts with no validation and no function layers. The mapping benchmark
 asserts that it emits byte for byte what ours emits, so both produce the same resources.
+
+A child's session context (see service.mappers.context) is a plain tuple here:
+(link extension list, encounter reference, observation status, infusion start or None when nothing
+can be "during" it, infusion end, partOf list, suspect reference, Flag status). A child sent on its
+own gets the default context of its session key (built once per key); embedded children get their
+session's.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ from typing import Any
 
 from service.mappers import codes
 from service.mappers.config import MappingConfig
-from service.mappers.ids import SLOTS, base32_prefix, identifier_system, patient_urn
+from service.mappers.ids import SLOTS, base32_prefix, identifier_system, patient_urn, visit_urn
 from service.mappers.session import dosage_text
 
 Json = dict[str, Any]
+Ctx = tuple[list, Json, str, Any, Any, list, Json, str]
 
 
 def _coding(code: codes.Code | codes.LocalCode, base: str) -> Json:
@@ -29,6 +36,7 @@ class Floor:
     def __init__(self, config: MappingConfig) -> None:
         self.config = config
         self.refs: dict[tuple[str, str], Json] = {}  # session references, made once per session
+        self.ctxs: dict[str, Ctx] = {}  # default contexts of children sent on their own, once per session
         base = config.local_code_system_base
 
         def cc(*items: Any, text: str | None = None) -> Json:
@@ -57,17 +65,26 @@ class Floor:
         self.phq_total = cc(codes.PHQ9_TOTAL, text=codes.PHQ9_TOTAL_TEXT)
         self.phq_panel = cc(codes.PHQ9_PANEL, text=codes.PHQ9_PANEL_TEXT)
         self.phq_severity = [(upper, cc(c, text=c.display)) for upper, c in codes.PHQ9_SEVERITY]
-        self.phq_item9 = cc(codes.PHQ9_ITEM9_POSITIVE, text=codes.PHQ9_ITEM9_POSITIVE.display)
+        item9 = codes.PHQ9_ITEM9_POSITIVE
+        self.phq_item9 = [cc(codes.INTERPRETATION_POSITIVE, item9, text=item9.display)]
+        self.phq_item9_note = [{"text": codes.PHQ9_ITEM9_NOTE}]
+        self.flag_category = [cc(codes.FLAG_CATEGORY_SAFETY)]
+        self.flag_code = cc(*codes.FLAG_CODE, text=codes.FLAG_TEXT)
         self.ae = {
             "serious": {k: cc(c) for k, c in codes.AE_SERIOUS.items()},
+            "fatal": cc(codes.AE_SERIOUS_FATAL),
             "severity": {k: cc(c) for k, c in codes.AE_SEVERITIES.items()},
             "outcome": {k: cc(c) for k, c in codes.AE_OUTCOMES.items()},
-            "causality": {k: cc(c) for k, c in codes.AE_CAUSALITIES.items()},
+            "causality": {k: [{"assessment": cc(c)}] for k, c in codes.AE_CAUSALITIES.items()},
             "action": {k: cc(c, text=c.display) for k, c in codes.AE_ACTIONS.items()},
+            "event": {k: [_coding(c, base)] for k, c in codes.AE_EVENTS.items()},
         }
         self.ext_note = codes.local_system(base, codes.EXT_AE_NOTE)
         self.ext_action = codes.local_system(base, codes.EXT_AE_ACTION)
         self.ext_per_kg = codes.local_system(base, codes.EXT_DOSE_PER_KG)
+        self.ext_intended = codes.local_system(base, codes.EXT_INTENDED_DOSAGE)
+        self.ext_session = codes.local_system(base, codes.EXT_SESSION)
+        self.ext_embedded = codes.local_system(base, codes.EXT_EMBEDDED_IN_SESSION)
         self.reasons = {n: cc(c, text=c.display) for n, c in codes.INDICATIONS.items()}
         self.reasons["trd"] = cc(codes.INDICATIONS["trd"], codes.TRD_LOCAL, text=codes.TRD_TEXT)
         self.proc_category = cc(codes.PROCEDURE_CATEGORY)
@@ -78,6 +95,14 @@ class Floor:
         self.medication = cc(*codes.KETAMINE_CODINGS, *extra, text=codes.KETAMINE_TEXT)
         self.route = cc(codes.ROUTE_INTRAVENOUS)
         self.weight_code = cc(*codes.VITALS["body_weight"].codes, text=codes.DOSING_WEIGHT_TEXT)
+        self.enc_class = _coding(codes.ENCOUNTER_CLASS, base)
+        self.enc_type = [{"text": codes.ENCOUNTER_TEXT}]
+        self.children = (
+            ("vital_signs", self.vital_sign),
+            ("monitoring_scores", self.monitoring_score),
+            ("phq9_assessments", self.phq9_assessment),
+            ("adverse_events", self.adverse_event),
+        )
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -94,6 +119,18 @@ class Floor:
             found = self.refs[(key, part)] = {"reference": f"{resource_type}/{rid}", "identifier": ident}
         return found
 
+    def own_ctx(self, key: str) -> Ctx:
+        """`context.default_context`: the service's Encounter, status unknown (no partOf), MA suspected."""
+        found = self.ctxs.get(key)
+        if found is None:
+            proc = self.session_ref(key, "procedure", "Procedure")
+            encounter = {"reference": self.session_ref(key, "encounter", "Encounter")["reference"]}
+            found = self.ctxs[key] = (
+                [{"url": self.ext_session, "valueReference": proc}], encounter, "final", None, None, [proc],
+                self.session_ref(key, "medication-administration", "MedicationAdministration"), "active",
+            )
+        return found
+
     def qty(self, value: float, ucum: str) -> Json:
         return {"value": int(value) if float(value).is_integer() else value, **self.unit[ucum]}
 
@@ -102,16 +139,28 @@ class Floor:
     def map(self, record: Any) -> list[Json]:
         return getattr(self, record.kind)(record)
 
-    def vital_sign(self, r: Any) -> list[Json]:
+    def vital_sign(self, r: Any, ctx: Ctx | None = None) -> list[Json]:
+        if ctx is None and r.session_key is not None:
+            ctx = self.own_ctx(r.session_key)
         rid, ident = self.ident("vital_sign", r.key, "observation")
         meta, code = self.vital[r.type]
-        out: Json = {"resourceType": "Observation", "id": rid, "meta": meta, "identifier": [ident]}
-        if r.session_key is not None:
-            out["partOf"] = [self.session_ref(r.session_key, "procedure", "Procedure")]
-        out["status"] = "final"
+        out: Json = {"resourceType": "Observation", "id": rid, "meta": meta}
+        if ctx is None:
+            out["identifier"] = [ident]
+            out["status"] = "final"
+        else:
+            link, encounter, status, start, end, part_of = ctx[:6]
+            out["extension"] = link
+            out["identifier"] = [ident]
+            at = r.measured_at
+            if start is not None and start <= at and (end is None or at <= end):
+                out["partOf"] = part_of
+            out["status"] = status
         out["category"] = self.vitals_category
         out["code"] = code
         out["subject"] = {"reference": patient_urn(r.patient.mrn, self.config)}
+        if ctx is not None:
+            out["encounter"] = encounter
         out["effectiveDateTime"] = _dt(r.measured_at)
         if r.type == "blood_pressure":
             out["component"] = [
@@ -122,80 +171,116 @@ class Floor:
             out["valueQuantity"] = self.qty(r.value, r.unit)
         return [out]
 
-    def monitoring_score(self, r: Any) -> list[Json]:
+    def monitoring_score(self, r: Any, ctx: Ctx | None = None) -> list[Json]:
+        link, encounter, status, start, end, part_of = (ctx or self.own_ctx(r.session_key))[:6]
         rid, ident = self.ident("monitoring_score", r.key, "observation")
-        return [{
-            "resourceType": "Observation", "id": rid, "identifier": [ident],
-            "partOf": [self.session_ref(r.session_key, "procedure", "Procedure")],
-            "status": "final", "category": self.survey_category, "code": self.scale[r.instrument],
-            "subject": {"reference": patient_urn(r.patient.mrn, self.config)},
-            "effectiveDateTime": _dt(r.measured_at), "valueInteger": r.score,
-        }]
+        out: Json = {"resourceType": "Observation", "id": rid, "extension": link, "identifier": [ident]}
+        at = r.measured_at
+        if start is not None and start <= at and (end is None or at <= end):
+            out["partOf"] = part_of
+        out.update(
+            status=status, category=self.survey_category, code=self.scale[r.instrument],
+            subject={"reference": patient_urn(r.patient.mrn, self.config)}, encounter=encounter,
+            effectiveDateTime=_dt(at), valueInteger=r.score,
+        )
+        return [out]
 
-    def adverse_event(self, r: Any) -> list[Json]:
+    def adverse_event(self, r: Any, ctx: Ctx | None = None) -> list[Json]:
+        if ctx is None and r.session_key is not None:
+            ctx = self.own_ctx(r.session_key)
         rid, ident = self.ident("adverse_event", r.key, "adverse-event")
         out: Json = {"resourceType": "AdverseEvent", "id": rid}
-        ext = []
+        ext = [] if ctx is None else [*ctx[0]]
         if r.action_taken is not None:
             ext.append({"url": self.ext_action, "valueCodeableConcept": self.ae["action"][r.action_taken]})
         if r.note is not None:
             ext.append({"url": self.ext_note, "valueString": r.note})
         if ext:
             out["extension"] = ext
-        code = codes.AE_EVENTS[r.event]
-        event = {"coding": [_coding(code, self.config.local_code_system_base)]}
-        text = r.description
-        if text is None and isinstance(code, codes.LocalCode):
-            text = code.display
-        if text is not None:
-            event["text"] = text
+        event: Json = {"coding": self.ae["event"][r.event]}
+        if r.description is not None:
+            event["text"] = r.description
+        out.update(identifier=ident, actuality="actual", event=event,
+                   subject={"reference": patient_urn(r.patient.mrn, self.config)})
+        if ctx is not None:
+            out["encounter"] = ctx[1]
         out.update(
-            identifier=ident, actuality="actual", event=event,
-            subject={"reference": patient_urn(r.patient.mrn, self.config)},
             date=_dt(r.onset_at), recordedDate=_dt(r.recorded_at),
-            seriousness=self.ae["serious"][r.serious], severity=self.ae["severity"][r.severity],
-            outcome=self.ae["outcome"][r.outcome],
+            seriousness=self.ae["fatal"] if r.outcome == "fatal" else self.ae["serious"][r.serious],
+            severity=self.ae["severity"][r.severity], outcome=self.ae["outcome"][r.outcome],
         )
-        if r.session_key is not None:
-            instance = self.session_ref(r.session_key, "medication-administration", "MedicationAdministration")
-            suspect: Json = {"instance": instance}
+        if ctx is not None:
+            suspect: Json = {"instance": ctx[6]}
             if r.causality is not None:
-                suspect["causality"] = [{"assessment": self.ae["causality"][r.causality]}]
+                suspect["causality"] = self.ae["causality"][r.causality]
             out["suspectEntity"] = [suspect]
         return [out]
 
-    def phq9_assessment(self, r: Any) -> list[Json]:
-        part_of = [self.session_ref(r.session_key, "procedure", "Procedure")] if r.session_key is not None else None
+    def phq9_assessment(self, r: Any, ctx: Ctx | None = None) -> list[Json]:
+        if ctx is None and r.session_key is not None:
+            ctx = self.own_ctx(r.session_key)
+        at = r.completed_at
+        if ctx is None:
+            link = part_of = encounter = None
+            status = "final"
+        else:
+            link, encounter, status, start, end, part_of = ctx[:6]
+            if start is None or at < start or (end is not None and at > end):
+                part_of = None
         subject = {"reference": patient_urn(r.patient.mrn, self.config)}
-        when = _dt(r.completed_at)
+        when = _dt(at)
 
         def obs(part: str, code: Json, **rest: Any) -> Json:
             rid, ident = self.ident("phq9_assessment", r.key, part)
-            out: Json = {"resourceType": "Observation", "id": rid, "identifier": [ident]}
+            out: Json = {"resourceType": "Observation", "id": rid}
+            if link:
+                out["extension"] = link
+            out["identifier"] = [ident]
             if part_of:
                 out["partOf"] = part_of
-            out.update(status="final", category=self.survey_category, code=code, subject=subject,
-                       effectiveDateTime=when, **rest)
+            out.update(status=status, category=self.survey_category, code=code, subject=subject)
+            if encounter is not None:
+                out["encounter"] = encounter
+            out.update(effectiveDateTime=when, **rest)
             return out
 
+        items = r.items
         members = [
             obs(f"item-{n}", self.phq_items[n - 1], valueCodeableConcept=self.phq_answers[s])
-            for n, s in enumerate(r.items, start=1)
+            for n, s in enumerate(items[:8], start=1)
         ]
+        positive = items[8] > 0
+        if positive:
+            members.append(obs("item-9", self.phq_items[8], valueCodeableConcept=self.phq_answers[items[8]],
+                               interpretation=self.phq_item9))
+        else:
+            members.append(obs("item-9", self.phq_items[8], valueCodeableConcept=self.phq_answers[0]))
         if r.difficulty is not None:
             members.append(obs("difficulty", self.phq_difficulty,
                                valueCodeableConcept=self.phq_difficulty_answers[r.difficulty]))
-        interpretation = [next(c for upper, c in self.phq_severity if r.total <= upper)]
-        extra: Json = {}
-        if r.items[8] > 0:
-            interpretation.append(self.phq_item9)
-            extra["note"] = [{"text": codes.PHQ9_ITEM9_NOTE}]
-        members.append(obs("total", self.phq_total, valueQuantity=self.qty(r.total, "{score}"),
-                           interpretation=interpretation, **extra))
+        severity = next(c for upper, c in self.phq_severity if r.total <= upper)
+        if positive:
+            members.append(obs("total", self.phq_total, valueQuantity=self.qty(r.total, "{score}"),
+                               interpretation=[severity, *self.phq_item9], note=self.phq_item9_note))
+        else:
+            members.append(obs("total", self.phq_total, valueQuantity=self.qty(r.total, "{score}"),
+                               interpretation=[severity]))
         panel = obs("panel", self.phq_panel, hasMember=[{"reference": f"Observation/{m['id']}"} for m in members])
-        return [*members, panel]
+        if not positive:
+            return [*members, panel]
+        fid, fident = self.ident("phq9_assessment", r.key, "flag")
+        flag: Json = {
+            "resourceType": "Flag", "id": fid,
+            "extension": [{"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": f"Observation/{panel['id']}"}}],
+            "identifier": [fident], "status": "active" if ctx is None else ctx[7],
+            "category": self.flag_category, "code": self.flag_code, "subject": subject, "period": {"start": when},
+        }
+        if encounter is not None:
+            flag["encounter"] = encounter
+        return [*members, panel, flag]
 
     def infusion_session(self, r: Any) -> list[Json]:
+        key, status = r.key, r.status
         subject = {"reference": patient_urn(r.patient.mrn, self.config)}
         period = {"start": _dt(r.started_at)}
         if r.ended_at is not None:
@@ -205,47 +290,89 @@ class Floor:
             actor = {"identifier": {"system": self.config.practitioner_identifier_system, "value": r.clinician.id}}
             if r.clinician.name is not None:
                 actor["display"] = r.clinician.name
-        rid, ident = self.ident("infusion_session", r.key, "procedure")
-        proc: Json = {"resourceType": "Procedure", "id": rid, "identifier": [ident],
-                      "status": codes.PROCEDURE_STATUS[r.status]}
+        proc_ref = self.session_ref(key, "procedure", "Procedure")
+        if r.visit_id is None:
+            encounter = {"reference": self.session_ref(key, "encounter", "Encounter")["reference"]}
+        else:
+            encounter = {"reference": visit_urn(r.visit_id, self.config)}
+        not_done = status == "not_done"
+        reasons = [self.reasons[i] for i in r.indications]
+        # ids from the cached references ("Procedure/<id>", "MedicationAdministration/<id>"): no second hash
+        proc: Json = {"resourceType": "Procedure", "id": proc_ref["reference"][len("Procedure/"):],
+                      "identifier": [proc_ref["identifier"]], "status": codes.PROCEDURE_STATUS[status]}
         if r.stop_reason is not None:
             proc["statusReason"] = {"text": r.stop_reason}
-        proc.update(category=self.proc_category, code=self.proc_code, subject=subject, performedPeriod=period)
+        proc.update(category=self.proc_category, code=self.proc_code, subject=subject, encounter=encounter)
+        if not not_done:
+            proc["performedPeriod"] = period
         if actor:
             proc["performer"] = [{"actor": actor}]
-        proc["reasonCode"] = [self.reasons[i] for i in r.indications]
+        proc["reasonCode"] = reasons
         if r.note is not None:
             proc["note"] = [{"text": r.note}]
         out = [proc]
-        part_of = [{"reference": f"Procedure/{rid}", "identifier": ident}]
-        if r.status in codes.MED_ADMIN_STATUS:
-            out.append(self._administration(r, subject, period, actor, part_of))
-        if r.dose is not None and r.dose.weight_kg is not None:
-            wid, wident = self.ident("infusion_session", r.key, "dosing-weight")
-            out.append({
-                "resourceType": "Observation", "id": wid, "meta": self.vital["body_weight"][0],
-                "identifier": [wident], "partOf": part_of,
-                "status": "entered-in-error" if r.status == "entered_in_error" else "final",
-                "category": self.vitals_category, "code": self.weight_code, "subject": subject,
-                "effectiveDateTime": period["start"], "valueQuantity": self.qty(r.dose.weight_kg, "kg"),
-            })
-        for field in ("vital_signs", "monitoring_scores", "phq9_assessments", "adverse_events"):
+        part_of = [proc_ref]
+        administered = status not in ("planned", "not_done")
+        if status in codes.MED_ADMIN_STATUS:
+            out.append(self._administration(r, subject, encounter, period, actor, part_of, not_done))
+        dose = r.dose
+        retracted = status == "entered_in_error"
+        obs_status = "entered-in-error" if retracted else "final"
+        if dose is not None and dose.weight_kg is not None:
+            wid, wident = self.ident("infusion_session", key, "dosing-weight")
+            weight: Json = {"resourceType": "Observation", "id": wid, "meta": self.vital["body_weight"][0],
+                            "identifier": [wident]}
+            if administered:
+                weight["partOf"] = part_of
+            weight.update(
+                status=obs_status, category=self.vitals_category, code=self.weight_code, subject=subject,
+                encounter=encounter, effectiveDateTime=period["start"], valueQuantity=self.qty(dose.weight_kg, "kg"),
+            )
+            out.append(weight)
+        if r.visit_id is None:
+            eid, eident = self.ident("infusion_session", key, "encounter")
+            enc: Json = {"resourceType": "Encounter", "id": eid, "identifier": [eident],
+                         "status": codes.ENCOUNTER_STATUS[status], "class": self.enc_class, "type": self.enc_type,
+                         "subject": subject}
+            if not not_done:
+                enc["period"] = period
+            enc["reasonCode"] = reasons
+            out.append(enc)
+        ctx: Ctx = (
+            [{"url": self.ext_embedded, "valueReference": proc_ref}], encounter, obs_status,
+            r.started_at if administered else None, r.ended_at, part_of,
+            self.session_ref(key, "medication-administration", "MedicationAdministration") if administered else proc_ref,
+            "entered-in-error" if retracted else "active",
+        )
+        for field, builder in self.children:
             for child in getattr(r, field):
-                out.extend(self.map(child))
+                out.extend(builder(child, ctx))
         return out
 
-    def _administration(self, r: Any, subject: Json, period: Json, actor: Json | None, part_of: list) -> Json:
-        mid, mident = self.ident("infusion_session", r.key, "medication-administration")
-        ma: Json = {"resourceType": "MedicationAdministration", "id": mid, "identifier": [mident],
-                    "partOf": part_of, "status": codes.MED_ADMIN_STATUS[r.status]}
+    def _administration(self, r: Any, subject: Json, encounter: Json, period: Json, actor: Json | None,
+                        part_of: list, not_done: bool) -> Json:
+        mref = self.session_ref(r.key, "medication-administration", "MedicationAdministration")
+        ma: Json = {"resourceType": "MedicationAdministration", "id": mref["reference"][len("MedicationAdministration/"):]}
+        dose = r.dose
+        if not_done and dose is not None:
+            intended: Json = {}
+            if dose.mg_per_kg is not None:
+                intended["extension"] = [{"url": self.ext_per_kg, "valueQuantity": self.qty(dose.mg_per_kg, "mg/kg")}]
+            intended["text"] = codes.INTENDED_DOSAGE_PREFIX + dosage_text(r)
+            intended["route"] = self.route
+            dose_and_rate: Json = {"doseQuantity": self.qty(dose.total_mg, "mg")}
+            if dose.rate is not None:
+                dose_and_rate["rateQuantity"] = self.qty(dose.rate.value, dose.rate.unit)
+            intended["doseAndRate"] = [dose_and_rate]
+            ma["extension"] = [{"url": self.ext_intended, "valueDosage": intended}]
+        ma.update(identifier=[mref["identifier"]], partOf=part_of, status=codes.MED_ADMIN_STATUS[r.status])
         if r.stop_reason is not None:
             ma["statusReason"] = [{"text": r.stop_reason}]
         ma.update(category=self.ma_category, medicationCodeableConcept=self.medication, subject=subject,
-                  effectivePeriod=period)
+                  context=encounter, effectivePeriod=period)
         if actor:
             ma["performer"] = [{"actor": actor}]
-        dose = r.dose
-        if dose is not None:
+        if dose is not None and not not_done:
             dosage: Json = {}
             if dose.mg_per_kg is not None:
                 dosage["extension"] = [{"url": self.ext_per_kg, "valueQuantity": self.qty(dose.mg_per_kg, "mg/kg")}]
