@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, StrictBool, ValidationInfo, field_validator
 
-from schemas.common import KIND_NOTE, Key, PatientInfo, RecordBase, Text, Timestamp, required, rule
+from schemas.common import KIND_NOTE, PHI, Key, PatientInfo, RecordBase, Text, Timestamp, required, rule
 
 Event = Literal[
     "nausea",
@@ -41,7 +41,10 @@ class AdverseEvent(RecordBase):
     recorded_at: Timestamp = Field(description="When the event was recorded; not before onset_at.")
     event: Event
     description: Text | None = Field(
-        None, validate_default=True, description="Clinician's wording; required when event is other."
+        None,
+        json_schema_extra=PHI,
+        validate_default=True,
+        description="Clinician's wording; required when event is other.",
     )
     severity: Severity
     serious: StrictBool
@@ -50,7 +53,7 @@ class AdverseEvent(RecordBase):
         None, validate_default=True, description="Causality of the infusion; needs the session it refers to."
     )
     action_taken: Action | None = None
-    note: Text | None = None
+    note: Text | None = Field(None, description="Clinician's note.", json_schema_extra=PHI)
 
     @field_validator("recorded_at")
     @classmethod
@@ -87,4 +90,6 @@ class EmbeddedAdverseEvent(AdverseEvent):
     """An adverse event inside an infusion session: `patient` and `session_key` come from the session."""
 
     embedded: ClassVar[bool] = True
-    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")
+    # Wider than the base field on purpose: optional on input; the session's validator (`_adopt`) always
+    # fills it in, so a validated session never holds an embedded record with None here.
+    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")  # type: ignore[assignment]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -29,6 +30,31 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
+PHI: dict[str, Any] = {"x-phi": True}
+"""`json_schema_extra` of a field that holds PHI: never logged, never echoed, scrubbed from server
+diagnostics (`phi_strings`). The JSON Schemas show the mark to integrators."""
+
+
+def phi_strings(value: Any) -> set[str]:
+    """Every string held in a PHI-marked field of a record, its sub-models and lists (as text)."""
+    out: set[str] = set()
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            out |= phi_strings(item)
+        return out
+    if not isinstance(value, BaseModel):
+        return out
+    for name, info in type(value).model_fields.items():
+        field_value = getattr(value, name)
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if extra.get("x-phi") and field_value is not None:
+            items = field_value if isinstance(field_value, list) else [field_value]
+            out |= {str(item) for item in items}
+        elif isinstance(field_value, (BaseModel, list)):
+            out |= phi_strings(field_value)
+    return out
+
+
 def rule(message: str) -> PydanticCustomError:
     """A violated record rule; the message describes the rule, never the input value."""
     return PydanticCustomError("rule", message)
@@ -39,7 +65,7 @@ def required(message: str) -> PydanticCustomError:
     return PydanticCustomError("missing", message)
 
 
-def nested(issues: list[tuple[tuple[str | int, ...], str]]) -> PydanticCustomError:
+def nested(issues: Sequence[tuple[tuple[str | int, ...], str]]) -> PydanticCustomError:
     """Several rule violations below the current field; `issues` hold (relative location, message)."""
     return PydanticCustomError("nested", "nested rule violations", {"issues": issues})
 
@@ -102,9 +128,7 @@ Timestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_date_time_text),
     AfterValidator(_whole_minute_offset),
-    Field(
-        description="ISO 8601 date-time with a UTC offset (Z or +hh:mm); a time without offset is an error"
-    ),
+    Field(description="ISO 8601 date-time with a UTC offset (Z or +hh:mm); a time without offset is an error"),
 ]
 BirthDate = Annotated[dt.date, BeforeValidator(_date_text), AfterValidator(_plausible_birth_date)]
 Text = Annotated[
@@ -133,16 +157,17 @@ class PatientInfo(StrictModel):
     """The patient a record is about, as the EHR knows them."""
 
     mrn: ExternalId = Field(
+        json_schema_extra=PHI,
         description=(
             "Medical record number exactly as the EHR holds it: 1-64 characters, any punctuation; "
             "no control characters, no leading or trailing whitespace."
         ),
     )
-    family: ShortText | None = Field(None, description="Family name.")
+    family: ShortText | None = Field(None, description="Family name.", json_schema_extra=PHI)
     given: list[ShortText] | None = Field(
-        None, min_length=1, max_length=5, description="Given names, in order."
+        None, json_schema_extra=PHI, min_length=1, max_length=5, description="Given names, in order."
     )
-    birth_date: BirthDate | None = Field(None, description="Date of birth, YYYY-MM-DD.")
+    birth_date: BirthDate | None = Field(None, description="Date of birth, YYYY-MM-DD.", json_schema_extra=PHI)
     sex: Sex | None = Field(None, description="Administrative sex (FHIR AdministrativeGender).")
 
 
@@ -150,7 +175,7 @@ class Clinician(StrictModel):
     """The clinician responsible for an infusion session."""
 
     id: ExternalId = Field(description="The clinic's identifier for the clinician.")
-    name: ShortText | None = Field(None, description="Display name.")
+    name: ShortText | None = Field(None, description="Display name.", json_schema_extra=PHI)
 
 
 class RecordBase(StrictModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from schemas.records import MODELS
 
@@ -12,7 +13,7 @@ JSON_DIR = Path(__file__).resolve().parent / "json"
 SCHEMA_ID_BASE = "https://infusion-fhir.example.org/schemas"
 
 
-def record_json_schema(kind: str) -> dict:
+def record_json_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema (2020-12) a record of `kind` must satisfy, as pydantic generates it."""
     schema = MODELS[kind].model_json_schema(mode="validation")
     return {

@@ -38,5 +38,7 @@ class EmbeddedMonitoringScore(MonitoringScore):
     """A monitoring score inside an infusion session: `patient` and `session_key` come from the session."""
 
     embedded: ClassVar[bool] = True
-    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")
-    session_key: Key | None = Field(None, description="Omit, or give the session's key.")
+    # Wider than the base fields on purpose: optional on input; the session's validator (`_adopt`) always
+    # fills them in, so a validated session never holds an embedded record with None here.
+    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")  # type: ignore[assignment]
+    session_key: Key | None = Field(None, description="Omit, or give the session's key.")  # type: ignore[assignment]

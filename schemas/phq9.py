@@ -21,9 +21,7 @@ class Phq9Assessment(RecordBase):
     items: list[ItemScore] = Field(
         min_length=9, max_length=9, description="Exactly 9 answers in questionnaire order, each 0-3."
     )
-    difficulty: Difficulty | None = Field(
-        None, description="Item 10, how difficult the problems made things."
-    )
+    difficulty: Difficulty | None = Field(None, description="Item 10, how difficult the problems made things.")
     total: Integer | None = Field(
         None, validate_default=True, description="Optional; must equal the sum of the items when given."
     )
@@ -31,7 +29,7 @@ class Phq9Assessment(RecordBase):
     @field_validator("total")
     @classmethod
     def _total_is_sum(cls, total: int | None, info: ValidationInfo) -> int | None:
-        items = info.data.get("items")
+        items: list[int] | None = info.data.get("items")
         if items is None:
             return total
         if total is None:
@@ -45,4 +43,6 @@ class EmbeddedPhq9Assessment(Phq9Assessment):
     """A PHQ-9 inside an infusion session: `patient` and `session_key` come from the session."""
 
     embedded: ClassVar[bool] = True
-    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")
+    # Wider than the base field on purpose: optional on input; the session's validator (`_adopt`) always
+    # fills it in, so a validated session never holds an embedded record with None here.
+    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")  # type: ignore[assignment]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from schemas import kinds
 from schemas.adverse_event import AdverseEvent
 from schemas.monitoring_score import MonitoringScore
 from schemas.phq9 import Phq9Assessment
@@ -15,14 +16,15 @@ from schemas.session import InfusionSession
 from schemas.vital_sign import VitalSign
 
 MODELS: dict[str, type[InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment]] = {
-    "infusion_session": InfusionSession,
-    "vital_sign": VitalSign,
-    "monitoring_score": MonitoringScore,
-    "adverse_event": AdverseEvent,
-    "phq9_assessment": Phq9Assessment,
+    kinds.SESSION: InfusionSession,
+    kinds.VITAL_SIGN: VitalSign,
+    kinds.MONITORING_SCORE: MonitoringScore,
+    kinds.ADVERSE_EVENT: AdverseEvent,
+    kinds.PHQ9: Phq9Assessment,
 }
-KINDS: tuple[str, ...] = tuple(MODELS)
+KINDS = kinds.KINDS
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+_Model = TypeVar("_Model", bound=BaseModel)
 
 Record = Annotated[
     InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment,
@@ -86,7 +88,7 @@ def _unknown_kind() -> RecordInvalid:
     return RecordInvalid([Issue("kind", f"unknown record kind; expected one of: {', '.join(KINDS)}")])
 
 
-def _validate(model: type, obj: Any) -> Any:
+def _validate(model: type[_Model], obj: Any) -> _Model:
     try:
         return model.model_validate(obj)
     except ValidationError as error:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 from schemas.adverse_event import EmbeddedAdverseEvent
 from schemas.common import (
     KIND_NOTE,
+    PHI,
     Clinician,
     ExternalId,
     Number,
@@ -21,6 +22,7 @@ from schemas.common import (
     required,
     rule,
 )
+from schemas.kinds import SESSION_ENTERED_IN_ERROR
 from schemas.monitoring_score import EmbeddedMonitoringScore
 from schemas.phq9 import EmbeddedPhq9Assessment
 from schemas.vital_sign import EmbeddedVitalSign
@@ -37,16 +39,14 @@ STOP_REASON_ALLOWED = ("stopped", "not_done")
 # Rounding of weight and dose in practice stays well inside this; a decimal-point slip (x10) does not.
 DOSE_TOLERANCE_FRACTION = 0.10
 DOSE_TOLERANCE_MG = 1.0
-Child = TypeVar("Child", bound=BaseModel)
+Child = TypeVar("Child", EmbeddedVitalSign, EmbeddedMonitoringScore, EmbeddedAdverseEvent, EmbeddedPhq9Assessment)
 
 
 class Rate(StrictModel):
     """Infusion rate."""
 
     unit: RateUnit = Field(description="mg/kg/h, mg/min or mL/h (UCUM).")
-    value: Number = Field(
-        gt=0, description="Rate in `unit`; mg/kg/h up to 10, mg/min up to 50, mL/h up to 2000."
-    )
+    value: Number = Field(gt=0, description="Rate in `unit`; mg/kg/h up to 10, mg/min up to 50, mL/h up to 2000.")
 
     @field_validator("value")
     @classmethod
@@ -79,9 +79,7 @@ class Dose(StrictModel):
             return self
         expected = self.mg_per_kg * self.weight_kg
         if abs(self.total_mg - expected) > dose_tolerance_mg(expected):
-            raise nested(
-                [(("total_mg",), "must equal mg_per_kg x weight_kg within 10% or 1 mg, whichever is larger")]
-            )
+            raise nested([(("total_mg",), "must equal mg_per_kg x weight_kg within 10% or 1 mg, whichever is larger")])
         return self
 
 
@@ -104,6 +102,7 @@ class InfusionSession(RecordBase):
     drug: Literal["ketamine"]
     visit_id: ExternalId | None = Field(
         None,
+        json_schema_extra=PHI,
         description=(
             "The EHR's identifier of the visit (encounter) this infusion is part of. The service then "
             "references the EHR's Encounter with this identifier (creating it only if the FHIR server has "
@@ -121,9 +120,9 @@ class InfusionSession(RecordBase):
         description="Why the infusion is given. `trd` states major depressive disorder already: with it, `mdd` is dropped.",
     )
     stop_reason: Text | None = Field(
-        None, validate_default=True, description="Required when stopped; allowed when not_done."
+        None, json_schema_extra=PHI, validate_default=True, description="Required when stopped; allowed when not_done."
     )
-    note: Text | None = None
+    note: Text | None = Field(None, description="Clinician's note on the session.", json_schema_extra=PHI)
     clinician: Clinician | None = None
     vital_signs: list[EmbeddedVitalSign] = Field(default_factory=list)
     monitoring_scores: list[EmbeddedMonitoringScore] = Field(default_factory=list)
@@ -181,7 +180,7 @@ class InfusionSession(RecordBase):
     @field_validator("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
     @classmethod
     def _children(cls, children: list[Child], info: ValidationInfo) -> list[Child]:
-        if info.field_name == "adverse_events" and children and info.data.get("status") == "entered_in_error":
+        if info.field_name == "adverse_events" and children and info.data.get("status") == SESSION_ENTERED_IN_ERROR:
             # Embedded children of an entered_in_error session are marked entered-in-error too; R4
             # AdverseEvent has no status to mark, and a PUT never deletes: retract them on their own.
             raise rule(
@@ -194,7 +193,8 @@ class InfusionSession(RecordBase):
 def _child_time(child: BaseModel) -> dt.datetime:
     for name in ("measured_at", "onset_at", "completed_at"):
         if name in type(child).model_fields:
-            return getattr(child, name)
+            value: dt.datetime = getattr(child, name)  # each of these fields is a Timestamp
+            return value
     raise TypeError(type(child).__name__)
 
 

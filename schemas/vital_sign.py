@@ -56,9 +56,7 @@ class VitalSign(RecordBase):
             "May be omitted where only one is allowed."
         ),
     )
-    value: Number | None = Field(
-        None, validate_default=True, description="The measurement (not for blood pressure)."
-    )
+    value: Number | None = Field(None, validate_default=True, description="The measurement (not for blood pressure).")
     systolic: Number | None = Field(None, validate_default=True, description="Systolic pressure, mm[Hg].")
     diastolic: Number | None = Field(None, validate_default=True, description="Diastolic pressure, mm[Hg].")
 
@@ -109,9 +107,7 @@ class VitalSign(RecordBase):
         return value
 
 
-def _pressure(
-    value: float | None, info: ValidationInfo, what: str, bounds: tuple[float, float]
-) -> float | None:
+def _pressure(value: float | None, info: ValidationInfo, what: str, bounds: tuple[float, float]) -> float | None:
     vital = info.data.get("type")
     if vital is None:
         return value
@@ -129,4 +125,6 @@ class EmbeddedVitalSign(VitalSign):
     """A vital sign inside an infusion session: `patient` and `session_key` come from the session."""
 
     embedded: ClassVar[bool] = True
-    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")
+    # Wider than the base field on purpose: optional on input; the session's validator (`_adopt`) always
+    # fills it in, so a validated session never holds an embedded record with None here.
+    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")  # type: ignore[assignment]

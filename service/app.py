@@ -10,12 +10,12 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from service.auth import require_api_key
-from service.fhir_client import FhirClient, build_http_client
+from service.fhir_client import open_fhir_client
 from service.http_edge import EdgeMiddleware, install_error_handlers
 from service.logs import configure_logging
 from service.metrics import Metrics
-from service.retry import RetryPolicy
-from service.routes import convert, health, metrics, patients, records
+from service.openapi import install_openapi
+from service.routes import convert, docs, health, metrics, patients, records
 from service.settings import Settings
 from service.sync import SyncEngine
 
@@ -32,16 +32,9 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.api_key_digests():
             log.warning("app.no_api_keys", extra={"hint": "set INFUSION_FHIR_API_KEYS; every /v1 call is refused"})
-        async with build_http_client(
-            settings.fhir_base_url,
-            connect_timeout_s=settings.connect_timeout_s,
-            read_timeout_s=settings.read_timeout_s,
-            max_connections=settings.max_connections,
-            bearer_token=settings.fhir_bearer_token,
-            transport=transport,
-        ) as http:
-            app.state.fhir = FhirClient(http, retry_policy(settings), observer=app_metrics)
-            app.state.engine = SyncEngine(app.state.fhir, settings.mapping_config())
+        async with open_fhir_client(settings, observer=app_metrics, transport=transport) as fhir:
+            app.state.fhir = fhir
+            app.state.engine = SyncEngine(fhir, settings.mapping_config())
             yield
 
     app = FastAPI(
@@ -49,24 +42,17 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
         summary="Ketamine infusion clinic records to FHIR R4, synced with a FHIR server.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from service.routes.docs, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = app_metrics
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app_metrics)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(docs.router)
     for router in (records.router, convert.router, patients.router):
         app.include_router(router, dependencies=[Depends(require_api_key)])
     return app
-
-
-def retry_policy(settings: Settings) -> RetryPolicy:
-    """The retry policy the settings describe."""
-    return RetryPolicy(
-        max_attempts=settings.retry_max_attempts,
-        max_total_s=settings.retry_max_total_s,
-        backoff_base_s=settings.retry_backoff_base_s,
-        backoff_cap_s=settings.retry_backoff_cap_s,
-        retry_after_cap_s=settings.retry_after_cap_s,
-    )

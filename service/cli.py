@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from service.batch.command import sync_command, validate_command
 from service.demo.command import demo_data_command
+from service.exit_codes import ExitCode
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -14,6 +17,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 def serve(
     host: str = typer.Option(None, help="Interface to bind (default from settings: 127.0.0.1)."),
     port: int = typer.Option(None, help="Port to listen on (default from settings: 8000)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Worker processes sharing the port; each reads the same INFUSION_FHIR_* settings."
+    ),
 ) -> None:
     """Run the REST API with uvicorn."""
     import uvicorn
@@ -22,13 +28,19 @@ def serve(
     from service.settings import Settings
 
     settings = Settings()
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+    else:
+        # Worker processes each build their own app (and FHIR client) from the environment: uvicorn
+        # needs an import string and a factory to start them. The service is stateless, so any
+        # worker may answer any request; concurrent writes are made safe by the FHIR server.
+        uvicorn.run("service.app:create_app", factory=True, workers=workers, **options)
 
 
 @app.command("map")
@@ -42,25 +54,22 @@ def map_file(
     """
     import sys
 
-    from service.mappers.ndjson import map_ndjson
+    from service.batch.mapfile import map_lines
+    from service.batch.source import read_lines
     from service.settings import Settings
 
     config = Settings().mapping_config()
     try:
-        if file == "-":
-            summary = map_ndjson(sys.stdin.buffer, config, batch_size, sys.stdout, sys.stderr)
-        else:
-            with open(file, "rb") as lines:
-                summary = map_ndjson(lines, config, batch_size, sys.stdout, sys.stderr)
+        summary = map_lines(read_lines([file]), config, batch_size, sys.stdout, sys.stderr)
     except OSError:
         typer.echo(f"cannot read {file}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.STOPPED) from None
     typer.echo(
         f"mapped {summary.mapped} of {summary.lines} records into {summary.bundles} bundles; "
         f"{summary.rejected} rejected",
         err=True,
     )
-    raise typer.Exit(1 if summary.rejected else 0)
+    raise typer.Exit(ExitCode.REJECTED if summary.rejected else ExitCode.OK)
 
 
 app.command("demo-data")(demo_data_command)

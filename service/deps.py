@@ -12,15 +12,18 @@ from service.sync import SyncEngine
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_fhir_client(request: Request) -> FhirClient:
-    return request.app.state.fhir
+    fhir: FhirClient = request.app.state.fhir
+    return fhir
 
 
 def get_sync_engine(request: Request) -> SyncEngine:
-    return request.app.state.engine
+    engine: SyncEngine = request.app.state.engine
+    return engine
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

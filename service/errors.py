@@ -1,12 +1,17 @@
 """Errors by what the caller must do next; each edge (HTTP, CLI) translates them once.
 
     InfusionFhirError
-    ├── FhirUnavailable   the FHIR server cannot be reached or kept failing: try again later
-    ├── FhirRejected      the FHIR server refused the data; its OperationOutcome says why
-    ├── NotFound          the resource or record is not on the FHIR server
-    ├── Conflict          a version conflict, or a reference to something missing (e.g. a session)
-    ├── Unauthorized      our caller's API key is missing or wrong
-    └── PayloadTooLarge   our caller sent more than the configured body size
+    ├── FhirUnavailable     the FHIR server cannot be reached or kept failing: try again later
+    ├── FhirAuthRefused     the FHIR server refused *our* credentials (401/403): fix the service's
+    │                       credentials; no record is at fault (API 502, batch exit 2)
+    ├── FhirMisconfigured   the base URL is not a FHIR R4 server (404, not FHIR, wrong version):
+    │                       fix the configuration (API /readyz 503, batch exit 2 before any input)
+    ├── FhirRejected        the FHIR server refused the data; its OperationOutcome says why
+    ├── FhirDataUnreadable  the FHIR server holds data this service cannot read back (API 502)
+    ├── NotFound            the resource or record is not on the FHIR server
+    ├── Conflict            a version conflict, or a reference to something missing (e.g. a session)
+    ├── Unauthorized        our caller's API key is missing or wrong
+    └── PayloadTooLarge     our caller sent more than the configured body size
 
 Record validation errors live with the record contract (`schemas.RecordInvalid`): bad input.
 Messages never carry PHI; the server's OperationOutcome travels on the exception, not in the text.
@@ -40,9 +45,24 @@ class InfusionFhirError(Exception):
 class FhirUnavailable(InfusionFhirError):
     """The FHIR server is down, overloaded or timing out, even after retries."""
 
+    retry_after_s: float | None = None
+    """What the FHIR server's last answer asked for in `Retry-After`, if anything."""
+
+
+class FhirAuthRefused(InfusionFhirError):
+    """The FHIR server refused the service's credentials (401/403): nothing is wrong with the data."""
+
+
+class FhirMisconfigured(InfusionFhirError):
+    """The configured base URL does not answer as a FHIR R4 server: a configuration error."""
+
 
 class FhirRejected(InfusionFhirError):
-    """The FHIR server answered with a client error for what we sent (400, 401, 403, 422, ...)."""
+    """The FHIR server answered with a client error for the data we sent (400, 422, ...)."""
+
+
+class FhirDataUnreadable(InfusionFhirError):
+    """The FHIR server holds resources this service cannot map back to a record."""
 
 
 class NotFound(InfusionFhirError):

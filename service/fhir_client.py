@@ -10,18 +10,29 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
 
-from service.errors import Conflict, FhirRejected, FhirUnavailable, InfusionFhirError, NotFound
-from service.retry import RetryPolicy, is_temporary
+from service.errors import (
+    Conflict,
+    FhirAuthRefused,
+    FhirMisconfigured,
+    FhirRejected,
+    FhirUnavailable,
+    InfusionFhirError,
+    NotFound,
+)
+from service.media import FHIR_JSON
+from service.retry import RetryPolicy, is_temporary, parse_retry_after
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 log = logging.getLogger("infusion_fhir.fhir")
-
-FHIR_JSON = "application/fhir+json"
 
 
 def build_http_client(
@@ -44,6 +55,55 @@ def build_http_client(
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         transport=transport,
     )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The retry policy the settings describe."""
+    return RetryPolicy(
+        max_attempts=settings.retry_max_attempts,
+        max_total_s=settings.retry_max_total_s,
+        backoff_base_s=settings.retry_backoff_base_s,
+        backoff_cap_s=settings.retry_backoff_cap_s,
+        retry_after_cap_s=settings.retry_after_cap_s,
+    )
+
+
+@asynccontextmanager
+async def open_fhir_client(
+    settings: Settings,
+    *,
+    max_connections: int | None = None,
+    observer: CallObserver | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[FhirClient]:
+    """The one way to get a FHIR client: from the settings (base URL, timeouts, credentials, retries).
+
+    The app's lifespan, `sync`, `validate` and anything later open it here, so every caller sends
+    the same credentials and follows the same retry policy.
+    """
+    token = settings.fhir_bearer_token.get_secret_value() if settings.fhir_bearer_token else None
+    async with build_http_client(
+        settings.fhir_base_url,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+        max_connections=max_connections or settings.max_connections,
+        bearer_token=token,
+        transport=transport,
+    ) as http:
+        yield FhirClient(http, retry_policy(settings), observer=observer)
+
+
+def capability_problem(capability: dict[str, Any]) -> str | None:
+    """Why a CapabilityStatement rules a server out for us, or None when it is fit."""
+    if capability.get("resourceType") != "CapabilityStatement":
+        return "the FHIR base URL's /metadata did not return a CapabilityStatement: not a FHIR server"
+    version = str(capability.get("fhirVersion", ""))
+    if not version.startswith("4.0."):
+        return f"the FHIR server speaks FHIR {version or 'unknown'}; infusion-fhir needs R4 (4.0.x)"
+    interactions = {i.get("code") for rest in capability.get("rest", []) for i in rest.get("interaction", [])}
+    if "transaction" not in interactions:
+        return "the FHIR server does not support transaction Bundles"
+    return None
 
 
 class CallObserver(Protocol):
@@ -79,6 +139,15 @@ class FhirClient:
         """The server's CapabilityStatement (`GET /metadata`); probes pass `retry=False`."""
         return await self._json("GET", "metadata", idempotent=retry)
 
+    async def require_r4(self, *, retry: bool = True) -> dict[str, Any]:
+        """The CapabilityStatement of a usable FHIR R4 server with transactions; FhirMisconfigured
+        (or FhirAuthRefused / FhirUnavailable) when the configured server is not one."""
+        capability = await self.capabilities(retry=retry)
+        problem = capability_problem(capability)
+        if problem:
+            raise FhirMisconfigured(problem)
+        return capability
+
     async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         """One resource by id; raises NotFound when absent or deleted."""
         return await self._json("GET", f"{resource_type}/{resource_id}", idempotent=True)
@@ -89,18 +158,6 @@ class FhirClient:
             return await self.read(resource_type, resource_id)
         except NotFound:
             return None
-
-    async def update(self, resource: Mapping[str, Any]) -> dict[str, Any]:
-        """PUT a resource to its own id (update-as-create); idempotent."""
-        path = f"{resource['resourceType']}/{resource['id']}"
-        return await self._json("PUT", path, body=resource, idempotent=True)
-
-    async def delete(self, resource_type: str, resource_id: str) -> None:
-        """Logical delete (history is kept); deleting what is gone is not an error."""
-        try:
-            await self._send("DELETE", f"{resource_type}/{resource_id}", idempotent=True)
-        except NotFound:
-            pass
 
     async def transaction(self, bundle: Mapping[str, Any] | bytes, *, idempotent: bool) -> dict[str, Any]:
         """POST a transaction Bundle; retried only when the caller says every entry is idempotent."""
@@ -169,7 +226,9 @@ class FhirClient:
             self.observer.fhir_call(operation, outcome, time.monotonic() - sent)
             if response is not None and (response.is_success or response.status_code in accept_status):
                 self.stats[f"{operation}.ok"] += 1
-                log.debug("fhir.response", extra={"operation": operation, "status": response.status_code, "attempt": attempt})
+                log.debug(
+                    "fhir.response", extra={"operation": operation, "status": response.status_code, "attempt": attempt}
+                )
                 return response
             temporary = is_temporary(response, error)
             elapsed = time.monotonic() - started
@@ -210,28 +269,44 @@ def _classify(
             f"FHIR server unreachable for {operation} after {attempts} attempt(s): {type(error).__name__}"
         )
     status = response.status_code
-    outcome = _outcome_or_none(response)
-    kwargs = {"status_code": status, "operation_outcome": outcome}
-    if status in (404, 410):
-        return NotFound(f"{operation}: not found on the FHIR server ({status})", **kwargs)
-    if status in (409, 412):
-        return Conflict(f"{operation}: conflict on the FHIR server ({status})", **kwargs)
+    error_class: type[InfusionFhirError]
     if status in (401, 403):
-        return FhirRejected(f"{operation}: the FHIR server refused our credentials ({status})", **kwargs)
-    if 400 <= status < 500 and status not in (408, 429):
-        return FhirRejected(f"{operation}: the FHIR server rejected the request ({status})", **kwargs)
-    return FhirUnavailable(f"{operation}: FHIR server answered {status} after {attempts} attempt(s)", **kwargs)
+        error_class, text = FhirAuthRefused, f"the FHIR server refused the service's credentials ({status})"
+    elif status == 404 and _addresses_the_server(operation):
+        error_class, text = FhirMisconfigured, "the FHIR base URL answered 404: it is not the base of a FHIR server"
+    elif status in (404, 410):
+        error_class, text = NotFound, f"not found on the FHIR server ({status})"
+    elif status in (409, 412):
+        error_class, text = Conflict, f"conflict on the FHIR server ({status})"
+    elif 400 <= status < 500 and status not in (408, 429):
+        error_class, text = FhirRejected, f"the FHIR server rejected the request ({status})"
+    else:
+        error_class, text = FhirUnavailable, f"FHIR server answered {status} after {attempts} attempt(s)"
+    error = error_class(f"{operation}: {text}", status_code=status, operation_outcome=_outcome_or_none(response))
+    if isinstance(error, FhirUnavailable):
+        error.retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
+    return error
+
+
+def _addresses_the_server(operation: str) -> bool:
+    """A 404 to these means the base URL is wrong, not that a resource is missing."""
+    method, _, path = operation.partition(" ")
+    return path in ("/", "metadata") or path.endswith("/_search")
 
 
 def _decode(response: httpx.Response) -> dict[str, Any]:
     if not response.content:
         return {}
     try:
-        return orjson.loads(response.content)
+        body = orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:
-        raise FhirUnavailable(
-            f"FHIR server sent a body that is not JSON ({response.status_code})", status_code=response.status_code
+        raise FhirMisconfigured(
+            f"the FHIR base URL answered {response.status_code} with a body that is not JSON: not a FHIR server",
+            status_code=response.status_code,
         ) from exc
+    if not isinstance(body, dict):
+        raise FhirMisconfigured("the FHIR base URL answered JSON that is not a FHIR resource: not a FHIR server")
+    return body
 
 
 def _outcome_or_none(response: httpx.Response) -> dict[str, Any] | None:
@@ -244,6 +319,6 @@ def _outcome_or_none(response: httpx.Response) -> dict[str, Any] | None:
 
 def _next_link(bundle: Mapping[str, Any]) -> str | None:
     for link in bundle.get("link", []):
-        if link.get("relation") == "next":
-            return link.get("url")
+        if link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return str(link["url"])
     return None

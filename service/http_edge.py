@@ -8,12 +8,16 @@
 | Conflict                    | 409    | conflict                    |
 | PayloadTooLarge             | 413    | too-long                    |
 | FhirRejected                | 502    | processing (+ the server's issues) |
+| FhirAuthRefused             | 502    | security (the FHIR server refused the service's credentials) |
+| FhirDataUnreadable          | 502    | processing (the FHIR server holds data this service cannot read) |
+| FhirMisconfigured           | 503    | not-supported (the base URL is not a FHIR R4 server) |
 | FhirUnavailable             | 503    | transient                   |
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -26,6 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas import RecordInvalid
 from service.errors import (
     Conflict,
+    FhirAuthRefused,
+    FhirDataUnreadable,
+    FhirMisconfigured,
     FhirRejected,
     FhirUnavailable,
     InfusionFhirError,
@@ -33,12 +40,13 @@ from service.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from service.media import FHIR_JSON
 from service.metrics import Metrics
 from service.outcome import operation_outcome, single_issue
+from service.routes.methods import allow_header
 
 log = logging.getLogger("infusion_fhir.api")
 
-FHIR_JSON = "application/fhir+json"
 
 _STATUS: list[tuple[type[InfusionFhirError], int, str]] = [
     (Unauthorized, 401, "login"),
@@ -46,6 +54,9 @@ _STATUS: list[tuple[type[InfusionFhirError], int, str]] = [
     (Conflict, 409, "conflict"),
     (PayloadTooLarge, 413, "too-long"),
     (FhirRejected, 502, "processing"),
+    (FhirAuthRefused, 502, "security"),
+    (FhirDataUnreadable, 502, "processing"),
+    (FhirMisconfigured, 503, "not-supported"),
     (FhirUnavailable, 503, "transient"),
 ]
 
@@ -73,6 +84,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 for issue in exc.operation_outcome.get("issue", [])
             )
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 503:  # tell the caller when to try again (what the FHIR server asked, else a default)
+            headers = {"Retry-After": str(retry_after_s(exc))}
         log.info("api.error", extra={"route": _route(request), "status": status, "error": type(exc).__name__})
         return outcome_response(outcome, status, headers)
 
@@ -87,12 +100,24 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
-        return outcome_response(single_issue(code, str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Starlette's Allow names one route's methods; the path may have more
+            headers = {**(headers or {}), "Allow": allow_header(request.app, request.scope)}
+        return outcome_response(single_issue(code, str(exc.detail)), exc.status_code, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("api.unexpected", extra={"route": _route(request), "error": type(exc).__name__})
         return outcome_response(single_issue("exception", "internal error; see the service log"), 500)
+
+
+RETRY_AFTER_DEFAULT_S = 5
+
+
+def retry_after_s(exc: InfusionFhirError) -> int:
+    """Seconds a caller should wait after a 503: the FHIR server's own Retry-After when it gave one."""
+    asked = getattr(exc, "retry_after_s", None)
+    return max(1, math.ceil(asked)) if asked is not None else RETRY_AFTER_DEFAULT_S
 
 
 def _route(request: Request) -> str:

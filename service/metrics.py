@@ -23,15 +23,24 @@ class Metrics:
             "infusion_fhir_http_requests_total", "API requests", ["method", "route", "status"], registry=self.registry
         )
         self.request_seconds = Histogram(
-            "infusion_fhir_http_request_seconds", "API request latency", ["method", "route"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "infusion_fhir_http_request_seconds",
+            "API request latency",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.fhir_calls = Counter(
-            "infusion_fhir_fhir_calls_total", "Requests to the FHIR server", ["operation", "outcome"], registry=self.registry
+            "infusion_fhir_fhir_calls_total",
+            "Requests to the FHIR server",
+            ["operation", "outcome"],
+            registry=self.registry,
         )
         self.fhir_seconds = Histogram(
-            "infusion_fhir_fhir_call_seconds", "FHIR server request latency", ["operation"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "infusion_fhir_fhir_call_seconds",
+            "FHIR server request latency",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.retries = Counter(
             "infusion_fhir_fhir_retries_total", "Retried FHIR requests", ["operation"], registry=self.registry

@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def operation_outcome(
-    *issues: tuple[str, str, str | Sequence[str] | None], severity: str = "error"
-) -> dict[str, Any]:
+def operation_outcome(*issues: tuple[str, str, str | Sequence[str] | None], severity: str = "error") -> dict[str, Any]:
     """An OperationOutcome from (code, diagnostics, expression(s)-or-None) triples."""
     out = []
     for code, diagnostics, expression in issues:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, field_validator
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.mappers.config import MappingConfig
@@ -20,8 +22,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FHIR_BASE_URL", "INFUSION_FHIR_FHIR_BASE_URL"),
         description="Base URL of the FHIR R4 server records are synced with.",
     )
-    fhir_bearer_token: str | None = Field(
-        None, description="Bearer token sent to the FHIR server, if it needs one."
+    fhir_bearer_token: SecretStr | None = Field(
+        None, description="Bearer token sent to the FHIR server, if it needs one (never logged or shown)."
     )
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
@@ -57,8 +59,12 @@ class Settings(BaseSettings):
 
     @field_validator("fhir_base_url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _base_url(cls, value: str) -> str:
+        """An absolute http(s) URL without query or fragment: refused at start-up otherwise."""
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("FHIR_BASE_URL must be an absolute http(s) URL, e.g. https://fhir.example.org/r4")
+        return value.strip().rstrip("/")
 
     def api_key_digests(self) -> frozenset[str]:
         """The accepted API key digests, lower-cased, blanks dropped."""
@@ -79,4 +85,8 @@ class Settings(BaseSettings):
     def _product_coding(self) -> tuple[str, str, str] | None:
         if not (self.medication_product_system and self.medication_product_code):
             return None
-        return (self.medication_product_system, self.medication_product_code, self.medication_product_display or self.medication_product_code)
+        return (
+            self.medication_product_system,
+            self.medication_product_code,
+            self.medication_product_display or self.medication_product_code,
+        )

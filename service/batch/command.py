@@ -11,13 +11,22 @@ from typing import Any
 
 import orjson
 import typer
+from pydantic import ValidationError
 
-from service.app import retry_policy
-from service.batch.report import EXIT_STOPPED, Progress, Report
-from service.batch.runner import BatchSync
+from service.batch.report import Progress, Report
+from service.batch.runner import BatchSync, stop_reason
 from service.batch.source import read_lines
-from service.errors import FhirUnavailable, InfusionFhirError
-from service.fhir_client import FhirClient, build_http_client
+from service.errors import (
+    Conflict,
+    FhirAuthRefused,
+    FhirMisconfigured,
+    FhirRejected,
+    FhirUnavailable,
+    InfusionFhirError,
+    NotFound,
+)
+from service.exit_codes import ExitCode
+from service.fhir_client import open_fhir_client
 from service.logs import configure_logging
 from service.mappers import mapper_for, patient_resource
 from service.mappers.fhir import to_json
@@ -26,8 +35,13 @@ from service.sync import SyncEngine
 
 
 def _settings(fhir_url: str | None) -> Settings:
-    settings = Settings()
-    return settings.model_copy(update={"fhir_base_url": fhir_url.rstrip("/")}) if fhir_url else settings
+    """The settings, with `--fhir-url` over the environment; a bad configuration stops here (exit 2)."""
+    try:
+        return Settings(FHIR_BASE_URL=fhir_url) if fhir_url else Settings()
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) or "(settings)" for e in exc.errors())
+        typer.echo(f"configuration error in: {fields}: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(ExitCode.STOPPED) from None
 
 
 def _total_bytes(files: list[str]) -> int | None:
@@ -41,7 +55,9 @@ def sync_command(
     fhir_url: str = typer.Option(None, "--fhir-url", help="FHIR base URL (default: FHIR_BASE_URL or the local HAPI)."),
     batch_size: int = typer.Option(50, "--batch-size", min=1, max=1000, help="Records per transaction Bundle."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Bundles in flight at once."),
-    rejects: Path = typer.Option(Path("rejects.ndjson"), "--rejects", help="Where rejected lines go (NDJSON, with reasons)."),
+    rejects: Path = typer.Option(
+        Path("rejects.ndjson"), "--rejects", help="Where rejected lines go (NDJSON, with reasons)."
+    ),
     report_path: Path = typer.Option(None, "--report", help="Write the JSON report here (it is always printed too)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate only; no FHIR server I/O."),
 ) -> None:
@@ -55,7 +71,7 @@ def sync_command(
     for f in files:
         if f != "-" and not os.path.isfile(f):
             typer.echo(f"cannot read {f}", err=True)
-            raise typer.Exit(EXIT_STOPPED)
+            raise typer.Exit(ExitCode.STOPPED)
     with open(rejects, "wb") as rejects_out:
         report = Report(rejects_out)
         if dry_run:
@@ -89,16 +105,18 @@ def _dry_run(files: list[str], settings: Settings, report: Report) -> dict[str, 
     return summary
 
 
-async def _sync(files: list[str], settings: Settings, report: Report, batch_size: int, concurrency: int) -> dict[str, Any]:
-    async with build_http_client(
-        settings.fhir_base_url,
-        connect_timeout_s=settings.connect_timeout_s,
-        read_timeout_s=settings.read_timeout_s,
-        max_connections=max(concurrency * 2, 4),
-        bearer_token=settings.fhir_bearer_token,
-    ) as http:
-        fhir = FhirClient(http, retry_policy(settings))
-        job = BatchSync(SyncEngine(fhir, settings.mapping_config()), report, batch_size=batch_size, concurrency=concurrency)
+async def _sync(
+    files: list[str], settings: Settings, report: Report, batch_size: int, concurrency: int
+) -> dict[str, Any]:
+    async with open_fhir_client(settings, max_connections=max(concurrency * 2, 4)) as fhir:
+        try:  # a server we cannot use stops the job before any line is read
+            await fhir.require_r4()
+        except InfusionFhirError as exc:
+            report.stopped_reason = stop_reason(exc)
+            return report.as_dict(retries=fhir.stats["retries"])
+        job = BatchSync(
+            SyncEngine(fhir, settings.mapping_config()), report, batch_size=batch_size, concurrency=concurrency
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, job.interrupt, f"interrupted by {signal.Signals(sig).name}")
@@ -114,49 +132,60 @@ def validate_command(
     """Map records and send every resource to the FHIR server's `$validate`; report issues per record.
 
     Prints one NDJSON line per record that has any issue. Exit 0 when no resource has an error,
-    1 when some do (or some lines are not valid records), 2 when the server cannot be reached.
+    1 when some do (or some lines are not valid records), 2 when the server cannot be used
+    (unreachable, credentials refused, not a FHIR R4 server).
     """
     settings = _settings(fhir_url)
     configure_logging(settings.log_level)
     try:
         counts = asyncio.run(_validate(file, settings, concurrency))
-    except FhirUnavailable as exc:
-        typer.echo(f"FHIR server unavailable: {exc.message}", err=True)
-        raise typer.Exit(EXIT_STOPPED) from None
+    except (FhirUnavailable, FhirAuthRefused, FhirMisconfigured) as exc:
+        typer.echo(f"stopped: {stop_reason(exc)}", err=True)
+        raise typer.Exit(ExitCode.STOPPED) from None
     typer.echo(orjson.dumps(counts).decode(), err=True)
-    raise typer.Exit(1 if counts["records_with_errors"] or counts["invalid_lines"] else 0)
+    failed = counts["records_with_errors"] or counts["invalid_lines"]
+    raise typer.Exit(ExitCode.REJECTED if failed else ExitCode.OK)
 
 
 async def _validate(file: str, settings: Settings, concurrency: int) -> dict[str, int]:
     config = settings.mapping_config()
     counts = {"records": 0, "resources": 0, "records_with_errors": 0, "invalid_lines": 0, "warnings": 0}
     semaphore = asyncio.Semaphore(concurrency)
-    async with build_http_client(settings.fhir_base_url, read_timeout_s=settings.read_timeout_s) as http:
-        fhir = FhirClient(http, retry_policy(settings))
+    async with open_fhir_client(settings) as fhir:
+        await fhir.require_r4()
 
         async def check(resource: dict[str, Any]) -> list[dict[str, Any]]:
             async with semaphore:
                 outcome = await fhir.validate(resource)
             return [
-                {"resource": f"{resource['resourceType']}/{resource.get('id', '(patient)')}", "severity": i.get("severity"),
-                 "diagnostics": i.get("diagnostics"), "expression": i.get("expression")}
-                for i in outcome.get("issue", []) if i.get("severity") in ("fatal", "error", "warning")
+                {
+                    "resource": f"{resource['resourceType']}/{resource.get('id', '(patient)')}",
+                    "severity": i.get("severity"),
+                    "diagnostics": i.get("diagnostics"),
+                    "expression": i.get("expression"),
+                }
+                for i in outcome.get("issue", [])
+                if i.get("severity") in ("fatal", "error", "warning")
             ]
 
         for line in read_lines([file]):
             if line.record is None:
                 if line.issues:
                     counts["invalid_lines"] += 1
-                    _emit({"line": line.number, "key": line.key, "invalid": [{"path": i.path, "message": i.message} for i in line.issues]})
+                    _emit(
+                        {
+                            "line": line.number,
+                            "key": line.key,
+                            "invalid": [{"path": i.path, "message": i.message} for i in line.issues],
+                        }
+                    )
                 continue
             record = line.record
             resources = [to_json(patient_resource(record.patient, config))]
             resources += [to_json(r) for r in mapper_for(record.kind).to_fhir(record, config)]
             try:
                 found = [i for group in await asyncio.gather(*(check(r) for r in resources)) for i in group]
-            except InfusionFhirError as exc:
-                if isinstance(exc, FhirUnavailable):
-                    raise
+            except (FhirRejected, Conflict, NotFound) as exc:  # about this resource; anything else stops
                 found = [{"severity": "error", "diagnostics": exc.message}]
             counts["records"] += 1
             counts["resources"] += len(resources)

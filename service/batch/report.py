@@ -12,8 +12,9 @@ import orjson
 
 from schemas import Issue
 from service.batch.source import Line
+from service.exit_codes import ExitCode
 
-EXIT_OK, EXIT_REJECTED, EXIT_STOPPED = 0, 1, 2
+EXIT_OK, EXIT_REJECTED, EXIT_STOPPED = ExitCode.OK, ExitCode.REJECTED, ExitCode.STOPPED
 
 
 @dataclass
@@ -46,7 +47,13 @@ class Report:
     def record_rejected(self, line: Line, reason: str, issues: tuple[Issue, ...] | list[Issue] = ()) -> None:
         self.by_kind[line.kind or "unknown"]["rejected"] += 1
         self.bytes_done += line.size
-        entry: dict[str, Any] = {"source": line.source, "line": line.number, "kind": line.kind, "key": line.key, "reason": reason}
+        entry: dict[str, Any] = {
+            "source": line.source,
+            "line": line.number,
+            "kind": line.kind,
+            "key": line.key,
+            "reason": reason,
+        }
         if issues:
             entry["issues"] = [{"path": i.path, "message": i.message} for i in issues]
         self.rejects.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
@@ -58,7 +65,7 @@ class Report:
             out[kind] += sum(n for outcome, n in counts.items() if outcome != "rejected")
         return dict(sorted(out.items()))
 
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         if self.stopped_reason:
             return EXIT_STOPPED
         return EXIT_REJECTED if self.rejected else EXIT_OK
@@ -69,7 +76,7 @@ class Report:
         return {
             "status": "stopped" if self.stopped_reason else "completed",
             "stopped_reason": self.stopped_reason,
-            "exit_code": self.exit_code(),
+            "exit_code": int(self.exit_code()),
             "lines": self.lines_read,
             "synced": self.synced,
             "rejected": self.rejected,

@@ -1,10 +1,11 @@
 """The batch sync job: stream lines, group them into transaction Bundles, send several at once.
 
 Ordering: a Bundle waits for any earlier in-flight Bundle that carries a session its records point
-at, so a session always lands before its children. A Bundle the server rejects is split in halves
-until the bad records are found, so good neighbours still land. A FHIR server still unavailable
-after the client's retries stops the job (exit 2); re-running it finishes the job without
-duplicates, since every resource goes to a deterministic id.
+at, so a session always lands before its children. A Bundle the server rejects for its data is split in halves
+until the bad records are found, so good neighbours still land. Anything that is not the data's
+fault (server still unavailable after the client's retries, our credentials refused, a base URL
+that is not a FHIR server, a bug) stops the job (exit 2) without rejecting a line; re-running it
+finishes the job without duplicates, since every resource goes to a deterministic id.
 """
 
 from __future__ import annotations
@@ -15,19 +16,24 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from schemas.kinds import SESSION, embedded_children
 from service.batch.report import Progress, Report
 from service.batch.source import Line
-from service.errors import Conflict, FhirRejected, FhirUnavailable
+from service.errors import (
+    Conflict,
+    FhirAuthRefused,
+    FhirMisconfigured,
+    FhirRejected,
+    FhirUnavailable,
+    InfusionFhirError,
+)
 from service.mappers import resource_ids
-from service.sync import SyncEngine, SyncResult
-from service.sync.engine import SessionRefused
 from service.mappers.context import SessionContext
 from service.mappers.session import session_context
+from service.sync import SyncEngine, SyncResult
+from service.sync.engine import SessionRefused
 
 log = logging.getLogger("infusion_fhir.batch")
-
-SESSION = "infusion_session"
-CHILD_LISTS = ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
 
 
 class KnownSessions(Mapping[str, SessionContext]):
@@ -129,9 +135,14 @@ class BatchSync:
                     await event.wait()
                 if not self.stop.is_set():
                     await self._sync(batch.lines)
-            except FhirUnavailable as exc:
-                log.error("batch.stopped", extra={"reason": exc.message})
-                self.interrupt(f"FHIR server unavailable: {exc.message}")
+            except InfusionFhirError as exc:
+                # Not the data's fault (server unavailable, our credentials refused, not a FHIR
+                # server): stop, reject nothing; the re-run finishes the job.
+                log.error("batch.stopped", extra={"reason": exc.message, "error": type(exc).__name__})
+                self.interrupt(stop_reason(exc))
+            except Exception as exc:  # a bug: stop rather than reject good records for it
+                log.exception("batch.unexpected", extra={"error": type(exc).__name__})
+                self.interrupt(f"internal error ({type(exc).__name__}); see the log")
             finally:
                 for key, event in batch.carries.items():
                     event.set()
@@ -139,8 +150,12 @@ class BatchSync:
                         del self.in_flight[key]
 
     async def _sync(self, lines: list[Line]) -> None:
-        """Sync lines as one Bundle; on rejection, split to find the bad ones."""
-        if not lines:
+        """Sync lines as one Bundle; on rejection, split to find the bad ones.
+
+        After an interrupt nothing new is sent, halves of a rejected bundle included: those lines
+        stay unprocessed (the report counts them) and the re-run finishes them.
+        """
+        if not lines or self.stop.is_set():
             return
         records = [line.record for line in lines]
         try:
@@ -152,26 +167,17 @@ class BatchSync:
             if not any(reasons.values()):  # cannot happen; never loop on it
                 reasons = {id(line): refused.message for line in lines}
             for line in lines:
-                if reasons[id(line)]:
-                    self.report.record_rejected(line, reasons[id(line)])
+                reason = reasons[id(line)]
+                if reason:
+                    self.report.record_rejected(line, reason)
             await self._sync([line for line in lines if not reasons[id(line)]])
             return
         except (FhirRejected, Conflict) as exc:
+            # A data error: the server refused something in this bundle. Halve to find the line.
             if len(lines) == 1:
                 self.report.record_rejected(lines[0], _reason(exc))
                 return
             self.report.splits += 1
-            middle = len(lines) // 2
-            await self._sync(lines[:middle])
-            await self._sync(lines[middle:])
-            return
-        except FhirUnavailable:
-            raise
-        except Exception as exc:  # a bug must not lose records: they are reported, never dropped
-            log.exception("batch.unexpected", extra={"error": type(exc).__name__})
-            if len(lines) == 1:
-                self.report.record_rejected(lines[0], f"internal error ({type(exc).__name__}); see the log")
-                return
             middle = len(lines) // 2
             await self._sync(lines[:middle])
             await self._sync(lines[middle:])
@@ -187,10 +193,9 @@ class BatchSync:
         for line in lines:
             record = line.record
             refs = [rid.ref for rid in resource_ids(record.kind, record.key, config)]
-            for child_list in CHILD_LISTS:
-                for child in getattr(record, child_list, None) or []:
-                    refs += [rid.ref for rid in resource_ids(child.kind, child.key, config)]
-                    self.report.embedded[child.kind] += 1
+            for child in embedded_children(record):
+                refs += [rid.ref for rid in resource_ids(child.kind, child.key, config)]
+                self.report.embedded[child.kind] += 1
             seen = {outcomes[ref] for ref in refs if ref in outcomes}
             outcome = "created" if "created" in seen else "updated" if "updated" in seen else "unchanged"
             self.report.record_synced(line, outcome)
@@ -203,6 +208,17 @@ class BatchSync:
         while True:
             await asyncio.sleep(progress.interval_s)
             progress.tick()
+
+
+def stop_reason(exc: InfusionFhirError) -> str:
+    """Why a job stopped, as the report says it (no record is at fault)."""
+    if isinstance(exc, FhirAuthRefused):
+        return f"the FHIR server refused the service's credentials: {exc.message}"
+    if isinstance(exc, FhirMisconfigured):
+        return f"the FHIR server is misconfigured: {exc.message}"
+    if isinstance(exc, FhirUnavailable):
+        return f"FHIR server unavailable: {exc.message}"
+    return exc.message
 
 
 def _reason(exc: FhirRejected | Conflict) -> str:

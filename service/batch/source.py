@@ -41,6 +41,7 @@ def kind_of(obj: Any) -> str | None:
 
 
 def parse_line(source: str, number: int, raw: bytes) -> Line:
+    """One NDJSON line: its record, or why it is not one (field paths and messages, never values)."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:

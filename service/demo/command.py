@@ -13,12 +13,8 @@ from service.demo.stream import generate_records, write_ndjson
 
 
 def demo_data_command(
-    patients: Annotated[
-        int, typer.Option("--patients", "-n", min=0, help="Number of synthetic patients.")
-    ] = 10,
-    seed: Annotated[
-        int, typer.Option("--seed", "-s", help="Random seed; the same seed gives identical bytes.")
-    ] = 0,
+    patients: Annotated[int, typer.Option("--patients", "-n", min=0, help="Number of synthetic patients.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed; the same seed gives identical bytes.")] = 0,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", dir_okay=False, help="NDJSON file to write (default: stdout)."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 
 from service.demo import tables as t
 
@@ -39,7 +40,7 @@ class Patient:
 
     number: int
     key: str  # prefix of every record key, e.g. "p000123"
-    identity: dict  # the record's `patient` block
+    identity: dict[str, Any]  # the record's `patient` block
     weight_kg: float
     weight_in_lb: bool
     systolic: float
@@ -59,7 +60,7 @@ class Patient:
     response_tau: float  # sessions to reach most of the response
     phq9_baseline: int
     phq9_item9: int
-    clinician: dict
+    clinician: dict[str, Any]
     course_start: date
     sessions: int  # infusions actually given (6 unless the course stopped early)
 
@@ -70,19 +71,15 @@ def make_patient(rng: random.Random, number: int) -> Patient:
     start = _next_weekday(anchor - timedelta(days=rng.randint(*t.COURSE_START_WINDOW_DAYS)))
     sex = weighted(rng, (("female", 0.58), ("male", 0.39), ("other", 0.02), ("unknown", 0.01)))
     given = {"female": t.GIVEN_FEMALE, "male": t.GIVEN_MALE}.get(sex, t.GIVEN_ANY)
-    identity: dict = {"mrn": _mrn(rng, number), "family": rng.choice(t.FAMILY_NAMES)}
+    identity: dict[str, Any] = {"mrn": _mrn(rng, number), "family": rng.choice(t.FAMILY_NAMES)}
     if rng.random() < 0.97:
         identity["given"] = rng.sample(given, 2 if rng.random() < 0.15 else 1)  # list, as in FHIR
     if rng.random() < 0.97:
         identity["birth_date"] = _birth_date(rng, start).isoformat()
     identity["sex"] = sex
 
-    response, _, fall_range = rng.choices(
-        t.RESPONSE_TYPES, weights=[share for _, share, _ in t.RESPONSE_TYPES]
-    )[0]
-    baseline = round(rng.triangular(15, 24, 19)) if rng.random() < 0.85 else rng.choice(
-        (11, 12, 13, 14, 25, 26, 27)
-    )
+    response, _, fall_range = rng.choices(t.RESPONSE_TYPES, weights=[share for _, share, _ in t.RESPONSE_TYPES])[0]
+    baseline = round(rng.triangular(15, 24, 19)) if rng.random() < 0.85 else rng.choice((11, 12, 13, 14, 25, 26, 27))
     item9 = int(weighted(rng, (("0", 0.7), ("1", 0.2), ("2", 0.08), ("3", 0.02))))
     indications = ["trd" if rng.random() < 0.7 else "mdd"]
     indications += [name for name, share in t.COMORBID_INDICATIONS if rng.random() < share]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
+from typing import Any
 
 from service.demo import tables as t
 from service.demo.course import Patient, weighted
 from service.demo.plan import Event, Plan
 
-Timed = tuple[float, int, dict]  # (minutes from start, tie-break order, record without patient)
+Timed = tuple[float, int, dict[str, Any]]  # (minutes from start, tie-break order, record without patient)
 VITAL_ORDER, SCORE_ORDER, EVENT_ORDER = 1000, 2000, 3000  # same minute: PHQ-9 first, events last
 
 
@@ -22,15 +24,19 @@ def vital_signs(rng: random.Random, patient: Patient, plan: Plan) -> list[Timed]
     """Weight (first session), an occasional temperature, then BP, HR, RR and SpO2 every 10-15 min."""
     out: list[Timed] = []
 
-    def add(minute: float, vital: dict) -> None:
-        vital = {"kind": "vital_sign", "key": f"{plan.key}.vs{len(out) + 1:02d}",
-                 "session_key": plan.key, "measured_at": plan.at(minute), **vital}
+    def add(minute: float, vital: dict[str, Any]) -> None:
+        vital = {
+            "kind": "vital_sign",
+            "key": f"{plan.key}.vs{len(out) + 1:02d}",
+            "session_key": plan.key,
+            "measured_at": plan.at(minute),
+            **vital,
+        }
         out.append((minute, VITAL_ORDER + len(out), vital))
 
     if plan.index == 1:
         if patient.weight_in_lb:
-            add(-20, {"type": "body_weight", "value": round(patient.weight_kg / 0.45359237, 1),
-                      "unit": "[lb_av]"})
+            add(-20, {"type": "body_weight", "value": round(patient.weight_kg / 0.45359237, 1), "unit": "[lb_av]"})
         else:
             add(-20, {"type": "body_weight", "value": patient.weight_kg, "unit": "kg"})
     if rng.random() < t.SHARE_TEMPERATURE:
@@ -55,8 +61,7 @@ def vital_signs(rng: random.Random, patient: Patient, plan: Plan) -> list[Timed]
         if sedated and sedated.onset - 2 <= minute <= sedated.onset + 15:
             resp -= 3
         spo2 = patient.spo2 + rng.gauss(0, 0.7) - (0.8 if during else 0)
-        add(minute, {"type": "blood_pressure", "systolic": systolic, "diastolic": diastolic,
-                     "unit": "mm[Hg]"})
+        add(minute, {"type": "blood_pressure", "systolic": systolic, "diastolic": diastolic, "unit": "mm[Hg]"})
         add(minute, {"type": "heart_rate", "value": round(heart), "unit": "/min"})
         add(minute, {"type": "respiratory_rate", "value": max(8, round(resp)), "unit": "/min"})
         add(minute, {"type": "spo2", "value": max(92, min(100, round(spo2))), "unit": "%"})
@@ -72,7 +77,7 @@ def observation_times(rng: random.Random, plan: Plan) -> list[float]:
     return times
 
 
-def _bp_rise(rng: random.Random, patient: Patient, plan: Plan):
+def _bp_rise(rng: random.Random, patient: Patient, plan: Plan) -> Callable[[float], float]:
     """Systolic rise (mmHg) as a function of minutes since the infusion start."""
     amplitude = patient.bp_rise * rng.uniform(0.8, 1.2)
     peak = rng.uniform(18, 30)
@@ -99,9 +104,14 @@ def monitoring_scores(rng: random.Random, patient: Patient, plan: Plan, times: l
     out: list[Timed] = []
 
     def add(minute: float, instrument: str, score: int) -> None:
-        score_record = {"kind": "monitoring_score", "key": f"{plan.key}.ms{len(out) + 1:02d}",
-                        "session_key": plan.key, "measured_at": plan.at(minute),
-                        "instrument": instrument, "score": score}
+        score_record = {
+            "kind": "monitoring_score",
+            "key": f"{plan.key}.ms{len(out) + 1:02d}",
+            "session_key": plan.key,
+            "measured_at": plan.at(minute),
+            "instrument": instrument,
+            "score": score,
+        }
         out.append((minute, SCORE_ORDER + len(out), score_record))
 
     peak = patient.dissociation * (1 - 0.06 * (plan.index - 1)) * (plan.mg_per_kg / 0.5) ** 0.8
@@ -112,8 +122,12 @@ def monitoring_scores(rng: random.Random, patient: Patient, plan: Plan, times: l
     sedated = plan.has("excessive_sedation")
     restless = plan.has("agitation", "emergence_reaction", "anxiety")
     checks = sorted({*times[::2], times[-1]})
-    cadss = {times[0]: rng.randint(0, 3), mid: peak, plan.end: peak * rng.uniform(0.55, 0.8),
-             plan.discharge: peak * rng.uniform(0.0, 0.12) + rng.randint(0, 2)}
+    cadss = {
+        times[0]: rng.randint(0, 3),
+        mid: peak,
+        plan.end: peak * rng.uniform(0.55, 0.8),
+        plan.discharge: peak * rng.uniform(0.0, 0.12) + rng.randint(0, 2),
+    }
     for minute in sorted({*checks, *cadss}):
         if minute in cadss:
             add(minute, "cadss", max(0, min(92, round(cadss[minute]))))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 from service.demo import tables as t
 from service.demo.course import Patient
 
 
-def phq9_answers(rng: random.Random, patient: Patient, infusions_before: float) -> dict:
+def phq9_answers(rng: random.Random, patient: Patient, infusions_before: float) -> dict[str, Any]:
     """Items (and usually difficulty and total) after `infusions_before` infusions.
 
     The total falls from the baseline by `response_fall` by session 6 along 1 - exp(-k/tau);
@@ -24,7 +25,7 @@ def phq9_answers(rng: random.Random, patient: Patient, infusions_before: float) 
     item9 = _clamp(round(patient.phq9_item9 * fraction_left + rng.gauss(0, 0.3)), 0, 3)
     item9 = max(min(item9, total), total - 24)
     items = _spread(rng, total - item9) + [item9]
-    answers: dict = {"items": items}
+    answers: dict[str, Any] = {"items": items}
     if rng.random() < 0.85:
         answers["difficulty"] = _difficulty(rng, total)
     if rng.random() < 0.7:

@@ -92,5 +92,6 @@ def plan_session(rng: random.Random, patient: Patient, key: str, index: int, sta
     for event in events:
         event.onset = min(event.onset, discharge - 3)
     events.sort(key=lambda e: e.onset)
-    return Plan(key, index, start, planned_mg_per_kg(patient, index), duration, end, discharge,
-                infused, events, stop_reason)
+    return Plan(
+        key, index, start, planned_mg_per_kg(patient, index), duration, end, discharge, infused, events, stop_reason
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import date
+from typing import Any
 
 from service.demo import tables as t
 from service.demo.course import Patient, clinic_time, weighted
@@ -21,16 +22,29 @@ _SEVERITIES = ("mild", "moderate", "severe")
 
 
 def session_records(
-    rng: random.Random, patient: Patient, index: int, day: date, *, infusions_before: int,
+    rng: random.Random,
+    patient: Patient,
+    index: int,
+    day: date,
+    *,
+    infusions_before: int,
     not_done: bool = False,
-) -> tuple[dict, list[dict]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The session record (without children) and its child records, children in time order."""
     key = f"{patient.key}.s{index:02d}"
     start = clinic_time(day, rng.randrange(8 * 60, 15 * 60 + 1, 15) + rng.randint(0, 12))
-    session: dict = {"kind": "infusion_session", "key": key, "patient": patient.identity}
+    session: dict[str, Any] = {"kind": "infusion_session", "key": key, "patient": patient.identity}
     if not_done:
-        plan = Plan(key, index, start, planned_mg_per_kg(patient, index), patient.duration_min, 0, 0,
-                    infused=patient.duration_min)
+        plan = Plan(
+            key,
+            index,
+            start,
+            planned_mg_per_kg(patient, index),
+            patient.duration_min,
+            0,
+            0,
+            infused=patient.duration_min,
+        )
         return _not_done(rng, patient, session, plan, infusions_before)
 
     plan = plan_session(rng, patient, key, index, start)
@@ -41,9 +55,15 @@ def session_records(
     children += monitoring_scores(rng, patient, plan, times)
     children += [_adverse_event(rng, plan, n, event) for n, event in enumerate(plan.events, 1)]
 
-    session.update(status="stopped" if plan.stopped else "completed", started_at=plan.at(0),
-                   ended_at=plan.at(plan.end), drug="ketamine", dose=_dose(patient, plan),
-                   indications=patient.indications, clinician=patient.clinician)
+    session.update(
+        status="stopped" if plan.stopped else "completed",
+        started_at=plan.at(0),
+        ended_at=plan.at(plan.end),
+        drug="ketamine",
+        dose=_dose(patient, plan),
+        indications=patient.indications,
+        clinician=patient.clinician,
+    )
     if plan.stopped:
         session["stop_reason"] = plan.stop_reason
     note = _session_note(rng, patient, plan)
@@ -53,32 +73,55 @@ def session_records(
 
 
 def _not_done(
-    rng: random.Random, patient: Patient, session: dict, plan: Plan, infusions_before: int
-) -> tuple[dict, list[dict]]:
+    rng: random.Random, patient: Patient, session: dict[str, Any], plan: Plan, infusions_before: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     reason = rng.choice(t.NOT_DONE_REASONS)
-    session.update(status="not_done", started_at=plan.at(0), drug="ketamine",
-                   indications=patient.indications, stop_reason=reason, clinician=patient.clinician)
+    session.update(
+        status="not_done",
+        started_at=plan.at(0),
+        drug="ketamine",
+        indications=patient.indications,
+        stop_reason=reason,
+        clinician=patient.clinician,
+    )
     if rng.random() < 0.5:
         session["dose"] = _dose(patient, plan)  # the contract allows the intended dose here
     children = [_phq9(rng, patient, plan, infusions_before)]
     if "blood pressure" in reason:
         for n, minute in enumerate((-10, -2), 1):
             systolic = rng.randint(162, 178)
-            children.append((minute, VITAL_ORDER + n, {
-                "kind": "vital_sign", "key": f"{plan.key}.vs{n:02d}", "session_key": plan.key,
-                "measured_at": plan.at(minute), "type": "blood_pressure", "systolic": systolic,
-                "diastolic": rng.randint(100, 108), "unit": "mm[Hg]"}))
+            children.append(
+                (
+                    minute,
+                    VITAL_ORDER + n,
+                    {
+                        "kind": "vital_sign",
+                        "key": f"{plan.key}.vs{n:02d}",
+                        "session_key": plan.key,
+                        "measured_at": plan.at(minute),
+                        "type": "blood_pressure",
+                        "systolic": systolic,
+                        "diastolic": rng.randint(100, 108),
+                        "unit": "mm[Hg]",
+                    },
+                )
+            )
     return session, _in_time_order(children)
 
 
 def _phq9(rng: random.Random, patient: Patient, plan: Plan, infusions_before: int) -> Timed:
     minute = -rng.randint(20, 40)
-    record = {"kind": "phq9_assessment", "key": f"{plan.key}.phq9", "session_key": plan.key,
-              "completed_at": plan.at(minute), **phq9_answers(rng, patient, infusions_before)}
+    record = {
+        "kind": "phq9_assessment",
+        "key": f"{plan.key}.phq9",
+        "session_key": plan.key,
+        "completed_at": plan.at(minute),
+        **phq9_answers(rng, patient, infusions_before),
+    }
     return (minute, 0, record)
 
 
-def _dose(patient: Patient, plan: Plan) -> dict:
+def _dose(patient: Patient, plan: Plan) -> dict[str, Any]:
     """What was given: a stopped infusion delivered only its share of the planned mg/kg."""
     given = plan.mg_per_kg * (plan.infused / plan.duration if plan.stopped else 1)
     mg_per_kg = round(given, 3)
@@ -90,8 +133,12 @@ def _dose(patient: Patient, plan: Plan) -> dict:
         rate = round(planned_total / plan.duration, 2)
     else:  # the dose diluted in a 100 mL bag of normal saline
         rate = round(100 * 60 / plan.duration, 1)
-    return {"total_mg": total, "mg_per_kg": mg_per_kg, "weight_kg": patient.weight_kg,
-            "rate": {"value": rate, "unit": patient.rate_unit}}
+    return {
+        "total_mg": total,
+        "mg_per_kg": mg_per_kg,
+        "weight_kg": patient.weight_kg,
+        "rate": {"value": rate, "unit": patient.rate_unit},
+    }
 
 
 def _adverse_event(rng: random.Random, plan: Plan, number: int, event: Event) -> Timed:
@@ -100,7 +147,9 @@ def _adverse_event(rng: random.Random, plan: Plan, number: int, event: Event) ->
     if event.action == "infusion_stopped" and severity == "mild":
         severity = "moderate"
     record = {
-        "kind": "adverse_event", "key": f"{plan.key}.ae{number:02d}", "session_key": plan.key,
+        "kind": "adverse_event",
+        "key": f"{plan.key}.ae{number:02d}",
+        "session_key": plan.key,
         "onset_at": plan.at(event.onset),
         "recorded_at": plan.at(min(event.onset + rng.randint(2, 15), plan.discharge + 10)),
         "event": shape.event,
@@ -130,5 +179,5 @@ def _session_note(rng: random.Random, patient: Patient, plan: Plan) -> str:
     return "; ".join(parts)
 
 
-def _in_time_order(children: list[Timed]) -> list[dict]:
+def _in_time_order(children: list[Timed]) -> list[dict[str, Any]]:
     return [record for _, _, record in sorted(children, key=lambda c: (c[0], c[1]))]

@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import date
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -24,7 +24,7 @@ EMBEDDED_LISTS = {
 _NDJSON = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS
 
 
-def generate_records(patients: int, seed: int) -> Iterator[dict]:
+def generate_records(patients: int, seed: int) -> Iterator[dict[str, Any]]:
     """NDJSON-ready records (each with `kind`) for `patients` synthetic patients, lazily.
 
     Deterministic: everything is drawn from `random.Random(seed)` (one child generator per
@@ -37,7 +37,7 @@ def generate_records(patients: int, seed: int) -> Iterator[dict]:
         yield from _patient_records(random.Random(master.getrandbits(64)), number)
 
 
-def write_ndjson(records: Iterable[dict], out: BinaryIO) -> Counter[str]:
+def write_ndjson(records: Iterable[dict[str, Any]], out: BinaryIO) -> Counter[str]:
     """Write one JSON object per line (sorted keys, so byte-identical for the same records)."""
     counts: Counter[str] = Counter()
     for record in records:
@@ -46,7 +46,7 @@ def write_ndjson(records: Iterable[dict], out: BinaryIO) -> Counter[str]:
     return counts
 
 
-def _patient_records(rng: random.Random, number: int) -> Iterator[dict]:
+def _patient_records(rng: random.Random, number: int) -> Iterator[dict[str, Any]]:
     patient = make_patient(rng, number)
     day, given, index = patient.course_start, 0, 0
     while given < patient.sessions:
@@ -55,9 +55,7 @@ def _patient_records(rng: random.Random, number: int) -> Iterator[dict]:
             day = next_session_day(rng, day)
         # a cancelled session is rescheduled, so it does not count towards the course
         not_done = rng.random() < t.SHARE_NOT_DONE and index <= patient.sessions + 2
-        session, children = session_records(
-            rng, patient, index, day, infusions_before=given, not_done=not_done
-        )
+        session, children = session_records(rng, patient, index, day, infusions_before=given, not_done=not_done)
         given += not not_done
         yield from _session_lines(rng, patient, session, children)
     if rng.random() < t.SHARE_FOLLOW_UP_PHQ9:
@@ -65,8 +63,8 @@ def _patient_records(rng: random.Random, number: int) -> Iterator[dict]:
 
 
 def _session_lines(
-    rng: random.Random, patient: Patient, session: dict, children: list[dict]
-) -> Iterator[dict]:
+    rng: random.Random, patient: Patient, session: dict[str, Any], children: list[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
     """The session then its children as lines, or (about 1 in 5) the children inside it."""
     if children and rng.random() < t.SHARE_EMBEDDED_SESSIONS:
         for child in children:
@@ -79,9 +77,13 @@ def _session_lines(
         yield {**child, "patient": patient.identity}
 
 
-def _follow_up_phq9(rng: random.Random, patient: Patient, day: date, given: int) -> dict:
+def _follow_up_phq9(rng: random.Random, patient: Patient, day: date, given: int) -> dict[str, Any]:
     """A PHQ-9 at a follow-up visit, tied to no session; some of the response may have faded."""
     at = clinic_time(day, rng.randrange(9 * 60, 16 * 60, 5))
-    return {"kind": "phq9_assessment", "key": f"{patient.key}.fu1.phq9", "patient": patient.identity,
-            "completed_at": at.isoformat(),
-            **phq9_answers(rng, patient, max(0.0, given - rng.uniform(0, 2)))}
+    return {
+        "kind": "phq9_assessment",
+        "key": f"{patient.key}.fu1.phq9",
+        "patient": patient.identity,
+        "completed_at": at.isoformat(),
+        **phq9_answers(rng, patient, max(0.0, given - rng.uniform(0, 2))),
+    }

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas import kinds
 from schemas.adverse_event import AdverseEvent as AdverseEventRecord
 from service.mappers import codes
 from service.mappers.build import (
     Json,
+    Parts,
     concept,
     concept_with_text,
-    extension_url,
     encounter_reference,
+    extension_url,
     has_code,
     identifier,
     linked_session_key,
@@ -28,12 +30,12 @@ from service.mappers.build import (
     subject,
     when,
 )
-from service.mappers.context import SessionContext, context_for
 from service.mappers.config import MappingConfig
+from service.mappers.context import SessionContext, context_for
 from service.mappers.fhir import AdverseEvent, Extension
 from service.mappers.ids import resource_id
 
-KIND = "adverse_event"
+KIND = kinds.ADVERSE_EVENT
 PART = "adverse-event"
 
 
@@ -70,7 +72,9 @@ def _seriousness(record: AdverseEventRecord) -> codes.Code:
     return codes.AE_SERIOUS_FATAL if record.outcome == "fatal" else codes.AE_SERIOUS[record.serious]
 
 
-def to_fhir_json(record: AdverseEventRecord, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
+def to_fhir_json(
+    record: AdverseEventRecord, config: MappingConfig, session: SessionContext | None = None
+) -> list[Json]:
     """One AdverseEvent (actuality actual) in the session's visit; suspectEntity when the session is known."""
     ctx = context_for(record.session_key, session, config)
     out: Json = {"resourceType": "AdverseEvent", "id": resource_id(KIND, record.key, PART, config)}
@@ -101,7 +105,7 @@ def _extension(resource: AdverseEvent, url: str) -> Extension | None:
     return next((ext for ext in resource.extension or [] if ext.url == url), None)
 
 
-def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
+def record_fields(parts: Parts, key: str, config: MappingConfig) -> dict[str, Any]:
     """Record fields of the adverse event `key` among indexed resources (see `build.parts_of`)."""
     resource = parts[(KIND, key, PART)]
     fields: dict[str, Any] = {

@@ -9,11 +9,12 @@ R4B models, hence validated, then cached and shared: treat mapped JSON as read-o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from schemas.kinds import SESSION
 from service.mappers import codes
 from service.mappers.codes import Code, LocalCode
 from service.mappers.config import MappingConfig
@@ -41,9 +42,15 @@ from service.mappers.ids import (
     resource_type,
 )
 
-SESSION = "infusion_session"
+if TYPE_CHECKING:
+    from schemas import Record
+
 VISIT = "visit"  # parts_of's kind for an EHR visit Encounter (identified in config.visit_system)
 Json = dict[str, Any]
+Parts = dict[tuple[str, str, str], Any]
+"""Resources read back, indexed by `parts_of`. The resource type of each part is the one ids.SLOTS
+names, but nothing checks it on the way in: the kind mappers read these models duck-typed (Any)."""
+K = TypeVar("K")
 
 
 @lru_cache(maxsize=1024)
@@ -74,7 +81,7 @@ def has_code(value: CodeableConcept | None, code: Code | LocalCode, config: Mapp
     return any(c.system == system and c.code == code_ for c in (value.coding or [] if value else []))
 
 
-def pick(value: CodeableConcept | None, table: dict[Any, Code | LocalCode], config: MappingConfig) -> Any:
+def pick(value: CodeableConcept | None, table: Mapping[K, Code | LocalCode], config: MappingConfig) -> K | None:
     """The key of the first table entry whose code `value` carries, else None."""
     for name, code in table.items():
         if has_code(value, code, config):
@@ -87,8 +94,10 @@ def number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def from_decimal(value: Decimal | float | int) -> float:
-    """A FHIR decimal back as the record's float."""
+def from_decimal(value: Decimal | float | int | None) -> float:
+    """A FHIR decimal back as the record's float (ValueError when absent: data we cannot read back)."""
+    if value is None:
+        raise ValueError("a FHIR decimal is missing")
     return float(value)
 
 
@@ -106,7 +115,9 @@ def quantity(value: float, ucum: str) -> Json:
 @lru_cache(maxsize=256)
 def configured_system(uri: str) -> str:
     """An identifier system from the settings, validated once."""
-    return Identifier(system=uri).system
+    system = Identifier(system=uri).system
+    assert system is not None  # just set from a str
+    return system
 
 
 def identifier(kind: str, key: str, part: str, config: MappingConfig) -> Json:
@@ -162,7 +173,9 @@ def encounter_reference(session: SessionContext | None) -> Json | None:
 @lru_cache(maxsize=64)
 def extension_url(path: str, config: MappingConfig) -> str:
     """The URL of one of the service's own extensions (validated once per config)."""
-    return Extension(url=codes.local_system(config.local_code_system_base, path)).url
+    url = Extension(url=codes.local_system(config.local_code_system_base, path)).url
+    assert url is not None  # just set from a str
+    return url
 
 
 @lru_cache(maxsize=64)
@@ -211,7 +224,8 @@ def parts_of(
     out: dict[tuple[str, str, str], DomainResource] = {}
     for value in resources:
         resource = as_resource(value)
-        idents = resource.identifier
+        # Every type in RESOURCE_CLASSES has `identifier`; DomainResource itself does not declare it.
+        idents: list[Identifier] | Identifier | None = getattr(resource, "identifier")  # noqa: B009
         if idents is not None and not isinstance(idents, list):  # AdverseEvent.identifier is 0..1 in R4
             idents = [idents]
         for ident in idents or []:
@@ -233,9 +247,7 @@ def primary_part(kind: str) -> str:
 def record_key(parts: dict[tuple[str, str, str], DomainResource], kind: str, key: str | None) -> str:
     """The key of the record of `kind` among `parts`: `key` if given and present, else the only one."""
     primary = primary_part(kind)
-    found = sorted(
-        {k for (kind_, k, part) in parts if kind_ == kind and part == primary and key in (None, k)}
-    )
+    found = sorted({k for (kind_, k, part) in parts if kind_ == kind and part == primary and key in (None, k)})
     if not found:
         raise ValueError(f"no {kind} {primary} resource given")
     if len(found) > 1:
@@ -243,19 +255,15 @@ def record_key(parts: dict[tuple[str, str, str], DomainResource], kind: str, key
     return found[0]
 
 
-def fhir_datetime(value: Any) -> dt.datetime:
-    """A FHIR dateTime as read back (a datetime with offset); partial dates are not ours."""
-    if not isinstance(value, dt.datetime) or value.tzinfo is None:
-        raise ValueError("expected a dateTime with a UTC offset")
-    return value
-
-
-def reverse_mapper(kind: str, record_fields: Callable[..., dict[str, Any]]) -> Callable[..., Any]:
+def reverse_mapper(kind: str, record_fields: Callable[..., dict[str, Any]]) -> Callable[..., Record]:
     """The `from_fhir` of a kind: its record (the one of `key` when several) from resources read back."""
 
     def from_fhir(
-        resources: Sequence[DomainResource | dict[str, Any]], patient: Any, config: MappingConfig, key: str | None = None
-    ) -> Any:
+        resources: Sequence[DomainResource | dict[str, Any]],
+        patient: Any,
+        config: MappingConfig,
+        key: str | None = None,
+    ) -> Record:
         from schemas import parse_record_of_kind
 
         parts = parts_of(resources, config)

@@ -24,16 +24,15 @@ from typing import Any
 from urllib.parse import quote
 
 from schemas.common import PatientInfo
+from schemas.kinds import PHQ9, SESSION, SESSION_ENTERED_IN_ERROR
+from service.mappers.codes import ENTERED_IN_ERROR, FLAG_ACTIVE
 from service.mappers.config import MappingConfig
 from service.mappers.context import SessionContext
-from service.mappers.codes import ENTERED_IN_ERROR, FLAG_ACTIVE
 from service.mappers.ids import patient_urn, resource_ref, visit_token, visit_urn
 from service.mappers.patient import patient_if_none_exist, patient_json
 from service.mappers.registry import mapper_for
 from service.mappers.session import session_context, visit_encounter
 
-SESSION = "infusion_session"
-PHQ9 = "phq9_assessment"
 TYPE_ORDER = ("Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag")
 
 
@@ -105,12 +104,20 @@ def transaction_bundle(
     for mrn, patient in patients.items():
         if mrn not in known_patients:
             entries.append(
-                _conditional_create(patient_urn(mrn, config), patient_json(patient, config), patient_if_none_exist(mrn, config))
+                _conditional_create(
+                    patient_urn(mrn, config), patient_json(patient, config), patient_if_none_exist(mrn, config)
+                )
             )
     for visit_id, session in visits.items():
         if visit_id not in known_visits:
             encounter = _replace_references(visit_encounter(session, config), replacements)
-            entries.append(_conditional_create(visit_urn(visit_id, config), encounter, "identifier=" + quote(visit_token(visit_id, config), safe="")))
+            entries.append(
+                _conditional_create(
+                    visit_urn(visit_id, config),
+                    encounter,
+                    "identifier=" + quote(visit_token(visit_id, config), safe=""),
+                )
+            )
     base = config.fhir_base_url.rstrip("/")
     for resource_type in TYPE_ORDER:
         for (rtype, rid), resource in resources.items():
@@ -127,7 +134,7 @@ def flag_statuses(records: Iterable[Any], config: MappingConfig) -> dict[str, st
     """`Flag/<id>` -> the status the records would give it (PHQ-9s with item 9 > 0, embedded ones too)."""
     out: dict[str, str] = {}
     for record in records:
-        retracted = record.kind == SESSION and record.status == "entered_in_error"
+        retracted = record.kind == SESSION and record.status == SESSION_ENTERED_IN_ERROR
         phq9s = record.phq9_assessments if record.kind == SESSION else [record] if record.kind == PHQ9 else []
         for phq9 in phq9s:
             if phq9.items[8] > 0:

@@ -84,7 +84,6 @@ UNIT_MG = "mg"
 UNIT_KG = "kg"
 DOSING_WEIGHT_TEXT = "Dosing weight"  # bodyweight Observation 29463-7 (section 1, last line)
 UNIT_MG_PER_KG = "mg/kg"
-RATE_UNITS: tuple[str, ...] = ("mg/kg/h", "mg/min", "mL/h")  # UCUM codes, used as unit text too
 
 # --- Section 1b: indications (Procedure.reasonCode) ---
 INDICATIONS: dict[str, Code] = {
@@ -304,8 +303,10 @@ FLAG_CATEGORY_SAFETY = Code(FLAG_CATEGORY, "safety", "Safety")  # "flags related
 FLAG_ACTIVE = "active"
 # Flag.code: SNOMED 6471006 "Suicidal thoughts" (section 1b, checked there) is what PHQ-9 item 9 asks
 # about; no SNOMED "at risk of suicide" concept could be verified here, so the risk is stated in text.
-FLAG_CODE = (Code(SNOMED, "6471006", "Suicidal thoughts"),
-             LocalCode("flag", "phq9-item9-positive", "PHQ-9 item 9 positive"))
+FLAG_CODE = (
+    Code(SNOMED, "6471006", "Suicidal thoughts"),
+    LocalCode("flag", "phq9-item9-positive", "PHQ-9 item 9 positive"),
+)
 FLAG_TEXT = "Suicide risk: PHQ-9 item 9 answered above 'Not at all'. Review before the next infusion."
 # The R4 core extension that points a Flag at the record supporting it (hl7.org/fhir/R4/extension-flag-detail).
 EXT_FLAG_DETAIL = "http://hl7.org/fhir/StructureDefinition/flag-detail"

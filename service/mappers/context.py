@@ -13,11 +13,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.kinds import SESSION, SESSION_ENTERED_IN_ERROR
 from service.mappers.codes import EXT_EMBEDDED_IN_SESSION, EXT_SESSION, local_system
 from service.mappers.config import MappingConfig
 from service.mappers.ids import parse_identifier, resource_ref, visit_urn
 
-SESSION = "infusion_session"
 NOT_ADMINISTERED = ("planned", "not_done")  # no ketamine was given: nothing can be "during" it
 
 
@@ -43,7 +43,7 @@ class SessionContext:
     @property
     def retracts_children(self) -> bool:
         """An embedded child of a session sent as entered_in_error is entered-in-error too."""
-        return self.embedded and self.status == "entered_in_error"
+        return self.embedded and self.status == SESSION_ENTERED_IN_ERROR
 
     def during(self, when: dt.datetime) -> bool:
         """Whether `when` falls within the infusion (start and end inclusive; open while in progress)."""
@@ -90,7 +90,9 @@ def _instant(value: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def context_from_procedure(session_key: str, procedure: dict[str, Any], mrn: str | None, config: MappingConfig) -> SessionContext:
+def context_from_procedure(
+    session_key: str, procedure: dict[str, Any], mrn: str | None, config: MappingConfig
+) -> SessionContext:
     """A session's context from its Procedure as the FHIR server holds it (JSON) and its patient's MRN."""
     period = procedure.get("performedPeriod") or {}
     encounter = (procedure.get("encounter") or {}).get("reference")
@@ -113,7 +115,9 @@ def child_link(resource: dict[str, Any], config: MappingConfig) -> tuple[str | N
     embedded_url = local_system(base, EXT_EMBEDDED_IN_SESSION)
     links = {local_system(base, EXT_SESSION): False, embedded_url: True}
     refs: list[tuple[dict[str, Any], bool]] = [
-        (ext.get("valueReference") or {}, links[ext.get("url")]) for ext in resource.get("extension", []) if ext.get("url") in links
+        (ext.get("valueReference") or {}, links[ext.get("url")])
+        for ext in resource.get("extension", [])
+        if ext.get("url") in links
     ]
     refs += [(ref, False) for ref in resource.get("partOf", [])]
     refs += [(s.get("instance") or {}, False) for s in resource.get("suspectEntity", [])]

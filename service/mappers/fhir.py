@@ -31,6 +31,7 @@ from fhir.resources.R4B.period import Period
 from fhir.resources.R4B.procedure import Procedure, ProcedurePerformer
 from fhir.resources.R4B.quantity import Quantity
 from fhir.resources.R4B.reference import Reference
+from fhir_core.fhirabstractmodel import FHIRAbstractModel
 
 RESOURCE_CLASSES: dict[str, type[DomainResource]] = {
     "AdverseEvent": AdverseEvent,
@@ -58,8 +59,8 @@ def validated(resources: Iterable[dict[str, Any]]) -> list[DomainResource]:
     return [as_resource(resource) for resource in resources]
 
 
-def to_json(resource: DomainResource) -> dict[str, Any]:
-    """The JSON-ready dict of a resource (FHIR JSON: aliases, no empty elements)."""
+def to_json(resource: FHIRAbstractModel) -> dict[str, Any]:
+    """The JSON-ready dict of a resource or element (FHIR JSON: aliases, no empty elements)."""
     return resource.model_dump(mode="json")
 
 

@@ -51,9 +51,7 @@ class ResourceId:
 SLOTS: dict[str, tuple[Slot, ...]] = {
     "infusion_session": (
         Slot("Procedure", "procedure", "pr", primary=True),
-        Slot(
-            "MedicationAdministration", "medication-administration", "ma", optional=True
-        ),  # not when planned
+        Slot("MedicationAdministration", "medication-administration", "ma", optional=True),  # not when planned
         Slot("Observation", "dosing-weight", "bw", optional=True),  # only with dose.weight_kg
         Slot("Encounter", "encounter", "en", optional=True),  # only without the EHR's own visit_id
     ),
@@ -132,9 +130,7 @@ def identifier_value(kind: str, key: str, part: str) -> str:
     return key if _slot(kind, part).primary else f"{key}/{part}"
 
 
-def parse_identifier(
-    system: str | None, value: str | None, config: MappingConfig
-) -> tuple[str, str, str] | None:
+def parse_identifier(system: str | None, value: str | None, config: MappingConfig) -> tuple[str, str, str] | None:
     """(kind, key, part) from a business identifier this service wrote, else None."""
     base = config.identifier_system_base.rstrip("/") + "/"
     if not system or not value or not system.startswith(base):

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas import kinds
 from schemas.monitoring_score import MonitoringScore
 from service.mappers import codes
 from service.mappers.build import (
     Json,
+    Parts,
     concept,
-    pick,
     encounter_reference,
     linked_session_key,
     observation_links,
+    pick,
     resource_head,
     reverse_mapper,
     session_link,
     subject,
     when,
 )
-from service.mappers.context import SessionContext, context_for
 from service.mappers.config import MappingConfig
+from service.mappers.context import SessionContext, context_for
 
-KIND = "monitoring_score"
+KIND = kinds.MONITORING_SCORE
 PART = "observation"
 
 
@@ -46,7 +48,7 @@ def to_fhir_json(record: MonitoringScore, config: MappingConfig, session: Sessio
     return [out]
 
 
-def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
+def record_fields(parts: Parts, key: str, config: MappingConfig) -> dict[str, Any]:
     """Record fields of the monitoring score `key` among indexed resources (see `build.parts_of`)."""
     observation = parts[(KIND, key, PART)]
     instrument = pick(observation.code, codes.MONITORING_SCALES, config)

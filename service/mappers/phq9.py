@@ -11,33 +11,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from schemas import kinds
 from schemas.phq9 import Phq9Assessment
 from service.mappers import codes
 from service.mappers.build import (
     Json,
+    Parts,
     concept,
+    encounter_reference,
     from_decimal,
     has_code,
-    pick,
-    quantity,
-    encounter_reference,
     linked_session_key,
     observation_links,
+    pick,
+    quantity,
     resource_head,
     reverse_mapper,
     session_link,
     subject,
     when,
 )
+from service.mappers.config import MappingConfig
 from service.mappers.context import SessionContext, context_for
 from service.mappers.ids import resource_ref
-from service.mappers.config import MappingConfig
 
-KIND = "phq9_assessment"
+KIND = kinds.PHQ9
 ITEM_PARTS = tuple(f"item-{n}" for n in range(1, 10))
 
 
-def _observation_maker(record: Phq9Assessment, ctx: SessionContext | None, config: MappingConfig) -> Callable[..., Json]:
+def _observation_maker(
+    record: Phq9Assessment, ctx: SessionContext | None, config: MappingConfig
+) -> Callable[..., Json]:
     """A maker of this assessment's Observations: (part, code, **elements after effectiveDateTime)."""
     part_of, status = observation_links(record.completed_at, ctx, config)
     extension = session_link(ctx, config)
@@ -66,6 +70,7 @@ def _item9_positive(config: MappingConfig) -> Json:
 
 
 def _total(record: Phq9Assessment, config: MappingConfig, observation: Callable[..., Json]) -> Json:
+    assert record.total is not None  # the record's validator fills it in from the items
     severity = codes.phq9_severity(record.total)
     interpretation = [concept((severity,), config, severity.display)]
     extra: Json = {}
@@ -86,7 +91,9 @@ def _item(part: str, item: codes.Code, score: int, config: MappingConfig, observ
     extra: Json = {}
     if part == ITEM_PARTS[8] and score > 0:
         extra["interpretation"] = [_item9_positive(config)]
-    return observation(part, concept((item,), config), valueCodeableConcept=concept((answer,), config, answer.display), **extra)
+    return observation(
+        part, concept((item,), config), valueCodeableConcept=concept((answer,), config, answer.display), **extra
+    )
 
 
 def _flag(record: Phq9Assessment, ctx: SessionContext | None, config: MappingConfig) -> Json:
@@ -96,7 +103,13 @@ def _flag(record: Phq9Assessment, ctx: SessionContext | None, config: MappingCon
     Flag, and marks it entered-in-error only when the PHQ-9 itself is retracted.
     """
     panel = resource_ref(KIND, record.key, "panel", config)
-    out = resource_head(KIND, record.key, "flag", config, extension=[{"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": panel}}])
+    out = resource_head(
+        KIND,
+        record.key,
+        "flag",
+        config,
+        extension=[{"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": panel}}],
+    )
     out.update(
         status=codes.ENTERED_IN_ERROR if ctx is not None and ctx.retracts_children else codes.FLAG_ACTIVE,
         category=[concept((codes.FLAG_CATEGORY_SAFETY,), config)],
@@ -138,7 +151,7 @@ def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: Session
     return out
 
 
-def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
+def record_fields(parts: Parts, key: str, config: MappingConfig) -> dict[str, Any]:
     """Record fields of the PHQ-9 `key` among indexed resources (see `build.parts_of`)."""
     panel = parts[(KIND, key, "panel")]
     if not has_code(panel.code, codes.PHQ9_PANEL, config):

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.records import MODELS
+from schemas.records import MODELS, Record
 from service.mappers import adverse_event, monitoring_score, phq9, session, vital_sign
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource, validated
@@ -28,7 +28,7 @@ class KindMapper:
     the fast path, no model per record."""
     to_fhir: Callable[..., list[DomainResource]]
     """record -> the same resources as validated R4B models (fhir.resources checks each element)."""
-    from_fhir: Callable[..., Any]
+    from_fhir: Callable[..., Record]
     """(resources, patient, config, key=None) -> the record; resources are models or JSON as read back,
     and may include other records' resources when `key` names the one wanted."""
     resource_ids: Callable[[str, MappingConfig], list[ResourceId]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.fhir import DomainResource
@@ -18,6 +18,8 @@ from service.mappers.fhir import DomainResource
 # with its session; an EHR visit's Encounter is never passed here (the service never writes over it).
 RETRACTABLE = ("Encounter", "Procedure", "MedicationAdministration", "Observation", "Flag")
 RETRACTED_STATUS = ENTERED_IN_ERROR
+Resource = TypeVar("Resource", DomainResource, dict[str, Any])
+"""Models or JSON as read back: each function returns the kind it is given."""
 
 
 def _type_of(resource: DomainResource | dict[str, Any]) -> str:
@@ -26,9 +28,9 @@ def _type_of(resource: DomainResource | dict[str, Any]) -> str:
     return resource.get_resource_type()
 
 
-def retract(resources: Iterable[DomainResource | dict[str, Any]]) -> list[DomainResource | dict[str, Any]]:
+def retract(resources: Iterable[Resource]) -> list[Resource]:
     """Copies of the retractable resources with status `entered-in-error`; inputs are not changed."""
-    out: list[DomainResource | dict[str, Any]] = []
+    out: list[Resource] = []
     for resource in resources:
         if _type_of(resource) not in RETRACTABLE:
             continue
@@ -41,8 +43,6 @@ def retract(resources: Iterable[DomainResource | dict[str, Any]]) -> list[Domain
     return out
 
 
-def not_retractable(
-    resources: Iterable[DomainResource | dict[str, Any]],
-) -> list[DomainResource | dict[str, Any]]:
+def not_retractable(resources: Iterable[Resource]) -> list[Resource]:
     """The resources `retract` leaves out that the sync engine must delete (AdverseEvents)."""
     return [resource for resource in resources if _type_of(resource) == "AdverseEvent"]

@@ -13,11 +13,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from schemas.session import InfusionSession
+from schemas import kinds
+from schemas.session import Dose, InfusionSession
 from service.mappers import adverse_event, codes, monitoring_score, phq9, vital_sign
 from service.mappers.build import (
     VISIT,
     Json,
+    Parts,
     coding,
     concept,
     configured_system,
@@ -36,16 +38,14 @@ from service.mappers.build import (
     when,
 )
 from service.mappers.config import MappingConfig
-from service.mappers.context import NOT_ADMINISTERED, SessionContext, own_encounter
+from service.mappers.context import NOT_ADMINISTERED, SessionContext, child_link, own_encounter
 from service.mappers.fhir import Procedure
+from service.mappers.ids import resource_ref
 
-KIND = "infusion_session"
-CHILDREN = (  # (record field, kind module), in the order their resources follow the session's
-    ("vital_signs", vital_sign),
-    ("monitoring_scores", monitoring_score),
-    ("phq9_assessments", phq9),
-    ("adverse_events", adverse_event),
-)
+KIND = kinds.SESSION
+_MODULES = {module.KIND: module for module in (vital_sign, monitoring_score, phq9, adverse_event)}
+CHILDREN = tuple((field, _MODULES[kind]) for field, kind in kinds.CHILD_LISTS.items())
+"""(record field, kind module), in the order their resources follow the session's."""
 _INDICATIONS = {name: code for name, code in codes.INDICATIONS.items() if name != "trd"}
 
 
@@ -66,9 +66,8 @@ def _clinician(record: InfusionSession, config: MappingConfig) -> Json | None:
     return actor
 
 
-def dosage_text(record: InfusionSession) -> str:
+def dosage_text(record: InfusionSession, dose: Dose) -> str:
     """The human-readable dose line, e.g. `35 mg ketamine IV (0.5 mg/kg) at 0.5 mg/kg/h over 40 min`."""
-    dose = record.dose
     text = f"{number(dose.total_mg)} mg ketamine IV"
     if dose.mg_per_kg is not None:
         text += f" ({number(dose.mg_per_kg)} mg/kg)"
@@ -79,21 +78,20 @@ def dosage_text(record: InfusionSession) -> str:
     return text
 
 
-def _per_kg(record: InfusionSession, config: MappingConfig) -> list[Json]:
-    if record.dose.mg_per_kg is None:
+def _per_kg(dose: Dose, config: MappingConfig) -> list[Json]:
+    if dose.mg_per_kg is None:
         return []
     url = extension_url(codes.EXT_DOSE_PER_KG, config)
-    return [{"url": url, "valueQuantity": quantity(record.dose.mg_per_kg, codes.UNIT_MG_PER_KG)}]
+    return [{"url": url, "valueQuantity": quantity(dose.mg_per_kg, codes.UNIT_MG_PER_KG)}]
 
 
-def _dosage(record: InfusionSession, config: MappingConfig) -> Json:
+def _dosage(record: InfusionSession, dose: Dose, config: MappingConfig) -> Json:
     """MedicationAdministration.dosage: the dose given (never for a not-done session)."""
-    dose = record.dose
     out: Json = {}
-    per_kg = _per_kg(record, config)
+    per_kg = _per_kg(dose, config)
     if per_kg:
         out["extension"] = per_kg
-    out["text"] = dosage_text(record)
+    out["text"] = dosage_text(record, dose)
     out["route"] = concept((codes.ROUTE_INTRAVENOUS,), config)
     out["dose"] = quantity(dose.total_mg, codes.UNIT_MG)
     if dose.rate is not None:
@@ -101,14 +99,13 @@ def _dosage(record: InfusionSession, config: MappingConfig) -> Json:
     return out
 
 
-def _intended_dosage(record: InfusionSession, config: MappingConfig) -> Json:
+def _intended_dosage(record: InfusionSession, dose: Dose, config: MappingConfig) -> Json:
     """The intended-dosage extension of a not-done administration: a Dosage labelled as not given."""
-    dose = record.dose
     dosage: Json = {}
-    per_kg = _per_kg(record, config)
+    per_kg = _per_kg(dose, config)
     if per_kg:
         dosage["extension"] = per_kg
-    dosage["text"] = codes.INTENDED_DOSAGE_PREFIX + dosage_text(record)
+    dosage["text"] = codes.INTENDED_DOSAGE_PREFIX + dosage_text(record, dose)
     dosage["route"] = concept((codes.ROUTE_INTRAVENOUS,), config)
     dose_and_rate: Json = {"doseQuantity": quantity(dose.total_mg, codes.UNIT_MG)}
     if dose.rate is not None:
@@ -195,11 +192,9 @@ def _procedure(record: InfusionSession, config: MappingConfig, patient: Json, cl
     return out
 
 
-def _administration(
-    record: InfusionSession, config: MappingConfig, patient: Json, clinician: Json | None
-) -> Json:
+def _administration(record: InfusionSession, config: MappingConfig, patient: Json, clinician: Json | None) -> Json:
     not_done = record.status == "not_done"
-    extension = [_intended_dosage(record, config)] if not_done and record.dose is not None else None
+    extension = [_intended_dosage(record, record.dose, config)] if not_done and record.dose is not None else None
     out = resource_head(KIND, record.key, "medication-administration", config, extension=extension)
     out["partOf"] = [session_reference(record.key, "procedure", config)]
     out["status"] = codes.MED_ADMIN_STATUS[record.status]
@@ -216,23 +211,23 @@ def _administration(
     if clinician is not None:
         out["performer"] = [{"actor": clinician}]
     if record.dose is not None and not not_done:
-        out["dosage"] = _dosage(record, config)
+        out["dosage"] = _dosage(record, record.dose, config)
     return out
 
 
-def _dosing_weight(record: InfusionSession, config: MappingConfig, patient: Json) -> Json:
+def _dosing_weight(record: InfusionSession, weight_kg: float, config: MappingConfig, patient: Json) -> Json:
     weight = codes.VITALS["body_weight"]
     out = resource_head(KIND, record.key, "dosing-weight", config, meta=profile(weight.profile))
     if record.status not in NOT_ADMINISTERED:
         out["partOf"] = [session_reference(record.key, "procedure", config)]
     out.update(
-        status=codes.ENTERED_IN_ERROR if record.status == "entered_in_error" else codes.OBSERVATION_FINAL,
+        status=codes.ENTERED_IN_ERROR if record.status == kinds.SESSION_ENTERED_IN_ERROR else codes.OBSERVATION_FINAL,
         category=[concept((codes.CATEGORY_VITAL_SIGNS,), config)],
         code=concept(weight.codes, config, codes.DOSING_WEIGHT_TEXT),
         subject=patient,
         encounter={"reference": own_encounter(record.key, record.visit_id, config)},
         effectiveDateTime=when(record.started_at),
-        valueQuantity=quantity(record.dose.weight_kg, codes.UNIT_KG),
+        valueQuantity=quantity(weight_kg, codes.UNIT_KG),
     )
     return out
 
@@ -246,7 +241,7 @@ def to_fhir_json(record: InfusionSession, config: MappingConfig, session: Sessio
     if record.status in codes.MED_ADMIN_STATUS:
         out.append(_administration(record, config, patient, clinician))
     if record.dose is not None and record.dose.weight_kg is not None:
-        out.append(_dosing_weight(record, config, patient))
+        out.append(_dosing_weight(record, record.dose.weight_kg, config, patient))
     if record.visit_id is None:
         out.append(_encounter(record, config, patient))
     children = session_context(record, config, embedded=True)
@@ -271,7 +266,7 @@ def _given_or_intended(administration: Any, config: MappingConfig) -> tuple[Any,
     return intended, first.doseQuantity, first.rateQuantity
 
 
-def _dose_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any] | None:
+def _dose_fields(parts: Parts, key: str, config: MappingConfig) -> dict[str, Any] | None:
     found = _given_or_intended(parts.get((KIND, key, "medication-administration")), config)
     if found is None or found[1] is None:
         return None
@@ -289,7 +284,7 @@ def _dose_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]
     return dose
 
 
-def _visit_id(parts: dict, procedure: Procedure) -> str | None:
+def _visit_id(parts: Parts, procedure: Procedure) -> str | None:
     """The EHR visit id, when the Procedure's Encounter is an EHR visit among the resources read."""
     reference = procedure.encounter.reference if procedure.encounter is not None else None
     for (kind, value, _), resource in parts.items():
@@ -323,7 +318,7 @@ def _procedure_fields(procedure: Procedure, config: MappingConfig) -> dict[str, 
     return fields
 
 
-def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
+def record_fields(parts: Parts, key: str, config: MappingConfig) -> dict[str, Any]:
     """Record fields of the session `key`, with the children that reference it, from indexed resources."""
     procedure = parts[(KIND, key, "procedure")]
     fields: dict[str, Any] = {"key": key, **_procedure_fields(procedure, config)}
@@ -344,6 +339,30 @@ def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any
         children = [module.record_fields(parts, child_key, config) for child_key in child_keys]
         fields[field] = [child for child in children if child.get("session_key") == key]
     return fields
+
+
+def child_searches(key: str, procedure: dict[str, Any], config: MappingConfig) -> list[tuple[str, dict[str, str]]]:
+    """(resource type, search parameters) that find the children of the session `key` on a server.
+
+    By the session's visit (Encounter), by `partOf` (also resources written before visits were
+    referenced) and, for AdverseEvents (R4 has no encounter search on them), by suspect entity.
+    A search may find more than the session's children: keep those `is_child_of` accepts.
+    """
+    procedure_ref = f"Procedure/{procedure['id']}"
+    searches: list[tuple[str, dict[str, str]]] = [("Observation", {"part-of": procedure_ref})]
+    encounter = (procedure.get("encounter") or {}).get("reference")
+    if encounter:
+        searches.append(("Observation", {"encounter": encounter}))
+    administration = resource_ref(KIND, key, "medication-administration", config)
+    searches.append(("AdverseEvent", {"substance": f"{administration},{procedure_ref}"}))
+    return searches
+
+
+def is_child_of(resource: dict[str, Any], key: str, procedure: dict[str, Any], config: MappingConfig) -> bool:
+    """Whether a resource read back is a child of the session `key`: it names the session and is of
+    the session's patient (a resource of any other patient never is, whatever it references)."""
+    same_patient = (resource.get("subject") or {}).get("reference") == (procedure.get("subject") or {}).get("reference")
+    return same_patient and child_link(resource, config)[0] == key
 
 
 from_fhir = reverse_mapper(KIND, record_fields)

@@ -4,29 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas import kinds
 from schemas.vital_sign import VitalSign
 from service.mappers import codes
 from service.mappers.build import (
     Json,
+    Parts,
     concept,
+    encounter_reference,
     from_decimal,
     has_code,
-    profile,
-    quantity,
-    encounter_reference,
     linked_session_key,
     observation_links,
+    profile,
+    quantity,
     resource_head,
     reverse_mapper,
     session_link,
     subject,
     when,
 )
-from service.mappers.context import SessionContext, context_for
 from service.mappers.config import MappingConfig
+from service.mappers.context import SessionContext, context_for
 from service.mappers.fhir import Observation
 
-KIND = "vital_sign"
+KIND = kinds.VITAL_SIGN
 PART = "observation"
 BP_UNIT = "mm[Hg]"
 
@@ -35,7 +37,9 @@ def to_fhir_json(record: VitalSign, config: MappingConfig, session: SessionConte
     """One Observation in the session's visit; `partOf` its Procedure when measured during the infusion."""
     vital = codes.VITALS[record.type]
     ctx = context_for(record.session_key, session, config)
-    out = resource_head(KIND, record.key, PART, config, meta=profile(vital.profile), extension=session_link(ctx, config))
+    out = resource_head(
+        KIND, record.key, PART, config, meta=profile(vital.profile), extension=session_link(ctx, config)
+    )
     part_of, status = observation_links(record.measured_at, ctx, config)
     if part_of:
         out["partOf"] = part_of
@@ -47,11 +51,15 @@ def to_fhir_json(record: VitalSign, config: MappingConfig, session: SessionConte
         out["encounter"] = encounter_reference(ctx)
     out["effectiveDateTime"] = when(record.measured_at)
     if record.type == "blood_pressure":
+        # The record's validators require systolic and diastolic for blood_pressure.
+        assert record.systolic is not None and record.diastolic is not None
         out["component"] = [
             {"code": concept((code,), config), "valueQuantity": quantity(value, BP_UNIT)}
             for code, value in ((codes.BP_SYSTOLIC, record.systolic), (codes.BP_DIASTOLIC, record.diastolic))
         ]
     else:
+        # The record's validators require value for the other types, and fill in unit when only one is allowed.
+        assert record.value is not None and record.unit is not None
         out["valueQuantity"] = quantity(record.value, record.unit)
     return [out]
 
@@ -80,7 +88,7 @@ def observation_fields(observation: Observation, config: MappingConfig) -> dict[
     return fields
 
 
-def record_fields(parts: dict, key: str, config: MappingConfig) -> dict[str, Any]:
+def record_fields(parts: Parts, key: str, config: MappingConfig) -> dict[str, Any]:
     """Record fields of the vital sign `key` among indexed resources (see `build.parts_of`)."""
     return {"key": key, **observation_fields(parts[(KIND, key, PART)], config)}
 

@@ -9,37 +9,40 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from schemas import Issue, RecordInvalid, format_path, parse_record
+from service.batch.source import parse_line
 from service.deps import SettingsDep
 from service.mappers import transaction_bundle
+from service.media import FHIR_JSON, NDJSON
+from service.routes.responses import CONVERT, FhirJsonResponse, convert_body
 
 router = APIRouter(prefix="/v1", tags=["convert"])
 
 
 def _records_from_body(body: bytes, content_type: str) -> list[Any]:
     """Records from a JSON array (or one object) or NDJSON; every bad record reported by index."""
-    if "ndjson" in content_type:
-        raw = [line for line in body.splitlines() if line.strip()]
-        items: list[Any] = []
-        issues: list[Issue] = []
-        for index, line in enumerate(raw):
-            try:
-                items.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                issues.append(Issue(f"[{index}]", "line is not valid JSON"))
+    if NDJSON in content_type or "ndjson" in content_type:
+        lines = [parse_line("body", n, raw) for n, raw in enumerate(r for r in body.splitlines() if r.strip())]
+        issues = [
+            Issue(f"[{line.number}]" + ("." + i.path if i.path else ""), i.message)
+            for line in lines
+            for i in line.issues
+        ]
         if issues:
             raise RecordInvalid(issues)
-    else:
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise RecordInvalid.single("", "request body is not valid JSON") from None
-        items = parsed if isinstance(parsed, list) else [parsed]
+        return [line.record for line in lines]
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RecordInvalid.single("", "request body is not valid JSON") from None
+    items = parsed if isinstance(parsed, list) else [parsed]
     records, issues = [], []
     for index, item in enumerate(items):
         try:
             records.append(parse_record(item))
         except RecordInvalid as exc:
-            issues.extend(Issue(format_path((index,)) + ("." + i.path if i.path else ""), i.message) for i in exc.issues)
+            issues.extend(
+                Issue(format_path((index,)) + ("." + i.path if i.path else ""), i.message) for i in exc.issues
+            )
     if issues:
         raise RecordInvalid(issues)
     return records
@@ -47,15 +50,13 @@ def _records_from_body(body: bytes, content_type: str) -> list[Any]:
 
 @router.post(
     "/$convert",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}, "application/x-ndjson": {}},
-        }
-    },
+    operation_id="convert",
+    openapi_extra=convert_body(),
+    response_class=FhirJsonResponse,
+    responses=CONVERT,
 )
 async def convert(request: Request, settings: SettingsDep) -> Response:
     """Map records (a JSON array, or NDJSON) to one FHIR transaction Bundle; nothing is written."""
     records = _records_from_body(await request.body(), request.headers.get("content-type", ""))
     bundle = transaction_bundle(records, settings.mapping_config())
-    return Response(orjson.dumps(bundle), media_type="application/fhir+json")
+    return Response(orjson.dumps(bundle), media_type=FHIR_JSON)

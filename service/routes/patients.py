@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas import RecordInvalid
 from schemas.records import issues_from
 from service.deps import FhirClientDep, SettingsDep
+from service.routes.examples import TREND_EXAMPLE
 from service.routes.records import read_json_body
+from service.routes.responses import PHQ9_TREND
 from service.sync.trend import phq9_trend
 
 router = APIRouter(prefix="/v1", tags=["patients"])
@@ -23,7 +25,15 @@ class TrendRequest(BaseModel):
 
 @router.post(
     "/patients/$phq9-trend",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": TrendRequest.model_json_schema()}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TrendRequest.model_json_schema(), "example": TREND_EXAMPLE}},
+        }
+    },
+    operation_id="phq9_trend",
+    response_model=None,
+    responses=PHQ9_TREND,
 )
 async def phq9_trend_route(request: Request, fhir: FhirClientDep, settings: SettingsDep) -> dict[str, Any]:
     """The patient's PHQ-9 totals over time: baseline, change, response (>= 50% drop), remission (< 5),

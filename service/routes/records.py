@@ -8,18 +8,13 @@ import orjson
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
-from schemas import RecordInvalid, parse_record_of_kind, record_json_schema
+from schemas import RecordInvalid, parse_record_of_kind
+from schemas.common import KEY_PATTERN
+from schemas.kinds import SEGMENTS
 from service.deps import SyncEngineDep
+from service.routes.responses import RECORD_DELETE, record_get, record_put, record_put_body
 
-KINDS: dict[str, str] = {
-    "infusion-sessions": "infusion_session",
-    "vital-signs": "vital_sign",
-    "monitoring-scores": "monitoring_score",
-    "adverse-events": "adverse_event",
-    "phq9-assessments": "phq9_assessment",
-}
-
-RecordKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="The clinic's record key.")]
+RecordKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The clinic's record key.")]
 
 router = APIRouter(prefix="/v1")
 
@@ -40,8 +35,9 @@ def _record_routes(segment: str, kind: str) -> None:
         f"/{segment}/{{key}}",
         tags=[tag],
         name=f"put_{kind}",
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": record_json_schema(kind)}}}},
-        responses={200: {"description": "Nothing new was created"}, 201: {"description": "Something was created"}},
+        operation_id=f"put_{kind}",
+        openapi_extra=record_put_body(kind),
+        responses=record_put(kind),
     )
     async def put_record(key: RecordKey, request: Request, engine: SyncEngineDep) -> JSONResponse:
         body = await read_json_body(request)
@@ -51,14 +47,23 @@ def _record_routes(segment: str, kind: str) -> None:
 
     put_record.__doc__ = f"Map and sync one {kind} record (idempotent; re-sending changes nothing)."
 
-    @router.get(f"/{segment}/{{key}}", tags=[tag], name=f"get_{kind}")
+    @router.get(
+        f"/{segment}/{{key}}", tags=[tag], name=f"get_{kind}", operation_id=f"get_{kind}", responses=record_get(kind)
+    )
     async def get_record(key: RecordKey, engine: SyncEngineDep) -> Response:
         record = await engine.read(kind, key)
         return Response(record.model_dump_json(exclude_none=True), media_type="application/json")
 
     get_record.__doc__ = f"The {kind} record as read back from the FHIR server (404 when absent)."
 
-    @router.delete(f"/{segment}/{{key}}", tags=[tag], status_code=204, name=f"delete_{kind}")
+    @router.delete(
+        f"/{segment}/{{key}}",
+        tags=[tag],
+        status_code=204,
+        name=f"delete_{kind}",
+        operation_id=f"delete_{kind}",
+        responses=RECORD_DELETE,
+    )
     async def delete_record(key: RecordKey, engine: SyncEngineDep) -> Response:
         await engine.retract(kind, key)
         return Response(status_code=204)
@@ -66,5 +71,5 @@ def _record_routes(segment: str, kind: str) -> None:
     delete_record.__doc__ = f"Retract the {kind} record: its resources become entered-in-error (repeatable)."
 
 
-for _segment, _kind in KINDS.items():
+for _segment, _kind in SEGMENTS.items():
     _record_routes(_segment, _kind)

@@ -25,21 +25,31 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas import Record
-from service.errors import Conflict, FhirRejected, NotFound
+from pydantic import ValidationError
+
+from schemas import InfusionSession, Record
+from schemas.kinds import PHQ9, SESSION
+from service.errors import Conflict, FhirDataUnreadable, FhirRejected, NotFound
 from service.fhir_client import FhirClient
-from service.mappers import MappingConfig, mapper_for, not_retractable, resource_ids, retract, transaction_bundle
+from service.mappers import (
+    MappingConfig,
+    mapper_for,
+    not_retractable,
+    patient_from_fhir,
+    resource_ids,
+    retract,
+    transaction_bundle,
+)
 from service.mappers.bundle import flag_statuses
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
 from service.mappers.ids import patient_token, resource_ref, visit_token
+from service.mappers.session import child_searches, is_child_of
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.redact import redact_error
 
 log = logging.getLogger("infusion_fhir.sync")
 
-SESSION = "infusion_session"
-PHQ9 = "phq9_assessment"
 RETRACTED = ENTERED_IN_ERROR
 KEPT_FLAG_STATUSES = ("active", "inactive")  # a Flag in either state is the clinicians' to change
 
@@ -70,7 +80,9 @@ class SessionRefused(Conflict):
     Messages name fields and record keys only, never an MRN or anything of the other patient.
     """
 
-    def __init__(self, missing: Sequence[str] = (), other_patient: Sequence[str] = (), visits: Sequence[str] = ()) -> None:
+    def __init__(
+        self, missing: Sequence[str] = (), other_patient: Sequence[str] = (), visits: Sequence[str] = ()
+    ) -> None:
         self.missing = sorted(missing)
         self.other_patient = sorted(other_patient)
         self.visits = sorted(visits)
@@ -88,7 +100,13 @@ class SessionRefused(Conflict):
                 f"visit_id names a visit of a different patient than patient.mrn "
                 f"(sessions {', '.join(self.visits)}); nothing was written"
             )
-        self.expression = ["session_key", "patient.mrn"] if self.other_patient else ["visit_id", "patient.mrn"] if self.visits else ["session_key"]
+        self.expression = (
+            ["session_key", "patient.mrn"]
+            if self.other_patient
+            else ["visit_id", "patient.mrn"]
+            if self.visits
+            else ["session_key"]
+        )
         super().__init__("; ".join(parts))
 
     def refuses(self, record: Any) -> str | None:
@@ -103,7 +121,6 @@ class SessionRefused(Conflict):
         return None
 
 
-
 class SyncEngine:
     """Maps records with the pure mappers and writes them through the one FHIR client."""
 
@@ -113,7 +130,9 @@ class SyncEngine:
 
     # -- writes -------------------------------------------------------------------------------
 
-    async def upsert(self, records: Sequence[Record], *, known_sessions: Mapping[str, SessionContext] | None = None) -> SyncResult:
+    async def upsert(
+        self, records: Sequence[Record], *, known_sessions: Mapping[str, SessionContext] | None = None
+    ) -> SyncResult:
         """Write `records` in one transaction (all or nothing); re-sending changes nothing.
 
         `known_sessions` are sessions the caller has just synced (the batch job), so they need not
@@ -150,18 +169,23 @@ class SyncEngine:
         records = list(records)
         known = known or {}
         own = {r.key: r for r in records if r.kind == SESSION}
-        naming = [r for r in records if getattr(r, "session_key", None)]
+        naming = [(r, k) for r in records if (k := _session_key(r))]  # (record, the session it names)
         contexts: dict[str, SessionContext] = {}
-        wanted = sorted({r.session_key for r in naming if r.session_key not in own and r.session_key not in known})
+        wanted = sorted({k for _, k in naming if k not in own and k not in known})
         missing: list[str] = []
         if wanted:
             found, missing = await self._sessions_on_server(wanted)
             contexts.update(found)
-        contexts.update({k: known[k] for r in naming if (k := r.session_key) in known and k not in own})
-        other = set()
-        for record in naming:
-            session_key = record.session_key
-            mrn = own[session_key].patient.mrn if session_key in own else contexts[session_key].mrn if session_key in contexts else None
+        contexts.update({k: known[k] for _, k in naming if k in known and k not in own})
+        other: set[str] = set()
+        for record, session_key in naming:
+            mrn = (
+                own[session_key].patient.mrn
+                if session_key in own
+                else contexts[session_key].mrn
+                if session_key in contexts
+                else None
+            )
             if session_key not in missing and mrn != record.patient.mrn:
                 other.add(session_key)
         if missing or other:
@@ -184,12 +208,14 @@ class SyncEngine:
         return found, sorted(set(keys) - set(found))
 
     def _mrn_of(self, patient: dict[str, Any]) -> str | None:
-        return next((i.get("value") for i in patient.get("identifier", []) if i.get("system") == self.config.mrn_system), None)
+        return next(
+            (i.get("value") for i in patient.get("identifier", []) if i.get("system") == self.config.mrn_system), None
+        )
 
     async def _existing_visits(self, records: Sequence[Record]) -> dict[str, str]:
         """visit id -> `Encounter/id` of the EHR visits already on the server; SessionRefused when a
         visit is another patient's."""
-        visits = {r.visit_id: r for r in records if r.kind == SESSION and r.visit_id is not None}
+        visits = {r.visit_id: r for r in records if isinstance(r, InfusionSession) and r.visit_id is not None}
         if not visits:
             return {}
         tokens = ",".join(visit_token(v, self.config) for v in visits)
@@ -201,7 +227,12 @@ class SyncEngine:
         other: list[str] = []
         for encounter in encounters:
             visit_id = next(
-                (i.get("value") for i in encounter.get("identifier", []) if i.get("system") == self.config.visit_system), None
+                (
+                    i.get("value")
+                    for i in encounter.get("identifier", [])
+                    if i.get("system") == self.config.visit_system
+                ),
+                None,
             )
             if visit_id not in visits:
                 continue
@@ -226,7 +257,9 @@ class SyncEngine:
         if not statuses:
             return {}
         ids = {ref.split("/", 1)[1]: ref for ref in statuses}
-        found = await self.fhir.search("Flag", {"_id": ",".join(ids), "_elements": "id,status", "_count": str(len(ids))})
+        found = await self.fhir.search(
+            "Flag", {"_id": ",".join(ids), "_elements": "id,status", "_count": str(len(ids))}
+        )
         on_server = {ids[f["id"]]: f for f in found if f["id"] in ids}
         keep: dict[str, WrittenResource | None] = {}
         for ref, status in statuses.items():
@@ -236,7 +269,9 @@ class SyncEngine:
                 status != RETRACTED and held_status in KEPT_FLAG_STATUSES
             ):
                 version = (held or {}).get("meta", {}).get("versionId")
-                keep[ref] = None if held is None else WrittenResource("Flag", held["id"], version, WriteOutcome.unchanged)
+                keep[ref] = (
+                    None if held is None else WrittenResource("Flag", held["id"], version, WriteOutcome.unchanged)
+                )
         return keep
 
     async def _resolve_patients(self, records: Sequence[Record]) -> dict[str, str]:
@@ -264,9 +299,12 @@ class SyncEngine:
             if visit is not None:
                 resources.append(visit)
         patient = await self._patient_of(primary)
-        from service.mappers import patient_from_fhir
-
-        return mapper_for(kind).from_fhir(resources, patient_from_fhir(patient, self.config), self.config)
+        try:
+            return mapper_for(kind).from_fhir(resources, patient_from_fhir(patient, self.config), self.config)
+        except (ValueError, ValidationError) as exc:  # RecordInvalid is a ValueError too
+            # Not the caller's input: what the server holds does not map back to a record.
+            log.warning("sync.unreadable", extra={"kind": kind, "key": key, "error": type(exc).__name__})
+            raise FhirDataUnreadable(f"the FHIR server holds data this service cannot read for {kind} {key}") from None
 
     async def _own_resources(self, kind: str, key: str) -> list[dict[str, Any]]:
         """The record's own resources on the server, primary first (absent ones left out)."""
@@ -281,29 +319,15 @@ class SyncEngine:
         return [found[rid.ref] for rid in wanted if rid.ref in found]
 
     async def _session_children(self, key: str, session_resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Observations and AdverseEvents of the session's patient that name this session.
-
-        Found by the session's visit (Encounter), by `partOf` (resources written before visits were
-        referenced) and, for AdverseEvents (R4 has no encounter search on them), by suspect entity.
-        A resource of any other patient is never taken as the session's, whatever it references.
-        """
+        """Observations and AdverseEvents of the session's patient that name this session (how they
+        are found and recognised is the mappers' knowledge: `session.child_searches`, `is_child_of`)."""
         refs = {f"{r['resourceType']}/{r['id']}": r for r in session_resources}
-        procedure_ref = next(ref for ref in refs if ref.startswith("Procedure/"))
-        procedure = refs[procedure_ref]
-        searches: list[tuple[str, dict[str, str]]] = [("Observation", {"part-of": procedure_ref})]
-        encounter = (procedure.get("encounter") or {}).get("reference")
-        if encounter:
-            searches.append(("Observation", {"encounter": encounter}))
-        administration = resource_ref(SESSION, key, "medication-administration", self.config)
-        searches.append(("AdverseEvent", {"substance": f"{administration},{procedure_ref}"}))
-        subject = (procedure.get("subject") or {}).get("reference")
+        procedure = next(r for r in session_resources if r["resourceType"] == "Procedure")
         children: dict[str, dict[str, Any]] = {}
-        for resource_type, params in searches:
+        for resource_type, params in child_searches(key, procedure, self.config):
             for child in await self.fhir.search(resource_type, params):
                 ref = f"{child['resourceType']}/{child['id']}"
-                if ref in refs or (child.get("subject") or {}).get("reference") != subject:
-                    continue
-                if child_link(child, self.config)[0] == key:
+                if ref not in refs and is_child_of(child, key, procedure, self.config):
                     children[ref] = child
         return list(children.values())
 
@@ -341,8 +365,11 @@ class SyncEngine:
             embedded = [c for c in await self._session_children(key, resources) if child_link(c, self.config)[1]]
             resources += embedded + await self._flags_of(embedded)
         entries = [
-            {"fullUrl": self._full_url(r), "resource": _without_meta(r),
-             "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            {
+                "fullUrl": self._full_url(r),
+                "resource": _without_meta(r),
+                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+            }
             for r in retract(resources)
         ]
         entries += [
@@ -376,6 +403,11 @@ class SyncEngine:
         except NotFound as exc:
             return exc.status_code == 410
         return False
+
+
+def _session_key(record: Record) -> str | None:
+    """The key of the session a record names (None for a session, which names none)."""
+    return None if isinstance(record, InfusionSession) else record.session_key
 
 
 def _is_retracted(resource: dict[str, Any]) -> bool:

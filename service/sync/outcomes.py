@@ -33,7 +33,12 @@ class WrittenResource:
     outcome: WriteOutcome
 
     def as_dict(self) -> dict[str, Any]:
-        return {"resourceType": self.resource_type, "id": self.id, "version": self.version, "outcome": self.outcome.value}
+        return {
+            "resourceType": self.resource_type,
+            "id": self.id,
+            "version": self.version,
+            "outcome": self.outcome.value,
+        }
 
 
 def written_resources(request_bundle: dict[str, Any], response_bundle: dict[str, Any]) -> list[WrittenResource]:
@@ -46,9 +51,7 @@ def written_resources(request_bundle: dict[str, Any], response_bundle: dict[str,
         if not resource_type:
             resource_type, _, resource_id = sent["request"]["url"].partition("/")
         version = version or _etag_version(response.get("etag"))
-        written.append(
-            WrittenResource(resource_type, resource_id, version, _outcome(method, response))
-        )
+        written.append(WrittenResource(resource_type, resource_id, version, _outcome(method, response)))
     return written
 
 

@@ -7,35 +7,19 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-from service.mappers.ids import search_escape
-
+from schemas.common import phi_strings
 from service.errors import InfusionFhirError
+from service.mappers.ids import search_escape
 
 REDACTED = "[redacted]"
 
 
 def phi_values(records: Iterable[Any]) -> list[str]:
-    """The PHI strings of records: MRNs, visit ids, names, birth dates, free-text notes (longest first)."""
+    """The PHI strings of records (the fields `schemas` marks as PHI) and the forms they take in a
+    server's diagnostics (search-escaped, URL-encoded), longest first."""
     values: set[str] = set()
-    for record in records:
-        patient = getattr(record, "patient", None)
-        if patient is not None:
-            mrn = patient.mrn
-            values.update({mrn, search_escape(mrn), quote(mrn, safe=""), quote(search_escape(mrn), safe="")})
-            values.update(v for v in (patient.family, str(patient.birth_date) if patient.birth_date else None) if v)
-            values.update(patient.given or [])
-        visit_id = getattr(record, "visit_id", None)
-        if visit_id:
-            values.update({visit_id, search_escape(visit_id), quote(visit_id, safe=""), quote(search_escape(visit_id), safe="")})
-        for attr in ("note", "description", "stop_reason"):
-            value = getattr(record, attr, None)
-            if isinstance(value, str) and value:
-                values.add(value)
-        clinician = getattr(record, "clinician", None)
-        if clinician is not None and getattr(clinician, "name", None):
-            values.add(clinician.name)
-        for child_list in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments"):
-            values.update(phi_values(getattr(record, child_list, None) or []))
+    for text in phi_strings(list(records)):
+        values.update({text, search_escape(text), quote(text, safe=""), quote(search_escape(text), safe="")})
     return sorted((v for v in values if len(v) >= 2), key=len, reverse=True)
 
 

@@ -91,7 +91,8 @@ def _item9_of(observation: dict[str, Any]) -> int | None:
 def _code_of(observation: dict[str, Any]) -> str | None:
     for coding in (observation.get("code") or {}).get("coding", []):
         if coding.get("system") == codes.LOINC:
-            return coding.get("code")
+            code: str | None = coding.get("code")
+            return code
     return None
 
 
@@ -101,7 +102,9 @@ def trend_points(observations: list[dict[str, Any]], config: MappingConfig) -> l
     by_ref = {f"Observation/{o['id']}": o for o in live}
     item9_of_total: dict[str, int] = {}
     for panel in (o for o in live if _code_of(o) == codes.PHQ9_PANEL.code):
-        members = [by_ref[m.get("reference", "")] for m in panel.get("hasMember", []) if m.get("reference", "") in by_ref]
+        members = [
+            by_ref[m.get("reference", "")] for m in panel.get("hasMember", []) if m.get("reference", "") in by_ref
+        ]
         item9 = next((_item9_of(m) for m in members if _code_of(m) == codes.PHQ9_ITEMS[8].code), None)
         for member in members:
             if _code_of(member) == codes.PHQ9_TOTAL.code and item9 is not None:

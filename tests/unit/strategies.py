@@ -33,9 +33,7 @@ mrns = st.one_of(
 short_texts = st.text(CHARS, min_size=1, max_size=30).map(str.strip).filter(bool)
 texts = st.text(CHARS, min_size=1, max_size=200).map(str.strip).filter(bool)
 offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
-times = st.datetimes(
-    min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2090, 12, 31), timezones=offsets
-)
+times = st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2090, 12, 31), timezones=offsets)
 
 
 def _number(low: float, high: float, **kw: Any) -> st.SearchStrategy[float]:
@@ -72,9 +70,7 @@ def vital_signs(draw: st.DrawFn, embedded: bool = False) -> dict[str, Any]:
     if vital_type == "blood_pressure":
         systolic = draw(_number(SYSTOLIC_RANGE[0] + 1, SYSTOLIC_RANGE[1]))
         out["systolic"] = systolic
-        out["diastolic"] = draw(
-            _number(DIASTOLIC_RANGE[0], min(systolic, DIASTOLIC_RANGE[1]), exclude_max=True)
-        )
+        out["diastolic"] = draw(_number(DIASTOLIC_RANGE[0], min(systolic, DIASTOLIC_RANGE[1]), exclude_max=True))
     else:
         out["value"] = draw(_number(*RANGES[(vital_type, unit)]))
     if vital_type in ("temperature", "body_weight") or draw(st.booleans()):
@@ -128,9 +124,7 @@ def phq9_assessments(draw: st.DrawFn, embedded: bool = False) -> dict[str, Any]:
     return _standalone(draw, out, "phq9_assessment", embedded, session_key=draw(st.booleans()))
 
 
-def _standalone(
-    draw: st.DrawFn, out: dict[str, Any], kind: str, embedded: bool, session_key: bool
-) -> dict[str, Any]:
+def _standalone(draw: st.DrawFn, out: dict[str, Any], kind: str, embedded: bool, session_key: bool) -> dict[str, Any]:
     if draw(st.booleans()) or not embedded:
         out["kind"] = kind
     if not embedded:

@@ -67,8 +67,12 @@ def test_closed_loop_raises_when_a_request_fails() -> None:
 
 
 def _level(p50: float, p99: float) -> dict:
-    return {"added_p50_pct": p50, "added_p99_pct": p99, "added_p50_pct_ci95": (p50 - 1, p50 + 1),
-            "added_p99_pct_ci95": (p99 - 5, p99 + 5)}
+    return {
+        "added_p50_pct": p50,
+        "added_p99_pct": p99,
+        "added_p50_pct_ci95": (p50 - 1, p50 + 1),
+        "added_p99_pct_ci95": (p99 - 5, p99 + 5),
+    }
 
 
 def test_api_target_is_met_only_when_p50_and_p99_are_within_ten_percent() -> None:
@@ -80,8 +84,10 @@ def test_api_target_is_met_only_when_p50_and_p99_are_within_ten_percent() -> Non
 def test_a_sync_side_is_rated_over_the_mean_time_of_its_runs() -> None:
     from bench.sync import _side
 
-    runs = [{"batch_size": 50, "concurrency": 4, "seconds": 10.0, "ok": True},
-            {"batch_size": 50, "concurrency": 4, "seconds": 30.0, "ok": True}]
+    runs = [
+        {"batch_size": 50, "concurrency": 4, "seconds": 10.0, "ok": True},
+        {"batch_size": 50, "concurrency": 4, "seconds": 30.0, "ok": True},
+    ]
     assert _side(runs, 1000)["resources_per_s"] == 50.0  # not 100 (best run) nor 66.7 (mean of rates)
     runs[1]["ok"] = False
     assert _side(runs, 1000)["resources_per_s"] == 0.0

@@ -33,9 +33,7 @@ def _records(*kinds: str, mrn: str = "MRN-1") -> list:
 
 
 def test_bundle_is_a_transaction_with_patients_first_then_types_in_dependency_order() -> None:
-    records = _records("adverse_event", "phq9_assessment", "vital_sign") + _records(
-        "infusion_session", mrn="M|2"
-    )
+    records = _records("adverse_event", "phq9_assessment", "vital_sign") + _records("infusion_session", mrn="M|2")
     bundle = transaction_bundle(records, CONFIG)
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
     types = [e["resource"]["resourceType"] for e in bundle["entry"]]
@@ -74,9 +72,7 @@ def test_known_patients_get_no_entry_and_literal_references() -> None:
     text = orjson.dumps(bundle).decode()
     assert patient_urn("MRN-1", CONFIG) not in text
     assert "Patient/x" not in text
-    subjects = Counter(
-        e["resource"]["subject"]["reference"] for e in bundle["entry"] if "subject" in e["resource"]
-    )
+    subjects = Counter(e["resource"]["subject"]["reference"] for e in bundle["entry"] if "subject" in e["resource"])
     assert subjects["Patient/pat-1"] >= 3 and subjects[patient_urn("NEW", CONFIG)] == 1
 
 
@@ -91,9 +87,7 @@ def test_a_record_sent_twice_yields_each_resource_once_with_its_last_content() -
 
 def test_bundle_json_is_identical_for_the_same_records() -> None:
     records = _records("infusion_session", "phq9_assessment")
-    assert orjson.dumps(transaction_bundle(records, CONFIG)) == orjson.dumps(
-        transaction_bundle(list(records), CONFIG)
-    )
+    assert orjson.dumps(transaction_bundle(records, CONFIG)) == orjson.dumps(transaction_bundle(list(records), CONFIG))
 
 
 def test_an_empty_batch_is_an_empty_transaction() -> None:

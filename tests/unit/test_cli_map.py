@@ -33,9 +33,7 @@ def _bundles(stdout: str) -> list[dict]:
     return [orjson.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
-def test_valid_file_prints_one_transaction_bundle_per_batch_and_exits_0(
-    runner: CliRunner, tmp_path: Path
-) -> None:
+def test_valid_file_prints_one_transaction_bundle_per_batch_and_exits_0(runner: CliRunner, tmp_path: Path) -> None:
     path = _write(tmp_path, [json.dumps(r) for r in GOOD])
     result = runner.invoke(app, ["map", path, "--batch-size", "2"])
     assert result.exit_code == 0, result.stderr
@@ -52,9 +50,7 @@ def test_default_batch_is_fifty_records(runner: CliRunner, tmp_path: Path) -> No
     assert [len(b["entry"]) for b in _bundles(result.stdout)] == [51, 2]  # Patient + 50, Patient + 1
 
 
-def test_bad_lines_go_to_stderr_with_line_number_key_and_paths_and_exit_1(
-    runner: CliRunner, tmp_path: Path
-) -> None:
+def test_bad_lines_go_to_stderr_with_line_number_key_and_paths_and_exit_1(runner: CliRunner, tmp_path: Path) -> None:
     bad_bp = mutated("vital_sign", {"key": "V-BAD", "diastolic": 150, "patient.mrn": "PHI-MRN-777"})
     lines = [
         json.dumps(GOOD[0]),

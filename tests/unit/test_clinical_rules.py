@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from schemas import RecordInvalid, parse_record
-from service.mappers import MappingConfig, mapper_for, transaction_bundle
-from service.mappers import codes
+from service.mappers import MappingConfig, codes, mapper_for, transaction_bundle
 from service.mappers.context import SessionContext
 from service.sync.trend import TrendPoint, trend_points, trend_summary
 from tests.unit.examples import BASE, mutated
@@ -98,8 +97,14 @@ def test_children_of_an_entered_in_error_session_are_entered_in_error_and_flags_
 
 
 def test_part_of_only_for_what_was_measured_during_the_infusion() -> None:
-    session = SessionContext(key="S", encounter="Encounter/e", mrn="M", status="completed",
-                             started_at=_record("infusion_session").started_at, ended_at=_record("infusion_session").ended_at)
+    session = SessionContext(
+        key="S",
+        encounter="Encounter/e",
+        mrn="M",
+        status="completed",
+        started_at=_record("infusion_session").started_at,
+        ended_at=_record("infusion_session").ended_at,
+    )
     inside = _map("vital_sign", session, session_key="S", measured_at="2024-04-12T09:10:00-04:00")[0]
     before = _map("vital_sign", session, session_key="S", measured_at="2024-04-12T08:50:00-04:00")[0]
     assert inside["partOf"] and "partOf" not in before
@@ -109,15 +114,31 @@ def test_part_of_only_for_what_was_measured_during_the_infusion() -> None:
 
 
 def _obs(oid: str, code: str, when: str, **extra: Any) -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": oid, "status": "final", "effectiveDateTime": when,
-            "code": {"coding": [{"system": codes.LOINC, "code": code}]}, **extra}
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "effectiveDateTime": when,
+        "code": {"coding": [{"system": codes.LOINC, "code": code}]},
+        **extra,
+    }
 
 
 def test_trend_reads_totals_sent_as_value_integer_and_item_9_from_the_panel() -> None:
     """A PHQ-9 written by another system: total as valueInteger, item 9 found through the panel."""
-    item9 = _obs("i9", "44260-8", "2026-01-01T10:00:00Z", valueCodeableConcept={"coding": [{"system": codes.LOINC, "code": "LA6570-1"}]})
+    item9 = _obs(
+        "i9",
+        "44260-8",
+        "2026-01-01T10:00:00Z",
+        valueCodeableConcept={"coding": [{"system": codes.LOINC, "code": "LA6570-1"}]},
+    )
     total = _obs("t", "44261-6", "2026-01-01T10:00:00Z", valueInteger=7)
-    panel = _obs("p", "44249-1", "2026-01-01T10:00:00Z", hasMember=[{"reference": "Observation/i9"}, {"reference": "Observation/t"}])
+    panel = _obs(
+        "p",
+        "44249-1",
+        "2026-01-01T10:00:00Z",
+        hasMember=[{"reference": "Observation/i9"}, {"reference": "Observation/t"}],
+    )
     retracted = _obs("t2", "44261-6", "2025-12-01T10:00:00Z", valueInteger=20, status="entered-in-error")
     points = trend_points([item9, total, panel, retracted], CONFIG)
     assert points == [TrendPoint(None, "2026-01-01T10:00:00Z", 7, 2)]
@@ -131,7 +152,9 @@ def test_trend_says_item_9_is_unknown_rather_than_negative_when_it_is_not_there(
 
 
 def test_every_local_extension_has_a_published_structure_definition() -> None:
-    paths = [v for k, v in vars(codes).items() if k.startswith("EXT_") and isinstance(v, str) and v.startswith("extension/")]
+    paths = [
+        v for k, v in vars(codes).items() if k.startswith("EXT_") and isinstance(v, str) and v.startswith("extension/")
+    ]
     assert len(paths) == 6
     for path in paths:
         definition = json.loads((DOCS / f"StructureDefinition-{path.removeprefix('extension/')}.json").read_text())

@@ -7,8 +7,8 @@ import orjson
 from schemas import parse_record
 from service.mappers import MappingConfig, mapper_for
 from service.mappers.fhir import to_json
-from tests.unit.examples import as_server_holds
 from tests.corpus import coverage_gaps, generate
+from tests.unit.examples import as_server_holds
 
 CONFIG = MappingConfig()
 

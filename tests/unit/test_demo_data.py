@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from schemas import RecordInvalid, parse_record
-from service.demo import generate_records, write_ndjson
 from service.cli import app
+from service.demo import generate_records, write_ndjson
 from service.demo.course import clinic_time
 from service.demo.stream import EMBEDDED_LISTS
 
@@ -26,9 +26,21 @@ SYNTHETIC_MRN = re.compile(r"^SYN[-,|$\\]\d{6}$")
 CHILD_KINDS = ("vital_sign", "monitoring_score", "adverse_event", "phq9_assessment")
 TIME_FIELDS = ("started_at", "measured_at", "onset_at", "completed_at")
 ALL_EVENTS = {
-    "nausea", "vomiting", "headache", "dizziness", "elevated_blood_pressure", "tachycardia",
-    "hallucinations", "dissociation", "emergence_reaction", "anxiety", "agitation",
-    "excessive_sedation", "blurred_vision", "diplopia", "other",
+    "nausea",
+    "vomiting",
+    "headache",
+    "dizziness",
+    "elevated_blood_pressure",
+    "tachycardia",
+    "hallucinations",
+    "dissociation",
+    "emergence_reaction",
+    "anxiety",
+    "agitation",
+    "excessive_sedation",
+    "blurred_vision",
+    "diplopia",
+    "other",
 }
 ALL_VITALS = {"blood_pressure", "heart_rate", "respiratory_rate", "spo2", "temperature", "body_weight"}
 
@@ -109,8 +121,7 @@ def test_children_follow_their_session_as_lines_or_embedded_in_it() -> None:
             children = _children(record)
             if children:
                 embedded += 1
-                assert all("patient" not in child and child["session_key"] == record["key"]
-                           for _, child in children)
+                assert all("patient" not in child and child["session_key"] == record["key"] for _, child in children)
             else:
                 standalone += 1
         elif "session_key" in record:
@@ -206,8 +217,9 @@ def test_the_course_looks_like_ketamine_treatment() -> None:
     assert statistics.median(per_patient.values()) == 6
     assert statistics.median(s["dose"]["mg_per_kg"] for s in given) == 0.5
     assert all(0 < s["dose"]["mg_per_kg"] <= 1.0 for s in given)
-    minutes = [(_at(s["ended_at"]) - _at(s["started_at"])).total_seconds() / 60 for s in given
-               if s["status"] == "completed"]
+    minutes = [
+        (_at(s["ended_at"]) - _at(s["started_at"])).total_seconds() / 60 for s in given if s["status"] == "completed"
+    ]
     assert statistics.median(minutes) == 40
     assert 0.02 <= sum(s["status"] == "stopped" for s in sessions) / len(sessions) <= 0.07
     assert all(s["stop_reason"] for s in sessions if s["status"] == "stopped")
@@ -222,12 +234,18 @@ def test_the_course_looks_like_ketamine_treatment() -> None:
     for session in given:
         children = by_session[session["key"]] + _children(session)
         start, end = _at(session["started_at"]), _at(session["ended_at"])
-        bps = sorted((_at(r["measured_at"]), r["systolic"]) for k, r in children
-                     if k == "vital_sign" and r["type"] == "blood_pressure")
+        bps = sorted(
+            (_at(r["measured_at"]), r["systolic"])
+            for k, r in children
+            if k == "vital_sign" and r["type"] == "blood_pressure"
+        )
         if bps:
             rises.append(max(s for _, s in bps) - bps[0][1])
-        cadss = [(r["score"], _at(r["measured_at"])) for k, r in children
-                 if k == "monitoring_score" and r["instrument"] == "cadss"]
+        cadss = [
+            (r["score"], _at(r["measured_at"]))
+            for k, r in children
+            if k == "monitoring_score" and r["instrument"] == "cadss"
+        ]
         if cadss:
             cadss_peak_during.append(start < max(cadss)[1] <= end)
     assert 10 <= statistics.median(rises) <= 30

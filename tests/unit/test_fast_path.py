@@ -42,8 +42,15 @@ def test_fast_json_is_what_the_validated_models_write(raw: dict, config: Mapping
 @given(raw=patients(), config=CONFIGS)
 def test_patient_json_is_what_the_validated_model_writes(raw: dict, config: MappingConfig) -> None:
     patient = parse_record(
-        {"kind": "monitoring_score", "key": "k", "patient": raw, "session_key": "s",
-         "measured_at": "2024-01-01T00:00:00Z", "instrument": "rass", "score": 0}
+        {
+            "kind": "monitoring_score",
+            "key": "k",
+            "patient": raw,
+            "session_key": "s",
+            "measured_at": "2024-01-01T00:00:00Z",
+            "instrument": "rass",
+            "score": 0,
+        }
     ).patient
     _same_bytes([patient_json(patient, config)], [patient_resource(patient, config)])
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from service.errors import Conflict, FhirRejected, FhirUnavailable, NotFound
+from service.errors import Conflict, FhirAuthRefused, FhirMisconfigured, FhirRejected, FhirUnavailable, NotFound
 from service.fhir_client import FhirClient, build_http_client
 from service.retry import RetryPolicy, parse_retry_after
 
@@ -35,7 +35,9 @@ def sleeps() -> RecordingSleep:
 
 @pytest.fixture
 async def client(sleeps: RecordingSleep):
-    policy = RetryPolicy(max_attempts=4, max_total_s=60, backoff_base_s=0.5, backoff_cap_s=4, retry_after_cap_s=10, sleep=sleeps)
+    policy = RetryPolicy(
+        max_attempts=4, max_total_s=60, backoff_base_s=0.5, backoff_cap_s=4, retry_after_cap_s=10, sleep=sleeps
+    )
     async with build_http_client(BASE) as http:
         yield FhirClient(http, policy)
 
@@ -60,10 +62,10 @@ async def test_retries_transport_errors(client: FhirClient, httpx_mock: HTTPXMoc
 async def test_retry_after_seconds_is_honoured_and_capped(
     client: FhirClient, httpx_mock: HTTPXMock, sleeps: RecordingSleep
 ) -> None:
-    httpx_mock.add_response(method="PUT", status_code=429, headers={"Retry-After": "3"})
-    httpx_mock.add_response(method="PUT", status_code=503, headers={"Retry-After": "120"})
-    httpx_mock.add_response(method="PUT", json={"resourceType": "Patient", "id": "p1"})
-    await client.update({"resourceType": "Patient", "id": "p1"})
+    httpx_mock.add_response(method="GET", status_code=429, headers={"Retry-After": "3"})
+    httpx_mock.add_response(method="GET", status_code=503, headers={"Retry-After": "120"})
+    httpx_mock.add_response(method="GET", json={"resourceType": "Patient", "id": "p1"})
+    await client.read("Patient", "p1")
     assert sleeps.delays == [3.0, 10.0]
 
 
@@ -87,7 +89,9 @@ async def test_no_retry_on_client_errors(
     assert len(httpx_mock.get_requests()) == 1
 
 
-async def test_gives_up_after_the_attempt_bound(client: FhirClient, httpx_mock: HTTPXMock, sleeps: RecordingSleep) -> None:
+async def test_gives_up_after_the_attempt_bound(
+    client: FhirClient, httpx_mock: HTTPXMock, sleeps: RecordingSleep
+) -> None:
     httpx_mock.add_response(method="GET", status_code=503, json=OUTCOME, is_reusable=True)
     with pytest.raises(FhirUnavailable) as caught:
         await client.read("Patient", "p1")
@@ -117,7 +121,16 @@ async def test_non_idempotent_transaction_is_not_retried(
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(404, NotFound), (410, NotFound), (409, Conflict), (412, Conflict), (401, FhirRejected), (403, FhirRejected)],
+    [
+        (404, NotFound),
+        (410, NotFound),
+        (409, Conflict),
+        (412, Conflict),
+        (401, FhirAuthRefused),
+        (403, FhirAuthRefused),
+        (400, FhirRejected),
+        (422, FhirRejected),
+    ],
 )
 async def test_errors_are_classified_by_what_the_caller_must_do(
     client: FhirClient, httpx_mock: HTTPXMock, status: int, error: type[Exception]
@@ -126,6 +139,34 @@ async def test_errors_are_classified_by_what_the_caller_must_do(
     with pytest.raises(error) as caught:
         await client.read("Observation", "o1")
     assert caught.value.operation_outcome == OUTCOME
+
+
+@pytest.mark.parametrize("operation", ["transaction", "search", "metadata"])
+async def test_a_404_from_the_base_url_is_a_configuration_error_not_a_missing_record(
+    client: FhirClient, httpx_mock: HTTPXMock, operation: str
+) -> None:
+    httpx_mock.add_response(status_code=404, text="<html>Not Found</html>")
+    with pytest.raises(FhirMisconfigured):
+        if operation == "transaction":
+            await client.transaction(BUNDLE, idempotent=True)
+        elif operation == "search":
+            await client.search("Procedure", {"_id": "p1"})
+        else:
+            await client.require_r4()
+
+
+async def test_an_html_answer_is_not_a_fhir_server(client: FhirClient, httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(status_code=200, text="<html>Welcome to nginx</html>")
+    with pytest.raises(FhirMisconfigured):
+        await client.require_r4()
+
+
+async def test_a_fhir_server_of_another_version_is_a_configuration_error(
+    client: FhirClient, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(json={"resourceType": "CapabilityStatement", "fhirVersion": "5.0.0"})
+    with pytest.raises(FhirMisconfigured, match="R4"):
+        await client.require_r4()
 
 
 async def test_search_goes_by_post_form_and_keeps_values_out_of_the_url(
@@ -142,7 +183,9 @@ async def test_search_goes_by_post_form_and_keeps_values_out_of_the_url(
         },
     )
     httpx_mock.add_response(
-        method="GET", url=page2, json={"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": "b"}}]}
+        method="GET",
+        url=page2,
+        json={"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": "b"}}]},
     )
     found = await client.search("Patient", {"identifier": "urn:mrn|MRN\\,42"})
     assert [r["id"] for r in found] == ["a", "b"]
@@ -152,9 +195,9 @@ async def test_search_goes_by_post_form_and_keeps_values_out_of_the_url(
 
 
 async def test_sends_fhir_json_and_bearer_token(httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(method="PUT", json={"resourceType": "Patient", "id": "p1"})
+    httpx_mock.add_response(method="POST", json={"resourceType": "Bundle", "type": "transaction-response"})
     async with build_http_client(BASE, bearer_token="s3cret") as http:
-        await FhirClient(http).update({"resourceType": "Patient", "id": "p1"})
+        await FhirClient(http).transaction(BUNDLE, idempotent=True)
     request = httpx_mock.get_requests()[0]
     assert request.headers["Content-Type"] == "application/fhir+json"
     assert request.headers["Accept"] == "application/fhir+json"

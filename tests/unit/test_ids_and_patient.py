@@ -59,15 +59,11 @@ def test_patient_urn_is_a_deterministic_uuid_per_system_and_mrn() -> None:
     assert urn != patient_urn("A,1", CONFIG)
     assert urn != patient_urn("A|1", MappingConfig(mrn_system="urn:oid:1.2.3"))
     # escaping keeps (system, mrn) pairs unambiguous even when they contain the separator
-    assert patient_urn("1", MappingConfig(mrn_system="s|a")) != patient_urn(
-        "a|1", MappingConfig(mrn_system="s")
-    )
+    assert patient_urn("1", MappingConfig(mrn_system="s|a")) != patient_urn("a|1", MappingConfig(mrn_system="s"))
 
 
 def test_patient_resource_carries_the_mrn_exactly_and_the_demographics() -> None:
-    patient = PatientInfo(
-        mrn="00,4|2$1\\", family="Okafor", given=["Ada", "N."], birth_date="1981-07-14", sex="female"
-    )
+    patient = PatientInfo(mrn="00,4|2$1\\", family="Okafor", given=["Ada", "N."], birth_date="1981-07-14", sex="female")
     resource = to_json(patient_resource(patient, CONFIG))
     assert "id" not in resource
     assert resource["identifier"] == [
@@ -155,9 +151,7 @@ def test_resource_ids_list_every_resource_a_kind_can_produce() -> None:
         ("adverse_event", "adverse-event", "S-1"),
     ],
 )
-def test_identifiers_are_the_key_for_the_primary_part_else_key_slash_part(
-    kind: str, part: str, value: str
-) -> None:
+def test_identifiers_are_the_key_for_the_primary_part_else_key_slash_part(kind: str, part: str, value: str) -> None:
     assert identifier_value(kind, "S-1", part) == value
     system = identifier_system(kind, CONFIG)
     assert system == f"{CONFIG.identifier_system_base}/{kind.replace('_', '-')}"

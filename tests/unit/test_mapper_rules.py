@@ -36,9 +36,7 @@ def _codes(concept: dict) -> set[tuple[str, str]]:
         ("entered_in_error", "entered-in-error", "entered-in-error"),
     ],
 )
-def test_session_status_maps_to_procedure_and_administration_status(
-    status, procedure, administration
-) -> None:
+def test_session_status_maps_to_procedure_and_administration_status(status, procedure, administration) -> None:
     changes = {"status": status, "vital_signs": [], "adverse_events": []}
     if status in ("planned", "in_progress"):
         changes["ended_at"] = DROP
@@ -60,19 +58,12 @@ def test_session_children_reference_the_procedure_and_the_administration() -> No
     assert len(observations) == 4  # dosing weight + 3 vital signs
     assert all(o["partOf"][0]["reference"] == f"Procedure/{procedure['id']}" for o in observations)
     event = next(r for r in resources if r["resourceType"] == "AdverseEvent")
-    assert (
-        event["suspectEntity"][0]["instance"]["reference"]
-        == f"MedicationAdministration/{administration['id']}"
-    )
+    assert event["suspectEntity"][0]["instance"]["reference"] == f"MedicationAdministration/{administration['id']}"
 
 
 def test_the_medication_product_code_is_configurable() -> None:
-    config = MappingConfig(
-        medication_product_coding=("http://hl7.org/fhir/sid/ndc", "0409-2051-05", "Ketamine HCl")
-    )
-    administration = next(
-        r for r in _map("infusion_session", config=config) if "medicationCodeableConcept" in r
-    )
+    config = MappingConfig(medication_product_coding=("http://hl7.org/fhir/sid/ndc", "0409-2051-05", "Ketamine HCl"))
+    administration = next(r for r in _map("infusion_session", config=config) if "medicationCodeableConcept" in r)
     assert _codes(administration["medicationCodeableConcept"]) == {
         ("http://www.nlm.nih.gov/research/umls/rxnorm", "6130"),
         ("http://snomed.info/sct", "373464007"),

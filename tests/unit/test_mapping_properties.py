@@ -46,9 +46,7 @@ def _child_records(record: Any) -> list[Any]:
 @pytest.mark.parametrize("kind", sorted(RECORDS))
 @PROPERTY
 @given(data=st.data(), config=CONFIGS)
-def test_record_to_fhir_json_and_back_is_the_same_record(
-    kind: str, data: st.DataObject, config: MappingConfig
-) -> None:
+def test_record_to_fhir_json_and_back_is_the_same_record(kind: str, data: st.DataObject, config: MappingConfig) -> None:
     record = parse_record(data.draw(RECORDS[kind]))
     mapper = mapper_for(kind)
     as_read_back = [orjson.loads(orjson.dumps(to_json(r))) for r in mapper.to_fhir(record, config)]
@@ -60,12 +58,8 @@ def test_record_to_fhir_json_and_back_is_the_same_record(
 def test_mapping_is_deterministic(raw: dict, config: MappingConfig) -> None:
     first, second = parse_record(raw), parse_record(raw)
     mapper = mapper_for(first.kind)
-    assert [to_json(r) for r in mapper.to_fhir(first, config)] == [
-        to_json(r) for r in mapper.to_fhir(second, config)
-    ]
-    assert orjson.dumps(transaction_bundle([first], config)) == orjson.dumps(
-        transaction_bundle([second], config)
-    )
+    assert [to_json(r) for r in mapper.to_fhir(first, config)] == [to_json(r) for r in mapper.to_fhir(second, config)]
+    assert orjson.dumps(transaction_bundle([first], config)) == orjson.dumps(transaction_bundle([second], config))
 
 
 @PROPERTY

@@ -173,9 +173,7 @@ def test_the_base_records_are_valid(kind: str) -> None:
 
 
 def test_every_violation_in_a_record_is_reported_at_once() -> None:
-    record = _mutated(
-        S, {"key": "bad key", "dose.total_mg": -5, "indications": [], "vital_signs[2].diastolic": 150}
-    )
+    record = _mutated(S, {"key": "bad key", "dose.total_mg": -5, "indications": [], "vital_signs[2].diastolic": 150})
     with pytest.raises(RecordInvalid) as caught:
         parse_record(record)
     assert {i.path for i in caught.value.issues} >= {

@@ -10,28 +10,38 @@ def _answer(status: str, location: str, code: str | None) -> dict:
     if code:
         response["outcome"] = {
             "resourceType": "OperationOutcome",
-            "issue": [{"severity": "information", "code": "informational", "details": {"coding": [{"system": HAPI_STORAGE_CODES, "code": code}]}}],
+            "issue": [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "details": {"coding": [{"system": HAPI_STORAGE_CODES, "code": code}]},
+                }
+            ],
         }
     return {"response": response}
 
 
 def test_each_storage_outcome_is_read() -> None:
-    sent = {"entry": [
-        {"request": {"method": "POST", "url": "Patient"}},
-        {"request": {"method": "PUT", "url": "Observation/a"}},
-        {"request": {"method": "PUT", "url": "Observation/b"}},
-        {"request": {"method": "PUT", "url": "Observation/c"}},
-        {"request": {"method": "DELETE", "url": "AdverseEvent/d"}},
-        {"request": {"method": "PUT", "url": "Observation/e"}},
-    ]}
-    answer = {"entry": [
-        _answer("200 OK", "Patient/1002/_history/1", "SUCCESSFUL_CREATE_WITH_CONDITIONAL_MATCH"),
-        _answer("201 Created", "Observation/a/_history/1", "SUCCESSFUL_UPDATE_AS_CREATE"),
-        _answer("200 OK", "Observation/b/_history/3", "SUCCESSFUL_UPDATE"),
-        _answer("200 OK", "Observation/c/_history/2", "SUCCESSFUL_UPDATE_NO_CHANGE"),
-        {"response": {"status": "204 No Content"}},
-        _answer("200 OK", "http://x/fhir/Observation/e/_history/4", None),
-    ]}
+    sent = {
+        "entry": [
+            {"request": {"method": "POST", "url": "Patient"}},
+            {"request": {"method": "PUT", "url": "Observation/a"}},
+            {"request": {"method": "PUT", "url": "Observation/b"}},
+            {"request": {"method": "PUT", "url": "Observation/c"}},
+            {"request": {"method": "DELETE", "url": "AdverseEvent/d"}},
+            {"request": {"method": "PUT", "url": "Observation/e"}},
+        ]
+    }
+    answer = {
+        "entry": [
+            _answer("200 OK", "Patient/1002/_history/1", "SUCCESSFUL_CREATE_WITH_CONDITIONAL_MATCH"),
+            _answer("201 Created", "Observation/a/_history/1", "SUCCESSFUL_UPDATE_AS_CREATE"),
+            _answer("200 OK", "Observation/b/_history/3", "SUCCESSFUL_UPDATE"),
+            _answer("200 OK", "Observation/c/_history/2", "SUCCESSFUL_UPDATE_NO_CHANGE"),
+            {"response": {"status": "204 No Content"}},
+            _answer("200 OK", "http://x/fhir/Observation/e/_history/4", None),
+        ]
+    }
     written = written_resources(sent, answer)
     assert [(w.resource_type, w.id, w.version, w.outcome) for w in written] == [
         ("Patient", "1002", "1", WriteOutcome.unchanged),

@@ -1,0 +1,282 @@
+"""BatchSync over a SyncEngine on an in-memory FHIR server (httpx.MockTransport): halving, orphans,
+ordering with concurrency, interrupt and resume."""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from service.batch.report import Report
+from service.batch.runner import BatchSync
+from service.batch.source import Line, parse_line
+from service.fhir_client import open_fhir_client
+from service.mappers import parse_identifier
+from service.settings import Settings
+from service.sync import SyncEngine
+from tests.unit.examples import BASE as EXAMPLES
+from tests.unit.fake_fhir import BASE, FakeFhir, outcome
+
+MRN = "BATCH-MRN-31"
+
+
+def vital(key: str, session_key: str | None = None, mrn: str = MRN) -> dict[str, Any]:
+    out = {**copy.deepcopy(EXAMPLES["vital_sign"]), "key": key, "patient": {"mrn": mrn, "family": "Batchley"}}
+    if session_key is None:
+        out.pop("session_key")
+    else:
+        out["session_key"] = session_key
+    return out
+
+
+def session(key: str, mrn: str = MRN) -> dict[str, Any]:
+    out = {**copy.deepcopy(EXAMPLES["infusion_session"]), "key": key, "patient": {"mrn": mrn}}
+    for children in ("vital_signs", "adverse_events"):
+        out.pop(children)
+    return out
+
+
+def lines_of(records: Sequence[dict[str, Any]]) -> list[Line]:
+    return [parse_line("in.ndjson", n, orjson.dumps(r)) for n, r in enumerate(records, start=1)]
+
+
+def keys_in(bundle: dict[str, Any]) -> set[str]:
+    """The record keys whose resources a transaction Bundle carries."""
+    out = set()
+    for entry in bundle["entry"]:
+        resource = entry.get("resource") or {}
+        idents = resource.get("identifier") or []
+        for ident in idents if isinstance(idents, list) else [idents]:
+            parsed = parse_identifier(
+                ident.get("system"), ident.get("value"), Settings(FHIR_BASE_URL=BASE).mapping_config()
+            )
+            if parsed:
+                out.add(parsed[1])
+    return out
+
+
+def rejects_of(report: Report) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in report.rejects.getvalue().splitlines()]
+
+
+class RecordingEngine:
+    """The real engine, noting each `upsert` call and whether the job was already stopped then."""
+
+    def __init__(self, engine: SyncEngine) -> None:
+        self.engine = engine
+        self.config = engine.config
+        self.job: BatchSync | None = None
+        self.calls: list[tuple[list[str], bool]] = []
+
+    async def upsert(self, records, *, known_sessions=None):
+        self.calls.append(([r.key for r in records], bool(self.job and self.job.stop.is_set())))
+        return await self.engine.upsert(records, known_sessions=known_sessions)
+
+
+@pytest.fixture
+def fake() -> FakeFhir:
+    return FakeFhir()
+
+
+@pytest.fixture
+async def engine(fake: FakeFhir) -> AsyncIterator[RecordingEngine]:
+    settings = Settings(FHIR_BASE_URL=BASE)
+    async with open_fhir_client(settings, transport=fake.transport()) as fhir:
+        yield RecordingEngine(SyncEngine(fhir, settings.mapping_config()))
+
+
+def job_for(engine: RecordingEngine, **kwargs: Any) -> BatchSync:
+    job = BatchSync(engine, Report(io.BytesIO()), **kwargs)  # type: ignore[arg-type]
+    engine.job = job
+    return job
+
+
+# -- halving ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [{"v05"}, {"v05", "v11"}, {"v00", "v15"}, {"v07", "v08"}])
+async def test_halving_isolates_exactly_the_bad_lines(fake: FakeFhir, engine: RecordingEngine, bad: set[str]) -> None:
+    records = [vital(f"v{n:02d}") for n in range(16)]
+
+    def reject_bundles_with_a_bad_line(request: httpx.Request, body: Any) -> httpx.Response | None:
+        if request.url.path.rstrip("/") == "/fhir" and keys_in(body) & bad:
+            return httpx.Response(400, json=outcome(f"HAPI-1821: invalid value for patient {MRN}"))
+        return None
+
+    fake.intercept = reject_bundles_with_a_bad_line
+    report = await job_for(engine, batch_size=16, concurrency=1).run(lines_of(records))
+
+    rejected = rejects_of(report)
+    assert {r["key"] for r in rejected} == bad
+    assert all("HAPI-1821" in r["reason"] for r in rejected)
+    assert all(r["line"] == int(r["key"][1:]) + 1 for r in rejected)
+    assert MRN not in report.rejects.getvalue().decode()  # the server's diagnostics are scrubbed
+    assert report.synced == 16 - len(bad) and report.rejected == len(bad)
+    assert report.splits > 0 and report.exit_code() == 1
+    stored = {o["identifier"][0]["value"] for o in fake.of_type("Observation")}
+    assert stored == {f"v{n:02d}" for n in range(16)} - bad
+
+
+# -- orphans ----------------------------------------------------------------------------------
+
+
+async def test_lines_naming_a_missing_session_are_rejected_with_a_reason_and_the_rest_synced(
+    fake: FakeFhir, engine: RecordingEngine
+) -> None:
+    records = [
+        session("S-A"),
+        vital("vM1", "S-MISSING"),
+        vital("vA1", "S-A"),
+        vital("vA2", "S-A"),
+        vital("vM2", "S-MISSING"),
+        vital("vG", "S-GONE"),
+    ]
+
+    report = await job_for(engine, batch_size=3, concurrency=2).run(lines_of(records))
+
+    rejected = {r["key"]: r["reason"] for r in rejects_of(report)}
+    assert rejected == {
+        "vM1": "session S-MISSING not found on the FHIR server",
+        "vM2": "session S-MISSING not found on the FHIR server",
+        "vG": "session S-GONE not found on the FHIR server",
+    }
+    assert report.synced == 3 and report.rejected == 3
+    assert report.as_dict(retries=0)["not_processed"] == 0
+    stored = {o["identifier"][0]["value"] for o in fake.of_type("Observation")}
+    assert {"vA1", "vA2"} <= stored and not {"vM1", "vM2", "vG"} & stored
+
+
+# -- ordering ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ehr_visit", [False, True], ids=["own-encounter", "ehr-visit"])
+async def test_with_concurrency_a_childs_bundle_never_starts_before_its_sessions_bundle_finished(
+    fake: FakeFhir, engine: RecordingEngine, ehr_visit: bool
+) -> None:
+    """With an EHR visit the child's bundle reads the session back from the server (only the server
+    knows the visit Encounter's id): that read too must come after the session's bundle."""
+    records: list[dict[str, Any]] = []
+    for s in range(4):
+        records.append(session(f"S-{s}", mrn=f"M-{s}") | ({"visit_id": f"VISIT-{s}"} if ehr_visit else {}))
+        records += [vital(f"S-{s}.v{n}", f"S-{s}", mrn=f"M-{s}") for n in range(3)]
+    fake.transaction_turns = 25  # each transaction stays open for 25 loop turns: other workers run meanwhile
+
+    report = await job_for(engine, batch_size=1, concurrency=4).run(lines_of(records))
+
+    assert report.rejected == 0 and report.synced == len(records)
+    ended: set[str] = set()
+    procedures_written: set[str] = set()
+    open_now = max_open = 0
+    for event in fake.events:
+        if event[0] == "search":
+            if event[1] == "Procedure":
+                assert ehr_visit, "a child's bundle looked up a session this run had just synced"
+                wanted = {ident for ident in event[2]["_id"].split(",")}
+                assert wanted <= procedures_written, "a child's bundle looked for a session still in flight"
+            continue
+        keys = keys_in(event[2])
+        if event[0] == "txn-start":
+            open_now += 1
+            max_open = max(max_open, open_now)
+            for key in keys:
+                if ".v" in key:
+                    assert key.split(".")[0] in ended, f"{key} sent before its session's bundle finished"
+        else:
+            open_now -= 1
+            ended |= keys
+            procedures_written |= {
+                e["request"]["url"].split("/")[1]
+                for e in event[2]["entry"]
+                if e["request"]["url"].startswith("Procedure/")
+            }
+    assert max_open >= 2  # the bundles really did overlap
+    if ehr_visit:
+        assert [e for e in fake.events if e[0] == "search" and e[1] == "Procedure"]  # the read-back path was taken
+
+
+# -- interrupt and resume ---------------------------------------------------------------------
+
+
+def interrupt_at_transaction(fake: FakeFhir, job_holder: list[BatchSync], n: int, moments: list[int]) -> None:
+    """Interrupt the job when the n-th transaction arrives (that one still completes)."""
+
+    def hook(request: httpx.Request, body: Any) -> httpx.Response | None:
+        if request.url.path.rstrip("/") == "/fhir":
+            arrived = sum(1 for r in fake.requests if r.url.path.rstrip("/") == "/fhir")
+            if arrived == n:
+                job_holder[0].interrupt("interrupted by test")
+                moments.append(len(fake.requests))
+        return None
+
+    fake.intercept = hook
+
+
+async def test_after_interrupt_no_new_bundle_is_sent_and_the_job_stops_with_exit_2(
+    fake: FakeFhir, engine: RecordingEngine
+) -> None:
+    records = [vital(f"v{n:02d}") for n in range(40)]
+    job = job_for(engine, batch_size=2, concurrency=3)
+    moments: list[int] = []
+    interrupt_at_transaction(fake, [job], 3, moments)
+
+    report = await job.run(lines_of(records))
+
+    assert moments, "the interrupt fired"
+    assert [stopped for _, stopped in engine.calls] == [False] * len(engine.calls)  # none begun after it
+    assert len(engine.calls) < 20
+    summary = report.as_dict(retries=0)
+    assert summary["status"] == "stopped" and summary["exit_code"] == 2
+    assert summary["stopped_reason"] == "interrupted by test"
+    assert summary["rejected"] == 0 and summary["synced"] < len(records)
+    assert summary["synced"] == 2 * len(engine.calls)
+
+
+async def test_after_interrupt_a_bundle_being_halved_sends_no_further_halves(
+    fake: FakeFhir, engine: RecordingEngine
+) -> None:
+    records = [vital(f"v{n:02d}") for n in range(8)]
+    job = job_for(engine, batch_size=8, concurrency=1)
+
+    def reject_and_interrupt(request: httpx.Request, body: Any) -> httpx.Response | None:
+        if request.url.path.rstrip("/") == "/fhir" and "v07" in keys_in(body):
+            job.interrupt("interrupted by test")
+            return httpx.Response(400, json=outcome("HAPI-1821: bad"))
+        return None
+
+    fake.intercept = reject_and_interrupt
+    await job.run(lines_of(records))
+
+    assert [stopped for _, stopped in engine.calls] == [False] * len(engine.calls)
+
+
+async def test_rerunning_the_same_input_after_an_interrupt_syncs_every_line(
+    fake: FakeFhir, engine: RecordingEngine
+) -> None:
+    records: list[dict[str, Any]] = []
+    for s in range(5):
+        records.append(session(f"S-{s}", mrn=f"M-{s % 2}"))
+        records += [vital(f"S-{s}.v{n}", f"S-{s}", mrn=f"M-{s % 2}") for n in range(3)]
+    records += [vital(f"free{n}", mrn="M-0") for n in range(4)]
+    first = job_for(engine, batch_size=2, concurrency=3)
+    interrupt_at_transaction(fake, [first], 4, [])
+    stopped = await first.run(lines_of(records))
+    assert stopped.as_dict(retries=0)["status"] == "stopped"
+    assert 0 < stopped.synced < len(records)
+
+    fake.intercept = None
+    second = job_for(engine, batch_size=2, concurrency=3)
+    report = await second.run(lines_of(records))
+
+    summary = report.as_dict(retries=0)
+    assert summary["status"] == "completed" and summary["exit_code"] == 0
+    assert summary["synced"] == len(records) and summary["rejected"] == 0 and summary["not_processed"] == 0
+    assert report.rejects.getvalue() == b""
+    assert sorted(p["identifier"][0]["value"] for p in fake.of_type("Patient")) == ["M-0", "M-1"]
+    assert len(fake.of_type("Procedure")) == 5
+    vitals = [o for o in fake.of_type("Observation") if o["id"].startswith("vs-")]
+    assert len(vitals) == 5 * 3 + 4

@@ -1,0 +1,310 @@
+"""SyncEngine read / retract / Patient race retry against an in-memory FHIR server (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import httpx
+import orjson
+import pytest
+
+from schemas import parse_record
+from service.errors import NotFound
+from service.fhir_client import open_fhir_client
+from service.mappers import MappingConfig, mapper_for, resource_ids, search_escape
+from service.mappers.codes import (
+    ENTERED_IN_ERROR,
+    EXT_EMBEDDED_IN_SESSION,
+    EXT_SESSION,
+    local_system,
+)
+from service.mappers.ids import patient_token, resource_ref
+from service.mappers.session import session_context
+from service.settings import Settings
+from service.sync import SyncEngine
+from tests.unit.examples import BASE as EXAMPLES
+from tests.unit.examples import T0
+from tests.unit.fake_fhir import BASE, FakeFhir, outcome
+
+SESSION_KEY = "S-1"
+EMBEDDED_PHQ9 = {"key": "P-E", "completed_at": T0, "items": [1, 1, 1, 1, 1, 1, 1, 1, 2], "difficulty": "somewhat"}
+
+
+@dataclass
+class Rig:
+    fake: FakeFhir
+    engine: SyncEngine
+
+    @property
+    def config(self) -> MappingConfig:
+        return self.engine.config
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    fake = FakeFhir()
+    settings = Settings(FHIR_BASE_URL=BASE)
+    async with open_fhir_client(settings, transport=fake.transport()) as fhir:
+        yield Rig(fake, SyncEngine(fhir, settings.mapping_config()))
+
+
+def record(kind: str, **changes: Any) -> Any:
+    return parse_record({**copy.deepcopy(EXAMPLES[kind]), **changes})
+
+
+def session_with_phq9() -> Any:
+    return record("infusion_session", phq9_assessments=[EMBEDDED_PHQ9])
+
+
+def transaction_posts(fake: FakeFhir) -> list[httpx.Request]:
+    return [r for r in fake.requests if r.method == "POST" and r.url.path.rstrip("/") == httpx.URL(BASE).path]
+
+
+def patient_id(fake: FakeFhir) -> str:
+    (patient,) = fake.of_type("Patient")
+    return patient["id"]
+
+
+# -- read -------------------------------------------------------------------------------------
+
+
+async def test_read_finds_a_records_resources_by_id_and_maps_them_back(rig: Rig) -> None:
+    vital = record("vital_sign", key="V-9")
+    await rig.engine.upsert([record("infusion_session"), vital])
+    before = len(rig.fake.requests)
+
+    back = await rig.engine.read("vital_sign", "V-9")
+
+    assert back == vital
+    searches = [e for e in rig.fake.events if e[0] == "search"][-1:]
+    (primary,) = resource_ids("vital_sign", "V-9", rig.config)
+    assert searches == [("search", "Observation", {"_id": primary.id})]
+    read_paths = [r.url.path for r in rig.fake.requests[before:] if r.method == "GET"]
+    assert read_paths == [f"/fhir/Patient/{patient_id(rig.fake)}"]
+
+
+async def test_read_of_a_session_brings_its_children_but_not_another_patients_or_another_sessions(rig: Rig) -> None:
+    session = record("infusion_session")
+    standalone = record("vital_sign", key="V-9")
+    await rig.engine.upsert([session, standalone])
+    config = rig.config
+    context = session_context(session, config)
+    procedure_ref = resource_ref("infusion_session", SESSION_KEY, "procedure", config)
+    own_patient = f"Patient/{patient_id(rig.fake)}"
+
+    # Another patient's Observation naming this session, in this session's visit and partOf it.
+    rig.fake.put(
+        {"resourceType": "Patient", "id": "other", "identifier": [{"system": config.mrn_system, "value": "MRN-2"}]}
+    )
+    stranger = record("vital_sign", key="V-OTHER", patient={"mrn": "MRN-2"})
+    (foreign,) = mapper_for("vital_sign").to_fhir_json(stranger, config, context)
+    rig.fake.put({**foreign, "subject": {"reference": "Patient/other"}, "partOf": [{"reference": procedure_ref}]})
+    # This patient's Observation naming another session, yet found through this session's visit.
+    other_session = record("vital_sign", key="V-S2", session_key="S-2")
+    (elsewhere,) = mapper_for("vital_sign").to_fhir_json(other_session, config)
+    rig.fake.put(
+        {
+            **elsewhere,
+            "subject": {"reference": own_patient},
+            "encounter": {"reference": context.encounter},
+            "partOf": [{"reference": procedure_ref}],
+        }
+    )
+    # The searches the engine makes do find both: leaving them out is the engine's filtering.
+    found = {r["id"] for r in rig.fake.matches("Observation", {"encounter": context.encounter})}
+    assert {foreign["id"], elsewhere["id"]} <= found
+
+    # And a retracted child is no child any more.
+    await rig.engine.upsert([record("vital_sign", key="V-RETRACTED")])
+    await rig.engine.retract("vital_sign", "V-RETRACTED")
+
+    back = await rig.engine.read("infusion_session", SESSION_KEY)
+
+    assert [v.key for v in back.vital_signs] == ["V-1", "V-2", "V-3", "V-9"]
+    assert [a.key for a in back.adverse_events] == ["A-1"]
+    assert back.model_copy(update={"vital_signs": back.vital_signs[:3]}) == session
+
+
+async def test_read_of_a_record_the_server_never_had_is_not_found(rig: Rig) -> None:
+    with pytest.raises(NotFound):
+        await rig.engine.read("adverse_event", "never")
+    assert [r.method for r in rig.fake.requests] == ["POST"]  # one search, no transaction
+
+
+async def test_read_of_a_retracted_record_is_not_found(rig: Rig) -> None:
+    await rig.engine.upsert([record("infusion_session"), record("vital_sign", key="V-9")])
+    await rig.engine.retract("vital_sign", "V-9")
+    (primary,) = resource_ids("vital_sign", "V-9", rig.config)
+    assert rig.fake.store[primary.ref]["status"] == ENTERED_IN_ERROR  # still there, marked
+
+    with pytest.raises(NotFound):
+        await rig.engine.read("vital_sign", "V-9")
+
+
+async def test_read_of_a_retracted_session_is_not_found(rig: Rig) -> None:
+    await rig.engine.upsert([record("infusion_session")])
+    await rig.engine.retract("infusion_session", SESSION_KEY)
+    with pytest.raises(NotFound):
+        await rig.engine.read("infusion_session", SESSION_KEY)
+
+
+# -- retract ----------------------------------------------------------------------------------
+
+
+def refs_of(kind: str, key: str, config: MappingConfig, store: dict[str, Any]) -> set[str]:
+    return {rid.ref for rid in resource_ids(kind, key, config) if rid.ref in store}
+
+
+async def test_retract_of_a_session_puts_entered_in_error_and_deletes_adverse_events_in_one_transaction(
+    rig: Rig,
+) -> None:
+    session = session_with_phq9()
+    await rig.engine.upsert([session])
+    await rig.engine.upsert([record("vital_sign", key="V-9"), record("adverse_event", key="A-9")])
+    config, store = rig.config, rig.fake.store
+    expected_puts = refs_of("infusion_session", SESSION_KEY, config, store)
+    for key in ("V-1", "V-2", "V-3"):
+        expected_puts |= refs_of("vital_sign", key, config, store)
+    expected_puts |= refs_of("phq9_assessment", "P-E", config, store)
+    flag = resource_ref("phq9_assessment", "P-E", "flag", config)
+    assert flag in expected_puts  # item 9 > 0: the Flag goes with its PHQ-9
+    embedded_ae = resource_ref("adverse_event", "A-1", "adverse-event", config)
+    untouched = refs_of("vital_sign", "V-9", config, store) | refs_of("adverse_event", "A-9", config, store)
+    transactions_before = len(transaction_posts(rig.fake))
+
+    result = await rig.engine.retract("infusion_session", SESSION_KEY)
+
+    assert len(transaction_posts(rig.fake)) == transactions_before + 1
+    bundle = rig.fake.transactions[-1]
+    puts = {e["request"]["url"]: e for e in bundle["entry"] if e["request"]["method"] == "PUT"}
+    deletes = [e["request"]["url"] for e in bundle["entry"] if e["request"]["method"] == "DELETE"]
+    assert set(puts) == expected_puts
+    assert deletes == [embedded_ae]
+    for url, entry in puts.items():
+        assert entry["resource"]["status"] == ENTERED_IN_ERROR, url
+        assert entry["fullUrl"] == f"{BASE}/{url}"
+        assert "meta" not in entry["resource"]
+    assert not [e for e in bundle["entry"] if e["request"]["method"] == "DELETE" and "resource" in e]
+    assert not untouched & (set(puts) | set(deletes))
+    assert all(store[ref].get("status", "final") != ENTERED_IN_ERROR for ref in untouched)
+    assert embedded_ae not in store and embedded_ae in rig.fake.deleted
+    assert result.counts() == {"updated": len(expected_puts), "deleted": 1}
+
+
+async def test_retract_of_a_session_leaves_records_that_only_name_it(rig: Rig) -> None:
+    """A record sent on its own carries the `session` extension, embedded ones `embedded-in-session`."""
+    await rig.engine.upsert([session_with_phq9()])
+    await rig.engine.upsert(
+        [
+            record("vital_sign", key="V-9"),
+            record("adverse_event", key="A-9"),
+            record("phq9_assessment", key="P-9", items=[0, 0, 0, 0, 0, 0, 0, 1, 3], total=4),
+        ]
+    )
+    config = rig.config
+    own_url, embedded_url = (
+        local_system(config.local_code_system_base, p) for p in (EXT_SESSION, EXT_EMBEDDED_IN_SESSION)
+    )
+
+    await rig.engine.retract("infusion_session", SESSION_KEY)
+
+    sent = {e["request"]["url"]: e.get("resource") for e in rig.fake.transactions[-1]["entry"]}
+    for ref in (
+        refs_of("vital_sign", "V-9", config, rig.fake.store)
+        | refs_of("phq9_assessment", "P-9", config, rig.fake.store)
+        | refs_of("adverse_event", "A-9", config, rig.fake.store)
+    ):
+        assert ref not in sent
+        if not ref.startswith("Flag/"):
+            assert own_url in {x["url"] for x in rig.fake.store[ref].get("extension", [])}
+    children = [r for r in sent.values() if r and r["resourceType"] in ("Observation",) and "extension" in r]
+    assert children and all(embedded_url in {x["url"] for x in r["extension"]} for r in children)
+    assert resource_ref("phq9_assessment", "P-9", "flag", config) in rig.fake.store
+    assert rig.fake.store[resource_ref("phq9_assessment", "P-9", "flag", config)]["status"] == "active"
+
+
+async def test_retract_of_a_record_already_deleted_is_no_error_and_sends_nothing(rig: Rig) -> None:
+    await rig.engine.upsert([record("adverse_event", key="A-9", session_key=None, causality=None)])
+    await rig.engine.retract("adverse_event", "A-9")  # an AdverseEvent is deleted: 410 from now on
+    (primary,) = resource_ids("adverse_event", "A-9", rig.config)
+    transactions_before = len(transaction_posts(rig.fake))
+    requests_before = len(rig.fake.requests)
+
+    result = await rig.engine.retract("adverse_event", "A-9")
+
+    assert result.resources == []
+    assert len(transaction_posts(rig.fake)) == transactions_before
+    reads = [r for r in rig.fake.requests[requests_before:] if r.method == "GET"]
+    assert [r.url.path for r in reads] == [f"/fhir/{primary.ref}"]
+
+
+async def test_retract_of_a_record_never_had_is_not_found_and_sends_nothing(rig: Rig) -> None:
+    with pytest.raises(NotFound):
+        await rig.engine.retract("infusion_session", "never")
+    assert transaction_posts(rig.fake) == []
+    assert any(r.method == "GET" for r in rig.fake.requests)  # the 404 read that tells never-had from deleted
+
+
+# -- the Patient race -------------------------------------------------------------------------
+
+RACE_MRN = "RACE|7,$x\\y z"
+
+
+async def test_a_lost_patient_race_is_retried_once_with_the_patient_found_by_identifier(rig: Rig) -> None:
+    config = rig.config
+    vital = record("vital_sign", key="V-9", session_key=None, patient={"mrn": RACE_MRN, "family": "Racer"})
+    first: list[dict[str, Any]] = []
+
+    def lose_the_first_transaction(request: httpx.Request, body: Any) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path.rstrip("/") == "/fhir" and not first:
+            first.append(body)
+            # another writer created the Patient meanwhile; the conditional create loses on the unique index
+            rig.fake.put(
+                {
+                    "resourceType": "Patient",
+                    "id": "winner",
+                    "identifier": [{"system": config.mrn_system, "value": RACE_MRN}],
+                }
+            )
+            return httpx.Response(409, json=outcome("HAPI-2840: duplicate match URL"))
+        return None
+
+    rig.fake.intercept = lose_the_first_transaction
+    result = await rig.engine.upsert([vital])
+
+    assert len(first) == 1
+    assert any(
+        e["request"]
+        == {
+            "method": "POST",
+            "url": "Patient",
+            "ifNoneExist": f"identifier={quote(patient_token(RACE_MRN, config), safe='')}",
+        }
+        for e in first[0]["entry"]
+    )
+    methods = [(r.method, r.url.path.rstrip("/")) for r in rig.fake.requests]
+    assert methods == [("POST", "/fhir"), ("POST", "/fhir/Patient/_search"), ("POST", "/fhir")]
+    search = rig.fake.requests[1]
+    assert parse_qs(search.content.decode()) == {"identifier": [patient_token(RACE_MRN, config)]}
+    for request in rig.fake.requests:
+        url = str(request.url)
+        for form in (
+            RACE_MRN,
+            search_escape(RACE_MRN),
+            quote(RACE_MRN, safe=""),
+            quote(search_escape(RACE_MRN), safe=""),
+            "RACE",
+        ):
+            assert form not in url
+    (second,) = rig.fake.transactions
+    assert not [
+        e for e in second["entry"] if e["request"]["url"] == "Patient" or e["resource"]["resourceType"] == "Patient"
+    ]
+    assert "urn:uuid:" not in orjson.dumps(second).decode()
+    assert {e["resource"]["subject"]["reference"] for e in second["entry"]} == {"Patient/winner"}
+    assert [p["id"] for p in rig.fake.of_type("Patient")] == ["winner"]
+    assert result.counts() == {"created": 1}
