@@ -44,7 +44,9 @@ class Namespace:
         return subprocess.run([CLI, *args], env=self.env(**env), capture_output=True, text=True, timeout=timeout)
 
     def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([CLI, *args], env=self.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [CLI, *args], env=self.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     # -- what the server holds ----------------------------------------------------------------
 
@@ -61,30 +63,43 @@ class Namespace:
         found = self._post("Patient/_search", {"identifier": f"{self.mrn_system}|", "_elements": "id", "_count": "500"})
         return [e["resource"]["id"] for e in found.get("entry", [])]
 
-    def all_of(self, resource_type: str) -> list[dict[str, Any]]:
-        """Every resource of a type that belongs to this namespace's patients."""
+    def all_of(self, resource_type: str, patient_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every resource of a type that belongs to this namespace's patients (or to `patient_ids`)."""
         out: list[dict[str, Any]] = []
-        subjects = ",".join(f"Patient/{p}" for p in self.patient_ids())
+        subjects = ",".join(f"Patient/{p}" for p in (self.patient_ids() if patient_ids is None else patient_ids))
         if not subjects:
             return out
         bundle = self._post(f"{resource_type}/_search", {"subject": subjects, "_count": "500"})
         while True:
             out.extend(e["resource"] for e in bundle.get("entry", []))
-            next_url = next((l["url"] for l in bundle.get("link", []) if l["relation"] == "next"), None)
+            next_url = next((link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None)
             if not next_url:
                 return out
             bundle = httpx.get(next_url, headers=FHIR_JSON, timeout=120).json()
 
     def purge(self) -> None:
-        """Delete and expunge everything this namespace wrote, dependents first."""
+        """Delete and expunge everything this namespace wrote: one transaction per Patient.
+
+        A Patient and all that references it go in one transaction of deletes by id, so references
+        among them (a PHQ-9 panel's `hasMember`) are no conflict; HAPI's conditional deletes refused
+        those (409) and took ~0.1 s per resource.
+        """
         with httpx.Client(base_url=self.base_url, headers=FHIR_JSON, timeout=300) as http:
             for patient_id in self.patient_ids():
-                for resource_type in DEPENDENTS:
-                    http.delete(f"/{resource_type}", params={"subject": f"Patient/{patient_id}"})
-                http.delete(f"/Patient/{patient_id}")
+                refs = [f"{t}/{r['id']}" for t in DEPENDENTS for r in self.all_of(t, [patient_id])]
+                entries = [{"request": {"method": "DELETE", "url": ref}} for ref in (*refs, f"Patient/{patient_id}")]
+                response = http.post(
+                    "/",
+                    json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
+                    headers={"Content-Type": "application/fhir+json"},
+                )
+                response.raise_for_status()
             for resource_type in (*DEPENDENTS, "Patient"):
                 http.post(
                     f"/{resource_type}/$expunge",
-                    json={"resourceType": "Parameters", "parameter": [{"name": "expungeDeletedResources", "valueBoolean": True}]},
+                    json={
+                        "resourceType": "Parameters",
+                        "parameter": [{"name": "expungeDeletedResources", "valueBoolean": True}],
+                    },
                     headers={"Content-Type": "application/fhir+json"},
                 )

@@ -20,7 +20,13 @@ def session_body(key: str, mrn: str, *, note: str = "Tolerated well; PHI-NOTE-77
     """A completed session with typical embedded vitals, a score, an adverse event and a PHQ-9."""
     return {
         "key": key,
-        "patient": {"mrn": mrn, "family": "Testperson", "given": ["Quinta"], "birth_date": "1979-04-12", "sex": "female"},
+        "patient": {
+            "mrn": mrn,
+            "family": "Testperson",
+            "given": ["Quinta"],
+            "birth_date": "1979-04-12",
+            "sex": "female",
+        },
         "status": "completed",
         "started_at": "2026-03-02T09:00:00-05:00",
         "ended_at": "2026-03-02T09:40:00-05:00",
@@ -30,9 +36,27 @@ def session_body(key: str, mrn: str, *, note: str = "Tolerated well; PHI-NOTE-77
         "note": note,
         "clinician": {"id": "clin-42", "name": "Dr. Example Clinician"},
         "vital_signs": [
-            {"key": f"{key}.bp1", "measured_at": "2026-03-02T09:00:00-05:00", "type": "blood_pressure", "systolic": 128, "diastolic": 82},
-            {"key": f"{key}.bp2", "measured_at": "2026-03-02T09:20:00-05:00", "type": "blood_pressure", "systolic": 146, "diastolic": 90},
-            {"key": f"{key}.hr1", "measured_at": "2026-03-02T09:20:00-05:00", "type": "heart_rate", "value": 88, "unit": "/min"},
+            {
+                "key": f"{key}.bp1",
+                "measured_at": "2026-03-02T09:00:00-05:00",
+                "type": "blood_pressure",
+                "systolic": 128,
+                "diastolic": 82,
+            },
+            {
+                "key": f"{key}.bp2",
+                "measured_at": "2026-03-02T09:20:00-05:00",
+                "type": "blood_pressure",
+                "systolic": 146,
+                "diastolic": 90,
+            },
+            {
+                "key": f"{key}.hr1",
+                "measured_at": "2026-03-02T09:20:00-05:00",
+                "type": "heart_rate",
+                "value": 88,
+                "unit": "/min",
+            },
             {"key": f"{key}.sp1", "measured_at": "2026-03-02T09:20:00-05:00", "type": "spo2", "value": 97, "unit": "%"},
         ],
         "monitoring_scores": [
@@ -40,13 +64,25 @@ def session_body(key: str, mrn: str, *, note: str = "Tolerated well; PHI-NOTE-77
         ],
         "adverse_events": [
             {
-                "key": f"{key}.ae1", "onset_at": "2026-03-02T09:15:00-05:00", "recorded_at": "2026-03-02T09:18:00-05:00",
-                "event": "nausea", "severity": "mild", "serious": False, "outcome": "resolved",
-                "causality": "probable", "action_taken": "medication_given", "note": "Ondansetron given; PHI-NOTE-7782.",
+                "key": f"{key}.ae1",
+                "onset_at": "2026-03-02T09:15:00-05:00",
+                "recorded_at": "2026-03-02T09:18:00-05:00",
+                "event": "nausea",
+                "severity": "mild",
+                "serious": False,
+                "outcome": "resolved",
+                "causality": "probable",
+                "action_taken": "medication_given",
+                "note": "Ondansetron given; PHI-NOTE-7782.",
             }
         ],
         "phq9_assessments": [
-            {"key": f"{key}.phq9", "completed_at": "2026-03-02T08:45:00-05:00", "items": [2, 2, 1, 2, 1, 2, 1, 1, 1], "difficulty": "very"}
+            {
+                "key": f"{key}.phq9",
+                "completed_at": "2026-03-02T08:45:00-05:00",
+                "items": [2, 2, 1, 2, 1, 2, 1, 1, 1],
+                "difficulty": "very",
+            }
         ],
     }
 
@@ -63,7 +99,14 @@ def expected_identifiers(body: dict, settings) -> list[tuple[str, str]]:
                 continue
             if rid.part == "dosing-weight" and not (rec.dose and rec.dose.weight_kg):
                 continue
-            out.append((rid.resource_type, identifier_system(rec.kind, config), identifier_value(rec.kind, rec.key, rid.part), rid.id))
+            out.append(
+                (
+                    rid.resource_type,
+                    identifier_system(rec.kind, config),
+                    identifier_value(rec.kind, rec.key, rid.part),
+                    rid.id,
+                )
+            )
     return out
 
 
@@ -93,8 +136,13 @@ def test_session_put_creates_exactly_the_expected_resources(api, settings, fhir_
     assert len(written) == len(expected) + 1  # + the Patient
     assert {r["outcome"] for r in written} == {"created"}
     for resource_type, system, value, resource_id in expected:
-        assert count_by_identifier(fhir_base_url, resource_type, system, value, resource_id) == 1, (resource_type, value)
-    patients = count_by_identifier(fhir_base_url, "Patient", settings.mrn_system, body["patient"]["mrn"].replace(",", "\\,").replace("|", "\\|"))
+        assert count_by_identifier(fhir_base_url, resource_type, system, value, resource_id) == 1, (
+            resource_type,
+            value,
+        )
+    patients = count_by_identifier(
+        fhir_base_url, "Patient", settings.mrn_system, body["patient"]["mrn"].replace(",", "\\,").replace("|", "\\|")
+    )
     assert patients == 1
 
 
@@ -123,19 +171,17 @@ def test_resend_changes_nothing_and_an_edit_versions_only_what_changed(api, run_
             assert version == before[ref]
 
 
-async def test_concurrent_first_syncs_of_one_mrn_make_one_patient(settings, fhir_cleanup, fhir_base_url, run_id) -> None:
+async def test_concurrent_first_syncs_of_one_mrn_make_one_patient(
+    settings, fhir_cleanup, fhir_base_url, run_id
+) -> None:
     mrn = f"RACE|{run_id}"
     bodies = [session_body(f"s{i}-{run_id}", mrn) for i in range(8)]
     async with async_api(settings) as client:
-        responses = await asyncio.gather(
-            *(client.put(f"/v1/infusion-sessions/{b['key']}", json=b) for b in bodies)
-        )
+        responses = await asyncio.gather(*(client.put(f"/v1/infusion-sessions/{b['key']}", json=b) for b in bodies))
     for response in responses:
         track(response, fhir_cleanup)
     assert [r.status_code for r in responses] == [201] * 8, [r.text[:300] for r in responses if r.status_code != 201]
-    patient_ids = {
-        r["id"] for resp in responses for r in resp.json()["resources"] if r["resourceType"] == "Patient"
-    }
+    patient_ids = {r["id"] for resp in responses for r in resp.json()["resources"] if r["resourceType"] == "Patient"}
     assert len(patient_ids) == 1
     assert count_by_identifier(fhir_base_url, "Patient", settings.mrn_system, mrn.replace("|", "\\|")) == 1
 
@@ -148,7 +194,9 @@ def test_get_returns_the_record_and_delete_retracts_everything(api, fhir_base_ur
 
     got = api.get(url)
     assert got.status_code == 200, got.text
-    assert parse_record({"kind": "infusion_session", **got.json()}) == parse_record({"kind": "infusion_session", **body})
+    assert parse_record({"kind": "infusion_session", **got.json()}) == parse_record(
+        {"kind": "infusion_session", **body}
+    )
 
     child = api.get(f"/v1/vital-signs/{body['key']}.bp2")
     assert child.status_code == 200
@@ -186,7 +234,9 @@ def test_invalid_record_is_422_with_paths_and_writes_nothing(api, settings, fhir
     assert outcome["resourceType"] == "OperationOutcome"
     paths = {e for issue in outcome["issue"] for e in issue.get("expression", [])}
     assert {"vital_signs[1].diastolic", "phq9_assessments[0].items", "unexpected"} <= paths, paths
-    for resource_type, system, value, resource_id in expected_identifiers(session_body(f"s-{run_id}", f"MRN-{run_id}"), settings):
+    for resource_type, system, value, resource_id in expected_identifiers(
+        session_body(f"s-{run_id}", f"MRN-{run_id}"), settings
+    ):
         assert count_by_identifier(fhir_base_url, resource_type, system, value, resource_id) == 0
     assert count_by_identifier(fhir_base_url, "Patient", settings.mrn_system, f"MRN-{run_id}") == 0
 
@@ -194,8 +244,13 @@ def test_invalid_record_is_422_with_paths_and_writes_nothing(api, settings, fhir
 def test_child_of_a_missing_session_is_409_until_the_session_exists(api, settings, fhir_base_url, run_id) -> None:
     session_key = f"s-{run_id}"
     vital = {
-        "key": f"{session_key}.hr9", "patient": {"mrn": f"MRN-{run_id}"}, "session_key": session_key,
-        "measured_at": "2026-03-02T09:30:00-05:00", "type": "heart_rate", "value": 80, "unit": "/min",
+        "key": f"{session_key}.hr9",
+        "patient": {"mrn": f"MRN-{run_id}"},
+        "session_key": session_key,
+        "measured_at": "2026-03-02T09:30:00-05:00",
+        "type": "heart_rate",
+        "value": 80,
+        "unit": "/min",
     }
     refused = api.put(f"/v1/vital-signs/{vital['key']}", json=vital)
     assert refused.status_code == 409
@@ -214,8 +269,10 @@ def test_phq9_trend_reports_baseline_response_and_remission(api, run_id) -> None
     totals = [[3, 3, 2, 2, 2, 2, 2, 2, 1], [2, 2, 1, 1, 1, 1, 1, 1, 0], [1, 0, 0, 1, 0, 1, 0, 0, 0]]
     for n, items in enumerate(totals):
         record = {
-            "key": f"q{n}-{run_id}", "patient": {"mrn": mrn},
-            "completed_at": f"2026-03-0{n + 2}T08:45:00-05:00", "items": items,
+            "key": f"q{n}-{run_id}",
+            "patient": {"mrn": mrn},
+            "completed_at": f"2026-03-0{n + 2}T08:45:00-05:00",
+            "items": items,
         }
         assert api.put(f"/v1/phq9-assessments/{record['key']}", json=record).status_code == 201
     response = api.post("/v1/patients/$phq9-trend", json={"mrn": mrn})
@@ -238,9 +295,15 @@ def test_no_v1_request_without_a_valid_key_succeeds(settings, headers) -> None:
     from service.app import create_app
 
     calls = [
-        ("PUT", "/v1/infusion-sessions/k1"), ("GET", "/v1/infusion-sessions/k1"), ("DELETE", "/v1/infusion-sessions/k1"),
-        ("PUT", "/v1/vital-signs/k1"), ("GET", "/v1/monitoring-scores/k1"), ("DELETE", "/v1/adverse-events/k1"),
-        ("PUT", "/v1/phq9-assessments/k1"), ("POST", "/v1/$convert"), ("POST", "/v1/patients/$phq9-trend"),
+        ("PUT", "/v1/infusion-sessions/k1"),
+        ("GET", "/v1/infusion-sessions/k1"),
+        ("DELETE", "/v1/infusion-sessions/k1"),
+        ("PUT", "/v1/vital-signs/k1"),
+        ("GET", "/v1/monitoring-scores/k1"),
+        ("DELETE", "/v1/adverse-events/k1"),
+        ("PUT", "/v1/phq9-assessments/k1"),
+        ("POST", "/v1/$convert"),
+        ("POST", "/v1/patients/$phq9-trend"),
     ]
     with TestClient(create_app(settings)) as client:
         for method, url in calls:

@@ -51,7 +51,9 @@ def expected_counts(path: Path) -> Counter[str]:
 
 def run_sync(ns: Namespace, tmp_path: Path, *files: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     report = tmp_path / "report.json"
-    result = ns.cli("sync", *map(str, files), "--rejects", str(tmp_path / "rejects.ndjson"), "--report", str(report), **env)
+    result = ns.cli(
+        "sync", *map(str, files), "--rejects", str(tmp_path / "rejects.ndjson"), "--report", str(report), **env
+    )
     return result, json.loads(report.read_text()) if report.exists() else {}
 
 
@@ -98,7 +100,9 @@ def test_sync_then_resync_counts_match_the_server_and_change_nothing(ns, demo_fi
 
 
 def test_sigkill_midway_then_rerun_ends_as_an_uninterrupted_run(ns, demo_file, tmp_path) -> None:
-    process = ns.popen("sync", str(demo_file), "--batch-size", "10", "--concurrency", "1", "--rejects", str(tmp_path / "r.ndjson"))
+    process = ns.popen(
+        "sync", str(demo_file), "--batch-size", "10", "--concurrency", "1", "--rejects", str(tmp_path / "r.ndjson")
+    )
     try:
         # Wait (by polling the server, not by sleeping blindly) until part of the file has landed.
         with httpx.Client(timeout=30) as http:
@@ -129,8 +133,17 @@ def test_bad_lines_are_rejected_with_reasons_and_good_lines_sync(ns, demo_file, 
     invalid = {**orjson.loads(good[1]), "key": "bad.vs1"}
     invalid.pop("session_key", None)
     invalid.update({"type": "spo2", "value": 140, "unit": "%"})
-    mixed = [good[0], b"{not json", *good[1:20], b'{"kind": "blood_test", "key": "x1"}',
-             orjson.dumps(invalid), *good[20:], orjson.dumps(orphan), b"", orjson.dumps({**first, "extra_field": 1, "key": "s.extra"})]
+    mixed = [
+        good[0],
+        b"{not json",
+        *good[1:20],
+        b'{"kind": "blood_test", "key": "x1"}',
+        orjson.dumps(invalid),
+        *good[20:],
+        orjson.dumps(orphan),
+        b"",
+        orjson.dumps({**first, "extra_field": 1, "key": "s.extra"}),
+    ]
     path = tmp_path / "mixed.ndjson"
     path.write_bytes(b"\n".join(mixed) + b"\n")
 
@@ -138,7 +151,7 @@ def test_bad_lines_are_rejected_with_reasons_and_good_lines_sync(ns, demo_file, 
     assert result.returncode == 1, result.stderr[-2000:]
     assert report["synced"] == len(good) and report["rejected"] == 5
     assert report["lines"] == report["synced"] + report["rejected"]
-    rejects = [orjson.loads(l) for l in (tmp_path / "rejects.ndjson").read_bytes().splitlines()]
+    rejects = [orjson.loads(line) for line in (tmp_path / "rejects.ndjson").read_bytes().splitlines()]
     by_line = {r["line"]: r for r in rejects}
     assert by_line[2]["issues"][0]["message"] == "not valid JSON"
     assert by_line[22]["issues"][0]["path"] == "kind"
@@ -159,8 +172,10 @@ def test_dry_run_maps_without_any_server(tmp_path, demo_file) -> None:
 
 
 def _local_hapi(ns: Namespace) -> bool:
-    return HAPICTL.exists() and ns.base_url.startswith(("http://localhost:", "http://127.0.0.1:")) and (
-        subprocess.run([str(HAPICTL), "status"], capture_output=True).returncode == 0
+    return (
+        HAPICTL.exists()
+        and ns.base_url.startswith(("http://localhost:", "http://127.0.0.1:"))
+        and (subprocess.run([str(HAPICTL), "status"], capture_output=True).returncode == 0)
     )
 
 
@@ -171,9 +186,19 @@ def test_outage_inside_the_retry_window_completes_and_outside_it_exits_2_then_re
         pytest.skip("the outage test stops and starts the local HAPI; none is managed by hapictl here")
     # Inside the window: the client keeps retrying while HAPI restarts (~25 s), then finishes.
     process = ns.popen(
-        "sync", str(demo_file), "--batch-size", "10", "--concurrency", "1", "--rejects", str(tmp_path / "r1.ndjson"),
-        "--report", str(tmp_path / "r1.json"),
-        INFUSION_FHIR_RETRY_MAX_ATTEMPTS="100", INFUSION_FHIR_RETRY_MAX_TOTAL_S="240", INFUSION_FHIR_RETRY_BACKOFF_CAP_S="2",
+        "sync",
+        str(demo_file),
+        "--batch-size",
+        "10",
+        "--concurrency",
+        "1",
+        "--rejects",
+        str(tmp_path / "r1.ndjson"),
+        "--report",
+        str(tmp_path / "r1.json"),
+        INFUSION_FHIR_RETRY_MAX_ATTEMPTS="100",
+        INFUSION_FHIR_RETRY_MAX_TOTAL_S="240",
+        INFUSION_FHIR_RETRY_BACKOFF_CAP_S="2",
     )
     try:
         with httpx.Client(timeout=30) as http:
@@ -197,7 +222,9 @@ def test_outage_inside_the_retry_window_completes_and_outside_it_exits_2_then_re
     try:
         assert ns2.cli("demo-data", "--patients", "2", "--seed", "5", "-o", str(second)).returncode == 0
         subprocess.run([str(HAPICTL), "down"], check=True, capture_output=True)
-        stopped, stopped_report = run_sync(ns2, tmp_path, second, INFUSION_FHIR_RETRY_MAX_ATTEMPTS="3", INFUSION_FHIR_RETRY_MAX_TOTAL_S="3")
+        stopped, stopped_report = run_sync(
+            ns2, tmp_path, second, INFUSION_FHIR_RETRY_MAX_ATTEMPTS="3", INFUSION_FHIR_RETRY_MAX_TOTAL_S="3"
+        )
         assert stopped.returncode == 2, stopped.stderr[-2000:]
         assert stopped_report["status"] == "stopped" and "unavailable" in stopped_report["stopped_reason"]
     finally:

@@ -44,10 +44,21 @@ def children_of_kind(kind: str, key: str, mrn: str, session_key: str) -> tuple[s
     if kind == "vital_sign":
         return "vital-signs", {**base, "measured_at": "2026-03-02T09:20:00-05:00", "type": "heart_rate", "value": 91}
     if kind == "monitoring_score":
-        return "monitoring-scores", {**base, "measured_at": "2026-03-02T09:20:00-05:00", "instrument": "rass", "score": -1}
+        return "monitoring-scores", {
+            **base,
+            "measured_at": "2026-03-02T09:20:00-05:00",
+            "instrument": "rass",
+            "score": -1,
+        }
     return "adverse-events", {
-        **base, "onset_at": "2026-03-02T09:15:00-05:00", "recorded_at": "2026-03-02T09:16:00-05:00",
-        "event": "headache", "severity": "mild", "serious": False, "outcome": "resolved", "causality": "possible",
+        **base,
+        "onset_at": "2026-03-02T09:15:00-05:00",
+        "recorded_at": "2026-03-02T09:16:00-05:00",
+        "event": "headache",
+        "severity": "mild",
+        "serious": False,
+        "outcome": "resolved",
+        "causality": "possible",
     }
 
 
@@ -55,7 +66,9 @@ def own_resource_count(base_url: str, settings, kind: str, key: str) -> int:
     """How many of the record's own resources the server holds (AdverseEvent by id: R4 has no identifier search)."""
     config = settings.mapping_config()
     return sum(
-        count_by_identifier(base_url, rid.resource_type, identifier_system(kind, config), identifier_value(kind, key, rid.part), rid.id)
+        count_by_identifier(
+            base_url, rid.resource_type, identifier_system(kind, config), identifier_value(kind, key, rid.part), rid.id
+        )
         for rid in resource_ids(kind, key, config)
     )
 
@@ -85,23 +98,40 @@ def test_a_record_naming_another_patients_session_is_409_and_nothing_is_written(
     assert api.get(f"/v1/infusion-sessions/{session['key']}").json() == before
 
 
-def test_a_session_reads_back_only_children_of_its_own_patient(api, settings, fhir_base_url, run_id, fhir_cleanup) -> None:
+def test_a_session_reads_back_only_children_of_its_own_patient(
+    api, settings, fhir_base_url, run_id, fhir_cleanup
+) -> None:
     """Even if another writer put another patient's Observation into the session's visit, it is not the session's."""
     session = session_body(f"sb-{run_id}", f"B-{run_id}")
     written = api.put(f"/v1/infusion-sessions/{session['key']}", json=session)
     assert written.status_code == 201, written.text
     before = api.get(f"/v1/infusion-sessions/{session['key']}").json()
-    other = api.put(f"/v1/vital-signs/o-{run_id}", json={
-        "patient": {"mrn": f"A-{run_id}"}, "measured_at": "2026-03-02T09:20:00-05:00", "type": "heart_rate", "value": 70,
-    })
+    other = api.put(
+        f"/v1/vital-signs/o-{run_id}",
+        json={
+            "patient": {"mrn": f"A-{run_id}"},
+            "measured_at": "2026-03-02T09:20:00-05:00",
+            "type": "heart_rate",
+            "value": 70,
+        },
+    )
     assert other.status_code == 201
-    stray_ref = next(f"{r['resourceType']}/{r['id']}" for r in other.json()["resources"] if r["resourceType"] == "Observation")
+    stray_ref = next(
+        f"{r['resourceType']}/{r['id']}" for r in other.json()["resources"] if r["resourceType"] == "Observation"
+    )
     stray = fhir_get(fhir_base_url, stray_ref).json()
-    procedure = fhir_get(fhir_base_url, resource_ref("infusion_session", session["key"], "procedure", settings.mapping_config())).json()
+    procedure = fhir_get(
+        fhir_base_url, resource_ref("infusion_session", session["key"], "procedure", settings.mapping_config())
+    ).json()
     # As another writer could: the other patient's Observation claiming B's session and visit.
     stray["encounter"] = procedure["encounter"]
     stray["partOf"] = [{"reference": f"Procedure/{procedure['id']}", "identifier": procedure["identifier"][0]}]
-    put = httpx.put(f"{fhir_base_url}/{stray_ref}", json=stray, headers={**FHIR_JSON, "Content-Type": "application/fhir+json"}, timeout=60)
+    put = httpx.put(
+        f"{fhir_base_url}/{stray_ref}",
+        json=stray,
+        headers={**FHIR_JSON, "Content-Type": "application/fhir+json"},
+        timeout=60,
+    )
     assert put.status_code == 200, put.text
 
     assert api.get(f"/v1/infusion-sessions/{session['key']}").json() == before
@@ -118,7 +148,12 @@ def test_batch_rejects_only_the_line_naming_another_patients_session(tmp_path, f
         _, wrong = children_of_kind("phq9_assessment", f"wrong-{run_id}", f"A-{run_id}", session["key"])
         _, right = children_of_kind("vital_sign", f"right-{run_id}", f"B-{run_id}", session["key"])
         path = tmp_path / "in.ndjson"
-        path.write_text("\n".join(json.dumps(x) for x in (session, {"kind": "phq9_assessment", **wrong}, {"kind": "vital_sign", **right})) + "\n")
+        path.write_text(
+            "\n".join(
+                json.dumps(x) for x in (session, {"kind": "phq9_assessment", **wrong}, {"kind": "vital_sign", **right})
+            )
+            + "\n"
+        )
         rejects = tmp_path / "rejects.ndjson"
         result = ns.cli("sync", str(path), "--rejects", str(rejects), "--batch-size", "1", "--concurrency", "1")
         assert result.returncode == 1, result.stderr
@@ -126,7 +161,10 @@ def test_batch_rejects_only_the_line_naming_another_patients_session(tmp_path, f
         assert [(r["line"], r["key"]) for r in lines] == [(2, wrong["key"])]
         assert "session_key" in lines[0]["reason"] and "patient.mrn" in lines[0]["reason"]
         assert f"A-{run_id}" not in rejects.read_text() and f"B-{run_id}" not in rejects.read_text()
-        assert count_by_identifier(fhir_base_url, "Observation", f"{ns.identifier_base}/phq9-assessment", wrong["key"]) == 0
+        assert (
+            count_by_identifier(fhir_base_url, "Observation", f"{ns.identifier_base}/phq9-assessment", wrong["key"])
+            == 0
+        )
         assert count_by_identifier(fhir_base_url, "Observation", f"{ns.identifier_base}/vital-sign", right["key"]) == 1
     finally:
         ns.purge()
@@ -179,7 +217,12 @@ async def test_trend_counts_more_than_200_assessments(settings, fhir_cleanup, ru
 
     mrn = f"T-{run_id}"
     bodies = [
-        phq9(f"m{n:03d}-{run_id}", mrn, [n % 4] + [0] * 7 + [n % 2], f"2025-01-01T{n // 60 % 24:02d}:{n % 60:02d}:00+00:00")
+        phq9(
+            f"m{n:03d}-{run_id}",
+            mrn,
+            [n % 4] + [0] * 7 + [n % 2],
+            f"2025-01-01T{n // 60 % 24:02d}:{n % 60:02d}:00+00:00",
+        )
         for n in range(205)
     ]
     for n, body in enumerate(bodies):  # spread over days so that each has its own instant
@@ -203,11 +246,20 @@ def test_a_positive_item_9_raises_a_flag_the_sync_never_writes_over(api, setting
     panel_ref = resource_ref("phq9_assessment", body["key"], "panel", config)
     assert flag["status"] == "active"
     assert flag["extension"][0]["valueReference"]["reference"] == panel_ref
-    total = fhir_search(fhir_base_url, "Observation", {"identifier": f"{identifier_system('phq9_assessment', config)}|{body['key']}/total"})[0]
+    total = fhir_search(
+        fhir_base_url,
+        "Observation",
+        {"identifier": f"{identifier_system('phq9_assessment', config)}|{body['key']}/total"},
+    )[0]
     assert any(c["code"] == "POS" for i in total["interpretation"] for c in i["coding"])
 
     flag["status"] = "inactive"  # a clinician has reviewed the risk
-    put = httpx.put(f"{fhir_base_url}/{flag_ref}", json=flag, headers={**FHIR_JSON, "Content-Type": "application/fhir+json"}, timeout=60)
+    put = httpx.put(
+        f"{fhir_base_url}/{flag_ref}",
+        json=flag,
+        headers={**FHIR_JSON, "Content-Type": "application/fhir+json"},
+        timeout=60,
+    )
     assert put.status_code == 200
     resent = api.put(f"/v1/phq9-assessments/{body['key']}", json=body)
     assert resent.status_code == 200
@@ -267,8 +319,14 @@ def test_an_entered_in_error_session_marks_its_embedded_children(api, settings, 
         assert held["status"] == "entered-in-error", child["key"]
     phq9_key = session["phq9_assessments"][0]["key"]
     for part in ("panel", "total", "item-9"):
-        assert fhir_get(fhir_base_url, resource_ref("phq9_assessment", phq9_key, part, config)).json()["status"] == "entered-in-error"
-    assert fhir_get(fhir_base_url, resource_ref("phq9_assessment", phq9_key, "flag", config)).json()["status"] == "entered-in-error"
+        assert (
+            fhir_get(fhir_base_url, resource_ref("phq9_assessment", phq9_key, part, config)).json()["status"]
+            == "entered-in-error"
+        )
+    assert (
+        fhir_get(fhir_base_url, resource_ref("phq9_assessment", phq9_key, "flag", config)).json()["status"]
+        == "entered-in-error"
+    )
 
 
 def test_an_entered_in_error_session_with_adverse_events_is_422(api, run_id) -> None:
@@ -295,16 +353,22 @@ def test_an_adverse_event_of_a_session_where_nothing_was_given_suspects_the_proc
     response = api.put(f"/v1/infusion-sessions/{session['key']}", json=session)
     assert response.status_code == 201, response.text
     config = settings.mapping_config()
-    ae = fhir_get(fhir_base_url, resource_ref("adverse_event", session["adverse_events"][0]["key"], "adverse-event", config)).json()
+    ae = fhir_get(
+        fhir_base_url, resource_ref("adverse_event", session["adverse_events"][0]["key"], "adverse-event", config)
+    ).json()
     suspect = ae["suspectEntity"][0]
     assert suspect["instance"]["reference"] == resource_ref("infusion_session", session["key"], "procedure", config)
     assert suspect["causality"][0]["assessment"]["coding"][0]["code"] == "Probably-Likely"
     got = api.get(f"/v1/infusion-sessions/{session['key']}")
     assert got.status_code == 200
-    assert parse_record({"kind": "infusion_session", **got.json()}) == parse_record({"kind": "infusion_session", **session})
+    assert parse_record({"kind": "infusion_session", **got.json()}) == parse_record(
+        {"kind": "infusion_session", **session}
+    )
 
 
-def test_a_total_that_disagrees_with_mg_per_kg_times_weight_is_422_and_nothing_is_written(api, settings, fhir_base_url, run_id) -> None:
+def test_a_total_that_disagrees_with_mg_per_kg_times_weight_is_422_and_nothing_is_written(
+    api, settings, fhir_base_url, run_id
+) -> None:
     session = session_body(f"s-{run_id}", f"D-{run_id}")
     session["dose"] = {"total_mg": 500, "mg_per_kg": 0.5, "weight_kg": 100}  # a tenfold slip
     refused = api.put(f"/v1/infusion-sessions/{session['key']}", json=session)
@@ -321,14 +385,18 @@ def test_a_not_done_infusion_states_no_dose_given_and_no_performed_period(api, s
     response = api.put(f"/v1/infusion-sessions/{session['key']}", json=session)
     assert response.status_code == 201, response.text
     config = settings.mapping_config()
-    administration = fhir_get(fhir_base_url, resource_ref("infusion_session", session["key"], "medication-administration", config)).json()
+    administration = fhir_get(
+        fhir_base_url, resource_ref("infusion_session", session["key"], "medication-administration", config)
+    ).json()
     procedure = fhir_get(fhir_base_url, resource_ref("infusion_session", session["key"], "procedure", config)).json()
     assert administration["status"] == "not-done" and "dosage" not in administration
     intended = administration["extension"][0]["valueDosage"]
     assert intended["text"].startswith("Intended, not administered: ")
     assert "performedPeriod" not in procedure and "performedDateTime" not in procedure
     got = api.get(f"/v1/infusion-sessions/{session['key']}")
-    assert parse_record({"kind": "infusion_session", **got.json()}) == parse_record({"kind": "infusion_session", **session})
+    assert parse_record({"kind": "infusion_session", **got.json()}) == parse_record(
+        {"kind": "infusion_session", **session}
+    )
 
 
 # -- H7 the visit ------------------------------------------------------------------------------------
@@ -348,28 +416,49 @@ def test_every_resource_of_a_session_references_one_encounter_and_part_of_only_d
         resource = fhir_get(fhir_base_url, f"{item['resourceType']}/{item['id']}").json()
         if item["resourceType"] in ("Patient", "Encounter"):
             continue
-        link = resource.get("context") if item["resourceType"] == "MedicationAdministration" else resource.get("encounter")
+        link = (
+            resource.get("context") if item["resourceType"] == "MedicationAdministration" else resource.get("encounter")
+        )
         assert link == {"reference": encounter_ref}, item
-    phq9_panel = fhir_get(fhir_base_url, resource_ref("phq9_assessment", session["phq9_assessments"][0]["key"], "panel", config)).json()
+    phq9_panel = fhir_get(
+        fhir_base_url, resource_ref("phq9_assessment", session["phq9_assessments"][0]["key"], "panel", config)
+    ).json()
     assert "partOf" not in phq9_panel  # completed 08:45, before the 09:00 start
-    during = fhir_get(fhir_base_url, resource_ref("vital_sign", session["vital_signs"][1]["key"], "observation", config)).json()
+    during = fhir_get(
+        fhir_base_url, resource_ref("vital_sign", session["vital_signs"][1]["key"], "observation", config)
+    ).json()
     assert during["partOf"][0]["reference"].startswith("Procedure/")
 
 
-def test_the_ehrs_own_visit_is_referenced_and_never_written_over(api, settings, fhir_base_url, run_id, fhir_cleanup) -> None:
+def test_the_ehrs_own_visit_is_referenced_and_never_written_over(
+    api, settings, fhir_base_url, run_id, fhir_cleanup
+) -> None:
     mrn = f"V-{run_id}"
     session = session_body(f"s-{run_id}", mrn)
-    first = api.put(f"/v1/vital-signs/pre-{run_id}", json={
-        "patient": session["patient"], "measured_at": "2026-03-02T08:30:00-05:00", "type": "heart_rate", "value": 72,
-    })
+    first = api.put(
+        f"/v1/vital-signs/pre-{run_id}",
+        json={
+            "patient": session["patient"],
+            "measured_at": "2026-03-02T08:30:00-05:00",
+            "type": "heart_rate",
+            "value": 72,
+        },
+    )
     patient_ref = next(f"Patient/{r['id']}" for r in first.json()["resources"] if r["resourceType"] == "Patient")
     visit = {
-        "resourceType": "Encounter", "status": "arrived",
+        "resourceType": "Encounter",
+        "status": "arrived",
         "identifier": [{"system": settings.visit_system, "value": f"VISIT-{run_id}"}],
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-        "subject": {"reference": patient_ref}, "serviceType": {"text": "EHR's own wording"},
+        "subject": {"reference": patient_ref},
+        "serviceType": {"text": "EHR's own wording"},
     }
-    created = httpx.post(f"{fhir_base_url}/Encounter", json=visit, headers={**FHIR_JSON, "Content-Type": "application/fhir+json"}, timeout=60)
+    created = httpx.post(
+        f"{fhir_base_url}/Encounter",
+        json=visit,
+        headers={**FHIR_JSON, "Content-Type": "application/fhir+json"},
+        timeout=60,
+    )
     assert created.status_code == 201
     visit_ref = f"Encounter/{created.json()['id']}"
     fhir_cleanup.track(visit_ref)
@@ -380,11 +469,20 @@ def test_the_ehrs_own_visit_is_referenced_and_never_written_over(api, settings, 
     procedure = fhir_get(fhir_base_url, resource_ref("infusion_session", session["key"], "procedure", config)).json()
     assert procedure["encounter"]["reference"] == visit_ref
     held = fhir_get(fhir_base_url, visit_ref).json()
-    assert held["meta"]["versionId"] == "1" and held["status"] == "arrived" and held["serviceType"]["text"] == "EHR's own wording"
-    assert fhir_get(fhir_base_url, resource_ref("infusion_session", session["key"], "encounter", config)).status_code == 404
+    assert (
+        held["meta"]["versionId"] == "1"
+        and held["status"] == "arrived"
+        and held["serviceType"]["text"] == "EHR's own wording"
+    )
+    assert (
+        fhir_get(fhir_base_url, resource_ref("infusion_session", session["key"], "encounter", config)).status_code
+        == 404
+    )
     got = api.get(f"/v1/infusion-sessions/{session['key']}")
     assert got.json()["visit_id"] == session["visit_id"]
-    assert parse_record({"kind": "infusion_session", **got.json()}) == parse_record({"kind": "infusion_session", **session})
+    assert parse_record({"kind": "infusion_session", **got.json()}) == parse_record(
+        {"kind": "infusion_session", **session}
+    )
 
 
 # -- smaller defects found in review -------------------------------------------------------------
@@ -392,8 +490,14 @@ def test_the_ehrs_own_visit_is_referenced_and_never_written_over(api, settings, 
 
 def test_an_adverse_event_whose_description_is_the_local_display_reads_back(api, run_id) -> None:
     body = {
-        "patient": {"mrn": f"M-{run_id}"}, "onset_at": "2026-03-02T09:15:00-05:00", "recorded_at": "2026-03-02T09:16:00-05:00",
-        "event": "other", "description": "Other adverse event", "severity": "mild", "serious": False, "outcome": "resolved",
+        "patient": {"mrn": f"M-{run_id}"},
+        "onset_at": "2026-03-02T09:15:00-05:00",
+        "recorded_at": "2026-03-02T09:16:00-05:00",
+        "event": "other",
+        "description": "Other adverse event",
+        "severity": "mild",
+        "serious": False,
+        "outcome": "resolved",
     }
     assert api.put(f"/v1/adverse-events/ae-{run_id}", json=body).status_code == 201
     got = api.get(f"/v1/adverse-events/ae-{run_id}")

@@ -50,7 +50,12 @@ def test_transaction_resolves_an_internal_urn_uuid_reference(fhir_base_url, fhir
                     "status": "final",
                     "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
                     "subject": {"reference": patient_urn},
-                    "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+                    "valueQuantity": {
+                        "value": 72,
+                        "unit": "/min",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "/min",
+                    },
                 },
                 "request": {"method": "PUT", "url": f"Observation/obs-{run_id}"},
             },

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -113,7 +113,15 @@ def test_every_mapped_resource_passes_validate_without_errors(
         _publish_extensions(http)
         results = list(pool.map(lambda r: _validate(http, r), resources))
     kinds = Counter(r["resourceType"] for r in resources)
-    assert {"Patient", "Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag"} <= set(kinds)
+    assert {
+        "Patient",
+        "Encounter",
+        "Procedure",
+        "MedicationAdministration",
+        "Observation",
+        "AdverseEvent",
+        "Flag",
+    } <= set(kinds)
 
     errors, warnings = [], Counter()
     for resource, issues in results:
@@ -152,14 +160,10 @@ def _transaction_records(run_id: str) -> list[Any]:
     embedded = next(
         r
         for r in raw
-        if r["kind"] == "infusion_session"
-        and r.get("vital_signs")
-        and r["status"] in ("completed", "stopped")
+        if r["kind"] == "infusion_session" and r.get("vital_signs") and r["status"] in ("completed", "stopped")
     )
     flat = next(
-        r
-        for r in raw
-        if r["kind"] == "infusion_session" and "vital_signs" not in r and r["status"] == "completed"
+        r for r in raw if r["kind"] == "infusion_session" and "vital_signs" not in r and r["status"] == "completed"
     )
     chosen = [embedded, flat, *(r for r in raw if r.get("session_key") == flat["key"])]
     keys = {r["key"] for r in chosen} | {
@@ -215,17 +219,16 @@ def test_transaction_is_accepted_idempotent_and_reads_back_to_the_same_records(
     patient = patient_from_fhir(read[0], CONFIG)
     assert patient == records[0].patient
     by_ref = {f"{r['resourceType']}/{r['id']}": r for r in read[1:]}
-    assert all(
-        r["subject"]["reference"] == refs[0] for r in by_ref.values()
-    )  # urn:uuid rewritten by the server
-    visits = [r for r in by_ref.values() if r["resourceType"] == "Encounter" and r["identifier"][0]["system"] == CONFIG.visit_system]
+    assert all(r["subject"]["reference"] == refs[0] for r in by_ref.values())  # urn:uuid rewritten by the server
+    visits = [
+        r
+        for r in by_ref.values()
+        if r["resourceType"] == "Encounter" and r["identifier"][0]["system"] == CONFIG.visit_system
+    ]
     for record in records:  # each record from the server's copies of exactly the resources it produced
         mapper = mapper_for(record.kind)
         own = [by_ref[f"{r.get_resource_type()}/{r.id}"] for r in mapper.to_fhir(record, CONFIG)]
         own += visits if record.kind == "infusion_session" else []  # the EHR visit, created by the Bundle
         assert mapper.from_fhir(own, patient, CONFIG) == record
     for record in records[2:]:  # and picked by key from everything that was written
-        assert (
-            mapper_for(record.kind).from_fhir(list(by_ref.values()), patient, CONFIG, key=record.key)
-            == record
-        )
+        assert mapper_for(record.kind).from_fhir(list(by_ref.values()), patient, CONFIG, key=record.key) == record

@@ -37,7 +37,12 @@ def test_api_logs_carry_no_phi(api, caplog, run_id) -> None:
     bad["vital_signs"][0]["diastolic"] = 300
     bad["patient"]["birth_date"] = "not-a-date"
     assert api.put(f"/v1/infusion-sessions/{bad['key']}", json=bad).status_code == 422
-    orphan = {**body["vital_signs"][0], "key": f"o-{run_id}", "patient": body["patient"], "session_key": f"missing-{run_id}"}
+    orphan = {
+        **body["vital_signs"][0],
+        "key": f"o-{run_id}",
+        "patient": body["patient"],
+        "session_key": f"missing-{run_id}",
+    }
     assert api.put(f"/v1/vital-signs/{orphan['key']}", json=orphan).status_code == 409
     assert api.post("/v1/patients/$phq9-trend", json={"mrn": MRN + "unknown"}).status_code == 404
     assert api.put(f"/v1/vital-signs/x-{run_id}", content=b"{" + MRN.encode()).status_code == 422

@@ -1,0 +1,199 @@
+"""The API keeps its OpenAPI contract: Schemathesis, every check, against the app on the real FHIR server.
+
+The app runs under uvicorn on a free port, on the FHIR server the integration tests use, with
+identifier, MRN and visit systems of its own (as `settings` in conftest.py), so whatever the
+generated requests write is confined to this run; it is deleted and expunged afterwards.
+`schemathesis run --checks all` then sends at least 50 generated requests per operation (plus its
+coverage and stateful phases) and must report no failure. tests/integration/schemathesis.toml holds
+the one narrowed check and why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.auth import key_digest
+
+API_KEY = "schemathesis-contract-key"
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "50"))
+# A fixed seed by default, so that a CI run is reproducible; set SCHEMATHESIS_SEED to explore others.
+SEED = os.environ.get("SCHEMATHESIS_SEED", "20261128")
+FHIR_JSON = "application/fhir+json"
+# Every resource the service writes names its patient as `subject`.
+PATIENT_OWNED = ("Flag", "Observation", "AdverseEvent", "MedicationAdministration", "Procedure", "Encounter")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _systems(run_id: str) -> dict[str, str]:
+    base = f"https://test.infusion-fhir.example/{run_id}"
+    return {
+        "INFUSION_FHIR_IDENTIFIER_SYSTEM_BASE": f"{base}/sid",
+        "INFUSION_FHIR_MRN_SYSTEM": f"{base}/mrn",
+        "INFUSION_FHIR_VISIT_SYSTEM": f"{base}/visit",
+        "INFUSION_FHIR_PRACTITIONER_IDENTIFIER_SYSTEM": f"{base}/practitioner",
+    }
+
+
+@pytest.fixture
+def api_url(fhir_base_url: str, run_id: str, tmp_path: Path) -> Iterator[str]:
+    """The service under uvicorn on a free port; its FHIR writes are removed after the test."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FHIR_BASE_URL": fhir_base_url,
+        "INFUSION_FHIR_API_KEYS": key_digest(API_KEY),
+        "INFUSION_FHIR_LOG_LEVEL": "WARNING",
+        **_systems(run_id),
+    }
+    log = (tmp_path / "uvicorn.log").open("wb")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, server, tmp_path / "uvicorn.log")
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+        remove_run_data(fhir_base_url, _systems(run_id)["INFUSION_FHIR_MRN_SYSTEM"])
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the service exited ({server.returncode}):\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("the service did not answer /healthz within 60 s")
+
+
+def remove_run_data(fhir_base_url: str, mrn_system: str) -> None:
+    """Delete and expunge the run's Patients and every resource naming one of them; assert none is left."""
+    with httpx.Client(base_url=fhir_base_url, timeout=120, headers={"Accept": FHIR_JSON}) as http:
+        patients = _search_all(http, "Patient", {"identifier": f"{mrn_system}|", "_elements": "id"})
+        refs = []
+        for at in range(0, len(patients), 40):
+            subjects = ",".join(f"Patient/{p['id']}" for p in patients[at : at + 40])
+            for resource_type in PATIENT_OWNED:
+                found = _search_all(http, resource_type, {"subject": subjects, "_elements": "id"})
+                refs += [f"{resource_type}/{r['id']}" for r in found]
+        refs += [f"Patient/{p['id']}" for p in patients]
+        if not refs:
+            return
+        # One transaction: resources that reference each other go together.
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"request": {"method": "DELETE", "url": ref}} for ref in refs],
+        }
+        answer = http.post("/", json=bundle, headers={"Content-Type": FHIR_JSON})
+        assert answer.status_code == 200, answer.text[:2000]
+        expunge = {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "expungeDeletedResources", "valueBoolean": True},
+                {"name": "expungePreviousVersions", "valueBoolean": True},
+            ],
+        }
+        for ref in refs:
+            http.post(f"/{ref}/$expunge", json=expunge, headers={"Content-Type": FHIR_JSON})
+        left = _search_all(http, "Patient", {"identifier": f"{mrn_system}|", "_elements": "id"})
+        assert not left, f"{len(left)} patients of this run are still on the FHIR server"
+
+
+def _search_all(http: httpx.Client, resource_type: str, params: dict[str, str]) -> list[dict]:
+    out: list[dict] = []
+    response = http.get(f"/{resource_type}", params={**params, "_count": "500"})
+    while True:
+        assert response.status_code == 200, response.text[:2000]
+        page = response.json()
+        out += [e["resource"] for e in page.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
+        next_url = next((link["url"] for link in page.get("link", []) if link["relation"] == "next"), None)
+        if not next_url:
+            return out
+        response = http.get(next_url)
+
+
+def _schemathesis() -> list[str]:
+    executable = Path(sys.executable).with_name("schemathesis")
+    if executable.exists():
+        return [str(executable)]
+    found = shutil.which("schemathesis")
+    assert found, "schemathesis is not installed: `pip install -c constraints.txt -e '.[dev]'`"
+    return [found]
+
+
+def test_api_keeps_its_openapi_contract(api_url: str, tmp_path: Path) -> None:
+    command = [
+        *_schemathesis(),
+        "--config-file",
+        str(CONFIG),
+        "--no-color",
+        "run",
+        f"{api_url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        SEED,
+        "--wait-for-schema",
+        "30",
+        "-H",
+        f"Authorization: Bearer {API_KEY}",
+    ]
+    started = time.monotonic()
+    # Run in tmp_path: Schemathesis keeps a crash cache (.schemathesis/) in its working directory.
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    summary = re.search(r"^\s*(\d+) generated, .*$", output, re.MULTILINE)
+    operations = re.search(r"Operations:\s+(\d+) selected", output)
+    print(
+        f"schemathesis: {operations.group(1) if operations else '?'} operations, "
+        f"{summary.group(0).strip() if summary else 'no summary'}, {elapsed:.0f} s, seed {SEED}"
+    )
+    assert result.returncode == 0, output[-20000:]
+    assert summary and int(summary.group(1)) >= MAX_EXAMPLES, output[-5000:]
