@@ -5,9 +5,10 @@ VENV := .venv
 HAPI_PORT ?= 8080
 LOCAL_FHIR := http://localhost:$(HAPI_PORT)/fhir
 HAPICTL := tools/hapi-server/hapictl
+TOXIPROXYCTL := tools/faults/toxiproxyctl
 export HAPI_PORT
 
-.PHONY: run test venv hapi-up hapi-down hapi-status schemas bench clean
+.PHONY: run test lint faults venv hapi-up hapi-down hapi-status schemas openapi bench clean
 
 ## venv: the virtualenv at .venv with the project and its test tools (pinned by constraints.txt)
 venv: $(VENV)/.installed
@@ -32,7 +33,8 @@ run: venv
 	FHIR_BASE_URL="$${FHIR_BASE_URL:-$(LOCAL_FHIR)}" $(VENV)/bin/infusion-fhir serve --port 8000
 
 ## test: the whole suite (unit and integration); starts the local HAPI if none answers, stops what it started
-test: venv
+test: venv faults lint
+	@tools/ensure-chromium  # the browser of the offline /docs test; installs Debian's chromium only when missing
 	@started=0; \
 	if [ -z "$$FHIR_BASE_URL" ] && ! curl -sf -o /dev/null "$(LOCAL_FHIR)/metadata"; then \
 		$(HAPICTL) up || exit 1; started=1; \
@@ -40,6 +42,17 @@ test: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then $(HAPICTL) down; fi; \
 	exit $$rc
+
+## lint: the code checks itself: ruff (lint and format) and mypy --strict on service/ and schemas/ (pyproject.toml)
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## faults: Toxiproxy for the fault-injection tests (tests/integration/test_faults.py), built with Go on first use;
+## without Go they skip, except under CI
+faults:
+	@$(TOXIPROXYCTL) build || [ -z "$$CI" ]
 
 ## bench: the benchmarks under bench/ (ours vs the ceiling and the naive way), written to BENCHMARKS.md.
 ## Without FHIR_BASE_URL they run on a dedicated local HAPI (own port and empty database, stopped afterwards),
@@ -55,6 +68,10 @@ bench: venv
 ## schemas: regenerate schemas/json/ from the record models
 schemas: venv
 	$(VENV)/bin/python -m schemas.export
+
+## openapi: regenerate docs/openapi.json from the routes (a unit test fails while it is stale)
+openapi: venv
+	$(VENV)/bin/python -m service.openapi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

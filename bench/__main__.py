@@ -22,13 +22,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small corpora and few rounds (about 3.5 minutes): a smoke run of every section; "
-                        "its runs are too short for its ratios to judge the targets")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small corpora and few rounds (about 3.5 minutes): a smoke run of every section; "
+        "its runs are too short for its ratios to judge the targets",
+    )
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: mapping,sync,api,memory")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown to write")
-    parser.add_argument("--render", action="store_true",
-                        help="measure nothing: write the markdown again from the last run's bench/out/results.json "
-                             "(after editing bench/NOTES.md)")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: write the markdown again from the last run's bench/out/results.json "
+        "(after editing bench/NOTES.md)",
+    )
     args = parser.parse_args(argv)
     if args.render:
         return _write(orjson.loads((OUT / "results.json").read_bytes()), args.out)
@@ -41,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: dict = {"machine": describe(base_url if NEEDS_SERVER & set(only) else None)}
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'" if (argv or sys.argv[1:]) else "")
-    results["meta"] = {"command": command, "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                       "seconds": 0.0, "fhir_base_url": base_url}
+    results["meta"] = {
+        "command": command,
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "seconds": 0.0,
+        "fhir_base_url": base_url,
+    }
     for name in only:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         section_started = time.monotonic()

@@ -87,8 +87,20 @@ def start_service(base_url: str, ns: Namespace, profile: Path | None = None) -> 
     """The service under uvicorn (profiled when `profile` names the output), writing into `ns`."""
     port = _free_port()
     env = ns.env(base_url, INFUSION_FHIR_API_KEYS=key_digest(API_KEY), INFUSION_FHIR_LOG_LEVEL="WARNING")
-    args = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
-            "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "service.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     if profile:
         args = [sys.executable, "-m", "bench.profiled_service", str(port), str(profile)]
     log = (OUT / f"api-{ns.token}.log").open("wb")
@@ -189,8 +201,13 @@ def _summary(samples: dict[str, list[float]], cpu: dict[str, float | None], seco
 
 
 async def measure(
-    api_url: str, base_url: str, direct_ns: Namespace, levels: dict[int, int], service_pid: int,
-    after_warmup: Callable[[], None] = lambda: None, warmup: int = 64,
+    api_url: str,
+    base_url: str,
+    direct_ns: Namespace,
+    levels: dict[int, int],
+    service_pid: int,
+    after_warmup: Callable[[], None] = lambda: None,
+    warmup: int = 64,
 ) -> dict:
     """Per concurrency level, `count` requests of each side, interleaved (see `closed_loop`).
 
@@ -246,7 +263,7 @@ def stub_overhead(quick: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, path in (("levels", None), ("profiled_levels", profile)):
             proc, api_url = start_service(stub_url, Namespace.fresh("stub"), profile=path)
-            start_profile = (lambda: proc.send_signal(signal.SIGUSR1)) if path else (lambda: None)
+            start_profile = (lambda p=proc: p.send_signal(signal.SIGUSR1)) if path else (lambda: None)
             try:
                 out[key] = asyncio.run(
                     measure(api_url, stub_url, Namespace.fresh("stub"), levels, proc.pid, start_profile)

@@ -126,8 +126,14 @@ class Floor:
             proc = self.session_ref(key, "procedure", "Procedure")
             encounter = {"reference": self.session_ref(key, "encounter", "Encounter")["reference"]}
             found = self.ctxs[key] = (
-                [{"url": self.ext_session, "valueReference": proc}], encounter, "final", None, None, [proc],
-                self.session_ref(key, "medication-administration", "MedicationAdministration"), "active",
+                [{"url": self.ext_session, "valueReference": proc}],
+                encounter,
+                "final",
+                None,
+                None,
+                [proc],
+                self.session_ref(key, "medication-administration", "MedicationAdministration"),
+                "active",
             )
         return found
 
@@ -179,9 +185,13 @@ class Floor:
         if start is not None and start <= at and (end is None or at <= end):
             out["partOf"] = part_of
         out.update(
-            status=status, category=self.survey_category, code=self.scale[r.instrument],
-            subject={"reference": patient_urn(r.patient.mrn, self.config)}, encounter=encounter,
-            effectiveDateTime=_dt(at), valueInteger=r.score,
+            status=status,
+            category=self.survey_category,
+            code=self.scale[r.instrument],
+            subject={"reference": patient_urn(r.patient.mrn, self.config)},
+            encounter=encounter,
+            effectiveDateTime=_dt(at),
+            valueInteger=r.score,
         )
         return [out]
 
@@ -200,14 +210,20 @@ class Floor:
         event: Json = {"coding": self.ae["event"][r.event]}
         if r.description is not None:
             event["text"] = r.description
-        out.update(identifier=ident, actuality="actual", event=event,
-                   subject={"reference": patient_urn(r.patient.mrn, self.config)})
+        out.update(
+            identifier=ident,
+            actuality="actual",
+            event=event,
+            subject={"reference": patient_urn(r.patient.mrn, self.config)},
+        )
         if ctx is not None:
             out["encounter"] = ctx[1]
         out.update(
-            date=_dt(r.onset_at), recordedDate=_dt(r.recorded_at),
+            date=_dt(r.onset_at),
+            recordedDate=_dt(r.recorded_at),
             seriousness=self.ae["fatal"] if r.outcome == "fatal" else self.ae["serious"][r.serious],
-            severity=self.ae["severity"][r.severity], outcome=self.ae["outcome"][r.outcome],
+            severity=self.ae["severity"][r.severity],
+            outcome=self.ae["outcome"][r.outcome],
         )
         if ctx is not None:
             suspect: Json = {"instance": ctx[6]}
@@ -251,29 +267,51 @@ class Floor:
         ]
         positive = items[8] > 0
         if positive:
-            members.append(obs("item-9", self.phq_items[8], valueCodeableConcept=self.phq_answers[items[8]],
-                               interpretation=self.phq_item9))
+            members.append(
+                obs(
+                    "item-9",
+                    self.phq_items[8],
+                    valueCodeableConcept=self.phq_answers[items[8]],
+                    interpretation=self.phq_item9,
+                )
+            )
         else:
             members.append(obs("item-9", self.phq_items[8], valueCodeableConcept=self.phq_answers[0]))
         if r.difficulty is not None:
-            members.append(obs("difficulty", self.phq_difficulty,
-                               valueCodeableConcept=self.phq_difficulty_answers[r.difficulty]))
+            members.append(
+                obs("difficulty", self.phq_difficulty, valueCodeableConcept=self.phq_difficulty_answers[r.difficulty])
+            )
         severity = next(c for upper, c in self.phq_severity if r.total <= upper)
         if positive:
-            members.append(obs("total", self.phq_total, valueQuantity=self.qty(r.total, "{score}"),
-                               interpretation=[severity, *self.phq_item9], note=self.phq_item9_note))
+            members.append(
+                obs(
+                    "total",
+                    self.phq_total,
+                    valueQuantity=self.qty(r.total, "{score}"),
+                    interpretation=[severity, *self.phq_item9],
+                    note=self.phq_item9_note,
+                )
+            )
         else:
-            members.append(obs("total", self.phq_total, valueQuantity=self.qty(r.total, "{score}"),
-                               interpretation=[severity]))
+            members.append(
+                obs("total", self.phq_total, valueQuantity=self.qty(r.total, "{score}"), interpretation=[severity])
+            )
         panel = obs("panel", self.phq_panel, hasMember=[{"reference": f"Observation/{m['id']}"} for m in members])
         if not positive:
             return [*members, panel]
         fid, fident = self.ident("phq9_assessment", r.key, "flag")
         flag: Json = {
-            "resourceType": "Flag", "id": fid,
-            "extension": [{"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": f"Observation/{panel['id']}"}}],
-            "identifier": [fident], "status": "active" if ctx is None else ctx[7],
-            "category": self.flag_category, "code": self.flag_code, "subject": subject, "period": {"start": when},
+            "resourceType": "Flag",
+            "id": fid,
+            "extension": [
+                {"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": f"Observation/{panel['id']}"}}
+            ],
+            "identifier": [fident],
+            "status": "active" if ctx is None else ctx[7],
+            "category": self.flag_category,
+            "code": self.flag_code,
+            "subject": subject,
+            "period": {"start": when},
         }
         if encounter is not None:
             flag["encounter"] = encounter
@@ -298,8 +336,12 @@ class Floor:
         not_done = status == "not_done"
         reasons = [self.reasons[i] for i in r.indications]
         # ids from the cached references ("Procedure/<id>", "MedicationAdministration/<id>"): no second hash
-        proc: Json = {"resourceType": "Procedure", "id": proc_ref["reference"][len("Procedure/"):],
-                      "identifier": [proc_ref["identifier"]], "status": codes.PROCEDURE_STATUS[status]}
+        proc: Json = {
+            "resourceType": "Procedure",
+            "id": proc_ref["reference"][len("Procedure/") :],
+            "identifier": [proc_ref["identifier"]],
+            "status": codes.PROCEDURE_STATUS[status],
+        }
         if r.stop_reason is not None:
             proc["statusReason"] = {"text": r.stop_reason}
         proc.update(category=self.proc_category, code=self.proc_code, subject=subject, encounter=encounter)
@@ -320,28 +362,49 @@ class Floor:
         obs_status = "entered-in-error" if retracted else "final"
         if dose is not None and dose.weight_kg is not None:
             wid, wident = self.ident("infusion_session", key, "dosing-weight")
-            weight: Json = {"resourceType": "Observation", "id": wid, "meta": self.vital["body_weight"][0],
-                            "identifier": [wident]}
+            weight: Json = {
+                "resourceType": "Observation",
+                "id": wid,
+                "meta": self.vital["body_weight"][0],
+                "identifier": [wident],
+            }
             if administered:
                 weight["partOf"] = part_of
             weight.update(
-                status=obs_status, category=self.vitals_category, code=self.weight_code, subject=subject,
-                encounter=encounter, effectiveDateTime=period["start"], valueQuantity=self.qty(dose.weight_kg, "kg"),
+                status=obs_status,
+                category=self.vitals_category,
+                code=self.weight_code,
+                subject=subject,
+                encounter=encounter,
+                effectiveDateTime=period["start"],
+                valueQuantity=self.qty(dose.weight_kg, "kg"),
             )
             out.append(weight)
         if r.visit_id is None:
             eid, eident = self.ident("infusion_session", key, "encounter")
-            enc: Json = {"resourceType": "Encounter", "id": eid, "identifier": [eident],
-                         "status": codes.ENCOUNTER_STATUS[status], "class": self.enc_class, "type": self.enc_type,
-                         "subject": subject}
+            enc: Json = {
+                "resourceType": "Encounter",
+                "id": eid,
+                "identifier": [eident],
+                "status": codes.ENCOUNTER_STATUS[status],
+                "class": self.enc_class,
+                "type": self.enc_type,
+                "subject": subject,
+            }
             if not not_done:
                 enc["period"] = period
             enc["reasonCode"] = reasons
             out.append(enc)
         ctx: Ctx = (
-            [{"url": self.ext_embedded, "valueReference": proc_ref}], encounter, obs_status,
-            r.started_at if administered else None, r.ended_at, part_of,
-            self.session_ref(key, "medication-administration", "MedicationAdministration") if administered else proc_ref,
+            [{"url": self.ext_embedded, "valueReference": proc_ref}],
+            encounter,
+            obs_status,
+            r.started_at if administered else None,
+            r.ended_at,
+            part_of,
+            self.session_ref(key, "medication-administration", "MedicationAdministration")
+            if administered
+            else proc_ref,
             "entered-in-error" if retracted else "active",
         )
         for field, builder in self.children:
@@ -349,10 +412,14 @@ class Floor:
                 out.extend(builder(child, ctx))
         return out
 
-    def _administration(self, r: Any, subject: Json, encounter: Json, period: Json, actor: Json | None,
-                        part_of: list, not_done: bool) -> Json:
+    def _administration(
+        self, r: Any, subject: Json, encounter: Json, period: Json, actor: Json | None, part_of: list, not_done: bool
+    ) -> Json:
         mref = self.session_ref(r.key, "medication-administration", "MedicationAdministration")
-        ma: Json = {"resourceType": "MedicationAdministration", "id": mref["reference"][len("MedicationAdministration/"):]}
+        ma: Json = {
+            "resourceType": "MedicationAdministration",
+            "id": mref["reference"][len("MedicationAdministration/") :],
+        }
         dose = r.dose
         if not_done and dose is not None:
             intended: Json = {}
@@ -368,8 +435,13 @@ class Floor:
         ma.update(identifier=[mref["identifier"]], partOf=part_of, status=codes.MED_ADMIN_STATUS[r.status])
         if r.stop_reason is not None:
             ma["statusReason"] = [{"text": r.stop_reason}]
-        ma.update(category=self.ma_category, medicationCodeableConcept=self.medication, subject=subject,
-                  context=encounter, effectivePeriod=period)
+        ma.update(
+            category=self.ma_category,
+            medicationCodeableConcept=self.medication,
+            subject=subject,
+            context=encounter,
+            effectivePeriod=period,
+        )
         if actor:
             ma["performer"] = [{"actor": actor}]
         if dose is not None and not not_done:

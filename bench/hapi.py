@@ -47,8 +47,13 @@ def restart_empty() -> float | None:
 
 
 def run_sync_cli(
-    path: Path, ns: Namespace, base_url: str, *, batch_size: int | None = None,
-    concurrency: int | None = None, dry_run: bool = False,
+    path: Path,
+    ns: Namespace,
+    base_url: str,
+    *,
+    batch_size: int | None = None,
+    concurrency: int | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """`infusion-fhir sync` as a user runs it; its report, wall time, CPU time and peak RSS.
 
@@ -66,8 +71,9 @@ def run_sync_cli(
     log, rss = OUT / f"log-{ns.token}.txt", OUT / f"rss-{ns.token}.txt"
     started = time.perf_counter()
     with log.open("wb") as err:
-        proc = subprocess.Popen([GNU_TIME, "-f", "%M", "-o", str(rss), *args], env=ns.env(base_url),
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [GNU_TIME, "-f", "%M", "-o", str(rss), *args], env=ns.env(base_url), stdout=subprocess.DEVNULL, stderr=err
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started

@@ -22,8 +22,13 @@ UNIT = corpus.PATIENTS
 def _row(result: dict[str, Any], scale: int, mode: str) -> dict[str, Any]:
     report = result["report"]
     return {
-        "scale": scale, "mode": mode, "patients": UNIT * scale, "lines": report["lines"],
-        "exit_code": result["exit_code"], "maxrss_mb": result["maxrss_mb"], "wall_s": result["wall_s"],
+        "scale": scale,
+        "mode": mode,
+        "patients": UNIT * scale,
+        "lines": report["lines"],
+        "exit_code": result["exit_code"],
+        "maxrss_mb": result["maxrss_mb"],
+        "wall_s": result["wall_s"],
         "report_peak_rss_mb": report.get("peak_rss_mb"),
         "resources": sum(report["resources"].values()),
     }

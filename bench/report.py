@@ -50,36 +50,60 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         out.append(("Mapping: ours >= 10x the naive path", f"{m['ours_over_naive']:.1f}x", m["ours_over_naive"] >= 10))
         out.append(("Mapping: ours >= 0.5x the floor", f"{m['ours_over_floor']:.2f}x", m["ours_over_floor"] >= 0.5))
         eq = m["equality"]
-        out.append(("Mapping: output identical to the validated path",
-                     f"{eq['resources']:,} of {eq['resources']:,} resources equal", True))
+        out.append(
+            (
+                "Mapping: output identical to the validated path",
+                f"{eq['resources']:,} of {eq['resources']:,} resources equal",
+                True,
+            )
+        )
     if s := results.get("sync"):
         out.append(("Sync: ours >= 0.9x the ceiling", f"{s['ratio_default']:.2f}x", s["ratio_default"] >= 0.9))
     if a := results.get("api"):
         for clients, level in a["levels"].items():
             worst = max(level["added_p50_pct"], level["added_p99_pct"])
-            out.append((f"API at {clients} clients: added latency <= 10% at p50 and p99",
-                        f"p50 {level['added_p50_pct']:+.1f}% {_ci(level, 'p50')}, "
-                        f"p99 {level['added_p99_pct']:+.1f}% {_ci(level, 'p99')}", worst <= 10))
+            out.append(
+                (
+                    f"API at {clients} clients: added latency <= 10% at p50 and p99",
+                    f"p50 {level['added_p50_pct']:+.1f}% {_ci(level, 'p50')}, "
+                    f"p99 {level['added_p99_pct']:+.1f}% {_ci(level, 'p99')}",
+                    worst <= 10,
+                )
+            )
     if mem := results.get("memory"):
         (d0, d1, dry), (r0, r1, real) = mem["dry_growth"], mem["real_growth"]
-        out.append((f"Memory: flat, within {FLAT_MB:.0f} MB (100x vs 10x)",
-                    f"dry-run {d0}x to {d1}x: {dry:+.1f} MB; real {r0}x to {r1}x: {real:+.1f} MB",
-                    abs(dry) <= FLAT_MB and abs(real) <= FLAT_MB))
+        out.append(
+            (
+                f"Memory: flat, within {FLAT_MB:.0f} MB (100x vs 10x)",
+                f"dry-run {d0}x to {d1}x: {dry:+.1f} MB; real {r0}x to {r1}x: {real:+.1f} MB",
+                abs(dry) <= FLAT_MB and abs(real) <= FLAT_MB,
+            )
+        )
     return out
 
 
 def _machine(m: dict[str, Any]) -> list[str]:
-    rows = [["CPU", m["cpu"]], ["cores", m["cores"]], ["memory", f"{m['memory_gib']} GiB"], ["OS", m["os"]],
-            ["Python", m["python"]], ["FHIR server", m["fhir_server"]], ["HAPI JVM flags", m["hapi_jvm_flags"]],
-            ["load average at start", ", ".join(f"{x:.2f}" for x in m["load_average_at_start"])]]
+    rows = [
+        ["CPU", m["cpu"]],
+        ["cores", m["cores"]],
+        ["memory", f"{m['memory_gib']} GiB"],
+        ["OS", m["os"]],
+        ["Python", m["python"]],
+        ["FHIR server", m["fhir_server"]],
+        ["HAPI JVM flags", m["hapi_jvm_flags"]],
+        ["load average at start", ", ".join(f"{x:.2f}" for x in m["load_average_at_start"])],
+    ]
     rows += [[name, version] for name, version in m["packages"].items()]
     return _table(["", ""], rows)
 
 
 def _mapping(m: dict[str, Any]) -> list[str]:
-    names = {"ours": "ours: `to_fhir_json` + orjson", "naive": "naive: R4B model per resource + `model_dump_json`",
-             "floor": "floor: plain dict literals + orjson, no checks",
-             "ours_bundles": "ours as sync uses it: `transaction_bundle` of 50 + orjson (Patients included)"}
+    names = {
+        "ours": "ours: `to_fhir_json` + orjson",
+        "naive": "naive: R4B model per resource + `model_dump_json`",
+        "floor": "floor: plain dict literals + orjson, no checks",
+        "ours_bundles": "ours as sync uses it: `transaction_bundle` of 50 + orjson (Patients included)",
+    }
     rows = [[names[k], _n(p["records_per_s"]), _n(p["resources_per_s"]), p["resources"]] for k, p in m["paths"].items()]
     eq = m["equality"]
     return [
@@ -103,15 +127,36 @@ def _mapping(m: dict[str, Any]) -> list[str]:
 
 
 def _sync(s: dict[str, Any]) -> list[str]:
-    sweep = [[r["batch_size"], r["concurrency"], _n(r["resources_per_s"]), _n(r["server_cpu_s"], 1)]
-             for r in sorted(s["sweep"], key=lambda r: (r["batch_size"], r["concurrency"]))]
-    runs = [["ceiling", r["batch_size"], r["concurrency"], _n(r["seconds"], 2), _n(r["resources_per_s"]),
-             _n(r["server_cpu_s"], 1), _n(r["client_cpu_s"], 2), f"{r['conflict_reposts']} re-posts"]
-            for r in s["ceiling_runs"]]
-    runs += [["ours (`sync`)", r["batch_size"], r["concurrency"], _n(r["seconds"], 2), _n(r["resources_per_s"]),
-              _n(r["server_cpu_s"], 1), _n(r["client_cpu_s"], 2),
-              f"{r['patient_race_retries']} race retries, wall {r['wall_s']:.1f} s, exit {r['exit_code']}"]
-             for r in s["ours_runs"]]
+    sweep = [
+        [r["batch_size"], r["concurrency"], _n(r["resources_per_s"]), _n(r["server_cpu_s"], 1)]
+        for r in sorted(s["sweep"], key=lambda r: (r["batch_size"], r["concurrency"]))
+    ]
+    runs = [
+        [
+            "ceiling",
+            r["batch_size"],
+            r["concurrency"],
+            _n(r["seconds"], 2),
+            _n(r["resources_per_s"]),
+            _n(r["server_cpu_s"], 1),
+            _n(r["client_cpu_s"], 2),
+            f"{r['conflict_reposts']} re-posts",
+        ]
+        for r in s["ceiling_runs"]
+    ]
+    runs += [
+        [
+            "ours (`sync`)",
+            r["batch_size"],
+            r["concurrency"],
+            _n(r["seconds"], 2),
+            _n(r["resources_per_s"]),
+            _n(r["server_cpu_s"], 1),
+            _n(r["client_cpu_s"], 2),
+            f"{r['patient_race_retries']} race retries, wall {r['wall_s']:.1f} s, exit {r['exit_code']}",
+        ]
+        for r in s["ours_runs"]
+    ]
     out = [
         f"Corpus: demo-data {s['patients']} patients ({s['records']:,} records, {s['resources']:,} resources); "
         f"sweep on {s['sweep_patients']} patients. Every run writes new resources into its own namespace.",
@@ -123,8 +168,9 @@ def _sync(s: dict[str, Any]) -> list[str]:
         "runs starts on an emptied, restarted and warmed-up HAPI. Each side's rate is its resources over the mean "
         "time of its runs:",
         "",
-        *_table(["side", "batch", "concurrency", "seconds", "resources/s", "server CPU s", "client CPU s", "notes"],
-                runs),
+        *_table(
+            ["side", "batch", "concurrency", "seconds", "resources/s", "server CPU s", "client CPU s", "notes"], runs
+        ),
         f"- Ratio ours (defaults, batch {s['ours_default']['batch_size']} x {s['ours_default']['concurrency']}) "
         f"/ ceiling: **{s['ratio_default']:.2f}x** "
         f"({_n(s['ours_default']['resources_per_s'])} vs {_n(s['ceiling']['resources_per_s'])} resources/s).",
@@ -140,20 +186,46 @@ def _api(a: dict[str, Any]) -> list[str]:
         for side, label in (("direct", "HAPI direct"), ("ours", "ours (PUT)")):
             r = level[side]
             rows.append([clients, label, r["n"], _n(r["p50"], 1), _n(r["p95"], 1), _n(r["p99"], 1)])
-        rows.append([clients, "**added by ours**", "",
-                     f"{level['added_p50']:+.1f} ({level['added_p50_pct']:+.1f}%) {_ci(level, 'p50')}",
-                     f"{level['added_p95']:+.1f} ({level['added_p95_pct']:+.1f}%)",
-                     f"{level['added_p99']:+.1f} ({level['added_p99_pct']:+.1f}%) {_ci(level, 'p99')}"])
+        rows.append(
+            [
+                clients,
+                "**added by ours**",
+                "",
+                f"{level['added_p50']:+.1f} ({level['added_p50_pct']:+.1f}%) {_ci(level, 'p50')}",
+                f"{level['added_p95']:+.1f} ({level['added_p95_pct']:+.1f}%)",
+                f"{level['added_p99']:+.1f} ({level['added_p99_pct']:+.1f}%) {_ci(level, 'p99')}",
+            ]
+        )
         aa = level["aa_pct"]
-        rows.append([clients, "A/A: direct vs direct (noise)", "", f"{aa['p50']:+.1f}%", f"{aa['p95']:+.1f}%",
-                     f"{aa['p99']:+.1f}%"])
-    load = [[clients, _n(level["requests_per_s"], 1), _n(level["server_cpu_ms_per_request"], 0),
-             _n(level["service_cpu_ms_per_ours_request"], 1)] for clients, level in a["levels"].items()]
+        rows.append(
+            [
+                clients,
+                "A/A: direct vs direct (noise)",
+                "",
+                f"{aa['p50']:+.1f}%",
+                f"{aa['p95']:+.1f}%",
+                f"{aa['p99']:+.1f}%",
+            ]
+        )
+    load = [
+        [
+            clients,
+            _n(level["requests_per_s"], 1),
+            _n(level["server_cpu_ms_per_request"], 0),
+            _n(level["service_cpu_ms_per_ours_request"], 1),
+        ]
+        for clients, level in a["levels"].items()
+    ]
     stub = a["stub"]
-    stub_rows = [[clients, side, _n(level[side]["p50"], 2), _n(level[side]["p95"], 2), _n(level[side]["p99"], 2)]
-                 for clients, level in stub["levels"].items() for side in ("direct", "ours")]
-    stub_cpu = ", ".join(f"{_n(level['service_cpu_ms_per_ours_request'], 2)} ms at {clients} client(s)"
-                         for clients, level in stub["levels"].items())
+    stub_rows = [
+        [clients, side, _n(level[side]["p50"], 2), _n(level[side]["p95"], 2), _n(level[side]["p99"], 2)]
+        for clients, level in stub["levels"].items()
+        for side in ("direct", "ours")
+    ]
+    stub_cpu = ", ".join(
+        f"{_n(level['service_cpu_ms_per_ours_request'], 2)} ms at {clients} client(s)"
+        for clients, level in stub["levels"].items()
+    )
     return [
         f"Each request: one completed session with {a['vitals_per_request']} embedded vital signs "
         f"({a['resources_per_request']} resources + the Patient's conditional create), under fresh keys, so both "
@@ -181,16 +253,29 @@ def _api(a: dict[str, Any]) -> list[str]:
 
 
 def _memory(mem: dict[str, Any]) -> list[str]:
-    rows = [[f"{r['scale']}x", r["mode"], r["patients"], f"{r['lines']:,}", r["resources"], _n(r["maxrss_mb"], 1),
-             _n(r.get("report_peak_rss_mb"), 1), _n(r["wall_s"], 1), r["exit_code"]] for r in mem["rows"]]
+    rows = [
+        [
+            f"{r['scale']}x",
+            r["mode"],
+            r["patients"],
+            f"{r['lines']:,}",
+            r["resources"],
+            _n(r["maxrss_mb"], 1),
+            _n(r.get("report_peak_rss_mb"), 1),
+            _n(r["wall_s"], 1),
+            r["exit_code"],
+        ]
+        for r in mem["rows"]
+    ]
     gaps = ", ".join(f"{s}x {d:+.1f} MB" for s, d in mem["real_minus_dry_mb"].items())
     (d0, d1, dry), (r0, r1, real) = mem["dry_growth"], mem["real_growth"]
     return [
-        f"Unit (1x): the corpus, {mem['unit_patients']} patients. Peak RSS of the `sync` process "
-        "(GNU time `%M`).",
+        f"Unit (1x): the corpus, {mem['unit_patients']} patients. Peak RSS of the `sync` process (GNU time `%M`).",
         "",
-        *_table(["scale", "mode", "patients", "lines", "resources", "peak RSS MB", "report's VmHWM MB", "wall s",
-                 "exit"], rows),
+        *_table(
+            ["scale", "mode", "patients", "lines", "resources", "peak RSS MB", "report's VmHWM MB", "wall s", "exit"],
+            rows,
+        ),
         f"- Growth: dry runs {dry:+.1f} MB from {d0}x to {d1}x; real runs {real:+.1f} MB from {r0}x to {r1}x. "
         f"Real minus dry at the same size: {gaps}.",
         "",
@@ -213,8 +298,12 @@ def render(results: dict[str, Any]) -> str:
         "",
         *_table(["target", "measured", "met"], [[t, m, "yes" if ok else "**no**"] for t, m, ok in targets(results)]),
     ]
-    for key, title, section in (("mapping", "1. Mapping", _mapping), ("sync", "2. Sync throughput", _sync),
-                                ("api", "3. API latency", _api), ("memory", "4. Memory", _memory)):
+    for key, title, section in (
+        ("mapping", "1. Mapping", _mapping),
+        ("sync", "2. Sync throughput", _sync),
+        ("api", "3. API latency", _api),
+        ("memory", "4. Memory", _memory),
+    ):
         if key in results:
             lines += [f"## {title}", "", *section(results[key])]
     if NOTES.exists():

@@ -30,8 +30,14 @@ async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             writer.write(answer(await reader.readexactly(length) if length else b""))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):

@@ -59,8 +59,14 @@ class Runs:
         with CpuMeter(self.server_pid) as cpu:
             stats = asyncio.run(post_all(self.base_url, bundles, concurrency))
         ok = not stats["failed"]
-        return {"batch_size": batch_size, "concurrency": concurrency, **stats, "ok": ok,
-                "server_cpu_s": cpu.server_s, "client_cpu_s": cpu.own_s}
+        return {
+            "batch_size": batch_size,
+            "concurrency": concurrency,
+            **stats,
+            "ok": ok,
+            "server_cpu_s": cpu.server_s,
+            "client_cpu_s": cpu.own_s,
+        }
 
     def ours(self, patients: int, **settings: int) -> dict[str, Any]:
         """`infusion-fhir sync` of the corpus file into a fresh namespace."""
@@ -69,8 +75,14 @@ class Runs:
         with CpuMeter(self.server_pid) as cpu:
             result = run_sync_cli(corpus.ndjson_file(patients), ns, self.base_url, **settings)
         ok = result["exit_code"] == 0
-        return {**settings, **result, "ok": ok, "seconds": result["report"]["duration_s"],
-                "server_cpu_s": cpu.server_s, "client_cpu_s": result["cpu_s"]}
+        return {
+            **settings,
+            **result,
+            "ok": ok,
+            "seconds": result["report"]["duration_s"],
+            "server_cpu_s": cpu.server_s,
+            "client_cpu_s": result["cpu_s"],
+        }
 
 
 def _rate(rows: list[dict[str, Any]], resources: int) -> None:
@@ -82,8 +94,13 @@ def _side(rows: list[dict[str, Any]], resources: int) -> dict[str, Any]:
     """One side's rate: its resources over the mean time of its runs (0 when any run failed)."""
     ok = all(row["ok"] for row in rows)
     seconds = sum(row["seconds"] for row in rows) / len(rows)
-    return {"batch_size": rows[0]["batch_size"], "concurrency": rows[0]["concurrency"], "runs": len(rows),
-            "mean_seconds": seconds, "resources_per_s": resources / seconds if ok else 0.0}
+    return {
+        "batch_size": rows[0]["batch_size"],
+        "concurrency": rows[0]["concurrency"],
+        "runs": len(rows),
+        "mean_seconds": seconds,
+        "resources_per_s": resources / seconds if ok else 0.0,
+    }
 
 
 def run(base_url: str, quick: bool = False) -> dict[str, Any]:
@@ -101,8 +118,10 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         _rate(sweep, corpus_resources(sweep_records))
         best = max(sweep, key=lambda row: row["resources_per_s"])
         best_settings = {"batch_size": best["batch_size"], "concurrency": best["concurrency"]}
-        sides = [lambda: ceilings.append(runs.ceiling(records, **best_settings)),
-                 lambda: ours_default.append(runs.ours(patients, **DEFAULTS))]
+        sides = [
+            lambda: ceilings.append(runs.ceiling(records, **best_settings)),
+            lambda: ours_default.append(runs.ours(patients, **DEFAULTS)),
+        ]
         if best_settings != DEFAULTS:
             sides.append(lambda: ours_best.append(runs.ours(patients, **best_settings)))
         for order in (sides, sides[::-1])[: 1 if quick else 2]:  # ABBA: a steady drift cancels

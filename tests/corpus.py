@@ -74,9 +74,7 @@ def vital_sign(rng: random.Random, i: int, key: str, base: dt.datetime) -> dict[
     elif vital == "spo2":
         record["value"] = rng.choice((88, 94, 97, 99, 100, 96.5))
     elif vital == "temperature":
-        record["value"] = (
-            round(rng.uniform(35.8, 38.2), 1) if unit == "Cel" else round(rng.uniform(96.4, 100.8), 1)
-        )
+        record["value"] = round(rng.uniform(35.8, 38.2), 1) if unit == "Cel" else round(rng.uniform(96.4, 100.8), 1)
     else:
         record["value"] = round(rng.uniform(48, 130), 1) if unit == "kg" else round(rng.uniform(105, 290), 1)
     if vital in ("temperature", "body_weight") or i % 3:
@@ -97,9 +95,7 @@ def monitoring_score(rng: random.Random, i: int, key: str, base: dt.datetime) ->
     }
 
 
-def adverse_event(
-    rng: random.Random, i: int, key: str, base: dt.datetime, with_session: bool
-) -> dict[str, Any]:
+def adverse_event(rng: random.Random, i: int, key: str, base: dt.datetime, with_session: bool) -> dict[str, Any]:
     event = EVENTS[i % len(EVENTS)]
     serious = i % 7 == 0
     outcome = OUTCOMES[i % len(OUTCOMES)]
@@ -120,9 +116,7 @@ def adverse_event(
     if i % 6:
         record["action_taken"] = ACTIONS[i % len(ACTIONS)]
     if i % 3 == 0:
-        record["note"] = rng.choice(
-            ("Ondansetron 4 mg IV given.", "Observed 30 min extra.", "Family informed.")
-        )
+        record["note"] = rng.choice(("Ondansetron 4 mg IV given.", "Observed 30 min extra.", "Family informed."))
     return record
 
 
@@ -158,9 +152,7 @@ def _session(rng: random.Random, i: int, patient: dict, base: dt.datetime) -> di
         "drug": "ketamine",
     }
     duration = rng.choice((40, 45, 60, 100))
-    if status in ("completed", "stopped") or (
-        status in ("not_done", "entered_in_error", "planned") and i % 2
-    ):
+    if status in ("completed", "stopped") or (status in ("not_done", "entered_in_error", "planned") and i % 2):
         record["ended_at"] = _time(rng, base, duration if status != "stopped" else duration // 2)
     if status != "planned" and (status in ("in_progress", "completed", "stopped") or i % 3):
         weight = round(rng.uniform(50, 120), 1)
@@ -233,9 +225,7 @@ def _literals(annotation: Any) -> set[Any]:
     if typing.get_origin(annotation) is typing.Literal:
         return set(typing.get_args(annotation))
     return (
-        set().union(*(_literals(arg) for arg in typing.get_args(annotation)))
-        if typing.get_args(annotation)
-        else set()
+        set().union(*(_literals(arg) for arg in typing.get_args(annotation))) if typing.get_args(annotation) else set()
     )
 
 
