@@ -22,7 +22,7 @@ from schemas.common import (
     required,
     rule,
 )
-from schemas.kinds import SESSION_ENTERED_IN_ERROR
+from schemas.kinds import CHILD_LISTS, SESSION_ENTERED_IN_ERROR
 from schemas.monitoring_score import EmbeddedMonitoringScore
 from schemas.phq9 import EmbeddedPhq9Assessment
 from schemas.vital_sign import EmbeddedVitalSign
@@ -177,7 +177,7 @@ class InfusionSession(RecordBase):
             raise rule("only allowed when status is stopped or not_done")
         return stop_reason
 
-    @field_validator("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
+    @field_validator(*CHILD_LISTS)
     @classmethod
     def _children(cls, children: list[Child], info: ValidationInfo) -> list[Child]:
         if info.field_name == "adverse_events" and children and info.data.get("status") == SESSION_ENTERED_IN_ERROR:

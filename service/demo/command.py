@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from service.demo.stream import generate_records, write_ndjson
+from service.exit_codes import ExitCode
 
 
 def demo_data_command(
@@ -28,7 +29,7 @@ def demo_data_command(
             sys.stdout.buffer.flush()
         except BrokenPipeError:  # `... | head`: the reader left; stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(0) from None
+            raise typer.Exit(ExitCode.OK) from None
     else:
         with output.open("wb") as out:
             counts = write_ndjson(records, out)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.kinds import SESSION, SESSION_ENTERED_IN_ERROR
-from service.mappers.codes import EXT_EMBEDDED_IN_SESSION, EXT_SESSION, local_system
+from service.mappers.codes import EXT_EMBEDDED_IN_SESSION, EXT_SESSION, PROCEDURE_STATUS, local_system
 from service.mappers.config import MappingConfig
 from service.mappers.ids import parse_identifier, resource_ref, visit_urn
 
@@ -74,14 +74,7 @@ def context_for(session_key: str | None, given: SessionContext | None, config: M
 
 
 # Procedure.status (R4 event-status) -> the session status it was written from.
-_SESSION_STATUS = {
-    "preparation": "planned",
-    "in-progress": "in_progress",
-    "completed": "completed",
-    "stopped": "stopped",
-    "not-done": "not_done",
-    "entered-in-error": "entered_in_error",
-}
+_SESSION_STATUS = {fhir: record for record, fhir in PROCEDURE_STATUS.items()}
 
 
 def _instant(value: Any) -> dt.datetime | None:

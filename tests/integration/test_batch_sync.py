@@ -113,7 +113,7 @@ def test_sigkill_midway_then_rerun_ends_as_an_uninterrupted_run(ns, demo_file, t
                 http.get(f"{ns.base_url}/metadata")
         process.send_signal(signal.SIGKILL)
     finally:
-        process.wait(timeout=60)
+        process.communicate(timeout=60)  # reaps it and closes its pipes
     assert process.returncode == -signal.SIGKILL
     partial = ns.count("Observation", "vital-sign")
     assert 0 < partial < expected_counts(demo_file)["vital_sign"]
@@ -207,10 +207,11 @@ def test_outage_inside_the_retry_window_completes_and_outside_it_exits_2_then_re
                 http.get(f"{ns.base_url}/metadata")
         subprocess.run([str(HAPICTL), "down"], check=True, capture_output=True)
         subprocess.run([str(HAPICTL), "up"], check=True, capture_output=True)
-        process.wait(timeout=400)
+        process.communicate(timeout=400)  # drains its output (a full pipe would stall it) and closes the pipes
     finally:
         if process.poll() is None:
             process.kill()
+            process.communicate()
     report = json.loads((tmp_path / "r1.json").read_text())
     assert process.returncode == 0, report
     assert report["retries"] > 0
