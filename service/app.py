@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import Depends, FastAPI
 
-from service.auth import require_api_key
+from service.access_tokens import open_token_verifier
+from service.auth import require_caller
 from service.fhir_client import open_fhir_client
 from service.http_edge import EdgeMiddleware, install_error_handlers
 from service.logs import configure_logging
 from service.metrics import Metrics
 from service.openapi import install_openapi
-from service.routes import convert, docs, health, metrics, patients, records
+from service.routes import convert, docs, health, jwks, metrics, patients, records
 from service.settings import Settings
 from service.sync import SyncEngine
 
@@ -23,17 +24,21 @@ log = logging.getLogger("infusion_fhir.app")
 
 
 def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
-    """The FastAPI application; `transport` lets tests put a fake FHIR server under the client."""
+    """The FastAPI application; `transport` lets tests put fake servers (FHIR, OAuth issuer) under its clients."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
     app_metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not settings.api_key_digests():
+        if not settings.api_key_digests() and not settings.oauth_issuer:
             log.warning("app.no_api_keys", extra={"hint": "set INFUSION_FHIR_API_KEYS; every /v1 call is refused"})
-        async with open_fhir_client(settings, observer=app_metrics, transport=transport) as fhir:
+        async with (
+            open_fhir_client(settings, observer=app_metrics, transport=transport) as fhir,
+            open_token_verifier(settings, transport=transport) as token_verifier,
+        ):
             app.state.fhir = fhir
+            app.state.token_verifier = token_verifier
             app.state.engine = SyncEngine(fhir, settings.mapping_config())
             yield
 
@@ -53,6 +58,7 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(docs.router)
+    app.include_router(jwks.router)  # the SMART client's public key (404 when SMART is off)
     for router in (records.router, convert.router, patients.router):
-        app.include_router(router, dependencies=[Depends(require_api_key)])
+        app.include_router(router, dependencies=[Depends(require_caller)])
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -70,6 +71,33 @@ def map_file(
         err=True,
     )
     raise typer.Exit(ExitCode.REJECTED if summary.rejected else ExitCode.OK)
+
+
+@app.command("smart-keygen")
+def smart_keygen(
+    alg: str = typer.Option("ES384", "--alg", help="ES384 (a P-384 key) or RS384 (an RSA 3072 key)."),
+    output: Path = typer.Option(..., "--output", "-o", file_okay=False, help="Directory to write the two files to."),
+) -> None:
+    """Make a SMART Backend Services key: DIR/private-key.pem (mode 0600) and DIR/jwks.json, the public
+    JWK Set to register with the EHR. Prints the key's kid. Existing files are never overwritten (exit 2).
+    """
+    from service.smart import SMART_ALGS, write_key_pair
+
+    chosen = next((a for a in SMART_ALGS if a == alg.upper()), None)
+    if chosen is None:
+        raise typer.BadParameter(f"use one of {', '.join(SMART_ALGS)}", param_hint="--alg")
+    try:
+        key, key_path, jwks_path = write_key_pair(chosen, output)
+    except OSError as exc:  # FileExistsError among them: a registered key is never overwritten
+        typer.echo(f"smart-keygen: {exc}", err=True)
+        raise typer.Exit(ExitCode.STOPPED) from None
+    typer.echo(key.kid)
+    typer.echo(
+        f"smart-keygen: {key.alg} key {key_path} (keep it secret), public JWK Set {jwks_path}: register the JWK Set "
+        f"(or the service's /.well-known/jwks.json) with the EHR, then set INFUSION_FHIR_SMART_CLIENT_ID and "
+        f"INFUSION_FHIR_SMART_PRIVATE_KEY_FILE={key_path}",
+        err=True,
+    )
 
 
 app.command("demo-data")(demo_data_command)

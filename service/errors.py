@@ -10,7 +10,9 @@
     ├── FhirDataUnreadable  the FHIR server holds data this service cannot read back (API 502)
     ├── NotFound            the resource or record is not on the FHIR server
     ├── Conflict            a version conflict, or a reference to something missing (e.g. a session)
-    ├── Unauthorized        our caller's API key is missing or wrong
+    ├── Unauthorized        our caller's API key (or OAuth access token) is missing or wrong
+    ├── Forbidden           our caller's access token lacks the scope the operation needs
+    ├── IssuerUnavailable   the OAuth issuer's signing keys cannot be fetched: try again later
     └── PayloadTooLarge     our caller sent more than the configured body size
 
 Record validation errors live with the record contract (`schemas.RecordInvalid`): bad input.
@@ -74,7 +76,27 @@ class Conflict(InfusionFhirError):
 
 
 class Unauthorized(InfusionFhirError):
-    """Our own caller did not present an accepted API key."""
+    """Our own caller did not present an accepted API key (or, when configured, OAuth access token)."""
+
+    def __init__(self, message: str, *, bearer_error: str | None = None) -> None:
+        super().__init__(message)
+        self.bearer_error = bearer_error
+        """The RFC 6750 error for `WWW-Authenticate` (`invalid_token`) when a presented token was refused."""
+
+
+class Forbidden(InfusionFhirError):
+    """Our own caller's OAuth access token is valid but lacks the scope the operation needs."""
+
+    def __init__(self, message: str, *, scope: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+        """A scope that would be enough, named in `WWW-Authenticate` (RFC 6750 `insufficient_scope`)."""
+
+
+class IssuerUnavailable(InfusionFhirError):
+    """The OAuth issuer's signing keys are needed to check a token and cannot be fetched now."""
+
+    retry_after_s: float | None = None
 
 
 class PayloadTooLarge(InfusionFhirError):

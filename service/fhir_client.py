@@ -11,7 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -28,6 +28,7 @@ from service.errors import (
 )
 from service.media import FHIR_JSON
 from service.retry import RetryPolicy, is_temporary, parse_retry_after
+from service.smart import SmartBackendAuth, load_signing_key
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -42,9 +43,11 @@ def build_http_client(
     read_timeout_s: float = 60.0,
     max_connections: int = 32,
     bearer_token: str | None = None,
+    auth: httpx.Auth | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """The shared AsyncClient: FHIR JSON headers, timeouts, connection limits, optional auth."""
+    """The shared AsyncClient: FHIR JSON headers, timeouts, connection limits, optional auth
+    (a static bearer token, or an `httpx.Auth` such as SMART Backend Services)."""
     headers = {"Accept": FHIR_JSON, "User-Agent": "infusion-fhir"}
     if bearer_token:
         headers["Authorization"] = f"Bearer {bearer_token}"
@@ -53,6 +56,7 @@ def build_http_client(
         headers=headers,
         timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        auth=auth,
         transport=transport,
     )
 
@@ -79,17 +83,38 @@ async def open_fhir_client(
     """The one way to get a FHIR client: from the settings (base URL, timeouts, credentials, retries).
 
     The app's lifespan, `sync`, `validate` and anything later open it here, so every caller sends
-    the same credentials and follows the same retry policy.
+    the same credentials and follows the same retry policy. With `smart_client_id` set, the
+    credentials are SMART Backend Services access tokens (`service.smart`), fetched over a small
+    client of their own (no FHIR headers) through the same transport.
     """
     token = settings.fhir_bearer_token.get_secret_value() if settings.fhir_bearer_token else None
-    async with build_http_client(
-        settings.fhir_base_url,
-        connect_timeout_s=settings.connect_timeout_s,
-        read_timeout_s=settings.read_timeout_s,
-        max_connections=max_connections or settings.max_connections,
-        bearer_token=token,
-        transport=transport,
-    ) as http:
+    timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
+    async with AsyncExitStack() as stack:
+        auth: httpx.Auth | None = None
+        if settings.smart_client_id and settings.smart_private_key_file:
+            token_http = await stack.enter_async_context(
+                httpx.AsyncClient(headers={"User-Agent": "infusion-fhir"}, timeout=timeout, transport=transport)
+            )
+            auth = SmartBackendAuth(
+                load_signing_key(settings.smart_private_key_file, settings.smart_key_id),
+                client_id=settings.smart_client_id,
+                scopes=settings.smart_scopes,
+                fhir_base_url=settings.fhir_base_url,
+                token_url=settings.smart_token_url,
+                http=token_http,
+            )
+            token = None
+        http = await stack.enter_async_context(
+            build_http_client(
+                settings.fhir_base_url,
+                connect_timeout_s=settings.connect_timeout_s,
+                read_timeout_s=settings.read_timeout_s,
+                max_connections=max_connections or settings.max_connections,
+                bearer_token=token,
+                auth=auth,
+                transport=transport,
+            )
+        )
         yield FhirClient(http, retry_policy(settings), observer=observer)
 
 

@@ -3,7 +3,8 @@
 | error                       | status | OperationOutcome issue code |
 |-----------------------------|--------|-----------------------------|
 | schemas.RecordInvalid       | 422    | invalid (one issue per field, with its path) |
-| Unauthorized                | 401    | login                       |
+| Unauthorized                | 401    | login (`WWW-Authenticate: Bearer`, + `error="invalid_token"` for a refused token) |
+| Forbidden                   | 403    | forbidden (`WWW-Authenticate: Bearer error="insufficient_scope", scope="..."`) |
 | NotFound                    | 404    | not-found                   |
 | Conflict                    | 409    | conflict                    |
 | PayloadTooLarge             | 413    | too-long                    |
@@ -12,6 +13,7 @@
 | FhirDataUnreadable          | 502    | processing (the FHIR server holds data this service cannot read) |
 | FhirMisconfigured           | 503    | not-supported (the base URL is not a FHIR R4 server) |
 | FhirUnavailable             | 503    | transient                   |
+| IssuerUnavailable           | 503    | transient (the OAuth issuer's keys cannot be fetched) |
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from service.errors import (
     FhirMisconfigured,
     FhirRejected,
     FhirUnavailable,
+    Forbidden,
     InfusionFhirError,
+    IssuerUnavailable,
     NotFound,
     PayloadTooLarge,
     Unauthorized,
@@ -50,6 +54,7 @@ log = logging.getLogger("infusion_fhir.api")
 
 _STATUS: list[tuple[type[InfusionFhirError], int, str]] = [
     (Unauthorized, 401, "login"),
+    (Forbidden, 403, "forbidden"),
     (NotFound, 404, "not-found"),
     (Conflict, 409, "conflict"),
     (PayloadTooLarge, 413, "too-long"),
@@ -58,6 +63,7 @@ _STATUS: list[tuple[type[InfusionFhirError], int, str]] = [
     (FhirDataUnreadable, 502, "processing"),
     (FhirMisconfigured, 503, "not-supported"),
     (FhirUnavailable, 503, "transient"),
+    (IssuerUnavailable, 503, "transient"),
 ]
 
 
@@ -83,7 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 {**issue, "severity": issue.get("severity", "error")}
                 for issue in exc.operation_outcome.get("issue", [])
             )
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = {"WWW-Authenticate": bearer_challenge(exc)} if status in (401, 403) else None
         if status == 503:  # tell the caller when to try again (what the FHIR server asked, else a default)
             headers = {"Retry-After": str(retry_after_s(exc))}
         log.info("api.error", extra={"route": _route(request), "status": status, "error": type(exc).__name__})
@@ -109,6 +115,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("api.unexpected", extra={"route": _route(request), "error": type(exc).__name__})
         return outcome_response(single_issue("exception", "internal error; see the service log"), 500)
+
+
+def bearer_challenge(exc: InfusionFhirError) -> str:
+    """`WWW-Authenticate` of a 401 or 403 (RFC 6750): the error code only when a token was refused."""
+    if isinstance(exc, Forbidden):
+        return f'Bearer error="insufficient_scope", scope="{exc.scope}"'
+    error = getattr(exc, "bearer_error", None)
+    return f'Bearer error="{error}"' if error else "Bearer"
 
 
 RETRY_AFTER_DEFAULT_S = 5

@@ -2,7 +2,8 @@
 
 `install_openapi(app)` makes `app.openapi()` (so `/openapi.json`) FastAPI's generated document with
 `components/schemas` completed from `service.routes.responses.component_schemas()` (the
-OperationOutcome, the write result, the record schemas with their `$defs` moved up). Every `$ref`
+OperationOutcome, the write result, the record schemas with their `$defs` moved up), and each /v1
+operation's `security` naming the OAuth access token with its scopes beside the API key. Every `$ref`
 in it resolves inside the document (`unresolved_refs` says which do not).
 
 `python -m service.openapi` writes `docs/openapi.json` (sorted keys, so the file only changes when
@@ -18,6 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from service.auth import document_security
 from service.routes.responses import component_schemas
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
@@ -45,7 +47,9 @@ def install_openapi(app: FastAPI) -> None:
 
 
 def complete(document: Json) -> None:
-    """Add the schemas the routes name to `components/schemas` (sorted by name)."""
+    """Add the schemas the routes name to `components/schemas` (sorted by name), and the OAuth alternative
+    with each operation's scopes to `security` (`service.auth.document_security`)."""
+    document_security(document)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in component_schemas().items():
         if name in schemas and schemas[name] != schema:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.mappers.config import MappingConfig
+from service.smart import DEFAULT_SMART_SCOPES, load_signing_key
 
 DEFAULT_FHIR_BASE_URL = "http://localhost:8080/fhir"
 
@@ -25,6 +26,20 @@ class Settings(BaseSettings):
     fhir_bearer_token: SecretStr | None = Field(
         None, description="Bearer token sent to the FHIR server, if it needs one (never logged or shown)."
     )
+    # SMART Backend Services (service/smart.py): on when the client id is set; instead of the bearer token.
+    smart_client_id: str | None = Field(
+        None, description="SMART Backend Services client id registered with the FHIR server's authorization server."
+    )
+    smart_private_key_file: str | None = Field(
+        None, description="PEM or JWK (JSON) file of the RS384/ES384 private key (`infusion-fhir smart-keygen`)."
+    )
+    smart_key_id: str | None = Field(
+        None, description="`kid` of the key as registered (default: the JWK's `kid`, else its RFC 7638 thumbprint)."
+    )
+    smart_scopes: str = Field(DEFAULT_SMART_SCOPES, description="Space-separated scopes asked for (SMART v2 system).")
+    smart_token_url: str | None = Field(
+        None, description="Token endpoint (default: from `{FHIR base}/.well-known/smart-configuration`)."
+    )
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
     max_connections: int = 32
@@ -40,6 +55,21 @@ class Settings(BaseSettings):
         "",
         description="Comma-separated SHA-256 hex digests of the accepted API keys.",
     )
+    # Inbound OAuth 2.0 (README "How an EHR authenticates"): JWT access tokens of this issuer, beside API keys.
+    oauth_issuer: str | None = Field(
+        None,
+        description="Issuer whose JWT access tokens /v1 accepts, exactly as their `iss` "
+        "(e.g. https://idp.example.org/realms/clinic); its keys come from {issuer}/.well-known/openid-configuration. "
+        "Unset: API keys only.",
+    )
+    oauth_audience: str | None = Field(
+        None, description="The audience (`aud`) access tokens must carry; required with oauth_issuer."
+    )
+    oauth_leeway_s: float = Field(30.0, ge=0, le=300, description="Clock skew allowed on `exp` and `nbf`.")
+    oauth_jwks_min_refresh_s: float = Field(
+        15.0, ge=0, description="At most one JWKS fetch per this many seconds for tokens with an unknown `kid`."
+    )
+    oauth_jwks_max_age_s: float = Field(3600.0, gt=0, description="Cached issuer keys are fetched again after this.")
     max_body_bytes: int = 5_000_000
     log_level: str = "INFO"
 
@@ -65,6 +95,61 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             raise ValueError("FHIR_BASE_URL must be an absolute http(s) URL, e.g. https://fhir.example.org/r4")
         return value.strip().rstrip("/")
+
+    @field_validator("smart_client_id", "smart_private_key_file", "smart_key_id", "smart_token_url")
+    @classmethod
+    def _smart_blank_is_unset(cls, value: str | None) -> str | None:
+        return (value.strip() or None) if value is not None else None
+
+    @field_validator("smart_token_url")
+    @classmethod
+    def _smart_token_url(cls, value: str | None) -> str | None:
+        parts = urlsplit(value or "")
+        if value is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("INFUSION_FHIR_SMART_TOKEN_URL must be an absolute http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _smart_usable(self) -> Settings:
+        """SMART settings that cannot work are refused at start-up, each with what to set."""
+        if self.smart_client_id is None:
+            if self.smart_private_key_file:
+                raise ValueError("INFUSION_FHIR_SMART_PRIVATE_KEY_FILE is set but INFUSION_FHIR_SMART_CLIENT_ID is not")
+            return self
+        if not self.smart_private_key_file:
+            raise ValueError(
+                "INFUSION_FHIR_SMART_CLIENT_ID is set but INFUSION_FHIR_SMART_PRIVATE_KEY_FILE is not: SMART Backend "
+                "Services signs with a private key (`infusion-fhir smart-keygen` makes one)"
+            )
+        if self.fhir_bearer_token is not None:
+            raise ValueError("set either INFUSION_FHIR_FHIR_BEARER_TOKEN or SMART (INFUSION_FHIR_SMART_CLIENT_ID)")
+        if not self.smart_scopes.split():
+            raise ValueError("INFUSION_FHIR_SMART_SCOPES is empty")
+        load_signing_key(self.smart_private_key_file, self.smart_key_id)  # SmartKeyError (a ValueError) says why
+        return self
+
+    @field_validator("oauth_issuer", "oauth_audience")
+    @classmethod
+    def _oauth_blank_is_unset(cls, value: str | None) -> str | None:
+        return (value.strip() or None) if value is not None else None
+
+    @field_validator("oauth_issuer")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        """An absolute http(s) URL without query or fragment (kept exactly: it is compared with `iss`)."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("INFUSION_FHIR_OAUTH_ISSUER must be an absolute http(s) URL, e.g. https://idp.example.org")
+        return value
+
+    @model_validator(mode="after")
+    def _oauth_audience_required(self) -> Settings:
+        """Tokens are never accepted without an audience check."""
+        if self.oauth_issuer and not self.oauth_audience:
+            raise ValueError("INFUSION_FHIR_OAUTH_ISSUER is set: INFUSION_FHIR_OAUTH_AUDIENCE is required too")
+        return self
 
     def api_key_digests(self) -> frozenset[str]:
         """The accepted API key digests, lower-cased, blanks dropped."""

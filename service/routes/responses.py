@@ -9,13 +9,14 @@ in the document resolves.
 
 | status | when | sets |
 |--------|------|------|
-| 401 | no accepted API key | every /v1 set |
-| 404 | the record (or the MRN's patient) is not on the FHIR server | record_get, RECORD_DELETE, PHQ9_TREND |
+| 401 | no accepted API key or OAuth access token | every /v1 set |
+| 403 | an OAuth access token without the operation's scope (`service.auth.accepted_scopes`) | every /v1 set |
+| 404 | the record (or the MRN's patient) is not on the FHIR server; no SMART key to publish | record_get, RECORD_DELETE, PHQ9_TREND, JWKS |
 | 409 | a version conflict, or a session/visit that is missing or another patient's | record_put |
 | 413 | body over `max_body_bytes` | record_put, CONVERT, PHQ9_TREND |
 | 422 | the key in the URL or the body breaks the record contract | every /v1 set |
 | 502 | the FHIR server refused the data or the service's credentials, or holds data we cannot read | record_put, record_get, RECORD_DELETE, PHQ9_TREND |
-| 503 | the FHIR server is unreachable, overloaded, or not a FHIR R4 server | record_put, record_get, RECORD_DELETE, PHQ9_TREND, READYZ |
+| 503 | the FHIR server is unreachable, overloaded, or not a FHIR R4 server; or the OAuth issuer's keys cannot be fetched | every /v1 set, READYZ |
 """
 
 from __future__ import annotations
@@ -71,9 +72,28 @@ def _json(description: str, schema: Json, media_type: str = JSON) -> Json:
 
 UNAUTHORIZED: dict[int | str, Json] = {
     401: outcome(
-        "No accepted API key: send `Authorization: Bearer <key>` (issue code `login`).",
-        headers={"WWW-Authenticate": {"description": "`Bearer`", "required": True, "schema": {"type": "string"}}},
-    )
+        "No accepted API key or OAuth access token: send `Authorization: Bearer <key or token>` (issue code "
+        "`login`). A token that was presented and refused (bad signature, expired, another issuer or audience, "
+        "an algorithm not allowed) is named in `WWW-Authenticate` as `invalid_token`.",
+        headers={
+            "WWW-Authenticate": {
+                "description": '`Bearer`, or `Bearer error="invalid_token"` for a refused access token.',
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
+    ),
+    403: outcome(
+        "The OAuth access token is valid but lacks the scope this operation needs (issue code `forbidden`); "
+        "API keys may call every operation.",
+        headers={
+            "WWW-Authenticate": {
+                "description": '`Bearer error="insufficient_scope", scope="<a scope that would do>"`.',
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
+    ),
 }
 INVALID: dict[int | str, Json] = {
     422: outcome("The URL's record key or the body breaks the contract: one `invalid` issue per field, with its path.")
@@ -93,7 +113,8 @@ FHIR_SERVER: dict[int | str, Json] = {
     ),
     503: outcome(
         "The FHIR server is unreachable or kept failing after retries (`transient`), or is not a FHIR R4 server "
-        "(`not-supported`): try again later."
+        "(`not-supported`), or the OAuth issuer's signing keys needed to check the access token cannot be fetched "
+        "(`transient`): try again later."
     ),
 }
 
@@ -109,6 +130,10 @@ CONVERT: dict[int | str, Json] = {
     **UNAUTHORIZED,
     **TOO_LARGE,
     **INVALID,
+    503: outcome(
+        "The OAuth issuer's signing keys needed to check the access token cannot be fetched (`transient`): "
+        "try again later."
+    ),
 }
 PHQ9_TREND: dict[int | str, Json] = {
     200: _json("The patient's PHQ-9 totals over time.", ref("Phq9Trend")),
@@ -127,6 +152,13 @@ READYZ: dict[int | str, Json] = {
 }
 METRICS: dict[int | str, Json] = {
     200: _json("Prometheus text exposition.", {"type": "string"}, "text/plain"),
+}
+JWKS: dict[int | str, Json] = {
+    200: _json(
+        "The public JWK Set of the service's SMART Backend Services key: register it, or this URL, with the EHR.",
+        ref("JsonWebKeySet"),
+    ),
+    404: outcome("SMART Backend Services is not configured: no key to publish (`not-found`)."),
 }
 
 
@@ -357,6 +389,32 @@ _PHQ9_TREND: Json = {
         },
     },
 }
+_JWKS: Json = {
+    "title": "JsonWebKeySet",
+    "description": "RFC 7517 JWK Set: the public half of the key, with `kid`, `alg` (RS384 or ES384) and `use: sig`.",
+    "type": "object",
+    "required": ["keys"],
+    "properties": {
+        "keys": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["kty", "kid", "alg", "use"],
+                "properties": {
+                    "kty": {"enum": ["RSA", "EC"]},
+                    "kid": {"type": "string"},
+                    "alg": {"enum": ["RS384", "ES384"]},
+                    "use": {"const": "sig"},
+                    "n": {"type": "string"},
+                    "e": {"type": "string"},
+                    "crv": {"const": "P-384"},
+                    "x": {"type": "string"},
+                    "y": {"type": "string"},
+                },
+            },
+        }
+    },
+}
 _LIVENESS: Json = {
     "title": "Liveness",
     "type": "object",
@@ -385,6 +443,7 @@ def component_schemas() -> dict[str, Json]:
         "Phq9TrendPoint": _TREND_POINT,
         "Liveness": _LIVENESS,
         "Readiness": _READINESS,
+        "JsonWebKeySet": _JWKS,
     }
     out["Record"] = {
         "description": "A record of any kind, as in NDJSON files: `kind` is required.",

@@ -17,6 +17,7 @@ from tests.unit.fake_fhir import BASE, CAPABILITY
 
 KEY = "the-right-key"
 PUBLIC = {
+    "/.well-known/jwks.json",  # the public half of the SMART client key: the EHR fetches it without credentials
     "/healthz",
     "/readyz",
     "/metrics",

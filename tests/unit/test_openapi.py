@@ -21,18 +21,19 @@ AUTH = {"Authorization": "Bearer unit-key"}
 FHIR_JSON = "application/fhir+json"
 OUTCOME_REF = {"$ref": "#/components/schemas/OperationOutcome"}
 
-PUT = {"200", "201", "401", "409", "413", "422", "502", "503"}
-GET = {"200", "401", "404", "422", "502", "503"}
-DELETE = {"204", "401", "404", "422", "502", "503"}
+PUT = {"200", "201", "401", "403", "409", "413", "422", "502", "503"}
+GET = {"200", "401", "403", "404", "422", "502", "503"}
+DELETE = {"204", "401", "403", "404", "422", "502", "503"}
 EXPECTED_STATUSES: dict[tuple[str, str], set[str]] = {
     **{(f"/v1/{segment}/{{key}}", "put"): PUT for segment in SEGMENTS},
     **{(f"/v1/{segment}/{{key}}", "get"): GET for segment in SEGMENTS},
     **{(f"/v1/{segment}/{{key}}", "delete"): DELETE for segment in SEGMENTS},
-    ("/v1/$convert", "post"): {"200", "401", "413", "422"},
-    ("/v1/patients/$phq9-trend", "post"): {"200", "401", "404", "413", "422", "502", "503"},
+    ("/v1/$convert", "post"): {"200", "401", "403", "413", "422", "503"},
+    ("/v1/patients/$phq9-trend", "post"): {"200", "401", "403", "404", "413", "422", "502", "503"},
     ("/healthz", "get"): {"200"},
     ("/readyz", "get"): {"200", "503"},
     ("/metrics", "get"): {"200"},
+    ("/.well-known/jwks.json", "get"): {"200", "404"},
 }
 
 
@@ -105,15 +106,31 @@ def test_record_components_are_the_record_schemas(document: dict, kind: str) -> 
         assert name in schemas
 
 
-def test_every_v1_operation_names_the_bearer_scheme(document: dict) -> None:
-    assert document["components"]["securitySchemes"]["apiKey"] == {
+READ, WRITE = "infusion-fhir.read", "infusion-fhir.write"
+
+
+def test_every_v1_operation_names_the_api_key_or_an_oauth_token_with_its_scope(document: dict) -> None:
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["apiKey"] == {"type": "http", "scheme": "bearer", "description": schemes["apiKey"]["description"]}
+    assert schemes["oauthToken"] == {
         "type": "http",
         "scheme": "bearer",
-        "description": document["components"]["securitySchemes"]["apiKey"]["description"],
+        "bearerFormat": "JWT",
+        "description": schemes["oauthToken"]["description"],
     }
     for path, ops in document["paths"].items():
-        for operation in ops.values():
-            assert (operation.get("security") == [{"apiKey": []}]) == path.startswith("/v1/"), path
+        for method, operation in ops.items():
+            if not path.startswith("/v1/"):
+                assert "security" not in operation, path
+                continue
+            if path == "/v1/$convert":
+                scopes = [READ, WRITE]
+            elif method == "get" or path == "/v1/patients/$phq9-trend":
+                scopes = [READ]
+            else:
+                assert method in ("put", "delete"), (method, path)
+                scopes = [WRITE]
+            assert operation["security"] == [{"apiKey": []}, *({"oauthToken": [s]} for s in scopes)], (method, path)
 
 
 def _client(handler=None) -> TestClient:
