@@ -8,7 +8,7 @@ HAPICTL := tools/hapi-server/hapictl
 TOXIPROXYCTL := tools/faults/toxiproxyctl
 export HAPI_PORT
 
-.PHONY: run test lint faults venv hapi-up hapi-down hapi-status schemas openapi bench clean
+.PHONY: run test lint faults venv hapi-up hapi-down hapi-status smart-up smart-down smart-status schemas openapi bench clean
 
 ## venv: the virtualenv at .venv with the project and its test tools (pinned by constraints.txt)
 venv: $(VENV)/.installed
@@ -26,6 +26,16 @@ hapi-down:
 	@$(HAPICTL) down
 hapi-status:
 	@$(HAPICTL) status
+
+## smart-up / smart-down: the SMART test bed beside the plain HAPI: Keycloak (realm `infusion`, :8180) and a
+## token-protected HAPI (:8091); smart-up makes the service's key pair if missing and writes
+## tools/smart/.run/client.env (tools/keycloak/README.md)
+smart-up:
+	@tools/smart/smartctl up
+smart-down:
+	@tools/smart/smartctl down
+smart-status:
+	@tools/smart/smartctl status
 
 ## run: the service on :8000, on the local HAPI unless FHIR_BASE_URL names another server
 run: venv

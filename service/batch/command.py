@@ -26,7 +26,7 @@ from service.errors import (
     NotFound,
 )
 from service.exit_codes import ExitCode
-from service.fhir_client import open_fhir_client
+from service.fhir_client import FhirClient, open_fhir_client
 from service.logs import configure_logging
 from service.mappers import mapper_for, patient_resource
 from service.mappers.fhir import to_json
@@ -113,7 +113,7 @@ async def _sync(
             await fhir.require_r4()
         except InfusionFhirError as exc:
             report.stopped_reason = stop_reason(exc)
-            return report.as_dict(retries=fhir.stats["retries"])
+            return _summary(report, fhir)
         job = BatchSync(
             SyncEngine(fhir, settings.mapping_config()), report, batch_size=batch_size, concurrency=concurrency
         )
@@ -121,7 +121,15 @@ async def _sync(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, job.interrupt, f"interrupted by {signal.Signals(sig).name}")
         await job.run(read_lines(files), Progress(report, _total_bytes(files)))
-        return report.as_dict(retries=fhir.stats["retries"])
+        return _summary(report, fhir)
+
+
+def _summary(report: Report, fhir: FhirClient) -> dict[str, Any]:
+    """The report, with the client's retries and, under SMART, how many access tokens it fetched
+    (a token that expires mid-run is fetched again before it is refused: no request fails for it)."""
+    summary = report.as_dict(retries=fhir.stats["retries"])
+    summary["token_fetches"] = getattr(fhir.http.auth, "token_fetches", 0)
+    return summary
 
 
 def validate_command(

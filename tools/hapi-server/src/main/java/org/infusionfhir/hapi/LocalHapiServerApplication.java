@@ -12,6 +12,10 @@ import org.springframework.boot.autoconfigure.elasticsearch.ElasticsearchClientA
 import org.springframework.boot.autoconfigure.elasticsearch.ElasticsearchRestClientAutoConfiguration;
 import org.springframework.boot.autoconfigure.orm.jpa.HibernateJpaAutoConfiguration;
 import org.springframework.boot.autoconfigure.quartz.QuartzAutoConfiguration;
+import org.springframework.boot.autoconfigure.security.oauth2.resource.servlet.OAuth2ResourceServerAutoConfiguration;
+import org.springframework.boot.autoconfigure.security.servlet.SecurityAutoConfiguration;
+import org.springframework.boot.autoconfigure.security.servlet.SecurityFilterAutoConfiguration;
+import org.springframework.boot.autoconfigure.security.servlet.UserDetailsServiceAutoConfiguration;
 import org.springframework.boot.autoconfigure.thymeleaf.ThymeleafAutoConfiguration;
 import org.springframework.context.annotation.Import;
 
@@ -29,7 +33,11 @@ import org.springframework.context.annotation.Import;
 			ThymeleafAutoConfiguration.class,
 			ElasticsearchRestClientAutoConfiguration.class,
 			ElasticsearchClientAutoConfiguration.class,
-			HibernateJpaAutoConfiguration.class
+			HibernateJpaAutoConfiguration.class,
+			SecurityAutoConfiguration.class,
+			SecurityFilterAutoConfiguration.class,
+			UserDetailsServiceAutoConfiguration.class,
+			OAuth2ResourceServerAutoConfiguration.class
 		})
 @Import({
 	JpaR4Config.class,
