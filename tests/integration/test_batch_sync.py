@@ -8,6 +8,7 @@ import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -172,9 +173,12 @@ def test_dry_run_maps_without_any_server(tmp_path, demo_file) -> None:
 
 
 def _local_hapi(ns: Namespace) -> bool:
+    """The server under test is the one hapictl manages (same port): only then may the test restart it."""
+    parts = urlsplit(ns.base_url)
     return (
         HAPICTL.exists()
-        and ns.base_url.startswith(("http://localhost:", "http://127.0.0.1:"))
+        and parts.hostname in ("localhost", "127.0.0.1")
+        and parts.port == int(os.environ.get("HAPI_PORT", "8080"))
         and (subprocess.run([str(HAPICTL), "status"], capture_output=True).returncode == 0)
     )
 
