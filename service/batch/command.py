@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 
 from service.batch.report import Progress, Report
 from service.batch.runner import BatchSync, stop_reason
-from service.batch.source import read_lines
+from service.batch.source import Line, Shard, in_shard, read_lines
 from service.errors import (
     Conflict,
     FhirAuthRefused,
@@ -60,6 +61,11 @@ def sync_command(
     ),
     report_path: Path = typer.Option(None, "--report", help="Write the JSON report here (it is always printed too)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate only; no FHIR server I/O."),
+    shard_text: str = typer.Option(
+        "0/1",
+        "--shard",
+        help="I/N: take only the records whose patient MRN hashes to shard I of N (run N copies for one load).",
+    ),
 ) -> None:
     """Stream NDJSON records to the FHIR server in transaction Bundles; every line synced or rejected.
 
@@ -68,17 +74,24 @@ def sync_command(
     """
     settings = _settings(fhir_url)
     configure_logging(settings.log_level)
+    try:
+        shard = Shard.parse(shard_text)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(ExitCode.STOPPED) from None
     for f in files:
         if f != "-" and not os.path.isfile(f):
             typer.echo(f"cannot read {f}", err=True)
             raise typer.Exit(ExitCode.STOPPED)
     with open(rejects, "wb") as rejects_out:
         report = Report(rejects_out)
+        lines = in_shard(read_lines(files), shard)
         if dry_run:
-            summary = _dry_run(files, settings, report)
+            summary = _dry_run(lines, settings, report)
         else:
-            summary = asyncio.run(_sync(files, settings, report, batch_size, concurrency))
+            summary = asyncio.run(_sync(lines, _total_bytes(files), settings, report, batch_size, concurrency))
     summary["rejects_file"] = str(rejects)
+    summary["shard"] = str(shard)
     text = orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode()
     if report_path:
         report_path.write_text(text + "\n")
@@ -86,9 +99,9 @@ def sync_command(
     raise typer.Exit(summary["exit_code"])
 
 
-def _dry_run(files: list[str], settings: Settings, report: Report) -> dict[str, Any]:
+def _dry_run(lines: Iterator[Line], settings: Settings, report: Report) -> dict[str, Any]:
     config = settings.mapping_config()
-    for line in read_lines(files):
+    for line in lines:
         report.lines_read += line.record is not None or bool(line.issues)
         if line.record is None:
             if line.issues:
@@ -106,7 +119,12 @@ def _dry_run(files: list[str], settings: Settings, report: Report) -> dict[str, 
 
 
 async def _sync(
-    files: list[str], settings: Settings, report: Report, batch_size: int, concurrency: int
+    lines: Iterator[Line],
+    total_bytes: int | None,
+    settings: Settings,
+    report: Report,
+    batch_size: int,
+    concurrency: int,
 ) -> dict[str, Any]:
     async with open_fhir_client(settings, max_connections=max(concurrency * 2, 4)) as fhir:
         try:  # a server we cannot use stops the job before any line is read
@@ -120,7 +138,7 @@ async def _sync(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, job.interrupt, f"interrupted by {signal.Signals(sig).name}")
-        await job.run(read_lines(files), Progress(report, _total_bytes(files)))
+        await job.run(lines, Progress(report, total_bytes))
         return _summary(report, fhir)
 
 

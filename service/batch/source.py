@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -66,3 +67,50 @@ def read_lines(paths: Sequence[str]) -> Iterator[Line]:
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the records whose patient MRN hashes to it (`--shard I/N`).
+
+    All of a patient's records fall in one shard, so a session always travels with its children and
+    N copies of a job (a Kubernetes Indexed Job, a Slurm or AWS Batch array) split a load with no
+    coordinator. The hash is SHA-256 of the MRN: the same in every process and on every machine.
+    Lines that are not valid records carry no trustworthy MRN: shard 0 reports them, once.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`I/N` with 0 <= I < N; ValueError otherwise."""
+        index, sep, count = text.partition("/")
+        if not sep or not index.strip().isdigit() or not count.strip().isdigit():
+            raise ValueError("--shard must be I/N, e.g. 0/4")
+        shard = cls(int(index), int(count))
+        if shard.count < 1 or not 0 <= shard.index < shard.count:
+            raise ValueError("--shard I/N needs N >= 1 and 0 <= I < N")
+        return shard
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def of(self, mrn: str) -> int:
+        """The shard a patient's records belong to."""
+        return int.from_bytes(hashlib.sha256(mrn.encode()).digest()[:8], "big") % self.count
+
+    def takes(self, line: Line) -> bool:
+        if line.record is None:
+            return self.index == 0
+        return self.of(line.record.patient.mrn) == self.index
+
+
+def in_shard(lines: Iterator[Line], shard: Shard) -> Iterator[Line]:
+    """The lines of one shard (every line when there is one shard)."""
+    if shard.count == 1:
+        yield from lines
+        return
+    for line in lines:
+        if shard.takes(line):
+            yield line

@@ -240,3 +240,34 @@ def test_outage_inside_the_retry_window_completes_and_outside_it_exits_2_then_re
         server_matches_mapping(ns2, second)
     finally:
         ns2.purge()
+
+
+def test_three_concurrent_shards_leave_exactly_what_one_full_run_leaves(ns, demo_file, tmp_path) -> None:
+    """`--shard I/3` x 3 at once, no coordinator: every resource once, one Patient per MRN."""
+    processes = [
+        ns.popen(
+            "sync",
+            str(demo_file),
+            "--shard",
+            f"{i}/3",
+            "--rejects",
+            str(tmp_path / f"r{i}.ndjson"),
+            "--report",
+            str(tmp_path / f"report{i}.json"),
+        )  # fmt: skip
+        for i in range(3)
+    ]
+    try:
+        for process in processes:
+            process.communicate(timeout=600)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    reports = [json.loads((tmp_path / f"report{i}.json").read_text()) for i in range(3)]
+    assert [p.returncode for p in processes] == [0, 0, 0], reports
+    assert sum(r["synced"] for r in reports) == len(demo_file.read_bytes().splitlines())
+    assert sum(1 for r in reports if r["synced"]) >= 2  # the demo's patients did spread over shards
+    assert len(ns.patient_ids()) == PATIENTS
+    server_matches_mapping(ns, demo_file)
