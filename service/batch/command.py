@@ -61,6 +61,12 @@ def sync_command(
     ),
     report_path: Path = typer.Option(None, "--report", help="Write the JSON report here (it is always printed too)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate only; no FHIR server I/O."),
+    always_write: bool = typer.Option(
+        False,
+        "--always-write",
+        help="Send every resource in a transaction even when the server already holds it unchanged "
+        "(default: read first and send only what changed).",
+    ),
     shard_text: str = typer.Option(
         "0/1",
         "--shard",
@@ -89,7 +95,9 @@ def sync_command(
         if dry_run:
             summary = _dry_run(lines, settings, report)
         else:
-            summary = asyncio.run(_sync(lines, _total_bytes(files), settings, report, batch_size, concurrency))
+            summary = asyncio.run(
+                _sync(lines, _total_bytes(files), settings, report, batch_size, concurrency, diff=not always_write)
+            )
     summary["rejects_file"] = str(rejects)
     summary["shard"] = str(shard)
     text = orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode()
@@ -125,6 +133,8 @@ async def _sync(
     report: Report,
     batch_size: int,
     concurrency: int,
+    *,
+    diff: bool = True,
 ) -> dict[str, Any]:
     async with open_fhir_client(settings, max_connections=max(concurrency * 2, 4)) as fhir:
         try:  # a server we cannot use stops the job before any line is read
@@ -133,7 +143,11 @@ async def _sync(
             report.stopped_reason = stop_reason(exc)
             return _summary(report, fhir)
         job = BatchSync(
-            SyncEngine(fhir, settings.mapping_config()), report, batch_size=batch_size, concurrency=concurrency
+            SyncEngine(fhir, settings.mapping_config()),
+            report,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            diff=diff,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

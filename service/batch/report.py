@@ -29,6 +29,7 @@ class Report:
     lines_read: int = 0
     bytes_done: int = 0
     bundles: int = 0
+    transactions: int = 0
     splits: int = 0
     stopped_reason: str | None = None
 
@@ -85,6 +86,7 @@ class Report:
             "records_by_kind": self.records_by_kind(),
             "resources": dict(sorted(self.resources.items())),
             "bundles": self.bundles,
+            "transactions": self.transactions,
             "bundle_splits": self.splits,
             "retries": retries,
             "duration_s": round(duration, 3),

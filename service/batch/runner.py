@@ -70,8 +70,12 @@ class Batch:
 class BatchSync:
     """One run of `infusion-fhir sync` over an iterable of parsed lines."""
 
-    def __init__(self, engine: SyncEngine, report: Report, *, batch_size: int = 50, concurrency: int = 4) -> None:
+    def __init__(
+        self, engine: SyncEngine, report: Report, *, batch_size: int = 50, concurrency: int = 4, diff: bool = False
+    ) -> None:
         self.engine = engine
+        self.diff = diff
+        """Send only what the server does not already hold (the CLI's default; `--always-write` turns it off)."""
         self.report = report
         self.batch_size = batch_size
         self.concurrency = concurrency
@@ -159,7 +163,8 @@ class BatchSync:
             return
         records = [line.record for line in lines]
         try:
-            result = await self.engine.upsert(records, known_sessions=self.known)
+            extra = {"diff": True} if self.diff else {}
+            result = await self.engine.upsert(records, known_sessions=self.known, **extra)
         except SessionRefused as refused:
             # Missing sessions, or sessions and visits of another patient: those lines are rejected
             # (naming fields and keys only), the rest of the bundle is sent again without them.
@@ -183,6 +188,7 @@ class BatchSync:
             await self._sync(lines[middle:])
             return
         self.report.bundles += 1
+        self.report.transactions += result.transactions
         self._account(lines, result)
 
     def _account(self, lines: list[Line], result: SyncResult) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from schemas import InfusionSession, Record
@@ -59,6 +60,8 @@ class SyncResult:
     """What one transaction did: every resource written, with its version and outcome."""
 
     resources: list[WrittenResource] = field(default_factory=list)
+    transactions: int = 1
+    """Write transactions sent: 0 when the server already held exactly what the records map to."""
 
     @property
     def created_any(self) -> bool:
@@ -131,18 +134,35 @@ class SyncEngine:
     # -- writes -------------------------------------------------------------------------------
 
     async def upsert(
-        self, records: Sequence[Record], *, known_sessions: Mapping[str, SessionContext] | None = None
+        self,
+        records: Sequence[Record],
+        *,
+        known_sessions: Mapping[str, SessionContext] | None = None,
+        diff: bool = False,
     ) -> SyncResult:
         """Write `records` in one transaction (all or nothing); re-sending changes nothing.
 
         `known_sessions` are sessions the caller has just synced (the batch job), so they need not
-        be read from the server again.
+        be read from the server again. With `diff`, resources the server already holds exactly as we
+        would write them are left out of the transaction, and none is sent when nothing changed
+        (see `_unchanged` for why that is safe with other writers).
         """
+        unchanged: list[WrittenResource] = []
+        transactions = 1
         try:
             sessions = await self.session_contexts(records, known_sessions or {})
             visit_ids = await self._existing_visits(records)
             skip = await self._flags_to_keep(records)
-            bundle = transaction_bundle(records, self.config, sessions=sessions, visit_ids=visit_ids, skip=skip)
+            patient_ids = await self._existing_patients(records) if diff else None
+            bundle = transaction_bundle(
+                records, self.config, patient_ids, sessions=sessions, visit_ids=visit_ids, skip=skip
+            )
+            if diff:
+                bundle, unchanged = await self._without_unchanged(bundle)
+                if not bundle["entry"]:
+                    kept = [k for k in skip.values() if k]
+                    log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
+                    return SyncResult(unchanged + kept, transactions=0)
             try:
                 response = await self.fhir.transaction(bundle, idempotent=True)
             except Conflict:
@@ -153,11 +173,13 @@ class SyncEngine:
                     records, self.config, patient_ids, sessions=sessions, visit_ids=visit_ids, skip=skip
                 )
                 response = await self.fhir.transaction(bundle, idempotent=True)
+                transactions = 2
         except (FhirRejected, Conflict) as exc:
             if isinstance(exc, SessionRefused):
                 raise
             raise redact_error(exc, records) from None
-        result = SyncResult(written_resources(bundle, response) + [kept for kept in skip.values() if kept])
+        kept = [k for k in skip.values() if k]
+        result = SyncResult(written_resources(bundle, response) + unchanged + kept, transactions=transactions)
         log.debug("sync.upsert", extra={"records": len(records), "outcomes": result.counts()})
         return result
 
@@ -273,6 +295,50 @@ class SyncEngine:
                     None if held is None else WrittenResource("Flag", held["id"], version, WriteOutcome.unchanged)
                 )
         return keep
+
+    async def _existing_patients(self, records: Sequence[Record]) -> dict[str, str]:
+        """MRN -> `Patient/id` of the records' patients the server has, in one search (form body)."""
+        mrns = sorted({r.patient.mrn for r in records})
+        tokens = ",".join(patient_token(mrn, self.config) for mrn in mrns)
+        found = await self.fhir.search("Patient", {"identifier": tokens, "_count": str(max(len(mrns), 1) * 2)})
+        out: dict[str, str] = {}
+        for patient in found:
+            mrn = self._mrn_of(patient)
+            if mrn in out:  # two Patients hold one MRN: let the transaction's conditional create say so
+                return {}
+            if mrn is not None:
+                out[mrn] = f"Patient/{patient['id']}"
+        return out
+
+    async def _without_unchanged(self, bundle: dict[str, Any]) -> tuple[dict[str, Any], list[WrittenResource]]:
+        """The bundle less the PUTs whose resource the server already holds exactly, and those as unchanged.
+
+        Why skipping is safe with concurrent writers: a resource is left out only when the server's
+        current version equals, element for element (meta and narrative aside), what this write would
+        leave there. Had we written it, the server would have kept that same content (a no-op
+        update); a writer changing it after our read is ordered after us either way, as it would be
+        after our write. Nothing stale is kept: any difference, however small, is written.
+        """
+        wanted: dict[str, list[str]] = {}
+        for entry in bundle["entry"]:
+            if entry["request"]["method"] == "PUT":
+                resource_type, _, resource_id = entry["request"]["url"].partition("/")
+                wanted.setdefault(resource_type, []).append(resource_id)
+        held: dict[str, dict[str, Any]] = {}
+        for resource_type, ids in wanted.items():
+            params = {"_id": ",".join(ids), "_count": str(len(ids))}
+            for resource in await self.fhir.search(resource_type, params):
+                held[f"{resource_type}/{resource['id']}"] = resource
+        entries, unchanged = [], []
+        for entry in bundle["entry"]:
+            url = entry["request"]["url"]
+            server = held.get(url) if entry["request"]["method"] == "PUT" else None
+            if server is not None and _content(server) == _content(entry["resource"]):
+                version = (server.get("meta") or {}).get("versionId")
+                unchanged.append(WrittenResource(server["resourceType"], server["id"], version, WriteOutcome.unchanged))
+            else:
+                entries.append(entry)
+        return {**bundle, "entry": entries}, unchanged
 
     async def _resolve_patients(self, records: Sequence[Record]) -> dict[str, str]:
         """MRN -> `Patient/id` for patients that exist now (after losing a conditional-create race)."""
@@ -412,6 +478,11 @@ def _session_key(record: Record) -> str | None:
 
 def _is_retracted(resource: dict[str, Any]) -> bool:
     return resource.get("status") == RETRACTED
+
+
+def _content(resource: dict[str, Any]) -> bytes:
+    """A resource's content for comparison: everything but `meta` and `text`, as canonical JSON."""
+    return orjson.dumps(_without_meta(resource), option=orjson.OPT_SORT_KEYS)
 
 
 def _without_meta(resource: dict[str, Any]) -> dict[str, Any]:

@@ -93,8 +93,10 @@ def test_sync_then_resync_counts_match_the_server_and_change_nothing(ns, demo_fi
     assert len(ns.patient_ids()) == PATIENTS
     server_matches_mapping(ns, demo_file)
 
+    assert report["transactions"] >= report["bundles"] > 0  # (a Patient race retries a bundle once)
     again, report2 = run_sync(ns, tmp_path, demo_file)
     assert again.returncode == 0, again.stderr[-2000:]
+    assert report2["transactions"] == 0  # the server already held it all: nothing was sent
     assert set(report2["resources"]) == {"unchanged"}
     assert all(set(c) == {"unchanged"} for c in report2["by_kind"].values())
     server_matches_mapping(ns, demo_file)  # versions still 1: nothing new was written
@@ -271,3 +273,29 @@ def test_three_concurrent_shards_leave_exactly_what_one_full_run_leaves(ns, demo
     assert sum(1 for r in reports if r["synced"]) >= 2  # the demo's patients did spread over shards
     assert len(ns.patient_ids()) == PATIENTS
     server_matches_mapping(ns, demo_file)
+
+
+def test_a_resync_after_editing_one_record_writes_exactly_its_resources(ns, demo_file, tmp_path) -> None:
+    result, _ = run_sync(ns, tmp_path, demo_file)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = demo_file.read_bytes().splitlines()
+    index = next(i for i, line in enumerate(lines) if orjson.loads(line)["kind"] == "vital_sign")
+    edited = orjson.loads(lines[index])
+    edited["value"] = edited["value"] + 1 if edited.get("value") is not None else edited["value"]
+    if edited.get("systolic") is not None:
+        edited["systolic"] += 1
+    lines[index] = orjson.dumps(edited)
+    changed = tmp_path / "changed.ndjson"
+    changed.write_bytes(b"\n".join(lines) + b"\n")
+
+    again, report = run_sync(ns, tmp_path, changed)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert report["transactions"] == 1
+    assert report["resources"].get("updated") == 1 and "created" not in report["resources"]
+    assert report["by_kind"]["vital_sign"].get("updated") == 1
+
+    forced = ns.cli("sync", str(changed), "--always-write", "--rejects", str(tmp_path / "r3.ndjson"))
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    forced_report = json.loads(forced.stdout)
+    assert forced_report["transactions"] >= forced_report["bundles"] > 0
+    assert set(forced_report["resources"]) == {"unchanged"}  # HAPI saw no change in any of them
