@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from service.auth import key_digest
+from tests.integration.served import served
 
 API_KEY = "schemathesis-contract-key"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -33,12 +33,6 @@ SEED = os.environ.get("SCHEMATHESIS_SEED", "20261128")
 FHIR_JSON = "application/fhir+json"
 # Every resource the service writes names its patient as `subject`.
 PATIENT_OWNED = ("Flag", "Observation", "AdverseEvent", "MedicationAdministration", "Procedure", "Encounter")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _systems(run_id: str) -> dict[str, str]:
@@ -54,7 +48,6 @@ def _systems(run_id: str) -> dict[str, str]:
 @pytest.fixture
 def api_url(fhir_base_url: str, run_id: str, tmp_path: Path) -> Iterator[str]:
     """The service under uvicorn on a free port; its FHIR writes are removed after the test."""
-    port = _free_port()
     env = {
         **os.environ,
         "FHIR_BASE_URL": fhir_base_url,
@@ -62,51 +55,16 @@ def api_url(fhir_base_url: str, run_id: str, tmp_path: Path) -> Iterator[str]:
         "INFUSION_FHIR_LOG_LEVEL": "WARNING",
         **_systems(run_id),
     }
-    log = (tmp_path / "uvicorn.log").open("wb")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "service.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+
+    def uvicorn(port: int) -> list[str]:
+        factory = ["service.app:create_app", "--factory", "--no-access-log"]
+        return [sys.executable, "-m", "uvicorn", *factory, "--host", "127.0.0.1", "--port", str(port)]
+
     try:
-        _wait_until_up(url, server, tmp_path / "uvicorn.log")
-        yield url
+        with served(uvicorn, env, tmp_path / "uvicorn.log") as url:
+            yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
         remove_run_data(fhir_base_url, _systems(run_id)["INFUSION_FHIR_MRN_SYSTEM"])
-
-
-def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the service exited ({server.returncode}):\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("the service did not answer /healthz within 60 s")
 
 
 def remove_run_data(fhir_base_url: str, mrn_system: str) -> None:

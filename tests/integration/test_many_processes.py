@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from service.mappers import MappingConfig
 from service.mappers.bundle import bundle_resources
 from tests.integration.batch_support import CLI, Namespace
 from tests.integration.conftest import API_KEY, AUTH
+from tests.integration.served import served
 
 PATIENTS = 3
 WORKERS = 4
@@ -44,45 +44,15 @@ def ns(fhir_base_url: str, run_id: str) -> Iterator[Namespace]:
     namespace.purge()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(ns: Namespace, tmp_path: Path) -> Iterator[str]:
     """`infusion-fhir serve --workers 4` on a free port, in this test's namespace; its base URL."""
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [CLI, "serve", "--workers", str(WORKERS), "--host", "127.0.0.1", "--port", str(port)],
-        env=ns.env(INFUSION_FHIR_API_KEYS=key_digest(API_KEY)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(timeout=5) as http:
-            while True:
-                assert process.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "no /healthz within 60 s"
-                try:
-                    if http.get(f"{base_url}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)  # poll interval
+
+    def serve(port: int) -> list[str]:
+        return [CLI, "serve", "--workers", str(WORKERS), "--host", "127.0.0.1", "--port", str(port)]
+
+    with served(serve, ns.env(INFUSION_FHIR_API_KEYS=key_digest(API_KEY)), tmp_path / "serve.log") as base_url:
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
-        log.close()
 
 
 def session_blocks(lines: list[bytes]) -> list[list[bytes]]:
