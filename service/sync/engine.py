@@ -41,6 +41,7 @@ from service.mappers import (
     retract,
     transaction_bundle,
 )
+from service.mappers.build import parts_of
 from service.mappers.bundle import flag_statuses
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
@@ -145,7 +146,7 @@ class SyncEngine:
         `known_sessions` are sessions the caller has just synced (the batch job), so they need not
         be read from the server again. With `diff`, resources the server already holds exactly as we
         would write them are left out of the transaction, and none is sent when nothing changed
-        (see `_unchanged` for why that is safe with other writers).
+        (see `_without_unchanged` for why that is safe with other writers).
         """
         unchanged: list[WrittenResource] = []
         transactions = 1
@@ -153,20 +154,20 @@ class SyncEngine:
             sessions = await self.session_contexts(records, known_sessions or {})
             visit_ids = await self._existing_visits(records)
             skip = await self._flags_to_keep(records)
-            patient_ids = await self._existing_patients(records) if diff else None
+            kept = [k for k in skip.values() if k]
+            patient_ids = await self._patients_on_server(records) if diff else None
             bundle = transaction_bundle(
                 records, self.config, patient_ids, sessions=sessions, visit_ids=visit_ids, skip=skip
             )
             if diff:
                 bundle, unchanged = await self._without_unchanged(bundle)
                 if not bundle["entry"]:
-                    kept = [k for k in skip.values() if k]
                     log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
                     return SyncResult(unchanged + kept, transactions=0)
             try:
                 response = await self.fhir.transaction(bundle, idempotent=True)
             except Conflict:
-                patient_ids = await self._resolve_patients(records)
+                patient_ids = await self._patients_on_server(records)
                 visit_ids = await self._existing_visits(records)
                 log.info("sync.patient_race_retry", extra={"records": [r.key for r in records][:20]})
                 bundle = transaction_bundle(
@@ -178,7 +179,6 @@ class SyncEngine:
             if isinstance(exc, SessionRefused):
                 raise
             raise redact_error(exc, records) from None
-        kept = [k for k in skip.values() if k]
         result = SyncResult(written_resources(bundle, response) + unchanged + kept, transactions=transactions)
         log.debug("sync.upsert", extra={"records": len(records), "outcomes": result.counts()})
         return result
@@ -218,16 +218,22 @@ class SyncEngine:
     async def _sessions_on_server(self, keys: Sequence[str]) -> tuple[dict[str, SessionContext], list[str]]:
         """(contexts of the sessions found, keys not found), from their Procedures and Patients."""
         ids = {resource_ref(SESSION, key, "procedure", self.config).split("/", 1)[1]: key for key in keys}
-        procedures, included = await self.fhir.search_with_includes(
+        procedures, mrns = await self._with_subject_mrns(
             "Procedure", {"_id": ",".join(ids), "_include": "Procedure:subject", "_count": str(len(ids))}
         )
-        mrns = {f"Patient/{p['id']}": self._mrn_of(p) for p in included if p.get("resourceType") == "Patient"}
         found = {}
         for procedure in procedures:
             key = ids[procedure["id"]]
             mrn = mrns.get((procedure.get("subject") or {}).get("reference", ""))
             found[key] = context_from_procedure(key, procedure, mrn, self.config)
         return found, sorted(set(keys) - set(found))
+
+    async def _with_subject_mrns(
+        self, resource_type: str, params: Mapping[str, str]
+    ) -> tuple[list[dict[str, Any]], dict[str, str | None]]:
+        """(matches, `Patient/id` -> MRN of the Patients `_include`d with them) of one search."""
+        matches, included = await self.fhir.search_with_includes(resource_type, params)
+        return matches, {f"Patient/{p['id']}": self._mrn_of(p) for p in included if p.get("resourceType") == "Patient"}
 
     def _mrn_of(self, patient: dict[str, Any]) -> str | None:
         return next(
@@ -241,10 +247,9 @@ class SyncEngine:
         if not visits:
             return {}
         tokens = ",".join(visit_token(v, self.config) for v in visits)
-        encounters, included = await self.fhir.search_with_includes(
+        encounters, mrns = await self._with_subject_mrns(
             "Encounter", {"identifier": tokens, "_include": "Encounter:subject"}
         )
-        mrns = {f"Patient/{p['id']}": self._mrn_of(p) for p in included if p.get("resourceType") == "Patient"}
         out: dict[str, str] = {}
         other: list[str] = []
         for encounter in encounters:
@@ -278,11 +283,7 @@ class SyncEngine:
         statuses = flag_statuses(records, self.config)
         if not statuses:
             return {}
-        ids = {ref.split("/", 1)[1]: ref for ref in statuses}
-        found = await self.fhir.search(
-            "Flag", {"_id": ",".join(ids), "_elements": "id,status", "_count": str(len(ids))}
-        )
-        on_server = {ids[f["id"]]: f for f in found if f["id"] in ids}
+        on_server = await self._by_ref(statuses, _elements="id,status")
         keep: dict[str, WrittenResource | None] = {}
         for ref, status in statuses.items():
             held = on_server.get(ref)
@@ -296,19 +297,34 @@ class SyncEngine:
                 )
         return keep
 
-    async def _existing_patients(self, records: Sequence[Record]) -> dict[str, str]:
-        """MRN -> `Patient/id` of the records' patients the server has, in one search (form body)."""
+    async def _patients_on_server(self, records: Sequence[Record]) -> dict[str, str]:
+        """MRN -> `Patient/id` of the records' patients the server has, in one search (form body, no MRN
+        in a URL); Conflict when two Patients hold one MRN."""
         mrns = sorted({r.patient.mrn for r in records})
         tokens = ",".join(patient_token(mrn, self.config) for mrn in mrns)
-        found = await self.fhir.search("Patient", {"identifier": tokens, "_count": str(max(len(mrns), 1) * 2)})
+        found = await self.fhir.search("Patient", {"identifier": tokens})
         out: dict[str, str] = {}
         for patient in found:
             mrn = self._mrn_of(patient)
-            if mrn in out:  # two Patients hold one MRN: let the transaction's conditional create say so
-                return {}
+            if mrn in out:
+                raise Conflict("more than one Patient on the FHIR server holds this record's MRN")
             if mrn is not None:
                 out[mrn] = f"Patient/{patient['id']}"
         return out
+
+    async def _by_ref(self, refs: Iterable[str], *, one_page: bool = True, **params: str) -> dict[str, dict[str, Any]]:
+        """The resources of `Type/id` refs the server holds, by ref: one `_id` search per type (asking
+        for one page of them all unless `one_page` is off; later pages are read either way)."""
+        by_type: dict[str, list[str]] = {}
+        for ref in refs:
+            resource_type, _, resource_id = ref.partition("/")
+            by_type.setdefault(resource_type, []).append(resource_id)
+        found: dict[str, dict[str, Any]] = {}
+        for resource_type, ids in by_type.items():
+            search = {"_id": ",".join(ids), **({"_count": str(len(ids))} if one_page else {}), **params}
+            for resource in await self.fhir.search(resource_type, search):
+                found[f"{resource_type}/{resource['id']}"] = resource
+        return found
 
     async def _without_unchanged(self, bundle: dict[str, Any]) -> tuple[dict[str, Any], list[WrittenResource]]:
         """The bundle less the PUTs whose resource the server already holds exactly, and those as unchanged.
@@ -319,16 +335,7 @@ class SyncEngine:
         update); a writer changing it after our read is ordered after us either way, as it would be
         after our write. Nothing stale is kept: any difference, however small, is written.
         """
-        wanted: dict[str, list[str]] = {}
-        for entry in bundle["entry"]:
-            if entry["request"]["method"] == "PUT":
-                resource_type, _, resource_id = entry["request"]["url"].partition("/")
-                wanted.setdefault(resource_type, []).append(resource_id)
-        held: dict[str, dict[str, Any]] = {}
-        for resource_type, ids in wanted.items():
-            params = {"_id": ",".join(ids), "_count": str(len(ids))}
-            for resource in await self.fhir.search(resource_type, params):
-                held[f"{resource_type}/{resource['id']}"] = resource
+        held = await self._by_ref(e["request"]["url"] for e in bundle["entry"] if e["request"]["method"] == "PUT")
         entries, unchanged = [], []
         for entry in bundle["entry"]:
             url = entry["request"]["url"]
@@ -339,17 +346,6 @@ class SyncEngine:
             else:
                 entries.append(entry)
         return {**bundle, "entry": entries}, unchanged
-
-    async def _resolve_patients(self, records: Sequence[Record]) -> dict[str, str]:
-        """MRN -> `Patient/id` for patients that exist now (after losing a conditional-create race)."""
-        out: dict[str, str] = {}
-        for mrn in {r.patient.mrn for r in records}:
-            found = await self.fhir.search("Patient", {"identifier": patient_token(mrn, self.config)})
-            if len(found) > 1:
-                raise Conflict("more than one Patient on the FHIR server holds this record's MRN")
-            if found:
-                out[mrn] = f"Patient/{found[0]['id']}"
-        return out
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -375,13 +371,7 @@ class SyncEngine:
     async def _own_resources(self, kind: str, key: str) -> list[dict[str, Any]]:
         """The record's own resources on the server, primary first (absent ones left out)."""
         wanted = resource_ids(kind, key, self.config)
-        by_type: dict[str, list[str]] = {}
-        for rid in wanted:
-            by_type.setdefault(rid.resource_type, []).append(rid.id)
-        found: dict[str, dict[str, Any]] = {}
-        for resource_type, ids in by_type.items():
-            for resource in await self.fhir.search(resource_type, {"_id": ",".join(ids)}):
-                found[f"{resource_type}/{resource['id']}"] = resource
+        found = await self._by_ref((rid.ref for rid in wanted), one_page=False)
         return [found[rid.ref] for rid in wanted if rid.ref in found]
 
     async def _session_children(self, key: str, session_resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -450,13 +440,8 @@ class SyncEngine:
 
     async def _flags_of(self, children: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The Flags of the PHQ-9s among a session's (embedded) children."""
-        from service.mappers.build import parts_of
-
         keys = {k for (kind, k, _) in parts_of(children, self.config) if kind == PHQ9}
-        if not keys:
-            return []
-        ids = [resource_ref(PHQ9, k, "flag", self.config).split("/", 1)[1] for k in sorted(keys)]
-        return await self.fhir.search("Flag", {"_id": ",".join(ids)})
+        return list((await self._by_ref(resource_ref(PHQ9, k, "flag", self.config) for k in sorted(keys))).values())
 
     def _full_url(self, resource: dict[str, Any]) -> str:
         return f"{self.config.fhir_base_url.rstrip('/')}/{resource['resourceType']}/{resource['id']}"
