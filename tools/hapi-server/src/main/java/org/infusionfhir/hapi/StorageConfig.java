@@ -22,7 +22,8 @@ import org.springframework.transaction.annotation.EnableTransactionManagement;
 
 /**
  * Storage side of the server: HAPI's storage settings and the Hibernate entity manager over the
- * H2 data source that Spring Boot builds from the {@code spring.datasource.*} properties.
+ * data source that Spring Boot builds from the {@code spring.datasource.*} properties (H2 by
+ * default; PostgreSQL with the Spring profile {@code postgres}, application-postgres.properties).
  */
 @Configuration
 @EnableTransactionManagement
@@ -34,7 +35,8 @@ public class StorageConfig {
 	public JpaStorageSettings jpaStorageSettings(
 			@Value("${hapi.reuse-cached-search-results-millis:#{null}}") Long reuseCachedSearchResultsMillis,
 			@Value("${hapi.expunge-enabled:true}") boolean expungeEnabled,
-			@Value("${hapi.allow-multiple-delete:true}") boolean allowMultipleDelete) {
+			@Value("${hapi.allow-multiple-delete:true}") boolean allowMultipleDelete,
+			@Value("${hapi.inline-resource-text-below-size:0}") int inlineResourceTextBelowSize) {
 		JpaStorageSettings settings = new JpaStorageSettings();
 
 		// Test server: every search runs afresh instead of answering from a cached result set.
@@ -55,13 +57,18 @@ public class StorageConfig {
 		settings.setSuppressUpdatesWithNoChange(true);
 		settings.setAutoCreatePlaceholderReferenceTargets(false);
 
+		// Storage layout only: resource bodies up to this many characters live in HFJ_RES_VER's
+		// text column instead of a separate LOB (0 = HAPI's default, always the LOB).
+		settings.setInlineResourceTextBelowSize(inlineResourceTextBelowSize);
+
 		LOG.info(
 				"HAPI storage: searchReuse={}ms expunge={} multipleDelete={} refIntegrity(write/delete)=true/true"
-						+ " clientIds={} suppressNoOpUpdates=true",
+						+ " clientIds={} suppressNoOpUpdates=true inlineTextBelow={}",
 				reuseCachedSearchResultsMillis,
 				expungeEnabled,
 				allowMultipleDelete,
-				settings.getResourceClientIdStrategy());
+				settings.getResourceClientIdStrategy(),
+				inlineResourceTextBelowSize);
 		return settings;
 	}
 
@@ -82,14 +89,16 @@ public class StorageConfig {
 			ConfigurableListableBeanFactory beanFactory,
 			FhirContext fhirContext,
 			JpaStorageSettings storageSettings,
-			DataSource dataSource) {
+			DataSource dataSource,
+			@Value("${hapi.hibernate.dialect:ca.uhn.fhir.jpa.model.dialect.HapiFhirH2Dialect}") String dialect,
+			@Value("${hapi.hibernate.batch-size:20}") String batchSize) {
 		LocalContainerEntityManagerFactoryBean factory =
 				HapiEntityManagerFactoryUtil.newEntityManagerFactory(beanFactory, fhirContext, storageSettings);
 		factory.setPersistenceUnitName("HAPI_PU");
 		factory.setDataSource(dataSource);
 
 		Map<String, Object> props = new HashMap<>(factory.getJpaPropertyMap());
-		props.put("hibernate.dialect", "ca.uhn.fhir.jpa.model.dialect.HapiFhirH2Dialect");
+		props.put("hibernate.dialect", dialect);
 		props.put("hibernate.hbm2ddl.auto", "update");
 		props.put("hibernate.search.enabled", "false");
 		props.put("hibernate.archive.scanner", "org.hibernate.boot.archive.scan.internal.DisabledScanner");
@@ -99,7 +108,10 @@ public class StorageConfig {
 				"org.hibernate.boot.model.naming.CamelCaseToUnderscoresNamingStrategy");
 		props.put("hibernate.format_sql", "false");
 		props.put("hibernate.show_sql", "false");
-		props.put("hibernate.jdbc.batch_size", "20");
+		props.put("hibernate.jdbc.batch_size", batchSize);
+		// Group inserts and updates by table so that JDBC batches fill (same statements, other order).
+		props.put("hibernate.order_inserts", "true");
+		props.put("hibernate.order_updates", "true");
 		props.put("hibernate.cache.use_query_cache", "false");
 		props.put("hibernate.cache.use_second_level_cache", "false");
 		props.put("hibernate.cache.use_structured_entries", "false");
