@@ -7,10 +7,11 @@ Identifier searches go by POST `_search` with a form body, so MRNs never appear 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 log = logging.getLogger("infusion_fhir.fhir")
+CURRENT_CHUNK = 100  # ids per no-store `_id` search (HAPI answers at most 100 matches without a result set)
 
 
 def build_http_client(
@@ -209,6 +211,39 @@ class FhirClient:
                 return matches, included
             bundle = await self._json("GET", next_url, idempotent=True)
 
+    async def current(self, resource_type: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Of these ids, the resources the server holds now, for a diff: `_id` searches of at most
+        CURRENT_CHUNK ids each, sent at once, with `Cache-Control: no-store`.
+
+        no-store asks the server not to keep a result set (HAPI then answers from the database at
+        once, and its per-search cost halves here, BENCHMARKS.md section 5); HAPI's answer then has
+        no next page and at most 100 matches, hence the chunks (a server that pages anyway is
+        followed). An id left unanswered reads as "not held": the caller writes it, so a short
+        answer costs a write, never a skip.
+        """
+        chunks = [ids[i : i + CURRENT_CHUNK] for i in range(0, len(ids), CURRENT_CHUNK)]
+
+        async def one(chunk: Sequence[str]) -> list[dict[str, Any]]:
+            form = {"_id": ",".join(chunk), "_count": str(len(chunk))}
+            response = await self._send(
+                "POST", f"{resource_type}/_search", form=form, idempotent=True, headers={"Cache-Control": "no-store"}
+            )
+            bundle = _decode(response)
+            matches: list[dict[str, Any]] = []
+            while True:  # a server that ignores no-store may page its answer: follow it
+                matches += [
+                    e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") != "include"
+                ]
+                next_url = _next_link(bundle)
+                if not next_url:
+                    return matches
+                bundle = await self._json("GET", next_url, idempotent=True)
+
+        found: list[dict[str, Any]] = []
+        for part in await asyncio.gather(*(one(chunk) for chunk in chunks)):
+            found += part
+        return found
+
     async def validate(self, resource: Mapping[str, Any]) -> dict[str, Any]:
         """`$validate` a resource; returns the OperationOutcome whatever its verdict."""
         path = f"{resource['resourceType']}/$validate"
@@ -229,9 +264,10 @@ class FhirClient:
         body: Mapping[str, Any] | bytes | None = None,
         form: dict[str, str] | None = None,
         accept_status: frozenset[int] | set[int] = frozenset(),
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         content: bytes | None = None
-        headers: dict[str, str] = {}
+        headers = dict(headers or {})
         if body is not None:
             content = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = FHIR_JSON

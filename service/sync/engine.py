@@ -20,6 +20,7 @@ Before anything is written (clinical safety, docs/clinical-safety.md):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -151,11 +152,14 @@ class SyncEngine:
         unchanged: list[WrittenResource] = []
         transactions = 1
         try:
-            sessions = await self.session_contexts(records, known_sessions or {})
-            visit_ids = await self._existing_visits(records)
-            skip = await self._flags_to_keep(records)
+            # Independent reads, sent at once (each raises what the caller must act on).
+            sessions, visit_ids, skip, patient_ids = await asyncio.gather(
+                self.session_contexts(records, known_sessions or {}),
+                self._existing_visits(records),
+                self._flags_to_keep(records),
+                self._patients_on_server(records) if diff else _none(),
+            )
             kept = [k for k in skip.values() if k]
-            patient_ids = await self._patients_on_server(records) if diff else None
             bundle = transaction_bundle(
                 records, self.config, patient_ids, sessions=sessions, visit_ids=visit_ids, skip=skip
             )
@@ -335,7 +339,13 @@ class SyncEngine:
         update); a writer changing it after our read is ordered after us either way, as it would be
         after our write. Nothing stale is kept: any difference, however small, is written.
         """
-        held = await self._by_ref(e["request"]["url"] for e in bundle["entry"] if e["request"]["method"] == "PUT")
+        by_type: dict[str, list[str]] = {}
+        for entry in bundle["entry"]:
+            if entry["request"]["method"] == "PUT":
+                resource_type, _, resource_id = entry["request"]["url"].partition("/")
+                by_type.setdefault(resource_type, []).append(resource_id)
+        answers = await asyncio.gather(*(self.fhir.current(t, ids) for t, ids in by_type.items()))
+        held = {f"{r['resourceType']}/{r['id']}": r for found in answers for r in found}
         entries, unchanged = [], []
         for entry in bundle["entry"]:
             url = entry["request"]["url"]
@@ -472,3 +482,7 @@ def _content(resource: dict[str, Any]) -> bytes:
 
 def _without_meta(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k not in ("meta", "text")}
+
+
+async def _none() -> None:
+    return None

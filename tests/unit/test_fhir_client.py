@@ -202,3 +202,35 @@ async def test_sends_fhir_json_and_bearer_token(httpx_mock: HTTPXMock) -> None:
     assert request.headers["Content-Type"] == "application/fhir+json"
     assert request.headers["Accept"] == "application/fhir+json"
     assert request.headers["Authorization"] == "Bearer s3cret"
+
+
+async def test_current_reads_ids_in_no_store_chunks_of_100_and_follows_a_paging_server(
+    client: FhirClient, httpx_mock: HTTPXMock
+) -> None:
+    """The diff's read: <= 100 ids per `_id` search, Cache-Control no-store, every page of a server that pages."""
+    ids = [f"o{i}" for i in range(230)]
+    seen: list[list[str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.headers["Cache-Control"] == "no-store"
+        form = dict(httpx.QueryParams(request.content.decode()))
+        chunk = form["_id"].split(",")
+        seen.append(chunk)
+        assert form["_count"] == str(len(chunk))
+        first, rest = chunk[:60], chunk[60:]  # this server pages at 60 whatever it is asked
+        link = [{"relation": "next", "url": f"{BASE}/next-{chunk[0]}"}] if rest else []
+        httpx_mock.add_response(
+            method="GET",
+            url=f"{BASE}/next-{chunk[0]}",
+            json={
+                "resourceType": "Bundle",
+                "entry": [{"resource": {"resourceType": "Observation", "id": i}} for i in rest],
+            },
+        ) if rest else None
+        entries = [{"resource": {"resourceType": "Observation", "id": i}, "search": {"mode": "match"}} for i in first]
+        return httpx.Response(200, json={"resourceType": "Bundle", "entry": entries, "link": link})
+
+    httpx_mock.add_callback(answer, method="POST", url=f"{BASE}/Observation/_search", is_reusable=True)
+    found = await client.current("Observation", ids)
+    assert sorted(len(c) for c in seen) == [30, 100, 100]
+    assert sorted(r["id"] for r in found) == sorted(ids)
