@@ -83,10 +83,13 @@ def _wait_until_up(proc: subprocess.Popen, url: str) -> None:
     raise RuntimeError(f"{url} did not come up (see bench/out/)")
 
 
-def start_service(base_url: str, ns: Namespace, profile: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """The service under uvicorn (profiled when `profile` names the output), writing into `ns`."""
+def start_service(
+    base_url: str, ns: Namespace, profile: Path | None = None, **settings: str
+) -> tuple[subprocess.Popen, str]:
+    """The service under uvicorn (profiled when `profile` names the output), writing into `ns`;
+    `settings` are further INFUSION_FHIR_* variables."""
     port = _free_port()
-    env = ns.env(base_url, INFUSION_FHIR_API_KEYS=key_digest(API_KEY), INFUSION_FHIR_LOG_LEVEL="WARNING")
+    env = ns.env(base_url, INFUSION_FHIR_API_KEYS=key_digest(API_KEY), INFUSION_FHIR_LOG_LEVEL="WARNING", **settings)
     args = [
         sys.executable,
         "-m",

@@ -79,6 +79,25 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
                 abs(dry) <= FLAT_MB and abs(real) <= FLAT_MB,
             )
         )
+    if (sc := results.get("scale")) and "skipped" not in sc:
+        big = str(sc["scales"][-1])
+        pg_rate = sc["postgres"]["first_sync"][big]["whole"]["resources_per_s"]
+        out.append(
+            (f"Scale: PostgreSQL >= 500 resources/s sustained over the {big}x load", f"{pg_rate:.0f}/s", pg_rate >= 500)
+        )
+        for db, name in (("h2", "H2"), ("postgres", "PostgreSQL")):
+            r = sc[db]["resync"]
+            out.append(
+                (
+                    f"Scale: unchanged re-sync >= 4x faster than --always-write ({name})",
+                    f"{r['speedup']:.1f}x",
+                    r["speedup"] >= 4,
+                )
+            )
+        sent = [t for db in ("h2", "postgres") for t in sc[db]["resync"]["default_transactions"]]
+        out.append(
+            ("Scale: an unchanged re-sync sends 0 transactions", f"{sum(sent)} in {len(sent)} re-syncs", not any(sent))
+        )
     return out
 
 
@@ -282,6 +301,103 @@ def _memory(mem: dict[str, Any]) -> list[str]:
     ]
 
 
+def _scale(sc: dict[str, Any]) -> list[str]:
+    if "skipped" in sc:
+        return [f"Not run: {sc['skipped']}.", ""]
+    names = {"h2": "H2", "postgres": "PostgreSQL"}
+    tuned = sc["tuned"]
+    rows = []
+    for db, name in names.items():
+        for scale, part in sc[db]["first_sync"].items():
+            w = part["whole"]
+            rows.append(
+                [
+                    name,
+                    f"{scale}x",
+                    f"{w['resources']:,}",
+                    _n(w["seconds"], 1),
+                    _n(w["resources_per_s"]),
+                    _n(w["client_cpu_ms_per_1000"]),
+                ]
+            )
+    out = [
+        f"Batch {tuned['batch_size']} x concurrency {tuned['concurrency']} on both databases; unit (1x) "
+        f"{sc['unit_patients']} patients; each scale starts on an emptied, restarted, warmed-up server.",
+        "",
+        "**First sync**",
+        "",
+        *_table(["database", "scale", "resources", "seconds", "resources/s", "client CPU ms per 1,000"], rows),
+    ]
+    big = str(sc["scales"][-1])
+    if "tenths" in sc["h2"]["first_sync"][big]:
+        trows = []
+        for db, name in names.items():
+            t = [r["resources_per_s"] for r in sc[db]["first_sync"][big]["tenths"]]
+            trows.append([name, *(_n(x) for x in t), f"{t[-1] / t[0]:.2f}"])
+        out += [
+            f"**Resources/s by tenth of the {big}x load** (each tenth its own CLI run into the filling database)",
+            "",
+            *_table(["database", *(f"{i + 1}" for i in range(10)), "last / first"], trows),
+        ]
+    rrows = []
+    for db, name in names.items():
+        r = sc[db]["resync"]
+        rrows.append(
+            [
+                name,
+                f"{r['resources']:,}",
+                _n(r["mean_s"]["default"], 1),
+                _n(r["mean_s"]["always_write"], 1),
+                f"{r['speedup']:.1f}x",
+                ", ".join(map(str, r["default_transactions"])),
+                ", ".join(map(str, r["always_write_transactions"])),
+            ]
+        )
+    out += [
+        "**Unchanged re-sync** (the last synced corpus again; ABBA)",
+        "",
+        *_table(
+            [
+                "database",
+                "resources",
+                "default s",
+                "--always-write s",
+                "speedup",
+                "transactions (default)",
+                "transactions (--always-write)",
+            ],
+            rrows,
+        ),
+    ]
+    sh = sc["postgres"]["shards"]
+    one = sh["1"]["resources_per_s"]
+    srows = [[n, len(v["runs"]), _n(v["resources_per_s"]), f"{v['resources_per_s'] / one:.2f}"] for n, v in sh.items()]
+    out += [
+        "**Concurrent shards on PostgreSQL** (`--shard I/N`, N processes at once)",
+        "",
+        *_table(["shards", "runs", "resources/s", "vs 1 shard"], srows),
+    ]
+    a = sc["postgres"]["api"]
+    arows = [
+        [
+            label,
+            _n(a[label]["write"]["p50"], 1),
+            _n(a[label]["read_first"]["p50"], 1),
+            f"{a[label]['p50_pct']:+.1f}%",
+            _n(a[label]["write"]["p99"], 1),
+            _n(a[label]["read_first"]["p99"], 1),
+            f"{a[label]['p99_pct']:+.1f}%",
+        ]
+        for label in ("new", "unchanged")
+    ]
+    out += [
+        f"**API PUT with and without read-before-write** (PostgreSQL, {a['requests_per_side']} per side, 1 client)",
+        "",
+        *_table(["PUT", "write p50 ms", "read-first p50 ms", "p50", "write p99 ms", "read-first p99 ms", "p99"], arows),
+    ]
+    return out
+
+
 def render(results: dict[str, Any]) -> str:
     """The whole BENCHMARKS.md."""
     meta = results["meta"]
@@ -303,6 +419,7 @@ def render(results: dict[str, Any]) -> str:
         ("sync", "2. Sync throughput", _sync),
         ("api", "3. API latency", _api),
         ("memory", "4. Memory", _memory),
+        ("scale", "5. Scale: H2 vs PostgreSQL, re-syncs, shards", _scale),
     ):
         if key in results:
             lines += [f"## {title}", "", *section(results[key])]

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     )
     oauth_jwks_max_age_s: float = Field(3600.0, gt=0, description="Cached issuer keys are fetched again after this.")
     max_body_bytes: int = 5_000_000
+    api_read_before_write: bool = Field(
+        False,
+        description="PUT reads the server's copies first and writes only what changed, as the batch does "
+        "(chosen by measurement: BENCHMARKS.md, section Scale).",
+    )
     log_level: str = "INFO"
 
     identifier_system_base: str = "https://infusion-fhir.example.org/fhir/sid"

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from schemas import RecordInvalid, parse_record_of_kind
 from schemas.common import KEY_PATTERN
 from schemas.kinds import SEGMENTS
-from service.deps import SyncEngineDep
+from service.deps import SettingsDep, SyncEngineDep
 from service.routes.responses import RECORD_DELETE, record_get, record_put, record_put_body
 
 RecordKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The clinic's record key.")]
@@ -39,10 +39,12 @@ def _record_routes(segment: str, kind: str) -> None:
         openapi_extra=record_put_body(kind),
         responses=record_put(kind),
     )
-    async def put_record(key: RecordKey, request: Request, engine: SyncEngineDep) -> JSONResponse:
+    async def put_record(
+        key: RecordKey, request: Request, engine: SyncEngineDep, settings: SettingsDep
+    ) -> JSONResponse:
         body = await read_json_body(request)
         record = parse_record_of_kind(kind, body, key=key)
-        result = await engine.upsert([record])
+        result = await engine.upsert([record], diff=settings.api_read_before_write)
         return JSONResponse(result.as_dict(), status_code=201 if result.created_any else 200)
 
     put_record.__doc__ = f"Map and sync one {kind} record (idempotent; re-sending changes nothing)."
