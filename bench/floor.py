@@ -425,7 +425,7 @@ class Floor:
             intended: Json = {}
             if dose.mg_per_kg is not None:
                 intended["extension"] = [{"url": self.ext_per_kg, "valueQuantity": self.qty(dose.mg_per_kg, "mg/kg")}]
-            intended["text"] = codes.INTENDED_DOSAGE_PREFIX + dosage_text(r)
+            intended["text"] = codes.INTENDED_DOSAGE_PREFIX + dosage_text(r, dose)
             intended["route"] = self.route
             dose_and_rate: Json = {"doseQuantity": self.qty(dose.total_mg, "mg")}
             if dose.rate is not None:
@@ -448,7 +448,7 @@ class Floor:
             dosage: Json = {}
             if dose.mg_per_kg is not None:
                 dosage["extension"] = [{"url": self.ext_per_kg, "valueQuantity": self.qty(dose.mg_per_kg, "mg/kg")}]
-            dosage.update(text=dosage_text(r), route=self.route, dose=self.qty(dose.total_mg, "mg"))
+            dosage.update(text=dosage_text(r, dose), route=self.route, dose=self.qty(dose.total_mg, "mg"))
             if dose.rate is not None:
                 dosage["rateQuantity"] = self.qty(dose.rate.value, dose.rate.unit)
             ma["dosage"] = dosage

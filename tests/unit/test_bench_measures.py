@@ -91,3 +91,13 @@ def test_a_sync_side_is_rated_over_the_mean_time_of_its_runs() -> None:
     assert _side(runs, 1000)["resources_per_s"] == 50.0  # not 100 (best run) nor 66.7 (mean of rates)
     runs[1]["ok"] = False
     assert _side(runs, 1000)["resources_per_s"] == 0.0
+
+
+def test_the_bench_floor_still_maps_byte_for_byte_like_the_mappers() -> None:
+    """`make bench` compares against a hand-written floor mapper; it must follow the mappers' output
+    (a stale floor once stopped a full benchmark run at its first section)."""
+    from bench import corpus, mapping
+    from service.mappers import MappingConfig
+
+    equality = mapping.check_equal(corpus.records(2), MappingConfig())
+    assert equality["byte_identical"] == equality["resources"] > 0
