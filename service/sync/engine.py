@@ -319,12 +319,8 @@ class SyncEngine:
     async def _by_ref(self, refs: Iterable[str], *, one_page: bool = True, **params: str) -> dict[str, dict[str, Any]]:
         """The resources of `Type/id` refs the server holds, by ref: one `_id` search per type (asking
         for one page of them all unless `one_page` is off; later pages are read either way)."""
-        by_type: dict[str, list[str]] = {}
-        for ref in refs:
-            resource_type, _, resource_id = ref.partition("/")
-            by_type.setdefault(resource_type, []).append(resource_id)
         found: dict[str, dict[str, Any]] = {}
-        for resource_type, ids in by_type.items():
+        for resource_type, ids in _ids_by_type(refs).items():
             search = {"_id": ",".join(ids), **({"_count": str(len(ids))} if one_page else {}), **params}
             for resource in await self.fhir.search(resource_type, search):
                 found[f"{resource_type}/{resource['id']}"] = resource
@@ -339,12 +335,8 @@ class SyncEngine:
         update); a writer changing it after our read is ordered after us either way, as it would be
         after our write. Nothing stale is kept: any difference, however small, is written.
         """
-        by_type: dict[str, list[str]] = {}
-        for entry in bundle["entry"]:
-            if entry["request"]["method"] == "PUT":
-                resource_type, _, resource_id = entry["request"]["url"].partition("/")
-                by_type.setdefault(resource_type, []).append(resource_id)
-        answers = await asyncio.gather(*(self.fhir.current(t, ids) for t, ids in by_type.items()))
+        puts = _ids_by_type(e["request"]["url"] for e in bundle["entry"] if e["request"]["method"] == "PUT")
+        answers = await asyncio.gather(*(self.fhir.current(t, ids) for t, ids in puts.items()))
         held = {f"{r['resourceType']}/{r['id']}": r for found in answers for r in found}
         entries, unchanged = [], []
         for entry in bundle["entry"]:
@@ -482,6 +474,15 @@ def _content(resource: dict[str, Any]) -> bytes:
 
 def _without_meta(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k not in ("meta", "text")}
+
+
+def _ids_by_type(refs: Iterable[str]) -> dict[str, list[str]]:
+    """`Type/id` refs as {Type: [id, ...]}, in their order."""
+    by_type: dict[str, list[str]] = {}
+    for ref in refs:
+        resource_type, _, resource_id = ref.partition("/")
+        by_type.setdefault(resource_type, []).append(resource_id)
+    return by_type
 
 
 async def _none() -> None:
