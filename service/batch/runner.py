@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from schemas.kinds import SESSION, embedded_children
@@ -27,10 +27,10 @@ from service.errors import (
     FhirUnavailable,
     InfusionFhirError,
 )
-from service.mappers import resource_ids
+from service.mappers import record_refs
 from service.mappers.context import SessionContext
 from service.mappers.session import session_context
-from service.sync import SyncEngine, SyncResult
+from service.sync import SyncEngine, SyncResult, WriteOutcome
 from service.sync.engine import SessionRefused
 
 log = logging.getLogger("infusion_fhir.batch")
@@ -60,6 +60,25 @@ class KnownSessions(Mapping[str, SessionContext]):
         return len(self._sessions)
 
 
+class BoundedSet(Container[str]):
+    """A bounded memory of strings (oldest forgotten first): what it forgets is only read again."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, item: str) -> None:
+        self._items[item] = None
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 @dataclass
 class Batch:
     lines: list[Line]
@@ -80,6 +99,8 @@ class BatchSync:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.known = KnownSessions()
+        self.new_patients = BoundedSet()
+        """`Patient/id`s this run created: their records had nothing on the server to compare with."""
         self.in_flight: dict[str, asyncio.Event] = {}
         self.stop = asyncio.Event()
 
@@ -163,8 +184,12 @@ class BatchSync:
             return
         records = [line.record for line in lines]
         try:
-            extra = {"diff": True} if self.diff else {}
-            result = await self.engine.upsert(records, known_sessions=self.known, **extra)
+            if self.diff:
+                result = await self.engine.upsert(
+                    records, known_sessions=self.known, diff=True, new_patients=self.new_patients
+                )
+            else:
+                result = await self.engine.upsert(records, known_sessions=self.known)
         except SessionRefused as refused:
             # Missing sessions, or sessions and visits of another patient: those lines are rejected
             # (naming fields and keys only), the rest of the bundle is sent again without them.
@@ -195,12 +220,13 @@ class BatchSync:
         outcomes = {f"{r.resource_type}/{r.id}": r.outcome.value for r in result.resources}
         for written in result.resources:
             self.report.resources[written.outcome.value] += 1
+            if written.resource_type == "Patient" and written.outcome is WriteOutcome.created:
+                self.new_patients.add(f"Patient/{written.id}")
         config = self.engine.config
         for line in lines:
             record = line.record
-            refs = [rid.ref for rid in resource_ids(record.kind, record.key, config)]
+            refs = record_refs(record, config)
             for child in embedded_children(record):
-                refs += [rid.ref for rid in resource_ids(child.kind, child.key, config)]
                 self.report.embedded[child.kind] += 1
             seen = {outcomes[ref] for ref in refs if ref in outcomes}
             outcome = "created" if "created" in seen else "updated" if "updated" in seen else "unchanged"

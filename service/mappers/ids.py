@@ -19,7 +19,9 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
+from schemas.kinds import embedded_children
 from service.mappers.config import MappingConfig
 
 
@@ -118,6 +120,14 @@ def resource_ids(kind: str, key: str, config: MappingConfig) -> list[ResourceId]
         ResourceId(slot.resource_type, resource_id(kind, key, slot.part, config), slot.part, slot.optional)
         for slot in SLOTS[kind]
     ]
+
+
+def record_refs(record: Any, config: MappingConfig) -> list[str]:
+    """`Type/id` of every resource a record can produce, its embedded children's included."""
+    refs = [rid.ref for rid in resource_ids(record.kind, record.key, config)]
+    for child in embedded_children(record):
+        refs += [rid.ref for rid in resource_ids(child.kind, child.key, config)]
+    return refs
 
 
 def identifier_system(kind: str, config: MappingConfig) -> str:

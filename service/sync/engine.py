@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from service.mappers import (
     mapper_for,
     not_retractable,
     patient_from_fhir,
+    record_refs,
     resource_ids,
     retract,
     transaction_bundle,
@@ -141,30 +142,39 @@ class SyncEngine:
         *,
         known_sessions: Mapping[str, SessionContext] | None = None,
         diff: bool = False,
+        new_patients: Container[str] = (),
     ) -> SyncResult:
         """Write `records` in one transaction (all or nothing); re-sending changes nothing.
 
         `known_sessions` are sessions the caller has just synced (the batch job), so they need not
         be read from the server again. With `diff`, resources the server already holds exactly as we
         would write them are left out of the transaction, and none is sent when nothing changed
-        (see `_without_unchanged` for why that is safe with other writers).
+        (see `_without_unchanged` for why that is safe with other writers). Only the records of
+        Patients the server held before are read for that: a Patient it lacks, or one in
+        `new_patients` (`Patient/id`s the caller's run created), has nothing older to compare with,
+        and its records are written unread, as without `diff`.
         """
         unchanged: list[WrittenResource] = []
         transactions = 1
         try:
-            # Independent reads, sent at once (each raises what the caller must act on).
-            sessions, visit_ids, skip, patient_ids = await asyncio.gather(
-                self.session_contexts(records, known_sessions or {}),
-                self._existing_visits(records),
-                self._flags_to_keep(records),
-                self._patients_on_server(records) if diff else _none(),
+            # Independent reads, sent at once; what the caller must act on is raised in a fixed order.
+            sessions, visit_ids, skip, patient_ids = _first_failure_raised(
+                await asyncio.gather(
+                    self.session_contexts(records, known_sessions or {}),
+                    self._existing_visits(records),
+                    self._flags_to_keep(records),
+                    self._patients_on_server(records) if diff else _none(),
+                    return_exceptions=True,
+                )
             )
             kept = [k for k in skip.values() if k]
             bundle = transaction_bundle(
                 records, self.config, patient_ids, sessions=sessions, visit_ids=visit_ids, skip=skip
             )
             if diff:
-                bundle, unchanged = await self._without_unchanged(bundle)
+                held = {mrn for mrn, ref in (patient_ids or {}).items() if ref not in new_patients}
+                to_read = {ref for r in records if r.patient.mrn in held for ref in record_refs(r, self.config)}
+                bundle, unchanged = await self._without_unchanged(bundle, to_read)
                 if not bundle["entry"]:
                     log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
                     return SyncResult(unchanged + kept, transactions=0)
@@ -326,8 +336,12 @@ class SyncEngine:
                 found[f"{resource_type}/{resource['id']}"] = resource
         return found
 
-    async def _without_unchanged(self, bundle: dict[str, Any]) -> tuple[dict[str, Any], list[WrittenResource]]:
+    async def _without_unchanged(
+        self, bundle: dict[str, Any], to_read: Container[str]
+    ) -> tuple[dict[str, Any], list[WrittenResource]]:
         """The bundle less the PUTs whose resource the server already holds exactly, and those as unchanged.
+
+        Only the PUTs in `to_read` (`Type/id`) are read and compared; every other entry is written.
 
         Why skipping is safe with concurrent writers: a resource is left out only when the server's
         current version equals, element for element (meta and narrative aside), what this write would
@@ -335,13 +349,15 @@ class SyncEngine:
         update); a writer changing it after our read is ordered after us either way, as it would be
         after our write. Nothing stale is kept: any difference, however small, is written.
         """
-        puts = _ids_by_type(e["request"]["url"] for e in bundle["entry"] if e["request"]["method"] == "PUT")
+        puts = _ids_by_type(
+            url for e in bundle["entry"] if e["request"]["method"] == "PUT" and (url := e["request"]["url"]) in to_read
+        )
         answers = await asyncio.gather(*(self.fhir.current(t, ids) for t, ids in puts.items()))
         held = {f"{r['resourceType']}/{r['id']}": r for found in answers for r in found}
         entries, unchanged = [], []
         for entry in bundle["entry"]:
             url = entry["request"]["url"]
-            server = held.get(url) if entry["request"]["method"] == "PUT" else None
+            server = held.get(url) if entry["request"]["method"] == "PUT" and url in to_read else None
             if server is not None and _content(server) == _content(entry["resource"]):
                 version = (server.get("meta") or {}).get("versionId")
                 unchanged.append(WrittenResource(server["resourceType"], server["id"], version, WriteOutcome.unchanged))
@@ -487,3 +503,26 @@ def _ids_by_type(refs: Iterable[str]) -> dict[str, list[str]]:
 
 async def _none() -> None:
     return None
+
+
+def _first_failure_raised(results: Sequence[Any]) -> Sequence[Any]:
+    """`results` of lookups gathered with `return_exceptions`, once none failed.
+
+    Whichever lookup answered first, the same failure is raised: the first one that is not a
+    refusal, in declared order; else every refusal as one SessionRefused, so that a batch rejects
+    all its refused lines at once.
+    """
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if not failures:
+        return results
+    other = [f for f in failures if not isinstance(f, SessionRefused)]
+    if other:
+        raise other[0]
+    refusals = [f for f in failures if isinstance(f, SessionRefused)]
+    if len(refusals) == 1:
+        raise refusals[0]
+    raise SessionRefused(
+        missing=[k for r in refusals for k in r.missing],
+        other_patient=[k for r in refusals for k in r.other_patient],
+        visits=[k for r in refusals for k in r.visits],
+    )

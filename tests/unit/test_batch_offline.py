@@ -280,3 +280,32 @@ async def test_rerunning_the_same_input_after_an_interrupt_syncs_every_line(
     assert len(fake.of_type("Procedure")) == 5
     vitals = [o for o in fake.of_type("Observation") if o["id"].startswith("vs-")]
     assert len(vitals) == 5 * 3 + 4
+
+
+# -- the diff on a first load -----------------------------------------------------------------
+
+
+def id_searches(fake: FakeFhir) -> list[str]:
+    """Types read by `_id` for the diff (Flags aside, which are always read)."""
+    return [e[1] for e in fake.events if e[0] == "search" and "_id" in e[2] and e[1] != "Flag"]
+
+
+async def test_a_first_diff_load_reads_nothing_back_and_a_rerun_reads_it_all_and_writes_nothing(
+    fake: FakeFhir, engine: RecordingEngine
+) -> None:
+    lines = [vital(f"v{i}") for i in range(4)] + [vital(f"w{i}", mrn="BATCH-MRN-32") for i in range(4)]
+
+    first = await BatchSync(engine.engine, Report(io.BytesIO()), batch_size=2, concurrency=1, diff=True).run(
+        lines_of(lines)
+    )
+    # Each patient's first batch finds no Patient, its later batches find the one this run created:
+    # neither has anything older on the server to compare with.
+    assert id_searches(fake) == []
+    assert first.transactions == 4 and first.resources["created"] == 10
+
+    fake.events.clear()
+    again = await BatchSync(engine.engine, Report(io.BytesIO()), batch_size=2, concurrency=1, diff=True).run(
+        lines_of(lines)
+    )
+    assert id_searches(fake) == ["Observation"] * 4
+    assert again.transactions == 0 and again.resources["unchanged"] == 8

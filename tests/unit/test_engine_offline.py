@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from service.mappers.ids import patient_token, resource_ref
 from service.mappers.session import session_context
 from service.settings import Settings
 from service.sync import SyncEngine
+from service.sync.engine import SessionRefused
 from tests.unit.examples import BASE as EXAMPLES
 from tests.unit.examples import T0
 from tests.unit.fake_fhir import BASE, FakeFhir, outcome
@@ -308,3 +310,83 @@ async def test_a_lost_patient_race_is_retried_once_with_the_patient_found_by_ide
     assert {e["resource"]["subject"]["reference"] for e in second["entry"]} == {"Patient/winner"}
     assert [p["id"] for p in rig.fake.of_type("Patient")] == ["winner"]
     assert result.counts() == {"created": 1}
+
+
+# -- the diff's reads -------------------------------------------------------------------------
+
+
+def id_reads(fake: FakeFhir) -> list[tuple[str, str]]:
+    """(type, id) of every resource the diff read by `_id` (the no-store searches)."""
+    return [
+        (e[1], i)
+        for e in fake.events
+        if e[0] == "search" and "_id" in e[2] and e[1] != "Flag"
+        for i in e[2]["_id"].split(",")
+    ]
+
+
+async def test_a_diff_reads_only_the_records_of_patients_the_server_held_before(rig: Rig) -> None:
+    held = record("vital_sign", key="V-H", session_key=None)
+    new = record("vital_sign", key="V-N", session_key=None, patient={"mrn": "MRN-NEW", "family": "Neu"})
+    await rig.engine.upsert([held])  # MRN-1's Patient and V-H are on the server; MRN-NEW is not
+    rig.fake.events.clear()
+
+    result = await rig.engine.upsert([held, new], diff=True)
+
+    assert id_reads(rig.fake) == [("Observation", resource_ids("vital_sign", "V-H", rig.config)[0].id)]
+    (sent,) = rig.fake.transactions[1:]
+    assert {e["request"]["url"] for e in sent["entry"]} == {
+        "Patient",
+        resource_ids("vital_sign", "V-N", rig.config)[0].ref,
+    }
+    assert result.counts() == {"unchanged": 1, "created": 2}
+
+
+async def test_a_diff_writes_unread_the_records_of_a_patient_this_run_created(rig: Rig) -> None:
+    vital = record("vital_sign", key="V-R", session_key=None)
+    await rig.engine.upsert([vital])
+    created = f"Patient/{patient_id(rig.fake)}"
+    rig.fake.events.clear()
+
+    again = await rig.engine.upsert([vital], diff=True, new_patients={created})
+    assert id_reads(rig.fake) == []
+    assert again.transactions == 1  # written as without diff (HAPI makes it a no-op update)
+    assert [e["request"]["url"] for e in rig.fake.transactions[-1]["entry"]] == [
+        resource_ids("vital_sign", "V-R", rig.config)[0].ref
+    ]
+
+    rig.fake.events.clear()
+    read = await rig.engine.upsert([vital], diff=True)
+    assert id_reads(rig.fake) == [("Observation", resource_ids("vital_sign", "V-R", rig.config)[0].id)]
+    assert read.transactions == 0 and read.counts() == {"unchanged": 1}
+
+
+async def test_refusals_found_at_once_are_raised_together_whichever_lookup_answers_first(rig: Rig) -> None:
+    other = {"mrn": "MRN-OTHER", "family": "Other"}
+    await rig.engine.upsert([record("infusion_session", key="S-O", patient=other, visit_id="VIS-O")])
+    visits_answered = asyncio.Event()
+
+    async def sessions_answer_last(request: httpx.Request, body: Any) -> httpx.Response | None:
+        if request.url.path.endswith("/Procedure/_search"):
+            await visits_answered.wait()
+        return None
+
+    def note_visits(request: httpx.Request, body: Any) -> None:
+        if request.url.path.endswith("/Encounter/_search"):
+            visits_answered.set()
+
+    async def intercept(request: httpx.Request, body: Any) -> httpx.Response | None:
+        note_visits(request, body)
+        return await sessions_answer_last(request, body)
+
+    rig.fake.intercept = intercept
+    vital = record("vital_sign", key="V-X", session_key="S-O")  # MRN-1's vital naming MRN-OTHER's session
+    session = record("infusion_session", key="S-X", visit_id="VIS-O")  # MRN-1's session in MRN-OTHER's visit
+    transactions = len(rig.fake.transactions)
+
+    with pytest.raises(SessionRefused) as refused:
+        await rig.engine.upsert([session, vital])
+
+    assert refused.value.other_patient == ["S-O"] and refused.value.visits == ["S-X"]
+    assert refused.value.refuses(vital) and refused.value.refuses(session)
+    assert len(rig.fake.transactions) == transactions
