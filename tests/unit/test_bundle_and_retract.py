@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from typing import Any
 
 import orjson
 
@@ -18,6 +19,7 @@ from service.mappers import (
     transaction_bundle,
 )
 from service.mappers.fhir import to_json
+from service.mappers.ids import visit_urn
 from tests.unit.examples import BASE
 
 CONFIG = MappingConfig()
@@ -74,6 +76,36 @@ def test_known_patients_get_no_entry_and_literal_references() -> None:
     assert "Patient/x" not in text
     subjects = Counter(e["resource"]["subject"]["reference"] for e in bundle["entry"] if "subject" in e["resource"])
     assert subjects["Patient/pat-1"] >= 3 and subjects[patient_urn("NEW", CONFIG)] == 1
+
+
+def _walk_replacing_references(value: Any, replacements: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: replacements.get(v, v) if k == "reference" else _walk_replacing_references(v, replacements)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_walk_replacing_references(v, replacements) for v in value]
+    return value
+
+
+def test_known_patients_and_visits_change_exactly_the_references_and_nothing_else() -> None:
+    session = parse_record(
+        {**copy.deepcopy(BASE["infusion_session"]), "visit_id": "VIS-9", "note": patient_urn("MRN-1", CONFIG)}
+    )
+    records = [session, *_records("vital_sign", "adverse_event", "phq9_assessment")]
+    known = {"MRN-1": "Patient/pat-1"}
+    visits = {"VIS-9": "Encounter/enc-9"}
+    with_urns = transaction_bundle(records, CONFIG)
+    replacements = {patient_urn("MRN-1", CONFIG): "Patient/pat-1", visit_urn("VIS-9", CONFIG): "Encounter/enc-9"}
+    expected = [
+        _walk_replacing_references(e, replacements) for e in with_urns["entry"] if e["request"]["method"] == "PUT"
+    ]
+
+    literal = transaction_bundle(records, CONFIG, patient_ids=known, visit_ids=visits)
+
+    assert literal["entry"] == expected
+    assert orjson.dumps(session.note)[1:-1] in orjson.dumps(literal)  # a note that is the urn stays one
 
 
 def test_a_record_sent_twice_yields_each_resource_once_with_its_last_content() -> None:
