@@ -185,11 +185,32 @@ def resync(server: Server, path: Path, ns: Namespace, rounds: int) -> dict[str, 
     order = ["default", "always_write", "always_write", "default"] * rounds
     for side in order:
         extra = ("--always-write",) if side == "always_write" else ()
-        runs[side].append(_row(_sync_once(path, ns, server.base_url, *extra)))
+        before = process_cpu_seconds(server.pid())
+        report = _sync_once(path, ns, server.base_url, *extra)
+        after = process_cpu_seconds(server.pid())
+        runs[side].append(_row(report, after - before if before is not None and after is not None else None))
     mean = {side: statistics.mean(r["seconds"] for r in rows) for side, rows in runs.items()}
+    cpu = {
+        side: {
+            "client_s": statistics.mean(r["client_cpu_s"] for r in rows),
+            "hapi_s": statistics.mean(r["server_cpu_s"] for r in rows)
+            if all(r["server_cpu_s"] for r in rows)
+            else None,
+        }
+        for side, rows in runs.items()
+    }
+    # The CPU-bound ceiling of the ratio on this machine: the default side cannot finish before its
+    # single-threaded client has run, nor before its client and HAPI CPU have shared the cores.
+    default_floor = None
+    if cpu["default"]["hapi_s"] is not None:
+        both = cpu["default"]["client_s"] + cpu["default"]["hapi_s"]
+        default_floor = max(cpu["default"]["client_s"], both / (os.cpu_count() or 1))
     return {
         "runs": runs,
         "mean_s": mean,
+        "cpu_s": cpu,
+        "default_floor_s": default_floor,
+        "speedup_bound": mean["always_write"] / default_floor if default_floor else None,
         "speedup": mean["always_write"] / mean["default"],
         "default_transactions": [r["transactions"] for r in runs["default"]],
         "always_write_transactions": [r["transactions"] for r in runs["always_write"]],
