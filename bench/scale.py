@@ -38,6 +38,7 @@ from bench.corpus import OUT, Namespace
 from bench.hapi import CLI, HAPICTL, disposable_server, process_cpu_seconds, restart_empty
 
 TUNED = {"batch_size": 100, "concurrency": 4}
+RESYNC_LARGE_BATCH = 400
 UNIT = corpus.PATIENTS  # 1x = 4 patients
 PG = {
     "HAPI_DB": "postgres",
@@ -67,12 +68,43 @@ class Server:
         # Warm-up (not counted): the JVM's JIT and pools, as a server that has run a while.
         _sync_once(corpus.ndjson_file(UNIT), Namespace.fresh("warmup"), self.base_url)
 
+    def database_cpu_seconds(self) -> float | None:
+        """CPU seconds PostgreSQL has used so far (None on H2, inside HAPI's own process)."""
+        if self.env is None:
+            return None
+        try:
+            postmaster = int((Path(self.env["HAPI_RUN_DIR"]) / "pg/data/postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return postgres_cpu_seconds(postmaster)
+
     def pid(self) -> int | None:
         run_dir = Path(self.env["HAPI_RUN_DIR"] if self.env else os.environ.get("HAPI_RUN_DIR", ""))
         try:
             return int((run_dir / "hapi.pid").read_text().strip())
         except (OSError, ValueError):
             return None
+
+
+def postgres_cpu_seconds(postmaster: int) -> float | None:
+    """User + system CPU of a PostgreSQL cluster so far: the postmaster with the backends it has reaped
+    (its cutime/cstime) and those still running (its children in /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid: int | str) -> list[str] | None:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+
+    own = stat(postmaster)
+    if own is None:
+        return None
+    total = sum(int(f) for f in own[11:15])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := stat(entry.name)) and fields[1] == str(postmaster):
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 @contextmanager
@@ -84,10 +116,12 @@ def postgres_server():
         _hapictl(PG, "down", "reset")
 
 
-def _spawn(path: Path, ns: Namespace, base_url: str, *extra: str) -> tuple[subprocess.Popen, Path]:
+def _spawn(
+    path: Path, ns: Namespace, base_url: str, *extra: str, batch_size: int = TUNED["batch_size"]
+) -> tuple[subprocess.Popen, Path]:
     report = OUT / f"report-{ns.token}-{len(extra)}-{time.monotonic_ns()}.json"
     args = [CLI, "sync", str(path), "--report", str(report), "--rejects", str(OUT / f"rejects-{ns.token}.ndjson")]
-    args += ["--batch-size", str(TUNED["batch_size"]), "--concurrency", str(TUNED["concurrency"]), *extra]
+    args += ["--batch-size", str(batch_size), "--concurrency", str(TUNED["concurrency"]), *extra]
     proc = subprocess.Popen(args, env=ns.env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, report
 
@@ -96,14 +130,15 @@ def _wait(proc: subprocess.Popen, report: Path) -> dict[str, Any]:
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     out = orjson.loads(report.read_bytes())
+    out["job_cpu_s"] = out.get("cpu_s")  # the report's own: the job, without the interpreter's start-up
     out["cpu_s"] = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
         raise RuntimeError(f"sync exited {proc.returncode}: {out.get('stopped_reason')}")
     return out
 
 
-def _sync_once(path: Path, ns: Namespace, base_url: str, *extra: str) -> dict[str, Any]:
-    return _wait(*_spawn(path, ns, base_url, *extra))
+def _sync_once(path: Path, ns: Namespace, base_url: str, *extra: str, **options: int) -> dict[str, Any]:
+    return _wait(*_spawn(path, ns, base_url, *extra, **options))
 
 
 def _written(report: dict[str, Any]) -> int:
@@ -120,6 +155,7 @@ def _row(report: dict[str, Any], server_cpu: float | None = None) -> dict[str, A
         "seconds": report["duration_s"],
         "resources_per_s": resources / report["duration_s"],
         "client_cpu_s": report["cpu_s"],
+        "client_job_cpu_s": report["job_cpu_s"],
         "client_cpu_ms_per_1000": report["cpu_s"] / resources * 1e6 if resources else None,
         "server_cpu_s": server_cpu,
     }
@@ -179,33 +215,43 @@ def first_syncs(server: Server, scales: tuple[int, ...]) -> dict[str, Any]:
     return out
 
 
-def resync(server: Server, path: Path, ns: Namespace, rounds: int) -> dict[str, Any]:
-    """The already synced `path` again: default vs --always-write, ABBA."""
+def resync(
+    server: Server, path: Path, ns: Namespace, rounds: int, batch_size: int = TUNED["batch_size"]
+) -> dict[str, Any]:
+    """The already synced `path` again: default vs --always-write, ABBA, both sides at `batch_size`."""
     runs: dict[str, list[dict[str, Any]]] = {"default": [], "always_write": []}
     order = ["default", "always_write", "always_write", "default"] * rounds
     for side in order:
         extra = ("--always-write",) if side == "always_write" else ()
-        before = process_cpu_seconds(server.pid())
-        report = _sync_once(path, ns, server.base_url, *extra)
-        after = process_cpu_seconds(server.pid())
-        runs[side].append(_row(report, after - before if before is not None and after is not None else None))
+        before, db_before = process_cpu_seconds(server.pid()), server.database_cpu_seconds()
+        report = _sync_once(path, ns, server.base_url, *extra, batch_size=batch_size)
+        after, db_after = process_cpu_seconds(server.pid()), server.database_cpu_seconds()
+        row = _row(report, after - before if before is not None and after is not None else None)
+        row["database_cpu_s"] = db_after - db_before if db_before is not None and db_after is not None else None
+        runs[side].append(row)
     mean = {side: statistics.mean(r["seconds"] for r in rows) for side, rows in runs.items()}
+
+    def mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
+        values = [r[key] for r in rows]
+        return statistics.mean(values) if all(v is not None for v in values) else None
+
     cpu = {
         side: {
-            "client_s": statistics.mean(r["client_cpu_s"] for r in rows),
-            "hapi_s": statistics.mean(r["server_cpu_s"] for r in rows)
-            if all(r["server_cpu_s"] for r in rows)
-            else None,
+            "client_s": mean_of(rows, "client_job_cpu_s"),
+            "hapi_s": mean_of(rows, "server_cpu_s"),
+            "database_s": mean_of(rows, "database_cpu_s"),
         }
         for side, rows in runs.items()
     }
     # The CPU-bound ceiling of the ratio on this machine: the default side cannot finish before its
-    # single-threaded client has run, nor before its client and HAPI CPU have shared the cores.
+    # single-threaded client has run, nor before its client, HAPI and PostgreSQL CPU have shared the
+    # cores. The client's CPU is the job's own (the report's `cpu_s`), as its duration is.
     default_floor = None
     if cpu["default"]["hapi_s"] is not None:
-        both = cpu["default"]["client_s"] + cpu["default"]["hapi_s"]
-        default_floor = max(cpu["default"]["client_s"], both / (os.cpu_count() or 1))
+        spent = cpu["default"]["client_s"] + cpu["default"]["hapi_s"] + (cpu["default"]["database_s"] or 0.0)
+        default_floor = max(cpu["default"]["client_s"], spent / (os.cpu_count() or 1))
     return {
+        "batch_size": batch_size,
         "runs": runs,
         "mean_s": mean,
         "cpu_s": cpu,
@@ -310,6 +356,8 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
                 path, ns = corpus.ndjson_file(UNIT * big), Namespace.fresh("resync")
                 _sync_once(path, ns, server.base_url)
             part["resync"] = resync(server, path, ns, rounds=1)
+            if key == "postgres":  # the reads cost per request more than per resource: bigger batches, fewer reads
+                part["resync_large_batches"] = resync(server, path, ns, rounds=1, batch_size=RESYNC_LARGE_BATCH)
             if key == "postgres":
                 server.empty()
                 part["shards"] = shards(server, UNIT * (1 if quick else 10), (1, 2, 4, 4, 2, 1))

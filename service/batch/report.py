@@ -23,6 +23,7 @@ class Report:
 
     rejects: IO[bytes]
     started: float = field(default_factory=time.monotonic)
+    started_cpu: float = field(default_factory=time.process_time)
     by_kind: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     resources: Counter[str] = field(default_factory=Counter)
     embedded: Counter[str] = field(default_factory=Counter)
@@ -90,6 +91,7 @@ class Report:
             "bundle_splits": self.splits,
             "retries": retries,
             "duration_s": round(duration, 3),
+            "cpu_s": round(time.process_time() - self.started_cpu, 3),
             "records_per_s": round(self.synced / duration, 1),
             "resources_per_s": round(resources / duration, 1),
             "peak_rss_mb": peak_rss_mb(),

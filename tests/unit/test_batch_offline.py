@@ -309,3 +309,21 @@ async def test_a_first_diff_load_reads_nothing_back_and_a_rerun_reads_it_all_and
     )
     assert id_searches(fake) == ["Observation"] * 4
     assert again.transactions == 0 and again.resources["unchanged"] == 8
+
+
+def test_the_report_states_the_jobs_own_cpu_time_not_the_processs() -> None:
+    """`cpu_s` is CPU spent since the job began (bench and capacity figures use it), not since the interpreter
+    started: CPU burnt before the Report exists is not in it, CPU burnt after is."""
+    import hashlib
+    import time
+
+    def burn(seconds: float) -> None:
+        until = time.process_time() + seconds
+        while time.process_time() < until:
+            hashlib.sha256(b"x" * 4096).digest()
+
+    burn(0.2)
+    report = Report(io.BytesIO())  # type: ignore[arg-type]
+    burn(0.1)
+    cpu = report.as_dict(retries=0)["cpu_s"]
+    assert 0.1 <= cpu < 0.2
