@@ -1,7 +1,9 @@
 """The batch sync job: stream lines, group them into transaction Bundles, send several at once.
 
 Ordering: a Bundle waits for any earlier in-flight Bundle that carries a session its records point
-at, so a session always lands before its children. A Bundle the server rejects for its data is split in halves
+at, so a session always lands before its children, and for any that carries one of its own records
+(the same kind and key further down the file, a correction), so the later line's content is what
+stays. A Bundle the server rejects for its data is split in halves
 until the bad records are found, so good neighbours still land. Anything that is not the data's
 fault (server still unavailable after the client's retries, our credentials refused, a base URL
 that is not a FHIR server, a bug) stops the job (exit 2) without rejecting a line; re-running it
@@ -83,7 +85,9 @@ class BoundedSet(Container[str]):
 class Batch:
     lines: list[Line]
     waits_for: list[asyncio.Event] = field(default_factory=list)
-    carries: dict[str, asyncio.Event] = field(default_factory=dict)
+    carries: set[str] = field(default_factory=set)
+    """`kind/key` of every record it writes, embedded children included."""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class BatchSync:
@@ -145,12 +149,15 @@ class BatchSync:
             await queue.put(self._plan(batch))
 
     def _plan(self, lines: list[Line]) -> Batch:
-        """Note which in-flight sessions the batch must wait for, and which sessions it carries."""
-        own = {line.record.key for line in lines if line.record.kind == SESSION}
-        referenced = {k for line in lines if (k := getattr(line.record, "session_key", None))} - own
-        batch = Batch(lines, waits_for=[self.in_flight[k] for k in referenced if k in self.in_flight])
+        """Note which in-flight Bundles the batch must wait for (those carrying a session it names or a
+        record it carries too), and which records it carries."""
+        records = [line.record for line in lines]
+        own = {f"{r.kind}/{r.key}" for record in records for r in (record, *embedded_children(record))}
+        named = {f"{SESSION}/{k}" for record in records if (k := getattr(record, "session_key", None))}
+        batch = Batch(lines, carries=own)
+        batch.waits_for = list({id(e): e for k in named | own if (e := self.in_flight.get(k))}.values())
         for key in own:
-            batch.carries[key] = self.in_flight[key] = asyncio.Event()
+            self.in_flight[key] = batch.done
         return batch
 
     async def _worker(self, queue: asyncio.Queue[Batch | None]) -> None:
@@ -169,9 +176,9 @@ class BatchSync:
                 log.exception("batch.unexpected", extra={"error": type(exc).__name__})
                 self.interrupt(f"internal error ({type(exc).__name__}); see the log")
             finally:
-                for key, event in batch.carries.items():
-                    event.set()
-                    if self.in_flight.get(key) is event:
+                batch.done.set()
+                for key in batch.carries:
+                    if self.in_flight.get(key) is batch.done:
                         del self.in_flight[key]
 
     async def _sync(self, lines: list[Line]) -> None:

@@ -3,6 +3,7 @@ ordering with concurrency, interrupt and resume."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 from collections.abc import AsyncIterator, Sequence
@@ -73,9 +74,9 @@ class RecordingEngine:
         self.job: BatchSync | None = None
         self.calls: list[tuple[list[str], bool]] = []
 
-    async def upsert(self, records, *, known_sessions=None):
+    async def upsert(self, records, *, known_sessions=None, **options):
         self.calls.append(([r.key for r in records], bool(self.job and self.job.stop.is_set())))
-        return await self.engine.upsert(records, known_sessions=known_sessions)
+        return await self.engine.upsert(records, known_sessions=known_sessions, **options)
 
 
 @pytest.fixture
@@ -152,6 +153,37 @@ async def test_lines_naming_a_missing_session_are_rejected_with_a_reason_and_the
 
 
 # -- ordering ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("diff", [False, True], ids=["always-write", "diff"])
+async def test_a_record_sent_again_later_in_the_file_wins_however_the_bundles_overlap(
+    fake: FakeFhir, engine: RecordingEngine, diff: bool
+) -> None:
+    """The same key twice (a correction further down an export): the later line's content is what stays,
+    even when the earlier line's bundle is still open as the later one is taken up."""
+    first, corrected, other = vital("V-9"), vital("V-9"), vital("V-10")
+    first["systolic"], corrected["systolic"] = 131, 152
+
+    def systolic(observation: dict[str, Any]) -> Any:
+        return [c["valueQuantity"]["value"] for c in observation.get("component", [])][:1]
+
+    async def hold_the_first_version_open(request: httpx.Request, body: Any) -> None:
+        if request.url.path.rstrip("/") == "/fhir" and any(
+            systolic(e.get("resource") or {}) == [131] for e in body["entry"]
+        ):
+            for _ in range(200):
+                await asyncio.sleep(0)  # loop turns, no wall-clock wait: the later bundle could run meanwhile
+
+    fake.intercept = hold_the_first_version_open
+    job = job_for(engine, batch_size=1, concurrency=3)
+    job.diff = diff
+    report = await job.run(lines_of([first, other, corrected]))
+
+    assert report.synced == 3 and report.rejected == 0
+    (stored,) = [o for o in fake.of_type("Observation") if o["identifier"][0]["value"] == "V-9"]
+    assert systolic(stored) == [152]
+    starts = [e for e in fake.events if e[0] == "txn-start"]
+    assert len(starts) == 3  # every line was written: the wait orders them, it drops nothing
 
 
 @pytest.mark.parametrize("ehr_visit", [False, True], ids=["own-encounter", "ehr-visit"])
