@@ -34,4 +34,6 @@ SESSION_ENTERED_IN_ERROR = "entered_in_error"
 
 def embedded_children(record: Any) -> list[Any]:
     """The child records embedded in a session record (none for other kinds), in mapping order."""
+    if record.kind != SESSION:  # (asking a pydantic model for a field it lacks costs a raised AttributeError)
+        return []
     return [child for field in CHILD_LISTS for child in getattr(record, field, None) or []]
