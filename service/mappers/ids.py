@@ -82,7 +82,7 @@ def _slot(kind: str, part: str) -> Slot:
         raise ValueError(f"no resource part {part!r} for kind {kind!r}") from None
 
 
-@lru_cache(maxsize=16384)  # a batch's ids are asked for again when it is accounted for
+@lru_cache(maxsize=4096)  # a batch's ids are asked for again when it is accounted for (bounded: memory stays flat)
 def resource_id(kind: str, key: str, part: str, config: MappingConfig) -> str:
     """The deterministic FHIR id of one part of a record."""
     slot = _slot(kind, part)
