@@ -34,6 +34,14 @@ def _resync_cpu(r: dict[str, Any]) -> list[str]:
     return [pair("default"), pair("always_write"), f"{bound:.1f}x" if bound else "-"]
 
 
+def _resyncs(sc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(database, comparison) of every unchanged re-sync the scale section made, in table order."""
+    out = [(name, sc[db]["resync"]) for db, name in (("h2", "H2"), ("postgres", "PostgreSQL"))]
+    if "resync_large_batches" in sc["postgres"]:
+        out.append(("PostgreSQL", sc["postgres"]["resync_large_batches"]))
+    return out
+
+
 def _n(value: float | None, digits: int = 0) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
@@ -98,11 +106,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         out.append(
             (f"Scale: PostgreSQL >= 500 resources/s sustained over the {big}x load", f"{pg_rate:.0f}/s", pg_rate >= 500)
         )
-        resyncs = [(name, sc[db]["resync"]) for db, name in (("h2", "H2"), ("postgres", "PostgreSQL"))]
-        if "resync_large_batches" in sc["postgres"]:
-            large = sc["postgres"]["resync_large_batches"]
-            resyncs.append((f"PostgreSQL, batch {large['batch_size']}", large))
+        resyncs = _resyncs(sc)
         for name, r in resyncs:
+            if r is sc["postgres"].get("resync_large_batches"):
+                name = f"{name}, batch {r['batch_size']}"
             out.append(
                 (
                     f"Scale: unchanged re-sync >= 4x faster than --always-write ({name})",
@@ -357,10 +364,7 @@ def _scale(sc: dict[str, Any]) -> list[str]:
             *_table(["database", *(f"{i + 1}" for i in range(10)), "last / first"], trows),
         ]
     rrows = []
-    resyncs = [(db, name, sc[db]["resync"]) for db, name in names.items()]
-    if "resync_large_batches" in sc["postgres"]:
-        resyncs.append(("postgres", "PostgreSQL", sc["postgres"]["resync_large_batches"]))
-    for _, name, r in resyncs:
+    for name, r in _resyncs(sc):
         rrows.append(
             [
                 name,

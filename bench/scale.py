@@ -35,7 +35,7 @@ import orjson
 
 from bench import api, corpus
 from bench.corpus import OUT, Namespace
-from bench.hapi import CLI, HAPICTL, disposable_server, process_cpu_seconds, restart_empty
+from bench.hapi import CLI, HAPICTL, disposable_server, proc_stat, process_cpu_seconds, restart_empty
 
 TUNED = {"batch_size": 100, "concurrency": 4}
 RESYNC_LARGE_BATCH = 400
@@ -89,22 +89,14 @@ class Server:
 def postgres_cpu_seconds(postmaster: int) -> float | None:
     """User + system CPU of a PostgreSQL cluster so far: the postmaster with the backends it has reaped
     (its cutime/cstime) and those still running (its children in /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def stat(pid: int | str) -> list[str] | None:
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-
-    own = stat(postmaster)
+    own = proc_stat(postmaster)
     if own is None:
         return None
     total = sum(int(f) for f in own[11:15])
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := stat(entry.name)) and fields[1] == str(postmaster):
+        if entry.name.isdigit() and (fields := proc_stat(entry.name)) and fields[1] == str(postmaster):
             total += int(fields[11]) + int(fields[12])
-    return total / tick
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -215,6 +207,10 @@ def first_syncs(server: Server, scales: tuple[int, ...]) -> dict[str, Any]:
     return out
 
 
+def _spent(before: float | None, after: float | None) -> float | None:
+    return after - before if before is not None and after is not None else None
+
+
 def resync(
     server: Server, path: Path, ns: Namespace, rounds: int, batch_size: int = TUNED["batch_size"]
 ) -> dict[str, Any]:
@@ -226,8 +222,8 @@ def resync(
         before, db_before = process_cpu_seconds(server.pid()), server.database_cpu_seconds()
         report = _sync_once(path, ns, server.base_url, *extra, batch_size=batch_size)
         after, db_after = process_cpu_seconds(server.pid()), server.database_cpu_seconds()
-        row = _row(report, after - before if before is not None and after is not None else None)
-        row["database_cpu_s"] = db_after - db_before if db_before is not None and db_after is not None else None
+        row = _row(report, _spent(before, after))
+        row["database_cpu_s"] = _spent(db_before, db_after)
         runs[side].append(row)
     mean = {side: statistics.mean(r["seconds"] for r in rows) for side, rows in runs.items()}
 
@@ -356,9 +352,9 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
                 path, ns = corpus.ndjson_file(UNIT * big), Namespace.fresh("resync")
                 _sync_once(path, ns, server.base_url)
             part["resync"] = resync(server, path, ns, rounds=1)
-            if key == "postgres":  # the reads cost per request more than per resource: bigger batches, fewer reads
-                part["resync_large_batches"] = resync(server, path, ns, rounds=1, batch_size=RESYNC_LARGE_BATCH)
             if key == "postgres":
+                # The reads cost per request more than per resource: bigger batches, fewer reads.
+                part["resync_large_batches"] = resync(server, path, ns, rounds=1, batch_size=RESYNC_LARGE_BATCH)
                 server.empty()
                 part["shards"] = shards(server, UNIT * (1 if quick else 10), (1, 2, 4, 4, 2, 1))
                 part["api"] = api_read_first(server.base_url, 40 if quick else 300)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import io
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -346,8 +348,6 @@ async def test_a_first_diff_load_reads_nothing_back_and_a_rerun_reads_it_all_and
 def test_the_report_states_the_jobs_own_cpu_time_not_the_processs() -> None:
     """`cpu_s` is CPU spent since the job began (bench and capacity figures use it), not since the interpreter
     started: CPU burnt before the Report exists is not in it, CPU burnt after is."""
-    import hashlib
-    import time
 
     def burn(seconds: float) -> None:
         until = time.process_time() + seconds
