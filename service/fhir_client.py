@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("infusion_fhir.fhir")
 CURRENT_CHUNK = 100  # ids per no-store `_id` search (HAPI answers at most 100 matches without a result set)
+CURRENT_IN_FLIGHT = 4
+"""`current` searches in flight at once per client: more only queue in the connection pool, whose
+bookkeeping then costs the client CPU for nothing (measured: bench/NOTES.md)."""
 
 
 def build_http_client(
@@ -159,6 +162,7 @@ class FhirClient:
         self.retry = retry or RetryPolicy()
         self.observer = observer or _NoObserver()
         self.stats: Counter[str] = Counter()
+        self._current_slots = asyncio.Semaphore(CURRENT_IN_FLIGHT)
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -213,7 +217,7 @@ class FhirClient:
 
     async def current(self, resource_type: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Of these ids, the resources the server holds now, for a diff: `_id` searches of at most
-        CURRENT_CHUNK ids each, sent at once, with `Cache-Control: no-store`.
+        CURRENT_CHUNK ids each, CURRENT_IN_FLIGHT at a time, with `Cache-Control: no-store`.
 
         no-store asks the server not to keep a result set (HAPI then answers from the database at
         once, and its per-search cost halves here, BENCHMARKS.md section 5); HAPI's answer then has
@@ -225,9 +229,14 @@ class FhirClient:
 
         async def one(chunk: Sequence[str]) -> list[dict[str, Any]]:
             form = {"_id": ",".join(chunk), "_count": str(len(chunk))}
-            response = await self._send(
-                "POST", f"{resource_type}/_search", form=form, idempotent=True, headers={"Cache-Control": "no-store"}
-            )
+            async with self._current_slots:
+                response = await self._send(
+                    "POST",
+                    f"{resource_type}/_search",
+                    form=form,
+                    idempotent=True,
+                    headers={"Cache-Control": "no-store"},
+                )
             bundle = _decode(response)
             matches: list[dict[str, Any]] = []
             while True:  # a server that ignores no-store may page its answer: follow it

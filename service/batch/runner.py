@@ -1,5 +1,9 @@
 """The batch sync job: stream lines, group them into transaction Bundles, send several at once.
 
+With the diff (the default), the server's copies are read ahead for several Bundles at once (about
+READ_AHEAD_RECORDS records: one search per type per ~100 ids, not per Bundle); a Bundle uses only
+the copies of records no earlier unfinished Bundle carries, and reads the rest itself.
+
 Ordering: a Bundle waits for any earlier in-flight Bundle that carries a session its records point
 at, so a session always lands before its children, and for any that carries one of its own records
 (the same kind and key further down the file, a correction), so the later line's content is what
@@ -33,9 +37,13 @@ from service.mappers import record_refs
 from service.mappers.context import SessionContext
 from service.mappers.session import session_context
 from service.sync import SyncEngine, SyncResult, WriteOutcome
-from service.sync.engine import SessionRefused
+from service.sync.engine import ReadAhead, SessionRefused
 
 log = logging.getLogger("infusion_fhir.batch")
+
+READ_AHEAD_RECORDS = 400
+"""Records whose server copies are read at once for the diff: HAPI answers an `_id` search of at most
+100 ids without a stored result set, and a search costs it more than the resources in it (bench/NOTES.md)."""
 
 
 class KnownSessions(Mapping[str, SessionContext]):
@@ -88,6 +96,9 @@ class Batch:
     carries: set[str] = field(default_factory=set)
     """`kind/key` of every record it writes, embedded children included."""
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    first: list[Line] = field(default_factory=list)
+    """Its lines carrying nothing an earlier unfinished Bundle carries: only their copies may be read ahead."""
+    read_ahead: asyncio.Task[ReadAhead] | None = None
 
 
 class BatchSync:
@@ -131,7 +142,8 @@ class BatchSync:
         self.stop.set()
 
     async def _produce(self, lines: Iterable[Line], queue: asyncio.Queue[Batch | None]) -> None:
-        batch: list[Line] = []
+        group_size = max(1, READ_AHEAD_RECORDS // self.batch_size) if self.diff else 1
+        group: list[list[Line]] = [[]]
         for line in lines:
             if self.stop.is_set():
                 return
@@ -140,23 +152,47 @@ class BatchSync:
                 if line.issues:
                     self.report.record_rejected(line, "invalid record", line.issues)
                 continue
-            batch.append(line)
-            if len(batch) >= self.batch_size:
-                await queue.put(self._plan(batch))
-                batch = []
+            group[-1].append(line)
+            if len(group[-1]) >= self.batch_size:
+                if len(group) >= group_size:
+                    await self._put(group, queue)
+                    group = []
+                group.append([])
             await asyncio.sleep(0)  # let workers and the progress ticker run between lines
-        if batch and not self.stop.is_set():
-            await queue.put(self._plan(batch))
+        if not self.stop.is_set():
+            await self._put([b for b in group if b], queue)
+
+    async def _put(self, group: list[list[Line]], queue: asyncio.Queue[Batch | None]) -> None:
+        """Plan a group of batches in file order, start their read-ahead (with more than one), queue them."""
+        batches = [self._plan(lines) for lines in group]
+        if len(batches) > 1:
+            task = asyncio.create_task(
+                self.engine.read_ahead(
+                    [line.record for b in batches for line in b.lines],
+                    [line.record for b in batches for line in b.first],
+                    new_patients=self.new_patients,
+                )
+            )
+            task.add_done_callback(_retrieved)  # its failure reaches the batches that await it, if any still do
+            for batch in batches:
+                batch.read_ahead = task
+        for batch in batches:
+            await queue.put(batch)
 
     def _plan(self, lines: list[Line]) -> Batch:
         """Note which in-flight Bundles the batch must wait for (those carrying a session it names or a
-        record it carries too), and which records it carries."""
-        records = [line.record for line in lines]
-        own = {f"{r.kind}/{r.key}" for record in records for r in (record, *embedded_children(record))}
-        named = {f"{SESSION}/{k}" for record in records if (k := getattr(record, "session_key", None))}
-        batch = Batch(lines, carries=own)
-        batch.waits_for = list({id(e): e for k in named | own if (e := self.in_flight.get(k))}.values())
-        for key in own:
+        record it carries too), which records it carries, and which of its lines carry nothing an
+        earlier unfinished Bundle carries."""
+        batch = Batch(lines)
+        for line in lines:
+            record = line.record
+            carried = {f"{r.kind}/{r.key}" for r in (record, *embedded_children(record))}
+            if not any(k in self.in_flight or k in batch.carries for k in carried):
+                batch.first.append(line)
+            batch.carries |= carried
+        named = {f"{SESSION}/{k}" for line in lines if (k := getattr(line.record, "session_key", None))}
+        batch.waits_for = list({id(e): e for k in named | batch.carries if (e := self.in_flight.get(k))}.values())
+        for key in batch.carries:
             self.in_flight[key] = batch.done
         return batch
 
@@ -166,7 +202,7 @@ class BatchSync:
                 for event in batch.waits_for:
                     await event.wait()
                 if not self.stop.is_set():
-                    await self._sync(batch.lines)
+                    await self._sync(batch.lines, await self._read_ahead_of(batch))
             except InfusionFhirError as exc:
                 # Not the data's fault (server unavailable, our credentials refused, not a FHIR
                 # server): stop, reject nothing; the re-run finishes the job.
@@ -181,11 +217,23 @@ class BatchSync:
                     if self.in_flight.get(key) is batch.done:
                         del self.in_flight[key]
 
-    async def _sync(self, lines: list[Line]) -> None:
+    async def _read_ahead_of(self, batch: Batch) -> ReadAhead | None:
+        """The batch's share of its group's read-ahead; None (the batch reads for itself) when it failed."""
+        if batch.read_ahead is None:
+            return None
+        try:
+            read_ahead = await batch.read_ahead
+        except (FhirRejected, Conflict):
+            return None  # e.g. two Patients with one MRN: each batch's own lookup rejects just its lines
+        config = self.engine.config
+        return read_ahead.only(ref for line in batch.first for ref in record_refs(line.record, config))
+
+    async def _sync(self, lines: list[Line], read_ahead: ReadAhead | None = None) -> None:
         """Sync lines as one Bundle; on rejection, split to find the bad ones.
 
         After an interrupt nothing new is sent, halves of a rejected bundle included: those lines
-        stay unprocessed (the report counts them) and the re-run finishes them.
+        stay unprocessed (the report counts them) and the re-run finishes them. A rejected Bundle
+        wrote nothing, so its halves use the same read-ahead.
         """
         if not lines or self.stop.is_set():
             return
@@ -193,7 +241,11 @@ class BatchSync:
         try:
             if self.diff:
                 result = await self.engine.upsert(
-                    records, known_sessions=self.known, diff=True, new_patients=self.new_patients
+                    records,
+                    known_sessions=self.known,
+                    diff=True,
+                    new_patients=self.new_patients,
+                    read_ahead=read_ahead,
                 )
             else:
                 result = await self.engine.upsert(records, known_sessions=self.known)
@@ -207,7 +259,7 @@ class BatchSync:
                 reason = reasons[id(line)]
                 if reason:
                     self.report.record_rejected(line, reason)
-            await self._sync([line for line in lines if not reasons[id(line)]])
+            await self._sync([line for line in lines if not reasons[id(line)]], read_ahead)
             return
         except (FhirRejected, Conflict) as exc:
             # A data error: the server refused something in this bundle. Halve to find the line.
@@ -216,8 +268,8 @@ class BatchSync:
                 return
             self.report.splits += 1
             middle = len(lines) // 2
-            await self._sync(lines[:middle])
-            await self._sync(lines[middle:])
+            await self._sync(lines[:middle], read_ahead)
+            await self._sync(lines[middle:], read_ahead)
             return
         self.report.bundles += 1
         self.report.transactions += result.transactions
@@ -247,6 +299,11 @@ class BatchSync:
         while True:
             await asyncio.sleep(progress.interval_s)
             progress.tick()
+
+
+def _retrieved(task: asyncio.Task[ReadAhead]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def stop_reason(exc: InfusionFhirError) -> str:

@@ -80,6 +80,9 @@ class RecordingEngine:
         self.calls.append(([r.key for r in records], bool(self.job and self.job.stop.is_set())))
         return await self.engine.upsert(records, known_sessions=known_sessions, **options)
 
+    async def read_ahead(self, records, readable, **options):
+        return await self.engine.read_ahead(records, readable, **options)
+
 
 @pytest.fixture
 def fake() -> FakeFhir:
@@ -186,6 +189,83 @@ async def test_a_record_sent_again_later_in_the_file_wins_however_the_bundles_ov
     assert systolic(stored) == [152]
     starts = [e for e in fake.events if e[0] == "txn-start"]
     assert len(starts) == 3  # every line was written: the wait orders them, it drops nothing
+
+
+@pytest.mark.parametrize("read_ahead", [400, 2], ids=["one-read-ahead", "read-ahead-per-two-bundles"])
+async def test_a_reverted_correction_is_written_though_its_copy_was_read_ahead_before_the_correction(
+    fake: FakeFhir, engine: RecordingEngine, monkeypatch: pytest.MonkeyPatch, read_ahead: int
+) -> None:
+    """H-27: the server holds 131; the file says 152, then 131 again (the correction reverted). Read
+    ahead before the 152 was written, the server's copy of the later line equals it; it must not be
+    used, or the 131 line is skipped and 152 stays."""
+    original, corrected, reverted = vital("V-9"), vital("V-9"), vital("V-9")
+    original["systolic"], corrected["systolic"], reverted["systolic"] = 131, 152, 131
+    await job_for(engine, batch_size=1, concurrency=1).run(lines_of([original]))
+
+    def systolic(observation: dict[str, Any]) -> Any:
+        return [c["valueQuantity"]["value"] for c in observation.get("component", [])][:1]
+
+    async def hold_the_correction_open(request: httpx.Request, body: Any) -> None:
+        if request.url.path.rstrip("/") == "/fhir" and any(
+            systolic(e.get("resource") or {}) == [152] for e in body["entry"]
+        ):
+            for _ in range(200):
+                await asyncio.sleep(0)  # loop turns, no wall-clock wait: later bundles are taken up meanwhile
+
+    monkeypatch.setattr("service.batch.runner.READ_AHEAD_RECORDS", read_ahead)
+    fake.intercept = hold_the_correction_open
+    job = job_for(engine, batch_size=1, concurrency=3, diff=True)
+    report = await job.run(lines_of([corrected, vital("V-10"), vital("V-11"), reverted]))
+
+    assert report.synced == 4 and report.rejected == 0
+    (stored,) = [o for o in fake.of_type("Observation") if o["identifier"][0]["value"] == "V-9"]
+    assert systolic(stored) == [131]
+
+
+@pytest.mark.parametrize("short_answer", [False, True], ids=["read-ahead-finds-it", "read-ahead-misses-it"])
+async def test_a_clinicians_inactive_flag_stays_inactive_when_the_batch_reads_it_ahead(
+    fake: FakeFhir, engine: RecordingEngine, short_answer: bool
+) -> None:
+    """H-06 on the batch path: the read-ahead copy of a Flag counts as the server's, so it is kept; a
+    read-ahead that missed it (an unanswered id) is no proof there is none: it is searched for again."""
+    phq9 = {**copy.deepcopy(EXAMPLES["phq9_assessment"]), "patient": {"mrn": MRN}, "items": [1] * 9, "total": 9}
+    phq9.pop("session_key")
+    lines = [vital("v0"), phq9, vital("v1"), vital("v2")]
+    await job_for(engine, batch_size=1, concurrency=2).run(lines_of(lines))
+    (flag,) = fake.of_type("Flag")
+    assert flag["status"] == "active"
+    fake.put({**flag, "status": "inactive"})  # a clinician has reviewed the risk
+    fake.events.clear()
+
+    def without_flags(request: httpx.Request, body: Any) -> httpx.Response | None:
+        if request.url.path.endswith("/Flag/_search") and request.headers.get("Cache-Control") == "no-store":
+            return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "entry": []})
+        return None
+
+    if short_answer:
+        fake.intercept = without_flags
+    report = await job_for(engine, batch_size=1, concurrency=2, diff=True).run(lines_of(lines))
+
+    assert [f["status"] for f in fake.of_type("Flag")] == ["inactive"]
+    assert report.rejected == 0
+    flag_searches = [e[1] for e in fake.events if e[0] == "search"].count("Flag")
+    if not short_answer:
+        assert flag_searches == 1 and report.transactions == 0  # read ahead, not again per Bundle
+
+
+async def test_a_read_ahead_serves_several_bundles_and_they_send_only_what_changed(
+    fake: FakeFhir, engine: RecordingEngine
+) -> None:
+    lines = [vital(f"v{i}") for i in range(8)]
+    await job_for(engine, batch_size=2, concurrency=2).run(lines_of(lines))
+    lines[5]["systolic"] = 99
+    fake.events.clear()
+    report = await job_for(engine, batch_size=2, concurrency=2, diff=True).run(lines_of(lines))
+
+    assert id_searches(fake) == ["Observation"]  # 8 records, 4 Bundles: one read for all
+    (written,) = [b for e, _, b in fake.events if e == "txn-start"]
+    assert keys_in(written) == {"v5"}
+    assert report.transactions == 1 and report.resources["unchanged"] == 7 and report.resources["updated"] == 1
 
 
 @pytest.mark.parametrize("ehr_visit", [False, True], ids=["own-encounter", "ehr-visit"])
@@ -341,7 +421,9 @@ async def test_a_first_diff_load_reads_nothing_back_and_a_rerun_reads_it_all_and
     again = await BatchSync(engine.engine, Report(io.BytesIO()), batch_size=2, concurrency=1, diff=True).run(
         lines_of(lines)
     )
-    assert id_searches(fake) == ["Observation"] * 4
+    # The four Bundles' copies are read ahead together: one `_id` search, one Patient search.
+    assert id_searches(fake) == ["Observation"]
+    assert [e[1] for e in fake.events if e[0] == "search"].count("Patient") == 1
     assert again.transactions == 0 and again.resources["unchanged"] == 8
 
 
