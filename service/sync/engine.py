@@ -44,7 +44,7 @@ from service.mappers import (
     transaction_bundle,
 )
 from service.mappers.build import parts_of
-from service.mappers.bundle import flag_statuses
+from service.mappers.bundle import flag_statuses, rewrite_references
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
 from service.mappers.ids import patient_token, resource_ref, visit_token
@@ -169,7 +169,7 @@ class SyncEngine:
         `known_sessions` are sessions the caller has just synced (the batch job), so they need not
         be read from the server again. With `diff`, resources the server already holds exactly as we
         would write them are left out of the transaction, and none is sent when nothing changed
-        (see `_without_unchanged` for why that is safe with other writers). Only the records of
+        (see `_Unchanged` for why that is safe with other writers). Only the records of
         Patients the server held before are read for that: a Patient it lacks, or one in
         `new_patients` (`Patient/id`s the caller's run created), has nothing older to compare with,
         and its records are written unread, as without `diff`. A `read_ahead` (the batch job's, for
@@ -190,13 +190,22 @@ class SyncEngine:
                 )
             )
             kept = [k for k in skip.values() if k]
-            bundle = transaction_bundle(
-                records, self.config, patient_ids, sessions=sessions, visit_ids=visit_ids, skip=skip
-            )
+            is_unchanged = None
             if diff:
                 held = {mrn for mrn, ref in (patient_ids or {}).items() if ref not in new_patients}
-                to_read = {ref for r in records if r.patient.mrn in held for ref in record_refs(r, self.config)}
-                bundle, unchanged = await self._without_unchanged(bundle, to_read, read_ahead)
+                to_read = [ref for r in records if r.patient.mrn in held for ref in record_refs(r, self.config)]
+                is_unchanged = _Unchanged(await self._server_copies(to_read, read_ahead))
+            bundle = transaction_bundle(
+                records,
+                self.config,
+                patient_ids,
+                sessions=sessions,
+                visit_ids=visit_ids,
+                skip=skip,
+                unchanged=is_unchanged,
+            )
+            if is_unchanged is not None:
+                unchanged = is_unchanged.left_out
                 if not bundle["entry"]:
                     log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
                     return SyncResult(unchanged + kept, transactions=0)
@@ -391,37 +400,14 @@ class SyncEngine:
         answers = await asyncio.gather(*(self.fhir.current(t, ids) for t, ids in _ids_by_type(refs).items()))
         return {f"{r['resourceType']}/{r['id']}": r for found in answers for r in found}
 
-    async def _without_unchanged(
-        self, bundle: dict[str, Any], to_read: Container[str], read_ahead: ReadAhead | None = None
-    ) -> tuple[dict[str, Any], list[WrittenResource]]:
-        """The bundle less the PUTs whose resource the server already holds exactly, and those as unchanged.
-
-        Only the PUTs in `to_read` (`Type/id`) are compared, with the copies in `read_ahead` where it
-        read them, else read now; every other entry is written.
-
-        Why skipping is safe with concurrent writers: a resource is left out only when the server's
-        current version equals, element for element (meta and narrative aside), what this write would
-        leave there. Had we written it, the server would have kept that same content (a no-op
-        update); a writer changing it after our read is ordered after us either way, as it would be
-        after our write. Nothing stale is kept: any difference, however small, is written.
-        """
-        puts = [
-            url for e in bundle["entry"] if e["request"]["method"] == "PUT" and (url := e["request"]["url"]) in to_read
-        ]
+    async def _server_copies(self, refs: Sequence[str], read_ahead: ReadAhead | None) -> dict[str, dict[str, Any]]:
+        """`Type/id` -> the server's current version, of `refs` it holds: from the `read_ahead` where it
+        read them, else read now."""
         already = read_ahead.read if read_ahead is not None else frozenset()
-        held = await self._current(url for url in puts if url not in already)
+        copies = await self._current(ref for ref in dict.fromkeys(refs) if ref not in already)
         if read_ahead is not None:
-            held.update({url: copy for url in puts if (copy := read_ahead.copies.get(url)) is not None})
-        entries, unchanged = [], []
-        for entry in bundle["entry"]:
-            url = entry["request"]["url"]
-            server = held.get(url) if entry["request"]["method"] == "PUT" and url in to_read else None
-            if server is not None and _content(server) == _content(entry["resource"]):
-                version = (server.get("meta") or {}).get("versionId")
-                unchanged.append(WrittenResource(server["resourceType"], server["id"], version, WriteOutcome.unchanged))
-            else:
-                entries.append(entry)
-        return {**bundle, "entry": entries}, unchanged
+            copies.update({ref: copy for ref in refs if (copy := read_ahead.copies.get(ref)) is not None})
+        return copies
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -539,6 +525,48 @@ def _session_key(record: Record) -> str | None:
 
 def _is_retracted(resource: dict[str, Any]) -> bool:
     return resource.get("status") == RETRACTED
+
+
+class _Unchanged:
+    """The diff's test of a PUT against the server's copies (`transaction_bundle(unchanged=...)`);
+    what it leaves out is kept in `left_out`.
+
+    Why skipping is safe with concurrent writers: a resource is left out only when the server's
+    current version equals, element for element (meta and narrative aside), what this write would
+    leave there. Had we written it, the server would have kept that same content (a no-op
+    update); a writer changing it after our read is ordered after us either way, as it would be
+    after our write. Nothing stale is kept: any difference, however small, is written.
+
+    The test runs before our references are rewritten (urn -> `Patient/id`), so a resource left out
+    costs no rewrite: the server's copy has the rewrite undone instead, and the two are compared as
+    canonical JSON. That is the same test: the rewrite is one-to-one (else ours is rewritten and
+    compared), and a copy naming one of our urns itself (no server keeps one) is never taken as
+    unchanged, so undoing and redoing the rewrite gives the server's copy back.
+    """
+
+    def __init__(self, copies: Mapping[str, dict[str, Any]]) -> None:
+        self.copies = copies
+        self.left_out: list[WrittenResource] = []
+
+    def __call__(self, url: str, ours: dict[str, Any], rewrites: Mapping[str, str]) -> bool:
+        server = self.copies.get(url)
+        if server is None or not self._held_exactly(server, ours, rewrites):
+            return False
+        version = (server.get("meta") or {}).get("versionId")
+        self.left_out.append(WrittenResource(server["resourceType"], server["id"], version, WriteOutcome.unchanged))
+        return True
+
+    @staticmethod
+    def _held_exactly(server: dict[str, Any], ours: dict[str, Any], rewrites: Mapping[str, str]) -> bool:
+        held = _content(server)
+        if not rewrites:
+            return held == _content(ours)
+        undo = {new: old for old, new in rewrites.items()}
+        if len(undo) < len(rewrites):  # not one-to-one: rewrite ours instead
+            return held == rewrite_references(_content(ours), rewrites)
+        if rewrite_references(held, rewrites) != held:
+            return False  # the server's copy names one of our urns
+        return rewrite_references(held, undo) == _content(ours)
 
 
 def _content(resource: dict[str, Any]) -> bytes:

@@ -390,3 +390,69 @@ async def test_refusals_found_at_once_are_raised_together_whichever_lookup_answe
     assert refused.value.other_patient == ["S-O"] and refused.value.visits == ["S-X"]
     assert refused.value.refuses(vital) and refused.value.refuses(session)
     assert len(rig.fake.transactions) == transactions
+
+
+# -- the diff's comparison (before our references are rewritten) -------------------------------
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _leaves(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _leaves(v, (*path, i))]
+    return [path]
+
+
+def _changed_at(resource: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
+    out = copy.deepcopy(resource)
+    target = out
+    for part in path[:-1]:
+        target = target[part]
+    leaf = target[path[-1]]
+    target[path[-1]] = not leaf if isinstance(leaf, bool) else leaf + 1 if isinstance(leaf, int | float) else f"{leaf}x"
+    return out
+
+
+def test_the_diff_takes_a_copy_as_unchanged_exactly_when_it_is_our_resource_once_rewritten() -> None:
+    """`_Unchanged` compares before the urn -> literal rewrite, undoing it on the server's copy: it must
+    answer as comparing the rewritten resource would, for every resource and every single change."""
+    from service.mappers.bundle import _replace_references, bundle_resources
+    from service.mappers.ids import patient_urn, visit_urn
+    from service.sync.engine import _content, _Unchanged
+
+    config = Settings(FHIR_BASE_URL=BASE).mapping_config()
+    session = record("infusion_session", visit_id="VISIT-1")
+    rewrites = {
+        patient_urn(session.patient.mrn, config): "Patient/p-1",
+        visit_urn("VISIT-1", config): "Encounter/visit-1",
+    }
+    _, _, resources = bundle_resources([session], config)
+    compared = 0
+    for (rtype, rid), ours in resources.items():
+        url = f"{rtype}/{rid}"
+        stored = {**_replace_references(ours, rewrites), "meta": {"versionId": "3", "lastUpdated": T0}}
+        assert _Unchanged({url: stored})(url, ours, rewrites)
+        for path in _leaves(stored):
+            if path[0] == "meta":
+                continue
+            other = _changed_at(stored, path)
+            forward = _content(other) == _content(_replace_references(ours, rewrites))
+            assert _Unchanged({url: other})(url, ours, rewrites) is forward is False, (url, path)
+            compared += 1
+        if b"urn:uuid:" in orjson.dumps(ours):  # a copy that kept our urn is not what we would write
+            assert not _Unchanged({url: {**ours, "meta": {}}})(url, ours, rewrites)
+        # Two urns onto one Patient (one Patient holding two MRNs): ours is rewritten and compared instead.
+        both = {**rewrites, patient_urn("MRN-OTHER", config): "Patient/p-1"}
+        assert _Unchanged({url: stored})(url, ours, both)
+    assert compared > 200
+
+
+def test_what_the_diff_leaves_out_is_reported_unchanged_with_the_servers_version() -> None:
+    from service.sync.engine import _Unchanged
+
+    check = _Unchanged({"Observation/o-1": {"resourceType": "Observation", "id": "o-1", "meta": {"versionId": "7"}}})
+    assert check("Observation/o-1", {"resourceType": "Observation", "id": "o-1"}, {})
+    assert not check("Observation/o-2", {"resourceType": "Observation", "id": "o-2"}, {})
+    assert [(w.resource_type, w.id, w.version, w.outcome.value) for w in check.left_out] == [
+        ("Observation", "o-1", "7", "unchanged")
+    ]
