@@ -1,7 +1,7 @@
 """The batch sync job: stream lines, group them into transaction Bundles, send several at once.
 
 With the diff (the default), the server's copies are read ahead for several Bundles at once (about
-READ_AHEAD_RECORDS records: one search per type per ~100 ids, not per Bundle); a Bundle uses only
+READ_AHEAD_RECORDS records, two Bundles at least: one search per type per ~100 ids, not per Bundle); a Bundle uses only
 the copies of records no earlier unfinished Bundle carries, and reads the rest itself.
 
 Ordering: a Bundle waits for any earlier in-flight Bundle that carries a session its records point
@@ -142,7 +142,8 @@ class BatchSync:
         self.stop.set()
 
     async def _produce(self, lines: Iterable[Line], queue: asyncio.Queue[Batch | None]) -> None:
-        group_size = max(1, READ_AHEAD_RECORDS // self.batch_size) if self.diff else 1
+        # Never fewer than two Bundles a read-ahead: the next one's copies are read while one is compared.
+        group_size = max(2, READ_AHEAD_RECORDS // self.batch_size) if self.diff else 1
         group: list[list[Line]] = [[]]
         for line in lines:
             if self.stop.is_set():
