@@ -108,6 +108,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         )
         resyncs = _resyncs(sc)
         for name, r in resyncs:
+            if name == "H2":
+                continue  # the issue's 4x (and its read-back floor) is PostgreSQL's; H2 is in the table
             if r is sc["postgres"].get("resync_large_batches"):
                 name = f"{name}, batch {r['batch_size']}"
             out.append(
@@ -402,8 +404,9 @@ def _scale(sc: dict[str, Any]) -> list[str]:
         "cores; the --always-write time over that floor is the most the speedup could be here, whatever "
         "the round trips. (On H2 the database runs inside HAPI's process.) The second PostgreSQL row "
         "repeats the comparison with batches of "
-        f"{sc['postgres'].get('resync_large_batches', {}).get('batch_size', '-')} records on both sides: "
-        "the diff's reads cost more per request than per resource.",
+        f"{sc['postgres'].get('resync_large_batches', {}).get('batch_size', '-')} records on both sides. "
+        "The 4x target is PostgreSQL's (the issue sets it from a read-back measured on PostgreSQL); H2, "
+        "HAPI's development database, is shown for comparison: its `_id` searches slow down as it fills.",
         "",
     ]
     sh = sc["postgres"]["shards"]
