@@ -134,11 +134,14 @@ def _sync_once(path: Path, ns: Namespace, base_url: str, *extra: str, **options:
 
 
 def _written(report: dict[str, Any]) -> int:
-    return sum(report["resources"].values())
+    """Resources a sync created or updated: not the conditional creates that found their Patient (a new
+    patient's later Bundles, read ahead before its first Bundle created it) nor anything unchanged."""
+    return report["resources"].get("created", 0) + report["resources"].get("updated", 0)
 
 
-def _row(report: dict[str, Any], server_cpu: float | None = None) -> dict[str, Any]:
-    resources = _written(report)
+def _row(report: dict[str, Any], server_cpu: float | None = None, *, resync: bool = False) -> dict[str, Any]:
+    """One CLI run; its rate is over the resources it wrote, or for a re-sync over every resource it checked."""
+    resources = sum(report["resources"].values()) if resync else _written(report)
     return {
         "lines": report["lines"],
         "resources": resources,
@@ -222,7 +225,7 @@ def resync(
         before, db_before = process_cpu_seconds(server.pid()), server.database_cpu_seconds()
         report = _sync_once(path, ns, server.base_url, *extra, batch_size=batch_size)
         after, db_after = process_cpu_seconds(server.pid()), server.database_cpu_seconds()
-        row = _row(report, _spent(before, after))
+        row = _row(report, _spent(before, after), resync=True)
         row["database_cpu_s"] = _spent(db_before, db_after)
         runs[side].append(row)
     mean = {side: statistics.mean(r["seconds"] for r in rows) for side, rows in runs.items()}

@@ -1,8 +1,9 @@
 """The batch sync job: stream lines, group them into transaction Bundles, send several at once.
 
 With the diff (the default), the server's copies are read ahead for several Bundles at once (about
-READ_AHEAD_RECORDS records, two Bundles at least: one search per type per ~100 ids, not per Bundle); a Bundle uses only
-the copies of records no earlier unfinished Bundle carries, and reads the rest itself.
+READ_AHEAD_RECORDS records, two Bundles at least: one search per type per ~100 ids, not per
+Bundle); a Bundle uses only the copies of records no earlier unfinished Bundle carries, and reads
+the rest itself.
 
 Ordering: a Bundle waits for any earlier in-flight Bundle that carries a session its records point
 at, so a session always lands before its children, and for any that carries one of its own records
