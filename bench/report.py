@@ -79,7 +79,15 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             )
         )
     if s := results.get("sync"):
-        out.append(("Sync: ours >= 0.9x the ceiling", f"{s['ratio_default']:.2f}x", s["ratio_default"] >= 0.9))
+        if (same := s.get("ratio_best_settings")) is not None:
+            out.append(("Sync: ours >= 0.9x the ceiling, at the ceiling's settings", f"{same:.2f}x", same >= 0.9))
+        out.append(
+            (
+                "Sync: ours at the CLI's defaults >= 0.9x the ceiling at its best settings",
+                f"{s['ratio_default']:.2f}x",
+                s["ratio_default"] >= 0.9,
+            )
+        )
     if a := results.get("api"):
         for clients, level in a["levels"].items():
             worst = max(level["added_p50_pct"], level["added_p99_pct"])
