@@ -160,6 +160,29 @@ async def test_lines_naming_a_missing_session_are_rejected_with_a_reason_and_the
 # -- ordering ---------------------------------------------------------------------------------
 
 
+def systolic(observation: dict[str, Any]) -> Any:
+    return [c["valueQuantity"]["value"] for c in observation.get("component", [])][:1]
+
+
+def stored_systolic(fake: FakeFhir, key: str) -> Any:
+    (stored,) = [o for o in fake.of_type("Observation") if o["identifier"][0]["value"] == key]
+    return systolic(stored)
+
+
+def hold_open_the_transaction_writing(value: int):
+    """An intercept keeping the transaction that writes systolic `value` open for 200 event-loop turns (no
+    wall-clock wait), so that the job's later Bundles are taken up meanwhile."""
+
+    async def hold(request: httpx.Request, body: Any) -> None:
+        if request.url.path.rstrip("/") == "/fhir" and any(
+            systolic(e.get("resource") or {}) == [value] for e in body["entry"]
+        ):
+            for _ in range(200):
+                await asyncio.sleep(0)
+
+    return hold
+
+
 @pytest.mark.parametrize("diff", [False, True], ids=["always-write", "diff"])
 async def test_a_record_sent_again_later_in_the_file_wins_however_the_bundles_overlap(
     fake: FakeFhir, engine: RecordingEngine, diff: bool
@@ -169,24 +192,13 @@ async def test_a_record_sent_again_later_in_the_file_wins_however_the_bundles_ov
     first, corrected, other = vital("V-9"), vital("V-9"), vital("V-10")
     first["systolic"], corrected["systolic"] = 131, 152
 
-    def systolic(observation: dict[str, Any]) -> Any:
-        return [c["valueQuantity"]["value"] for c in observation.get("component", [])][:1]
-
-    async def hold_the_first_version_open(request: httpx.Request, body: Any) -> None:
-        if request.url.path.rstrip("/") == "/fhir" and any(
-            systolic(e.get("resource") or {}) == [131] for e in body["entry"]
-        ):
-            for _ in range(200):
-                await asyncio.sleep(0)  # loop turns, no wall-clock wait: the later bundle could run meanwhile
-
-    fake.intercept = hold_the_first_version_open
+    fake.intercept = hold_open_the_transaction_writing(131)
     job = job_for(engine, batch_size=1, concurrency=3)
     job.diff = diff
     report = await job.run(lines_of([first, other, corrected]))
 
     assert report.synced == 3 and report.rejected == 0
-    (stored,) = [o for o in fake.of_type("Observation") if o["identifier"][0]["value"] == "V-9"]
-    assert systolic(stored) == [152]
+    assert stored_systolic(fake, "V-9") == [152]
     starts = [e for e in fake.events if e[0] == "txn-start"]
     assert len(starts) == 3  # every line was written: the wait orders them, it drops nothing
 
@@ -202,24 +214,13 @@ async def test_a_reverted_correction_is_written_though_its_copy_was_read_ahead_b
     original["systolic"], corrected["systolic"], reverted["systolic"] = 131, 152, 131
     await job_for(engine, batch_size=1, concurrency=1).run(lines_of([original]))
 
-    def systolic(observation: dict[str, Any]) -> Any:
-        return [c["valueQuantity"]["value"] for c in observation.get("component", [])][:1]
-
-    async def hold_the_correction_open(request: httpx.Request, body: Any) -> None:
-        if request.url.path.rstrip("/") == "/fhir" and any(
-            systolic(e.get("resource") or {}) == [152] for e in body["entry"]
-        ):
-            for _ in range(200):
-                await asyncio.sleep(0)  # loop turns, no wall-clock wait: later bundles are taken up meanwhile
-
     monkeypatch.setattr("service.batch.runner.READ_AHEAD_RECORDS", read_ahead)
-    fake.intercept = hold_the_correction_open
+    fake.intercept = hold_open_the_transaction_writing(152)
     job = job_for(engine, batch_size=1, concurrency=3, diff=True)
     report = await job.run(lines_of([corrected, vital("V-10"), vital("V-11"), reverted]))
 
     assert report.synced == 4 and report.rejected == 0
-    (stored,) = [o for o in fake.of_type("Observation") if o["identifier"][0]["value"] == "V-9"]
-    assert systolic(stored) == [131]
+    assert stored_systolic(fake, "V-9") == [131]
 
 
 @pytest.mark.parametrize("short_answer", [False, True], ids=["read-ahead-finds-it", "read-ahead-misses-it"])
