@@ -35,7 +35,11 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 log = logging.getLogger("infusion_fhir.fhir")
-CURRENT_CHUNK = 100  # ids per no-store `_id` search (HAPI answers at most 100 matches without a result set)
+CURRENT_CHUNK = 500
+"""Ids per `_id` search of the diff's read, asked for with `Cache-Control: no-store, max-results=N`.
+HAPI answers that many up to its maximum page size (`hapi.paging.max-page-size`, 500 in ours; 100
+when max-results is not given); a search costs it more than the resources in it (bench/NOTES.md).
+A server that answers fewer says so in `total`, and the client then asks in chunks that size."""
 CURRENT_IN_FLIGHT = 4
 """`current` searches in flight at once per client: more only queue in the connection pool, whose
 bookkeeping then costs the client CPU for nothing (measured: bench/NOTES.md)."""
@@ -163,6 +167,8 @@ class FhirClient:
         self.observer = observer or _NoObserver()
         self.stats: Counter[str] = Counter()
         self._current_slots = asyncio.Semaphore(CURRENT_IN_FLIGHT)
+        self.current_chunk = CURRENT_CHUNK
+        """Ids per `current` search: CURRENT_CHUNK, or the most this server was seen to answer in one."""
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -217,41 +223,57 @@ class FhirClient:
 
     async def current(self, resource_type: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Of these ids, the resources the server holds now, for a diff: `_id` searches of at most
-        CURRENT_CHUNK ids each, CURRENT_IN_FLIGHT at a time, with `Cache-Control: no-store`.
+        `current_chunk` ids each, CURRENT_IN_FLIGHT at a time, uncached (`Cache-Control: no-store`).
 
         no-store asks the server not to keep a result set (HAPI then answers from the database at
-        once, and its per-search cost halves here, BENCHMARKS.md section 5); HAPI's answer then has
-        no next page and at most 100 matches, hence the chunks (a server that pages anyway is
-        followed). An id left unanswered reads as "not held": the caller writes it, so a short
-        answer costs a write, never a skip.
+        once, and its per-search cost halves here, BENCHMARKS.md section 5), and max-results asks
+        for the whole chunk in that one answer. A server that pages anyway is followed. One that
+        answers fewer than it matched with no next page (a capped answer, told by `total`, which
+        `_total=accurate` asks for) has the rest asked again, and later searches ask no more ids
+        than it answered. An id left unanswered otherwise reads as "not held": the caller writes
+        it, so a short answer costs a write, never a skip.
         """
-        chunks = [ids[i : i + CURRENT_CHUNK] for i in range(0, len(ids), CURRENT_CHUNK)]
-
-        async def one(chunk: Sequence[str]) -> list[dict[str, Any]]:
-            form = {"_id": ",".join(chunk), "_count": str(len(chunk))}
-            async with self._current_slots:
-                response = await self._send(
-                    "POST",
-                    f"{resource_type}/_search",
-                    form=form,
-                    idempotent=True,
-                    headers={"Cache-Control": "no-store"},
-                )
-            bundle = _decode(response)
-            matches: list[dict[str, Any]] = []
-            while True:  # a server that ignores no-store may page its answer: follow it
-                matches += [
-                    e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") != "include"
-                ]
-                next_url = _next_link(bundle)
-                if not next_url:
-                    return matches
-                bundle = await self._json("GET", next_url, idempotent=True)
-
         found: list[dict[str, Any]] = []
-        for part in await asyncio.gather(*(one(chunk) for chunk in chunks)):
-            found += part
+        pending = list(ids)
+        while pending:  # each round answers at least one id per chunk, or ends
+            size = self.current_chunk
+            chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
+            pending = []
+            for chunk, (matches, total) in zip(
+                chunks, await asyncio.gather(*(self._current_chunk(resource_type, c) for c in chunks)), strict=True
+            ):
+                found += matches
+                if matches and total is not None and total > len(matches) < len(chunk):
+                    self._capped_at(len(matches))
+                    answered = {m.get("id") for m in matches}
+                    pending += [i for i in chunk if i not in answered]
         return found
+
+    async def _current_chunk(self, resource_type: str, ids: Sequence[str]) -> tuple[list[dict[str, Any]], int | None]:
+        """One `current` search: (matches over every page, the server's `total` if it gave one)."""
+        form = {"_id": ",".join(ids), "_count": str(len(ids)), "_total": "accurate"}
+        async with self._current_slots:
+            response = await self._send(
+                "POST",
+                f"{resource_type}/_search",
+                form=form,
+                idempotent=True,
+                headers={"Cache-Control": f"no-store, max-results={len(ids)}"},
+            )
+        bundle = _decode(response)
+        total = bundle.get("total")
+        matches: list[dict[str, Any]] = []
+        while True:
+            matches += [e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") != "include"]
+            next_url = _next_link(bundle)
+            if not next_url:
+                return matches, total if isinstance(total, int) else None
+            bundle = await self._json("GET", next_url, idempotent=True)
+
+    def _capped_at(self, answered: int) -> None:
+        if answered < self.current_chunk:
+            self.current_chunk = answered
+            log.warning("fhir.search_capped", extra={"operation": "current", "ids_per_search": answered})
 
     async def validate(self, resource: Mapping[str, Any]) -> dict[str, Any]:
         """`$validate` a resource; returns the OperationOutcome whatever its verdict."""

@@ -1,9 +1,9 @@
 """The batch sync job: stream lines, group them into transaction Bundles, send several at once.
 
 With the diff (the default), the server's copies are read ahead for several Bundles at once (about
-READ_AHEAD_RECORDS records, two Bundles at least: one search per type per ~100 ids, not per
-Bundle); a Bundle uses only the copies of records no earlier unfinished Bundle carries, and reads
-the rest itself.
+READ_AHEAD_RECORDS records, two Bundles at least: one search per type per ~500 ids, not per
+Bundle), one group ahead of the Bundles being sent; a Bundle uses only the copies of records no
+earlier unfinished Bundle carries, and reads the rest itself.
 
 Ordering: a Bundle waits for any earlier in-flight Bundle that carries a session its records point
 at, so a session always lands before its children, and for any that carries one of its own records
@@ -42,9 +42,10 @@ from service.sync.engine import ReadAhead, SessionRefused
 
 log = logging.getLogger("infusion_fhir.batch")
 
-READ_AHEAD_RECORDS = 400
-"""Records whose server copies are read at once for the diff: HAPI answers an `_id` search of at most
-100 ids without a stored result set, and a search costs it more than the resources in it (bench/NOTES.md)."""
+READ_AHEAD_RECORDS = 1000
+"""Records whose server copies are read at once for the diff (~1,700 resources): a search costs HAPI
+more than the resources in it, so few full searches (`FhirClient.current`, 500 ids each) beat many
+(bench/NOTES.md). At most three groups' copies are held at once: one being sent, one queued, one read."""
 
 
 class KnownSessions(Mapping[str, SessionContext]):
@@ -143,11 +144,14 @@ class BatchSync:
         self.stop.set()
 
     async def _produce(self, lines: Iterable[Line], queue: asyncio.Queue[Batch | None]) -> None:
-        # Never fewer than two Bundles a read-ahead: the next one's copies are read while one is compared.
+        # Never fewer than two Bundles a read-ahead; and the group planned last (`staged`) has its
+        # read-ahead under way while the one before it is queued and sent.
         group_size = max(2, READ_AHEAD_RECORDS // self.batch_size) if self.diff else 1
         group: list[list[Line]] = [[]]
+        staged: list[Batch] = []
         for line in lines:
             if self.stop.is_set():
+                _cancel_read_ahead(staged)  # planned, never sent: their lines stay unprocessed
                 return
             self.report.lines_read += line.record is not None or bool(line.issues)
             if line.record is None:
@@ -157,15 +161,19 @@ class BatchSync:
             group[-1].append(line)
             if len(group[-1]) >= self.batch_size:
                 if len(group) >= group_size:
-                    await self._put(group, queue)
+                    staged, ready = self._start(group), staged
+                    await self._put(ready, queue)
                     group = []
                 group.append([])
             await asyncio.sleep(0)  # let workers and the progress ticker run between lines
-        if not self.stop.is_set():
-            await self._put([b for b in group if b], queue)
+        if self.stop.is_set():
+            _cancel_read_ahead(staged)
+        else:
+            await self._put(staged, queue)
+            await self._put(self._start([b for b in group if b]), queue)
 
-    async def _put(self, group: list[list[Line]], queue: asyncio.Queue[Batch | None]) -> None:
-        """Plan a group of batches in file order, start their read-ahead (with more than one), queue them."""
+    def _start(self, group: list[list[Line]]) -> list[Batch]:
+        """Plan a group of batches in file order and start their read-ahead (with more than one)."""
         batches = [self._plan(lines) for lines in group]
         if len(batches) > 1:
             task = asyncio.create_task(
@@ -178,6 +186,9 @@ class BatchSync:
             task.add_done_callback(_retrieved)  # its failure reaches the batches that await it, if any still do
             for batch in batches:
                 batch.read_ahead = task
+        return batches
+
+    async def _put(self, batches: list[Batch], queue: asyncio.Queue[Batch | None]) -> None:
         for batch in batches:
             await queue.put(batch)
 
@@ -301,6 +312,11 @@ class BatchSync:
         while True:
             await asyncio.sleep(progress.interval_s)
             progress.tick()
+
+
+def _cancel_read_ahead(batches: list[Batch]) -> None:
+    for task in {id(b.read_ahead): b.read_ahead for b in batches if b.read_ahead is not None}.values():
+        task.cancel()
 
 
 def _retrieved(task: asyncio.Task[ReadAhead]) -> None:

@@ -353,7 +353,7 @@ class SyncEngine:
         self, records: Sequence[Record], readable: Iterable[Record], *, new_patients: Container[str] = ()
     ) -> ReadAhead:
         """The Patient lookup of `records` and the server's copies of the resources of `readable` (some of
-        them), in one go for several Bundles: one search per type per ~100 ids instead of per Bundle.
+        them), in one go for several Bundles: one search per type per ~500 ids instead of per Bundle.
 
         As in `upsert`, only records of Patients the server held (and this run did not create) are read.
         The caller hands each Bundle only the copies of records no earlier unfinished Bundle carries,

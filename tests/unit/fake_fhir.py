@@ -267,7 +267,7 @@ class FakeFhir:
                     for r in matches
                     if any((c.get("system"), c.get("code")) in codes for c in (r.get("code") or {}).get("coding", []))
                 ]
-            elif name in ("_include", "_count", "_elements"):
+            elif name in ("_include", "_count", "_elements", "_total"):
                 continue
             else:
                 raise AssertionError(f"fake FHIR server: unsupported search parameter {name}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 from pytest_httpx import HTTPXMock
@@ -204,19 +206,20 @@ async def test_sends_fhir_json_and_bearer_token(httpx_mock: HTTPXMock) -> None:
     assert request.headers["Authorization"] == "Bearer s3cret"
 
 
-async def test_current_reads_ids_in_no_store_chunks_of_100_and_follows_a_paging_server(
+async def test_current_reads_ids_in_no_store_chunks_of_500_and_follows_a_paging_server(
     client: FhirClient, httpx_mock: HTTPXMock
 ) -> None:
-    """The diff's read: <= 100 ids per `_id` search, Cache-Control no-store, every page of a server that pages."""
-    ids = [f"o{i}" for i in range(230)]
+    """The diff's read: <= 500 ids per `_id` search, uncached, asking for every match in one answer
+    (and its total), yet following every page of a server that pages."""
+    ids = [f"o{i}" for i in range(1130)]
     seen: list[list[str]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        assert request.headers["Cache-Control"] == "no-store"
         form = dict(httpx.QueryParams(request.content.decode()))
         chunk = form["_id"].split(",")
         seen.append(chunk)
-        assert form["_count"] == str(len(chunk))
+        assert request.headers["Cache-Control"] == f"no-store, max-results={len(chunk)}"
+        assert form["_count"] == str(len(chunk)) and form["_total"] == "accurate"
         first, rest = chunk[:60], chunk[60:]  # this server pages at 60 whatever it is asked
         link = [{"relation": "next", "url": f"{BASE}/next-{chunk[0]}"}] if rest else []
         httpx_mock.add_response(
@@ -228,9 +231,56 @@ async def test_current_reads_ids_in_no_store_chunks_of_100_and_follows_a_paging_
             },
         ) if rest else None
         entries = [{"resource": {"resourceType": "Observation", "id": i}, "search": {"mode": "match"}} for i in first]
-        return httpx.Response(200, json={"resourceType": "Bundle", "entry": entries, "link": link})
+        return httpx.Response(200, json={"resourceType": "Bundle", "total": len(chunk), "entry": entries, "link": link})
 
     httpx_mock.add_callback(answer, method="POST", url=f"{BASE}/Observation/_search", is_reusable=True)
     found = await client.current("Observation", ids)
-    assert sorted(len(c) for c in seen) == [30, 100, 100]
+    assert sorted(len(c) for c in seen) == [130, 500, 500]
     assert sorted(r["id"] for r in found) == sorted(ids)
+
+
+def capping_server(httpx_mock: HTTPXMock, cap: int, *, total: bool) -> list[list[str]]:
+    """A server answering at most `cap` matches of any search, with no next page (as HAPI does past
+    its maximum page size), stating the full `total` or none; returns the `_id` lists asked."""
+    seen: list[list[str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        chunk = dict(httpx.QueryParams(request.content.decode()))["_id"].split(",")
+        seen.append(chunk)
+        entries = [{"resource": {"resourceType": "Observation", "id": i}, "search": {"mode": "match"}} for i in chunk]
+        bundle = {"resourceType": "Bundle", "entry": entries[:cap]} | ({"total": len(chunk)} if total else {})
+        return httpx.Response(200, json=bundle)
+
+    httpx_mock.add_callback(answer, method="POST", url=f"{BASE}/Observation/_search", is_reusable=True)
+    return seen
+
+
+async def test_current_asks_again_for_what_a_capped_answer_left_out_and_asks_fewer_ids_after(
+    client: FhirClient, httpx_mock: HTTPXMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that answers fewer than it matched, without a next page, says so in `total`: the
+    ids it left out are asked again (else each would be written needlessly), and from then on no
+    search asks more ids than it answers."""
+    seen = capping_server(httpx_mock, 200, total=True)
+    ids = [f"o{i}" for i in range(1000)]
+    with caplog.at_level(logging.WARNING, logger="infusion_fhir.fhir"):
+        found = await client.current("Observation", ids)
+        later = await client.current("Observation", ids[:450])
+
+    assert sorted(r["id"] for r in found) == sorted(ids)
+    assert [len(c) for c in seen[:2]] == [500, 500]  # the first round, before the cap was seen
+    assert all(len(c) <= 200 for c in seen[2:]) and sum(len(c) for c in seen[2:]) > 600
+    assert sorted(r["id"] for r in later) == sorted(ids[:450])
+    assert [r.getMessage() for r in caplog.records] == ["fhir.search_capped"]
+    assert not any("o1" in str(vars(r)) for r in caplog.records)  # no ids in the log
+
+
+async def test_current_leaves_unanswered_what_a_capped_answer_without_a_total_left_out(
+    client: FhirClient, httpx_mock: HTTPXMock
+) -> None:
+    """With no `total` a short answer cannot be told from ids the server does not hold: those read
+    as not held (the diff writes them: a needless write, never a skip)."""
+    seen = capping_server(httpx_mock, 200, total=False)
+    found = await client.current("Observation", [f"o{i}" for i in range(1000)])
+    assert [len(c) for c in seen] == [500, 500]
+    assert len(found) == 400
