@@ -243,7 +243,7 @@ class FhirClient:
                 chunks, await asyncio.gather(*(self._current_chunk(resource_type, c) for c in chunks)), strict=True
             ):
                 found += matches
-                if matches and total is not None and total > len(matches) < len(chunk):
+                if matches and total is not None and len(matches) < min(total, len(chunk)):  # capped
                     self._capped_at(len(matches))
                     answered = {m.get("id") for m in matches}
                     pending += [i for i in chunk if i not in answered]
