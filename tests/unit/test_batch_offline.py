@@ -331,11 +331,13 @@ def interrupt_at_transaction(fake: FakeFhir, job_holder: list[BatchSync], n: int
     fake.intercept = hook
 
 
+@pytest.mark.parametrize("diff", [False, True], ids=["always-write", "diff-reading-the-next-group-ahead"])
 async def test_after_interrupt_no_new_bundle_is_sent_and_the_job_stops_with_exit_2(
-    fake: FakeFhir, engine: RecordingEngine
+    fake: FakeFhir, engine: RecordingEngine, monkeypatch: pytest.MonkeyPatch, diff: bool
 ) -> None:
     records = [vital(f"v{n:02d}") for n in range(40)]
-    job = job_for(engine, batch_size=2, concurrency=3)
+    monkeypatch.setattr("service.batch.runner.READ_AHEAD_RECORDS", 4)  # groups of two Bundles
+    job = job_for(engine, batch_size=2, concurrency=3, diff=diff)
     moments: list[int] = []
     interrupt_at_transaction(fake, [job], 3, moments)
 
