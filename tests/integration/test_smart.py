@@ -34,6 +34,7 @@ CLIENT_ENV = ROOT / "tools" / "smart" / ".run" / "client.env"
 SMART_HAPI_LOG = ROOT / "tools" / "hapi-server" / ".run-smart" / "hapi.log"
 CLI = str(Path(sys.executable).parent / "infusion-fhir")
 API_KEY = "smart-test-key"
+REALM_FILE = ROOT / "tools" / "keycloak" / "realm-infusion.json"
 
 
 def _read_env(path: Path) -> dict[str, str]:
@@ -62,6 +63,13 @@ def smart_env() -> Iterator[dict[str, str]]:
     finally:
         if started:
             subprocess.run([str(SMARTCTL), "down"], capture_output=True, timeout=120)
+
+
+def _token_lifetime_s(client_id: str) -> float:
+    """The access-token lifespan the realm file gives a client."""
+    realm = json.loads(REALM_FILE.read_text())
+    client = next(c for c in realm["clients"] if c["clientId"] == client_id)
+    return float(client["attributes"]["access.token.lifespan"])
 
 
 def _settings(env: dict[str, str], run_id: str, **overrides: object) -> Settings:
@@ -135,7 +143,11 @@ def test_batch_sync_through_the_protected_hapi_refreshes_tokens_with_no_failed_r
     smart_env, run_id, tmp_path, capsys
 ) -> None:
     """The service's tokens live 6 s (realm file): the sync outlives several and fetches new ones
-    before they expire, with no request refused."""
+    before they expire, with no request refused.
+
+    One line a transaction, one at a time, so the load spans several token lifetimes however fast the
+    server is warm (CI once finished 380 lines at five a Bundle inside one token's life, proving nothing);
+    a run that still ends inside one lifetime fails here rather than passing without a refresh."""
     path = tmp_path / "demo.ndjson"
     env = {**os.environ, **smart_env}
     env.update(
@@ -143,18 +155,25 @@ def test_batch_sync_through_the_protected_hapi_refreshes_tokens_with_no_failed_r
         INFUSION_FHIR_MRN_SYSTEM=f"https://test.infusion-fhir.example/{run_id}/mrn",
     )
     made = subprocess.run(
-        [CLI, "demo-data", "--patients", "2", "--seed", "3", "-o", str(path)], env=env, capture_output=True, text=True
+        [CLI, "demo-data", "--patients", "4", "--seed", "3", "-o", str(path)], env=env, capture_output=True, text=True
     )
     assert made.returncode == 0, made.stderr
     report = tmp_path / "report.json"
     result = subprocess.run(
-        [CLI, "sync", str(path), "--rejects", str(tmp_path / "r.ndjson"), "--report", str(report), "--batch-size", "5", "--concurrency", "1"],
+        [CLI, "sync", str(path), "--rejects", str(tmp_path / "r.ndjson"), "--report", str(report), "--batch-size", "2", "--concurrency", "1"],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     summary = json.loads(report.read_text())
     assert result.returncode == 0, result.stderr[-3000:]
     assert summary["rejected"] == 0 and summary["synced"] == summary["lines"]
-    assert summary["token_fetches"] >= 2
+    lifetime_s = _token_lifetime_s(smart_env["INFUSION_FHIR_SMART_CLIENT_ID"])
+    lifetimes = int(summary["duration_s"] // lifetime_s)
+    assert lifetimes >= 1, f"the sync took {summary['duration_s']} s, inside one token lifetime: make the load larger"
+    events = [orjson.loads(line).get("event") for line in result.stderr.splitlines() if line.startswith("{")]
+    assert "smart.token_refused" not in events  # every new token came before the old one expired
+    assert events.count("smart.token") == summary["token_fetches"]
+    # No request was refused, so every lifetime the run spanned had a token of its own.
+    assert summary["token_fetches"] >= lifetimes + 1
     with capsys.disabled():
         print(f"\nSMART batch sync: {summary['lines']} lines, {summary['token_fetches']} token fetch(es), "
           f"{summary['retries']} retries, {summary['duration_s']} s")  # fmt: skip
