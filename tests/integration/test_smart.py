@@ -145,7 +145,7 @@ def test_batch_sync_through_the_protected_hapi_refreshes_tokens_with_no_failed_r
     """The service's tokens live 6 s (realm file): the sync outlives several and fetches new ones
     before they expire, with no request refused.
 
-    One line a transaction, one at a time, so the load spans several token lifetimes however fast the
+    Two lines a transaction, one at a time, so the load spans several token lifetimes however fast the
     server is warm (CI once finished 380 lines at five a Bundle inside one token's life, proving nothing);
     a run that still ends inside one lifetime fails here rather than passing without a refresh."""
     path = tmp_path / "demo.ndjson"
