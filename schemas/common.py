@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -147,10 +147,66 @@ ExternalId = Annotated[
     AfterValidator(_no_control_chars),
     AfterValidator(_no_edge_whitespace),
 ]
+
+
 Number = Annotated[float, Strict()]
 Integer = Annotated[int, Strict()]
 
 Sex = Literal["female", "male", "other", "unknown"]
+
+
+# -- rules between fields, as JSON Schema 2020-12 -----------------------------------------------
+# A model states the rules its validators enforce that JSON Schema can express (a field required,
+# absent or bounded depending on another field's value) as `if`/`then` pairs under `allOf`, built
+# from the same tables its validators read. `schema_rules(...)` makes the `json_schema_extra` hook.
+
+JsonSchema = dict[str, Any]
+
+
+def one_of(name: str, values: Iterable[Any]) -> JsonSchema:
+    """Condition: field `name` is present and one of `values`."""
+    return {"required": [name], "properties": {name: {"enum": list(values)}}}
+
+
+def present(*names: str) -> JsonSchema:
+    """Condition or consequence: each field is present and not null."""
+    return {"required": list(names), "properties": {name: {"not": {"type": "null"}} for name in names}}
+
+
+def absent(*names: str) -> JsonSchema:
+    """Consequence: each field is absent or null (the models read null as absent)."""
+    return {"properties": {name: {"type": "null"} for name in names}}
+
+
+def bounded(name: str, low: float | None = None, high: float | None = None) -> JsonSchema:
+    """Consequence: field `name`, when a number, lies within [low, high]."""
+    bounds = {"minimum": low, "maximum": high}
+    return {"properties": {name: {k: v for k, v in bounds.items() if v is not None}}}
+
+
+def both(*schemas: JsonSchema) -> JsonSchema:
+    """All of `schemas` (merged: their `required` lists joined, `properties` of distinct fields combined)."""
+    out: JsonSchema = {"required": [], "properties": {}}
+    for schema in schemas:
+        out["required"] += [name for name in schema.get("required", []) if name not in out["required"]]
+        for name, sub in schema.get("properties", {}).items():
+            out["properties"][name] = {**out["properties"].get(name, {}), **sub}
+    return {k: v for k, v in out.items() if v}
+
+
+def when(condition: JsonSchema, then: JsonSchema) -> JsonSchema:
+    return {"if": condition, "then": then}
+
+
+def schema_rules(rules: Callable[[type[Any]], list[JsonSchema]]) -> Callable[[dict[str, Any], type[Any]], None]:
+    """A `json_schema_extra` hook adding `rules(model)` (if/then pairs) to the model's schema as `allOf`."""
+
+    def extra(schema: dict[str, Any], model: type[Any]) -> None:
+        stated = rules(model)
+        if stated:
+            schema["allOf"] = [*schema.get("allOf", []), *stated]
+
+    return extra
 
 
 class PatientInfo(StrictModel):

@@ -445,9 +445,14 @@ def component_schemas() -> dict[str, Json]:
         "Readiness": _READINESS,
         "JsonWebKeySet": _JWKS,
     }
+    # A discriminated oneOf of plain `$ref`s (the shape client generators parse); `required` beside it makes
+    # `kind`, optional in each record schema (a PUT's URL names the kind), required here.
     out["Record"] = {
         "description": "A record of any kind, as in NDJSON files: `kind` is required.",
-        "oneOf": [{"allOf": [ref(record_title(kind)), {"required": ["kind"]}]} for kind in KINDS],
+        "type": "object",
+        "required": ["kind"],
+        "oneOf": [ref(record_title(kind)) for kind in KINDS],
+        "discriminator": {"propertyName": "kind", "mapping": {kind: COMPONENTS + record_title(kind) for kind in KINDS}},
     }
     for kind in KINDS:
         record, defs = _hoisted(record_json_schema(kind))
