@@ -149,8 +149,18 @@ ExternalId = Annotated[
 ]
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's integer: a number with a zero fraction (`2.0`) is the integer 2. Anything else goes on
+    unchanged to the strict int, which refuses `2.5`, `true` and `"2"` at the field."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+"""Last in an int's `Annotated` (after its bounds, so that they stay `minimum`/`maximum` in the schema)."""
 Number = Annotated[float, Strict()]
-Integer = Annotated[int, Strict()]
+Integer = Annotated[int, Strict(), WholeNumber]
 
 Sex = Literal["female", "male", "other", "unknown"]
 
