@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -13,10 +15,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     Strict,
     StringConstraints,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 KEY_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_OFFSET = dt.timedelta(hours=14)
@@ -70,6 +74,35 @@ def nested(issues: Sequence[tuple[tuple[str | int, ...], str]]) -> PydanticCusto
     return PydanticCustomError("nested", "nested rule violations", {"issues": issues})
 
 
+# The character rules of the validators below as JSON Schema (ECMA-262) regex classes, escapes only, so
+# that every regex engine reads them alike; tests/unit/test_schema_states_rules.py checks both against
+# `_allowed_char` and `str.isspace` over every code point.
+WHITESPACE_CLASS = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""`str.isspace`: what `strip()` removes."""
+FORBIDDEN_CLASS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""Characters `_allowed_char` refuses (lone surrogates aside: JSON text cannot carry them to the models)."""
+NO_CONTROL_CHARS = f"^[^{FORBIDDEN_CLASS}]*$"
+NOT_BLANK_NO_CONTROL_CHARS = f"^[^{FORBIDDEN_CLASS}]*[^{FORBIDDEN_CLASS}{WHITESPACE_CLASS}][^{FORBIDDEN_CLASS}]*$"
+NO_EDGE_SPACE_NO_CONTROL_CHARS = (
+    f"^[^{FORBIDDEN_CLASS}{WHITESPACE_CLASS}]([^{FORBIDDEN_CLASS}]*[^{FORBIDDEN_CLASS}{WHITESPACE_CLASS}])?$"
+)
+YEAR_FROM_1900 = "^(19[0-9]{2}|[2-9][0-9]{3})-"
+DATE_TIME_FROM_1900_OFFSET_WITHIN_14H = YEAR_FROM_1900 + ".*([Zz]|[+-](0[0-9]|1[0-3]):?[0-5][0-9]|[+-]14:?00)$"
+
+
+@dataclass(frozen=True)
+class SchemaPattern:
+    """`Annotated` metadata stating a validator's rule in the JSON Schema as `pattern` (the model keeps its
+    own check and message: pydantic does not apply this pattern)."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = self.pattern
+        return schema
+
+
 def _allowed_char(ch: str) -> bool:
     """FHIR strings: no control characters, and no whitespace but space, tab and line breaks."""
     code = ord(ch)
@@ -90,8 +123,11 @@ def _no_edge_whitespace(value: str) -> str:
     return value
 
 
+_ISO_DATE_START = re.compile("[0-9]{4}-")  # pydantic would read a string of digits as a Unix time
+
+
 def _date_time_text(value: Any) -> Any:
-    if isinstance(value, (str, dt.datetime)):
+    if (isinstance(value, str) and _ISO_DATE_START.match(value)) or isinstance(value, dt.datetime):
         return value
     raise PydanticCustomError("datetime_type", "must be an ISO 8601 date-time string with a UTC offset")
 
@@ -106,7 +142,7 @@ def _whole_minute_offset(value: dt.datetime) -> dt.datetime:
 
 
 def _date_text(value: Any) -> Any:
-    if isinstance(value, str) and len(value) == 10:
+    if isinstance(value, str) and len(value) == 10 and _ISO_DATE_START.match(value):
         return value
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
@@ -128,24 +164,30 @@ Timestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_date_time_text),
     AfterValidator(_whole_minute_offset),
+    SchemaPattern(DATE_TIME_FROM_1900_OFFSET_WITHIN_14H),
     Field(description="ISO 8601 date-time with a UTC offset (Z or +hh:mm); a time without offset is an error"),
 ]
-BirthDate = Annotated[dt.date, BeforeValidator(_date_text), AfterValidator(_plausible_birth_date)]
+BirthDate = Annotated[
+    dt.date, BeforeValidator(_date_text), AfterValidator(_plausible_birth_date), SchemaPattern(YEAR_FROM_1900)
+]
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
     AfterValidator(_no_control_chars),
+    SchemaPattern(NOT_BLANK_NO_CONTROL_CHARS),
 ]
 ShortText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_no_control_chars),
+    SchemaPattern(NOT_BLANK_NO_CONTROL_CHARS),
 ]
 ExternalId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
     AfterValidator(_no_control_chars),
     AfterValidator(_no_edge_whitespace),
+    SchemaPattern(NO_EDGE_SPACE_NO_CONTROL_CHARS),
 ]
 
 

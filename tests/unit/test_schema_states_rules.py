@@ -1,7 +1,8 @@
 """Every record validator's rule is in the published JSON Schema, or on the named list of rules it cannot state.
 
 The validators are found by introspection (every `field_validator`/`model_validator` of every model in
-schemas/*.py): a new one without an entry in RULES fails `test_every_validator_has_an_entry`. For a
+schemas/*.py, and every function validator in the field types' `Annotated` metadata): a new one
+without an entry in RULES (or TYPE_RULES) fails `test_every_validator_has_an_entry`. For a
 stated rule, the record schema (schemas/json/, validated with `jsonschema`, draft 2020-12) rejects an
 example the model rejects; for a rule on the cannot-state list, the model rejects its example and the
 schema accepts it (so an entry whose rule became stated must move), and
@@ -14,17 +15,20 @@ from __future__ import annotations
 import copy
 import importlib
 import pkgutil
+import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, BeforeValidator
 
 import schemas
 from schemas import KINDS, RecordInvalid, parse_record, record_json_schema
+from schemas.common import FORBIDDEN_CLASS, WHITESPACE_CLASS, _allowed_char
 from tests.unit.examples import BASE, DROP, mutated
 from tests.unit.strategies import any_record
 
@@ -128,20 +132,73 @@ RULES: dict[str, list[Case | Unstated]] = {
     ],
     "Phq9Assessment._total_is_sum": [Unstated("total equals the sum of the 9 items", ARITHMETIC, P, {"total": 9})],
 }
-STATED = [case for cases in RULES.values() for case in cases if isinstance(case, Case)]
-UNSTATED = [case for cases in RULES.values() for case in cases if isinstance(case, Unstated)]
+# function validators of the field types (schemas/common.py `Annotated` metadata) -> their cases
+TYPE_RULES: dict[str, list[Case | Unstated]] = {
+    "_date_time_text": [
+        Case("time as a number", V, {"measured_at": 1712927100}),
+        Case("time as a string of digits", V, {"measured_at": "1712927100"}),
+    ],
+    "_whole_minute_offset": [
+        Case("offset within 14 hours", V, {"measured_at": "2024-04-12T09:05:00+15:00"}),
+        Case("time from the year 1900", M, {"measured_at": "1850-04-12T09:05:00Z"}),
+    ],
+    "_date_text": [
+        Case("birth date a string", V, {"patient.birth_date": 19810714}),
+        Case("birth date of digits", V, {"patient.birth_date": "0000086400"}),
+    ],
+    "_plausible_birth_date": [Case("birth date from 1900", V, {"patient.birth_date": "1899-12-31"})],
+    "_no_control_chars": [
+        Case("no control characters in an id", V, {"patient.mrn": "12\x003"}),
+        Case("no control characters in text", S, {"note": "a\x07b"}),
+        Case("no line separator in a name", V, {"patient.given": ["A\u2028B"]}),
+    ],
+    "_no_edge_whitespace": [
+        Case("no leading whitespace in an id", V, {"patient.mrn": " 123"}),
+        Case("no trailing no-break space in an id", S, {"clinician.id": "C-1\xa0"}),
+    ],
+    "_whole_number": [Case("an integer has no fraction", P, {"items[0]": 1.5})],
+}
+# rules of StringConstraints (no validator function of ours) that the schema states too
+CONSTRAINT_CASES = [
+    Case("text not blank", S, {"note": "   "}),
+    Case("name not blank", V, {"patient.family": "\u3000"}),
+]
+STATED = [case for cases in [*RULES.values(), *TYPE_RULES.values()] for case in cases if isinstance(case, Case)]
+STATED += CONSTRAINT_CASES
+UNSTATED = [case for cases in [*RULES.values(), *TYPE_RULES.values()] for case in cases if isinstance(case, Unstated)]
+
+
+def _schemas_modules() -> list[Any]:
+    return [importlib.import_module(f"schemas.{info.name}") for info in pkgutil.iter_modules(schemas.__path__)]
 
 
 def record_validators() -> set[str]:
     """`Class.method` of every field and model validator declared in schemas/*.py (inherited ones once)."""
     found: set[str] = set()
-    for info in pkgutil.iter_modules(schemas.__path__):
-        module = importlib.import_module(f"schemas.{info.name}")
+    for module in _schemas_modules():
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__.startswith("schemas."):
                 decorators = obj.__pydantic_decorators__
                 for decorator in [*decorators.field_validators.values(), *decorators.model_validators.values()]:
                     found.add(decorator.func.__qualname__)
+    return found
+
+
+def type_validators() -> set[str]:
+    """Every function validator in the `Annotated` field types of schemas/*.py (e.g. `Timestamp`)."""
+    found: set[str] = set()
+
+    def walk(annotation: Any) -> None:
+        if typing.get_origin(annotation) is Annotated:
+            base, *metadata = typing.get_args(annotation)
+            walk(base)
+            for item in metadata:
+                if isinstance(item, (AfterValidator, BeforeValidator)):
+                    found.add(item.func.__name__)
+
+    for module in _schemas_modules():
+        for obj in vars(module).values():
+            walk(obj)
     return found
 
 
@@ -152,7 +209,20 @@ def test_every_validator_has_an_entry() -> None:
         "every validator needs a rule entry here (stated in the schema, or on the cannot-state list): "
         f"missing {sorted(validators - set(RULES))}, stale {sorted(set(RULES) - validators)}"
     )
-    assert all(RULES.values())
+    types = type_validators()
+    assert "_whole_minute_offset" in types
+    assert types == set(TYPE_RULES), (
+        f"missing {sorted(types - set(TYPE_RULES))}, stale {sorted(set(TYPE_RULES) - types)}"
+    )
+    assert all(RULES.values()) and all(TYPE_RULES.values())
+
+
+def test_the_character_classes_in_the_schema_patterns_are_the_validators() -> None:
+    code_points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    whitespace = re.compile(f"[{WHITESPACE_CLASS}]")
+    forbidden = re.compile(f"[{FORBIDDEN_CLASS}]")
+    assert [c for c in code_points if bool(whitespace.fullmatch(c)) != c.isspace()] == []
+    assert [c for c in code_points if bool(forbidden.fullmatch(c)) == _allowed_char(c)] == []
 
 
 def _model_rejects(kind: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +271,9 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     (A, {"session_key": DROP, "causality": DROP}),
     (A, {"session_key": None, "causality": None}),
     (P, {"total": DROP}),
+    (S, {"note": "  padded, with a\ttab and\nlines  ", "clinician.id": "C 1"}),
+    (V, {"patient.mrn": "A|B,1$", "patient.birth_date": "1900-01-01", "measured_at": "2024-04-12T09:05:00+14:00"}),
+    (M, {"measured_at": "1900-01-01T00:00:00.5-13:59"}),
 ]
 
 
