@@ -10,19 +10,15 @@ from pydantic import ConfigDict, Field, StrictBool, ValidationInfo, field_valida
 from schemas.common import (
     KIND_NOTE,
     PHI,
-    JsonSchema,
     Key,
     PatientInfo,
     RecordBase,
     Text,
     Timestamp,
-    one_of,
-    present,
     required,
     rule,
-    schema_rules,
-    when,
 )
+from schemas.stated import JsonSchema, one_of, present, schema_rules, when
 
 Event = Literal[
     "nausea",

@@ -9,17 +9,13 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from schemas.common import (
     KIND_NOTE,
     Integer,
-    JsonSchema,
     Key,
     PatientInfo,
     RecordBase,
     Timestamp,
-    bounded,
-    one_of,
     rule,
-    schema_rules,
-    when,
 )
+from schemas.stated import JsonSchema, bounded, one_of, schema_rules, when
 
 Instrument = Literal["cadss", "moaas", "rass"]
 

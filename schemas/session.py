@@ -13,25 +13,19 @@ from schemas.common import (
     PHI,
     Clinician,
     ExternalId,
-    JsonSchema,
     Number,
     RecordBase,
     StrictModel,
     Text,
     Timestamp,
-    absent,
-    bounded,
     nested,
-    one_of,
-    present,
     required,
     rule,
-    schema_rules,
-    when,
 )
 from schemas.kinds import CHILD_LISTS, SESSION_ENTERED_IN_ERROR
 from schemas.monitoring_score import EmbeddedMonitoringScore
 from schemas.phq9 import EmbeddedPhq9Assessment
+from schemas.stated import JsonSchema, absent, bounded, one_of, present, schema_rules, when
 from schemas.vital_sign import EmbeddedVitalSign
 
 Status = Literal["planned", "in_progress", "completed", "stopped", "not_done", "entered_in_error"]

@@ -8,22 +8,15 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.common import (
     KIND_NOTE,
-    JsonSchema,
     Key,
     Number,
     PatientInfo,
     RecordBase,
     Timestamp,
-    absent,
-    both,
-    bounded,
-    one_of,
-    present,
     required,
     rule,
-    schema_rules,
-    when,
 )
+from schemas.stated import JsonSchema, absent, both, bounded, one_of, present, schema_rules, when
 
 VitalType = Literal["blood_pressure", "heart_rate", "respiratory_rate", "spo2", "temperature", "body_weight"]
 VitalUnit = Literal["mm[Hg]", "/min", "%", "Cel", "[degF]", "kg", "[lb_av]"]

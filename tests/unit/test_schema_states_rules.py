@@ -28,7 +28,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator
 
 import schemas
 from schemas import KINDS, RecordInvalid, parse_record, record_json_schema
-from schemas.common import FORBIDDEN_CLASS, WHITESPACE_CLASS, _allowed_char
+from schemas.common import _allowed_char
+from schemas.stated import FORBIDDEN_CLASS, WHITESPACE_CLASS
 from tests.unit.examples import BASE, DROP, mutated
 from tests.unit.strategies import any_record
 
