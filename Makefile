@@ -8,7 +8,7 @@ HAPICTL := tools/hapi-server/hapictl
 TOXIPROXYCTL := tools/faults/toxiproxyctl
 export HAPI_PORT
 
-.PHONY: run test test-postgres preflight lint faults venv hapi-up hapi-down hapi-status smart-up smart-down smart-status schemas openapi bench clean
+.PHONY: run test test-postgres preflight lint faults venv openapi-client-tool hapi-up hapi-down hapi-status smart-up smart-down smart-status schemas openapi bench clean
 
 ## venv: the virtualenv at .venv with the project and its test tools (pinned by constraints.txt)
 venv: $(VENV)/.installed
@@ -17,6 +17,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+## openapi-client-tool: openapi-python-client in a venv of its own (.venv-openapi-client), for the generated-client
+## test (tests/integration/test_generated_client.py); its typer pin conflicts with the service's (tools/openapi-client/)
+OPENAPI_CLIENT_VENV := .venv-openapi-client
+openapi-client-tool: $(OPENAPI_CLIENT_VENV)/.installed
+$(OPENAPI_CLIENT_VENV)/.installed: tools/openapi-client/constraints.txt
+	@test -x $(OPENAPI_CLIENT_VENV)/bin/python || $(PYTHON) -m venv $(OPENAPI_CLIENT_VENV)
+	$(OPENAPI_CLIENT_VENV)/bin/python -m pip install --quiet -c tools/openapi-client/constraints.txt openapi-python-client
 	@touch $@
 
 ## hapi-up / hapi-down: the local HAPI FHIR R4 server (built from Maven Central on first use); H2 by default,
@@ -45,7 +54,7 @@ run: venv
 
 ## test: the whole suite (unit and integration) on HAPI with H2, then the integration tests again on HAPI with
 ## PostgreSQL (test-postgres); starts each local HAPI if none answers, stops what it started
-test: preflight venv faults lint
+test: preflight venv openapi-client-tool faults lint
 	@tools/ensure-chromium  # the browser of the offline /docs test; installs Debian's chromium only when missing
 	@began=$$SECONDS; started=0; \
 	if [ -z "$$FHIR_BASE_URL" ] && ! curl -sf -o /dev/null "$(LOCAL_FHIR)/metadata"; then \
@@ -64,7 +73,7 @@ test: preflight venv faults lint
 PG_HAPI_PORT ?= 8092
 PG_PASS_IGNORES := --ignore=tests/integration/test_smart.py --ignore=tests/integration/test_faults.py \
 	--ignore=tests/integration/test_docs_offline.py --ignore=tests/integration/test_beds_private_clone.py
-test-postgres: venv
+test-postgres: venv openapi-client-tool
 	@if [ -n "$$FHIR_BASE_URL" ]; then echo "make test-postgres: FHIR_BASE_URL is set; the PostgreSQL pass needs the local HAPI"; exit 0; fi; \
 	began=$$SECONDS; export HAPI_DB=postgres HAPI_PORT=$(PG_HAPI_PORT); \
 	if ! curl -sf -o /dev/null "http://localhost:$(PG_HAPI_PORT)/fhir/metadata"; then \
@@ -113,4 +122,4 @@ openapi: venv
 	$(VENV)/bin/python -m service.openapi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OPENAPI_CLIENT_VENV) .pytest_cache .hypothesis

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, StrictBool, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
-from schemas.common import KIND_NOTE, PHI, Key, PatientInfo, RecordBase, Text, Timestamp, required, rule
+from schemas.common import (
+    KIND_NOTE,
+    PHI,
+    Key,
+    PatientInfo,
+    RecordBase,
+    Text,
+    Timestamp,
+    required,
+    rule,
+)
+from schemas.stated import JsonSchema, one_of, present, schema_rules, when
 
 Event = Literal[
     "nausea",
@@ -30,11 +41,26 @@ Severity = Literal["mild", "moderate", "severe"]
 Outcome = Literal["resolved", "recovering", "ongoing", "resolved_with_sequelae", "fatal", "unknown"]
 Causality = Literal["certain", "probable", "possible", "unlikely", "unassessable"]
 Action = Literal["none", "infusion_paused", "infusion_slowed", "infusion_stopped", "medication_given"]
+DESCRIBED_EVENTS = ("other",)  # events that need the clinician's description
+SERIOUS_OUTCOMES = ("fatal",)  # outcomes that make an event serious
+
+
+def _stated_rules(model: type[Any]) -> list[JsonSchema]:
+    """The validators' rules in JSON Schema: `other` needs a description, a fatal outcome is serious, and
+    (outside a session) causality needs session_key. Not stated: recorded_at not before onset_at."""
+    rules = [
+        when(one_of("event", DESCRIBED_EVENTS), present("description")),
+        when(one_of("outcome", SERIOUS_OUTCOMES), one_of("serious", [True])),
+    ]
+    if not model.embedded:  # an embedded event's session is the one it is in
+        rules.append(when(present("causality"), present("session_key")))
+    return rules
 
 
 class AdverseEvent(RecordBase):
     """An adverse event; linked to the infusion (suspect entity) when `session_key` is given."""
 
+    model_config = ConfigDict(json_schema_extra=schema_rules(_stated_rules))
     kind: Literal["adverse_event"] = Field("adverse_event", description=KIND_NOTE)
     session_key: Key | None = Field(None, description="Key of the infusion session suspected of causing it.")
     onset_at: Timestamp
@@ -66,15 +92,16 @@ class AdverseEvent(RecordBase):
     @field_validator("description")
     @classmethod
     def _description_for_other(cls, description: str | None, info: ValidationInfo) -> str | None:
-        if description is None and info.data.get("event") == "other":
-            raise required("Field required when event is other")
+        event = info.data.get("event")
+        if description is None and event in DESCRIBED_EVENTS:
+            raise required(f"Field required when event is {event}")
         return description
 
     @field_validator("outcome")
     @classmethod
     def _fatal_is_serious(cls, outcome: str, info: ValidationInfo) -> str:
-        if outcome == "fatal" and info.data.get("serious") is False:
-            raise rule("a fatal outcome must be marked serious")
+        if outcome in SERIOUS_OUTCOMES and info.data.get("serious") is False:
+            raise rule(f"a {outcome} outcome must be marked serious")
         return outcome
 
     @field_validator("causality")

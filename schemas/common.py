@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -17,6 +18,14 @@ from pydantic import (
     StringConstraints,
 )
 from pydantic_core import PydanticCustomError
+
+from schemas.stated import (
+    DATE_TIME_FROM_1900_OFFSET_WITHIN_14H,
+    NO_EDGE_SPACE_NO_CONTROL_CHARS,
+    NOT_BLANK_NO_CONTROL_CHARS,
+    YEAR_FROM_1900,
+    SchemaPattern,
+)
 
 KEY_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_OFFSET = dt.timedelta(hours=14)
@@ -90,8 +99,11 @@ def _no_edge_whitespace(value: str) -> str:
     return value
 
 
+_ISO_DATE_START = re.compile("[0-9]{4}-")  # pydantic would read a string of digits as a Unix time
+
+
 def _date_time_text(value: Any) -> Any:
-    if isinstance(value, (str, dt.datetime)):
+    if (isinstance(value, str) and _ISO_DATE_START.match(value)) or isinstance(value, dt.datetime):
         return value
     raise PydanticCustomError("datetime_type", "must be an ISO 8601 date-time string with a UTC offset")
 
@@ -106,7 +118,7 @@ def _whole_minute_offset(value: dt.datetime) -> dt.datetime:
 
 
 def _date_text(value: Any) -> Any:
-    if isinstance(value, str) and len(value) == 10:
+    if isinstance(value, str) and len(value) == 10 and _ISO_DATE_START.match(value):
         return value
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
@@ -128,27 +140,45 @@ Timestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_date_time_text),
     AfterValidator(_whole_minute_offset),
+    SchemaPattern(DATE_TIME_FROM_1900_OFFSET_WITHIN_14H),
     Field(description="ISO 8601 date-time with a UTC offset (Z or +hh:mm); a time without offset is an error"),
 ]
-BirthDate = Annotated[dt.date, BeforeValidator(_date_text), AfterValidator(_plausible_birth_date)]
+BirthDate = Annotated[
+    dt.date, BeforeValidator(_date_text), AfterValidator(_plausible_birth_date), SchemaPattern(YEAR_FROM_1900)
+]
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
     AfterValidator(_no_control_chars),
+    SchemaPattern(NOT_BLANK_NO_CONTROL_CHARS),
 ]
 ShortText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_no_control_chars),
+    SchemaPattern(NOT_BLANK_NO_CONTROL_CHARS),
 ]
 ExternalId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
     AfterValidator(_no_control_chars),
     AfterValidator(_no_edge_whitespace),
+    SchemaPattern(NO_EDGE_SPACE_NO_CONTROL_CHARS),
 ]
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's integer: a number with a zero fraction (`2.0`) is the integer 2. Anything else goes on
+    unchanged to the strict int, which refuses `2.5`, `true` and `"2"` at the field."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+"""Last in an int's `Annotated` (after its bounds, so that they stay `minimum`/`maximum` in the schema)."""
 Number = Annotated[float, Strict()]
-Integer = Annotated[int, Strict()]
+Integer = Annotated[int, Strict(), WholeNumber]
 
 Sex = Literal["female", "male", "other", "unknown"]
 

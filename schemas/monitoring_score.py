@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from schemas.common import KIND_NOTE, Integer, Key, PatientInfo, RecordBase, Timestamp, rule
+from schemas.common import (
+    KIND_NOTE,
+    Integer,
+    Key,
+    PatientInfo,
+    RecordBase,
+    Timestamp,
+    rule,
+)
+from schemas.stated import JsonSchema, bounded, one_of, schema_rules, when
 
 Instrument = Literal["cadss", "moaas", "rass"]
 
@@ -14,9 +23,15 @@ Instrument = Literal["cadss", "moaas", "rass"]
 SCORE_RANGES: dict[str, tuple[int, int]] = {"cadss": (0, 92), "moaas": (0, 5), "rass": (-5, 4)}
 
 
+def _stated_rules(model: type[Any]) -> list[JsonSchema]:
+    """`_score_in_range` in JSON Schema: each instrument's score range."""
+    return [when(one_of("instrument", [name]), bounded("score", *bounds)) for name, bounds in SCORE_RANGES.items()]
+
+
 class MonitoringScore(RecordBase):
     """A CADSS, MOAA/S or RASS score taken during an infusion session."""
 
+    model_config = ConfigDict(json_schema_extra=schema_rules(_stated_rules))
     kind: Literal["monitoring_score"] = Field("monitoring_score", description=KIND_NOTE)
     session_key: Key = Field(description="Key of the infusion session the score was taken in.")
     measured_at: Timestamp

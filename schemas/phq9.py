@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, Strict, ValidationInfo, field_validator
 
-from schemas.common import KIND_NOTE, Integer, Key, PatientInfo, RecordBase, Timestamp, rule
+from schemas.common import KIND_NOTE, Integer, Key, PatientInfo, RecordBase, Timestamp, WholeNumber, rule
 
 Difficulty = Literal["not_difficult", "somewhat", "very", "extremely"]
-ItemScore = Annotated[Integer, Field(ge=0, le=3)]
+ItemScore = Annotated[int, Strict(), Field(ge=0, le=3), WholeNumber]
 
 
 class Phq9Assessment(RecordBase):

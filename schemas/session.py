@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from schemas.adverse_event import EmbeddedAdverseEvent
 from schemas.common import (
@@ -25,6 +25,7 @@ from schemas.common import (
 from schemas.kinds import CHILD_LISTS, SESSION_ENTERED_IN_ERROR
 from schemas.monitoring_score import EmbeddedMonitoringScore
 from schemas.phq9 import EmbeddedPhq9Assessment
+from schemas.stated import JsonSchema, absent, bounded, one_of, present, schema_rules, when
 from schemas.vital_sign import EmbeddedVitalSign
 
 Status = Literal["planned", "in_progress", "completed", "stopped", "not_done", "entered_in_error"]
@@ -34,17 +35,45 @@ RateUnit = Literal["mg/kg/h", "mg/min", "mL/h"]
 MAX_DURATION = dt.timedelta(hours=24)
 RATE_LIMITS: dict[str, float] = {"mg/kg/h": 10, "mg/min": 50, "mL/h": 2000}
 ENDED_REQUIRED = ("completed", "stopped")
+ENDED_ABSENT = ("in_progress",)
 DOSE_REQUIRED = ("in_progress", "completed", "stopped")
+DOSE_ABSENT = ("planned",)  # nothing has been administered
+STOP_REASON_REQUIRED = ("stopped",)
 STOP_REASON_ALLOWED = ("stopped", "not_done")
 # Rounding of weight and dose in practice stays well inside this; a decimal-point slip (x10) does not.
 DOSE_TOLERANCE_FRACTION = 0.10
 DOSE_TOLERANCE_MG = 1.0
+
+
+def _rate_rules(model: type[Any]) -> list[JsonSchema]:
+    """`Rate._plausible` in JSON Schema: each unit's upper limit."""
+    return [when(one_of("unit", [unit]), bounded("value", high=limit)) for unit, limit in RATE_LIMITS.items()]
+
+
+def _session_rules(model: type[Any]) -> list[JsonSchema]:
+    """The session validators' rules that JSON Schema can state: which statuses require, or forbid, ended_at,
+    dose and stop_reason; distinct indications (`uniqueItems` on the field); no adverse events in an
+    entered_in_error session. Not stated: ended_at after started_at and within 24 h, total_mg agreeing with
+    mg_per_kg x weight_kg, embedded records' keys distinct and their patient and session the session's."""
+    others = [status for status in get_args(Status) if status not in STOP_REASON_ALLOWED]
+    return [
+        when(one_of("status", ENDED_REQUIRED), present("ended_at")),
+        when(one_of("status", ENDED_ABSENT), absent("ended_at")),
+        when(one_of("status", DOSE_REQUIRED), present("dose")),
+        when(one_of("status", DOSE_ABSENT), absent("dose")),
+        when(one_of("status", STOP_REASON_REQUIRED), present("stop_reason")),
+        when(one_of("status", others), absent("stop_reason")),
+        when(one_of("status", [SESSION_ENTERED_IN_ERROR]), {"properties": {"adverse_events": {"maxItems": 0}}}),
+    ]
+
+
 Child = TypeVar("Child", EmbeddedVitalSign, EmbeddedMonitoringScore, EmbeddedAdverseEvent, EmbeddedPhq9Assessment)
 
 
 class Rate(StrictModel):
     """Infusion rate."""
 
+    model_config = ConfigDict(json_schema_extra=schema_rules(_rate_rules))
     unit: RateUnit = Field(description="mg/kg/h, mg/min or mL/h (UCUM).")
     value: Number = Field(gt=0, description="Rate in `unit`; mg/kg/h up to 10, mg/min up to 50, mL/h up to 2000.")
 
@@ -91,6 +120,7 @@ def dose_tolerance_mg(expected_mg: float) -> float:
 class InfusionSession(RecordBase):
     """A ketamine infusion session: Procedure + MedicationAdministration in FHIR."""
 
+    model_config = ConfigDict(json_schema_extra=schema_rules(_session_rules))
     kind: Literal["infusion_session"] = Field("infusion_session", description=KIND_NOTE)
     status: Status
     started_at: Timestamp = Field(description="Start (or scheduled start) of the infusion.")
@@ -118,6 +148,7 @@ class InfusionSession(RecordBase):
         min_length=1,
         max_length=6,
         description="Why the infusion is given. `trd` states major depressive disorder already: with it, `mdd` is dropped.",
+        json_schema_extra={"uniqueItems": True},
     )
     stop_reason: Text | None = Field(
         None, json_schema_extra=PHI, validate_default=True, description="Required when stopped; allowed when not_done."
@@ -138,7 +169,7 @@ class InfusionSession(RecordBase):
             if status in ENDED_REQUIRED:
                 raise required(f"Field required when status is {status}")
             return None
-        if status == "in_progress":
+        if status in ENDED_ABSENT:
             raise rule("must be absent while the infusion is in progress")
         if started_at is not None:
             if ended_at <= started_at:
@@ -153,7 +184,7 @@ class InfusionSession(RecordBase):
         status = info.data.get("status")
         if dose is None and status in DOSE_REQUIRED:
             raise required(f"Field required when status is {status}")
-        if dose is not None and status == "planned":
+        if dose is not None and status in DOSE_ABSENT:
             raise rule("must be absent for a planned session (nothing has been administered)")
         return dose
 
@@ -171,8 +202,8 @@ class InfusionSession(RecordBase):
     @classmethod
     def _stop_reason(cls, stop_reason: str | None, info: ValidationInfo) -> str | None:
         status = info.data.get("status")
-        if stop_reason is None and status == "stopped":
-            raise required("Field required when status is stopped")
+        if stop_reason is None and status in STOP_REASON_REQUIRED:
+            raise required(f"Field required when status is {status}")
         if stop_reason is not None and status is not None and status not in STOP_REASON_ALLOWED:
             raise rule("only allowed when status is stopped or not_done")
         return stop_reason

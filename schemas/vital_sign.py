@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from schemas.common import KIND_NOTE, Key, Number, PatientInfo, RecordBase, Timestamp, required, rule
+from schemas.common import (
+    KIND_NOTE,
+    Key,
+    Number,
+    PatientInfo,
+    RecordBase,
+    Timestamp,
+    required,
+    rule,
+)
+from schemas.stated import JsonSchema, absent, both, bounded, one_of, present, schema_rules, when
 
 VitalType = Literal["blood_pressure", "heart_rate", "respiratory_rate", "spo2", "temperature", "body_weight"]
 VitalUnit = Literal["mm[Hg]", "/min", "%", "Cel", "[degF]", "kg", "[lb_av]"]
@@ -32,6 +42,34 @@ RANGES: dict[tuple[str, str], tuple[float, float]] = {
 }
 SYSTOLIC_RANGE = (40, 300)
 DIASTOLIC_RANGE = (20, 200)
+PRESSURE = "blood_pressure"
+SINGLE_VALUED = tuple(vital for vital in UNITS if vital != PRESSURE)
+
+
+def _stated_rules(model: type[Any]) -> list[JsonSchema]:
+    """The validators' rules in JSON Schema: each type's units, and which of value or systolic/diastolic it
+    takes, within which range (a unit that is the only one allowed may be omitted, so its range applies
+    by type alone). Not stated: diastolic below systolic (two fields compared)."""
+    rules = []
+    for vital, allowed in UNITS.items():
+        if len(allowed) == 1:
+            rules.append(when(one_of("type", [vital]), {"properties": {"unit": {"enum": [*allowed, None]}}}))
+        else:
+            rules.append(when(one_of("type", [vital]), one_of("unit", allowed)))
+    rules.append(when(one_of("type", [PRESSURE]), both(absent("value"), present("systolic", "diastolic"))))
+    rules.append(when(one_of("type", SINGLE_VALUED), both(present("value"), absent("systolic", "diastolic"))))
+    for (vital, unit), bounds in RANGES.items():
+        condition = one_of("type", [vital])
+        if len(UNITS[vital]) > 1:
+            condition = both(condition, one_of("unit", [unit]))
+        rules.append(when(condition, bounded("value", *bounds)))
+    rules.append(
+        when(
+            one_of("type", [PRESSURE]),
+            both(bounded("systolic", *SYSTOLIC_RANGE), bounded("diastolic", *DIASTOLIC_RANGE)),
+        )
+    )
+    return rules
 
 
 def _in_range(value: float, bounds: tuple[float, float], what: str) -> None:
@@ -43,6 +81,7 @@ def _in_range(value: float, bounds: tuple[float, float], what: str) -> None:
 class VitalSign(RecordBase):
     """A vital sign measured for a patient, optionally during an infusion session."""
 
+    model_config = ConfigDict(json_schema_extra=schema_rules(_stated_rules))
     kind: Literal["vital_sign"] = Field("vital_sign", description=KIND_NOTE)
     session_key: Key | None = Field(None, description="Key of the infusion session it was measured in.")
     measured_at: Timestamp
@@ -81,7 +120,7 @@ class VitalSign(RecordBase):
         vital = info.data.get("type")
         if vital is None:
             return value
-        if vital == "blood_pressure":
+        if vital == PRESSURE:
             if value is not None:
                 raise rule("must be absent for blood_pressure; use systolic and diastolic")
             return value
@@ -111,7 +150,7 @@ def _pressure(value: float | None, info: ValidationInfo, what: str, bounds: tupl
     vital = info.data.get("type")
     if vital is None:
         return value
-    if vital != "blood_pressure":
+    if vital != PRESSURE:
         if value is not None:
             raise rule(f"only allowed for blood_pressure; use value for {vital}")
         return value

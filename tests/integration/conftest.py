@@ -12,9 +12,14 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.auth import key_digest
 from service.settings import Settings
+from tests.integration.run_report import write_report
 
 API_KEY = "test-key-for-integration"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    write_report(terminalreporter, config)
 
 
 @pytest.fixture

@@ -6,11 +6,16 @@ generated requests write is confined to this run; it is deleted and expunged aft
 `schemathesis run --checks all` then sends at least 50 generated requests per operation (plus its
 coverage and stateful phases) and must report no failure. tests/integration/schemathesis.toml holds
 the one narrowed check and why.
+
+It runs twice: with the fixed seed (reproducible) and with one random seed per session (new cases
+every run). Each seed is in the test id, the line printed after the run, the session's terminal
+summary and the failure message; `SCHEMATHESIS_RANDOM_SEED=<seed>` replays a random run.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -23,13 +28,17 @@ import httpx
 import pytest
 
 from service.auth import key_digest
+from tests.integration.run_report import report_line
 from tests.integration.served import served
 
 API_KEY = "schemathesis-contract-key"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "50"))
-# A fixed seed by default, so that a CI run is reproducible; set SCHEMATHESIS_SEED to explore others.
+# A fixed seed, so that a CI run is reproducible (SCHEMATHESIS_SEED sets another), and a random one that
+# explores new cases each run (SCHEMATHESIS_RANDOM_SEED replays one).
 SEED = os.environ.get("SCHEMATHESIS_SEED", "20261128")
+RANDOM_SEED = os.environ.get("SCHEMATHESIS_RANDOM_SEED") or str(random.SystemRandom().randrange(2**32))
+SEEDS = {"fixed": SEED, "random": RANDOM_SEED}
 FHIR_JSON = "application/fhir+json"
 # Every resource the service writes names its patient as `subject`.
 PATIENT_OWNED = ("Flag", "Observation", "AdverseEvent", "MedicationAdministration", "Procedure", "Encounter")
@@ -123,7 +132,15 @@ def _schemathesis() -> list[str]:
     return [found]
 
 
-def test_api_keeps_its_openapi_contract(api_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("which", "seed"), list(SEEDS.items()), ids=[f"{n}-seed-{s}" for n, s in SEEDS.items()])
+def test_api_keeps_its_openapi_contract(
+    api_url: str,
+    which: str,
+    seed: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     command = [
         *_schemathesis(),
         "--config-file",
@@ -136,12 +153,13 @@ def test_api_keeps_its_openapi_contract(api_url: str, tmp_path: Path, capsys: py
         "--max-examples",
         str(MAX_EXAMPLES),
         "--seed",
-        SEED,
+        seed,
         "--wait-for-schema",
         "30",
         "-H",
         f"Authorization: Bearer {API_KEY}",
     ]
+    replay = f"replay: SCHEMATHESIS_{'RANDOM_' if which == 'random' else ''}SEED={seed}"
     started = time.monotonic()
     # Run in tmp_path: Schemathesis keeps a crash cache (.schemathesis/) in its working directory.
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
@@ -149,10 +167,13 @@ def test_api_keeps_its_openapi_contract(api_url: str, tmp_path: Path, capsys: py
     output = result.stdout + result.stderr
     summary = re.search(r"^\s*(\d+) generated, .*$", output, re.MULTILINE)
     operations = re.search(r"Operations:\s+(\d+) selected", output)
-    with capsys.disabled():  # the case count belongs in CI's output
-        print(
-            f"\nschemathesis: {operations.group(1) if operations else '?'} operations, "
-            f"{summary.group(0).strip() if summary else 'no summary'}, {elapsed:.0f} s, seed {SEED}"
-        )
-    assert result.returncode == 0, output[-20000:]
-    assert summary and int(summary.group(1)) >= MAX_EXAMPLES, output[-5000:]
+    line = (
+        f"schemathesis {which} seed {seed}: {operations.group(1) if operations else '?'} operations, "
+        f"{summary.group(0).strip() if summary else 'no summary'}, {elapsed:.0f} s, "
+        f"exit {result.returncode} ({replay})"
+    )
+    report_line(request.config, line)
+    with capsys.disabled():  # the case count and seed belong in CI's output
+        print(f"\n{line}")
+    assert result.returncode == 0, f"{line}\n{output[-20000:]}"
+    assert summary and int(summary.group(1)) >= MAX_EXAMPLES, f"{line}\n{output[-5000:]}"
