@@ -338,6 +338,7 @@ STATUS_WORDS: dict[str, str] = {  # R4 status code (event-status, encounter-stat
     "cancelled": "cancelled",
 }
 NARRATIVE_ENTERED_IN_ERROR = "Entered in error: "  # leads the narrative of an entered-in-error resource
+NARRATIVE_RETRACTED = "Entered in error."  # a retracted copy without a narrative of ours
 NARRATIVE_UNITS: dict[str, str] = {"Cel": "\u00b0C", "[degF]": "\u00b0F"}  # else UNIT_TEXT
 NARRATIVE_DURING = "during infusion"
 NARRATIVE_PATIENT = "Patient"

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from schemas import parse_record
 from schemas.records import RecordInvalid
-from service.mappers import MappingConfig, mapper_for, patient_json, transaction_bundle
+from service.mappers import MappingConfig, mapper_for, patient_json, retract, transaction_bundle
+from service.mappers.fhir import as_resource
 from service.mappers.narrative import XHTML_NS, at, escape, span
 from tests.unit.examples import BASE
 from tests.unit.strategies import RECORDS, any_record, short_texts, texts
@@ -139,3 +140,16 @@ def test_a_narrative_changes_only_with_the_rest_of_its_resource(data: st.DataObj
 def transaction_bundle_resources(record: Any, config: MappingConfig) -> list[dict[str, Any]]:
     bundle = transaction_bundle([record], config)
     return [entry["resource"] | {"id": entry["fullUrl"]} for entry in bundle["entry"]]
+
+
+def test_a_retracted_copy_says_it_was_entered_in_error_once() -> None:
+    record = parse_record(BASE["infusion_session"])
+    resources = mapper_for(record.kind).to_fhir_json(record, CONFIG)
+    once = retract(resources)
+    assert [_paragraph(r) for r in retract(once)] == [_paragraph(r) for r in once]
+    for before, after in zip([r for r in resources if r["resourceType"] != "AdverseEvent"], once, strict=True):
+        assert _paragraph(after) == "Entered in error: " + _paragraph(before)
+    bare = {k: v for k, v in resources[0].items() if k != "text"}
+    assert _paragraph(retract([bare])[0]) == "Entered in error."
+    models = retract([as_resource(resources[0])])
+    assert models[0].text is not None and models[0].text.div == once[0]["text"]["div"]
