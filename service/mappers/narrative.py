@@ -10,6 +10,7 @@ hold PHI (a Patient's name and MRN, clinicians' free text): they belong in the r
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any
 
 from service.mappers import codes
@@ -53,8 +54,9 @@ def day(value: dt.date) -> str:
     return f"{value.day} {codes.MONTHS[value.month - 1]} {value.year}"
 
 
-def _offset(value: dt.datetime) -> str:
-    delta = value.utcoffset()
+@lru_cache(maxsize=128)
+def _offset(delta: dt.timedelta | None) -> str:
+    """` UTC`, ` UTC-04:00`: an offset as the narrative says it (a handful per corpus, so cached)."""
     if delta is None:
         return ""
     minutes = int(delta.total_seconds()) // 60
@@ -66,7 +68,8 @@ def _offset(value: dt.datetime) -> str:
 
 def at(value: dt.datetime) -> str:
     """`2 Mar 2026 09:30 UTC+01:00`: the time in the offset it was recorded in (`UTC` when zero)."""
-    return f"{day(value)} {value.hour:02d}:{value.minute:02d}{_offset(value)}"
+    month = codes.MONTHS[value.month - 1]
+    return f"{value.day} {month} {value.year} {value.hour:02d}:{value.minute:02d}{_offset(value.utcoffset())}"
 
 
 def span(start: dt.datetime, end: dt.datetime | None) -> str:
@@ -74,7 +77,8 @@ def span(start: dt.datetime, end: dt.datetime | None) -> str:
     if end is None:
         return at(start)
     if start.date() == end.date() and start.utcoffset() == end.utcoffset():
-        return f"{day(start)} {start.hour:02d}:{start.minute:02d}-{end.hour:02d}:{end.minute:02d}{_offset(start)}"
+        offset = _offset(start.utcoffset())
+        return f"{day(start)} {start.hour:02d}:{start.minute:02d}-{end.hour:02d}:{end.minute:02d}{offset}"
     return f"{at(start)} to {at(end)}"
 
 
