@@ -20,22 +20,21 @@ XHTML_NS = codes.XHTML
 DIV_OPEN = f'<div xmlns="{XHTML_NS}"><p>'
 DIV_CLOSE = "</p></div>"
 GENERATED = "generated"
-# XML 1.0 has no U+FFFE or U+FFFF (record text may hold them): they become U+FFFD. A carriage
-# return is written as a character reference so that it survives XML's line-end normalisation.
+# Escaped exactly as HAPI writes a div back (& < > and the double quote; the apostrophe and CR
+# literal, as XML allows in character data), so that the server's copy equals ours byte for byte.
+# XML 1.0 has no U+FFFE or U+FFFF (record text may hold them): they become U+FFFD.
 _ESCAPES = (
     ("&", "&amp;"),
     ("<", "&lt;"),
     (">", "&gt;"),
     ('"', "&quot;"),
-    ("'", "&#39;"),
-    ("\r", "&#13;"),
     ("\ufffe", "\ufffd"),
     ("\uffff", "\ufffd"),
 )
 
 
 def escape(text: str) -> str:
-    """`text` as XHTML character data: markup characters and both quotes escaped."""
+    """`text` as XHTML character data (a `<p>`'s text, never an attribute): markup and `"` escaped."""
     for char, replacement in _ESCAPES:
         if char in text:
             text = text.replace(char, replacement)
