@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from service.mappers import codes
+from service.mappers import codes, narrative
 from service.mappers.config import MappingConfig
 from service.mappers.ids import SLOTS, base32_prefix, identifier_system, patient_urn, visit_urn
 from service.mappers.session import dosage_text
@@ -152,14 +152,17 @@ class Floor:
         meta, code = self.vital[r.type]
         out: Json = {"resourceType": "Observation", "id": rid, "meta": meta}
         if ctx is None:
+            out["text"] = narrative.vital_sign(r, False, False)
             out["identifier"] = [ident]
             out["status"] = "final"
         else:
             link, encounter, status, start, end, part_of = ctx[:6]
+            at = r.measured_at
+            during = start is not None and start <= at and (end is None or at <= end)
+            out["text"] = narrative.vital_sign(r, during, status == "entered-in-error")
             out["extension"] = link
             out["identifier"] = [ident]
-            at = r.measured_at
-            if start is not None and start <= at and (end is None or at <= end):
+            if during:
                 out["partOf"] = part_of
             out["status"] = status
         out["category"] = self.vitals_category
@@ -180,9 +183,16 @@ class Floor:
     def monitoring_score(self, r: Any, ctx: Ctx | None = None) -> list[Json]:
         link, encounter, status, start, end, part_of = (ctx or self.own_ctx(r.session_key))[:6]
         rid, ident = self.ident("monitoring_score", r.key, "observation")
-        out: Json = {"resourceType": "Observation", "id": rid, "extension": link, "identifier": [ident]}
         at = r.measured_at
-        if start is not None and start <= at and (end is None or at <= end):
+        during = start is not None and start <= at and (end is None or at <= end)
+        out: Json = {
+            "resourceType": "Observation",
+            "id": rid,
+            "text": narrative.monitoring_score(r, during, status == "entered-in-error"),
+            "extension": link,
+            "identifier": [ident],
+        }
+        if during:
             out["partOf"] = part_of
         out.update(
             status=status,
@@ -199,7 +209,9 @@ class Floor:
         if ctx is None and r.session_key is not None:
             ctx = self.own_ctx(r.session_key)
         rid, ident = self.ident("adverse_event", r.key, "adverse-event")
-        out: Json = {"resourceType": "AdverseEvent", "id": rid}
+        fatal = r.outcome == "fatal"
+        serious = codes.AE_SERIOUS_FATAL if fatal else codes.AE_SERIOUS[r.serious]
+        out: Json = {"resourceType": "AdverseEvent", "id": rid, "text": narrative.adverse_event(r, serious)}
         ext = [] if ctx is None else [*ctx[0]]
         if r.action_taken is not None:
             ext.append({"url": self.ext_action, "valueCodeableConcept": self.ae["action"][r.action_taken]})
@@ -221,7 +233,7 @@ class Floor:
         out.update(
             date=_dt(r.onset_at),
             recordedDate=_dt(r.recorded_at),
-            seriousness=self.ae["fatal"] if r.outcome == "fatal" else self.ae["serious"][r.serious],
+            seriousness=self.ae["fatal"] if fatal else self.ae["serious"][r.serious],
             severity=self.ae["severity"][r.severity],
             outcome=self.ae["outcome"][r.outcome],
         )
@@ -245,10 +257,11 @@ class Floor:
                 part_of = None
         subject = {"reference": patient_urn(r.patient.mrn, self.config)}
         when = _dt(at)
+        told = (narrative.at(at), bool(part_of), status == "entered-in-error")
 
-        def obs(part: str, code: Json, **rest: Any) -> Json:
+        def obs(part: str, code: Json, text: Json, **rest: Any) -> Json:
             rid, ident = self.ident("phq9_assessment", r.key, part)
-            out: Json = {"resourceType": "Observation", "id": rid}
+            out: Json = {"resourceType": "Observation", "id": rid, "text": text}
             if link:
                 out["extension"] = link
             out["identifier"] = [ident]
@@ -262,7 +275,12 @@ class Floor:
 
         items = r.items
         members = [
-            obs(f"item-{n}", self.phq_items[n - 1], valueCodeableConcept=self.phq_answers[s])
+            obs(
+                f"item-{n}",
+                self.phq_items[n - 1],
+                narrative.phq9_item(n, s, *told),
+                valueCodeableConcept=self.phq_answers[s],
+            )
             for n, s in enumerate(items[:8], start=1)
         ]
         positive = items[8] > 0
@@ -271,15 +289,28 @@ class Floor:
                 obs(
                     "item-9",
                     self.phq_items[8],
+                    narrative.phq9_item(9, items[8], *told),
                     valueCodeableConcept=self.phq_answers[items[8]],
                     interpretation=self.phq_item9,
                 )
             )
         else:
-            members.append(obs("item-9", self.phq_items[8], valueCodeableConcept=self.phq_answers[0]))
+            members.append(
+                obs(
+                    "item-9",
+                    self.phq_items[8],
+                    narrative.phq9_item(9, 0, *told),
+                    valueCodeableConcept=self.phq_answers[0],
+                )
+            )
         if r.difficulty is not None:
             members.append(
-                obs("difficulty", self.phq_difficulty, valueCodeableConcept=self.phq_difficulty_answers[r.difficulty])
+                obs(
+                    "difficulty",
+                    self.phq_difficulty,
+                    narrative.phq9_difficulty(r.difficulty, *told),
+                    valueCodeableConcept=self.phq_difficulty_answers[r.difficulty],
+                )
             )
         severity = next(c for upper, c in self.phq_severity if r.total <= upper)
         if positive:
@@ -287,6 +318,7 @@ class Floor:
                 obs(
                     "total",
                     self.phq_total,
+                    narrative.phq9_total(r.total, True, *told),
                     valueQuantity=self.qty(r.total, "{score}"),
                     interpretation=[severity, *self.phq_item9],
                     note=self.phq_item9_note,
@@ -294,20 +326,31 @@ class Floor:
             )
         else:
             members.append(
-                obs("total", self.phq_total, valueQuantity=self.qty(r.total, "{score}"), interpretation=[severity])
+                obs(
+                    "total",
+                    self.phq_total,
+                    narrative.phq9_total(r.total, False, *told),
+                    valueQuantity=self.qty(r.total, "{score}"),
+                    interpretation=[severity],
+                )
             )
-        panel = obs("panel", self.phq_panel, hasMember=[{"reference": f"Observation/{m['id']}"} for m in members])
+        panel_text = narrative.phq9_panel(r.difficulty is not None, *told)
+        panel = obs(
+            "panel", self.phq_panel, panel_text, hasMember=[{"reference": f"Observation/{m['id']}"} for m in members]
+        )
         if not positive:
             return [*members, panel]
         fid, fident = self.ident("phq9_assessment", r.key, "flag")
+        flag_status = "active" if ctx is None else ctx[7]
         flag: Json = {
             "resourceType": "Flag",
             "id": fid,
+            "text": narrative.flag(told[0], flag_status == "entered-in-error"),
             "extension": [
                 {"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": f"Observation/{panel['id']}"}}
             ],
             "identifier": [fident],
-            "status": "active" if ctx is None else ctx[7],
+            "status": flag_status,
             "category": self.flag_category,
             "code": self.flag_code,
             "subject": subject,
@@ -339,6 +382,7 @@ class Floor:
         proc: Json = {
             "resourceType": "Procedure",
             "id": proc_ref["reference"][len("Procedure/") :],
+            "text": narrative.procedure(r),
             "identifier": [proc_ref["identifier"]],
             "status": codes.PROCEDURE_STATUS[status],
         }
@@ -366,6 +410,7 @@ class Floor:
                 "resourceType": "Observation",
                 "id": wid,
                 "meta": self.vital["body_weight"][0],
+                "text": narrative.dosing_weight(dose.weight_kg, r.started_at, retracted),
                 "identifier": [wident],
             }
             if administered:
@@ -385,6 +430,7 @@ class Floor:
             enc: Json = {
                 "resourceType": "Encounter",
                 "id": eid,
+                "text": narrative.encounter(r),
                 "identifier": [eident],
                 "status": codes.ENCOUNTER_STATUS[status],
                 "class": self.enc_class,
@@ -421,11 +467,13 @@ class Floor:
             "id": mref["reference"][len("MedicationAdministration/") :],
         }
         dose = r.dose
+        dose_text = None if dose is None else dosage_text(r, dose)
+        ma["text"] = narrative.administration(r, dose_text)
         if not_done and dose is not None:
             intended: Json = {}
             if dose.mg_per_kg is not None:
                 intended["extension"] = [{"url": self.ext_per_kg, "valueQuantity": self.qty(dose.mg_per_kg, "mg/kg")}]
-            intended["text"] = codes.INTENDED_DOSAGE_PREFIX + dosage_text(r, dose)
+            intended["text"] = codes.INTENDED_DOSAGE_PREFIX + dose_text
             intended["route"] = self.route
             dose_and_rate: Json = {"doseQuantity": self.qty(dose.total_mg, "mg")}
             if dose.rate is not None:
@@ -448,7 +496,7 @@ class Floor:
             dosage: Json = {}
             if dose.mg_per_kg is not None:
                 dosage["extension"] = [{"url": self.ext_per_kg, "valueQuantity": self.qty(dose.mg_per_kg, "mg/kg")}]
-            dosage.update(text=dosage_text(r, dose), route=self.route, dose=self.qty(dose.total_mg, "mg"))
+            dosage.update(text=dose_text, route=self.route, dose=self.qty(dose.total_mg, "mg"))
             if dose.rate is not None:
                 dosage["rateQuantity"] = self.qty(dose.rate.value, dose.rate.unit)
             ma["dosage"] = dosage

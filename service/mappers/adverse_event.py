@@ -11,7 +11,7 @@ from typing import Any
 
 from schemas import kinds
 from schemas.adverse_event import AdverseEvent as AdverseEventRecord
-from service.mappers import codes
+from service.mappers import codes, narrative
 from service.mappers.build import (
     Json,
     Parts,
@@ -77,7 +77,11 @@ def to_fhir_json(
 ) -> list[Json]:
     """One AdverseEvent (actuality actual) in the session's visit; suspectEntity when the session is known."""
     ctx = context_for(record.session_key, session, config)
-    out: Json = {"resourceType": "AdverseEvent", "id": resource_id(KIND, record.key, PART, config)}
+    out: Json = {
+        "resourceType": "AdverseEvent",
+        "id": resource_id(KIND, record.key, PART, config),
+        "text": narrative.adverse_event(record, _seriousness(record)),
+    }
     extensions = _extensions(record, ctx, config)
     if extensions:
         out["extension"] = extensions

@@ -127,12 +127,20 @@ def identifier(kind: str, key: str, part: str, config: MappingConfig) -> Json:
 
 
 def resource_head(
-    kind: str, key: str, part: str, config: MappingConfig, meta: Json | None = None, extension: list[Json] | None = None
+    kind: str,
+    key: str,
+    part: str,
+    config: MappingConfig,
+    meta: Json | None = None,
+    extension: list[Json] | None = None,
+    text: Json | None = None,
 ) -> Json:
-    """resourceType, id, meta and extension (when given) and the identifier list of one part, in JSON order."""
+    """resourceType, id, meta, text and extension (when given) and the identifier list of one part, in JSON order."""
     out: Json = {"resourceType": resource_type(kind, part), "id": resource_id(kind, key, part, config)}
     if meta is not None:
         out["meta"] = meta
+    if text is not None:
+        out["text"] = text
     if extension:
         out["extension"] = extension
     out["identifier"] = [identifier(kind, key, part, config)]

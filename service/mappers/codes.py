@@ -44,6 +44,7 @@ AE_CAUSALITY = "http://terminology.hl7.org/CodeSystem/adverse-event-causality-as
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V3_OBSERVATION_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
+XHTML = "http://www.w3.org/1999/xhtml"  # the namespace of Resource.text.div (FHIR R4 Narrative)
 VITAL_PROFILE_BASE = "http://hl7.org/fhir/StructureDefinition/"
 
 # --- Section 5: patient identity ---
@@ -320,6 +321,37 @@ EXT_INTENDED_DOSAGE = "extension/intended-dosage"  # valueDosage on a not-done M
 EXT_SESSION = "extension/session"  # valueReference: the session a record sent on its own belongs to
 EXT_EMBEDDED_IN_SESSION = "extension/embedded-in-session"  # valueReference: came embedded in that session
 INTENDED_DOSAGE_PREFIX = "Intended, not administered: "
+
+
+# --- Narrative words (Resource.text, built by service/mappers/narrative.py; docs/clinical-mapping.md) ---
+# Plain English for clinicians, not codes. Dates are written as "2 Mar 2026 09:30 UTC+01:00" by hand:
+# these month names are the only ones used, whatever the machine's locale.
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+STATUS_WORDS: dict[str, str] = {  # R4 status code (event-status, encounter-status) -> narrative word
+    "preparation": "planned",
+    "planned": "planned",
+    "in-progress": "in progress",
+    "completed": "completed",
+    "finished": "finished",
+    "stopped": "stopped early",
+    "not-done": "not done",
+    "cancelled": "cancelled",
+}
+NARRATIVE_ENTERED_IN_ERROR = "Entered in error: "  # leads the narrative of an entered-in-error resource
+NARRATIVE_RETRACTED = "Entered in error."  # a retracted copy without a narrative of ours
+NARRATIVE_UNITS: dict[str, str] = {"Cel": "\u00b0C", "[degF]": "\u00b0F"}  # else UNIT_TEXT
+NARRATIVE_DURING = "during infusion"
+NARRATIVE_PATIENT = "Patient"
+NARRATIVE_KETAMINE = "Ketamine"
+NARRATIVE_NOT_GIVEN = "not administered"
+NARRATIVE_FOR = "for"
+NARRATIVE_PHQ9_ITEM = "PHQ-9 item"
+NARRATIVE_PHQ9_DIFFICULTY = "PHQ-9 difficulty"
+NARRATIVE_PHQ9_TOTAL = "PHQ-9 total"
+NARRATIVE_PHQ9_PANEL = "PHQ-9 panel (9 items, total score)"
+NARRATIVE_PHQ9_PANEL_DIFFICULTY = "PHQ-9 panel (9 items, difficulty, total score)"
+NARRATIVE_SINCE = "Since"
+NARRATIVE_ADVERSE_EVENT = "Adverse event"
 
 
 def local_system(base: str, path: str) -> str:

@@ -25,6 +25,7 @@ from fhir.resources.R4B.medicationadministration import (
     MedicationAdministrationPerformer,
 )
 from fhir.resources.R4B.meta import Meta
+from fhir.resources.R4B.narrative import Narrative
 from fhir.resources.R4B.observation import Observation, ObservationComponent
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.period import Period
@@ -82,6 +83,7 @@ __all__ = [
     "MedicationAdministrationDosage",
     "MedicationAdministrationPerformer",
     "Meta",
+    "Narrative",
     "Observation",
     "ObservationComponent",
     "Patient",

@@ -6,7 +6,7 @@ from typing import Any
 
 from schemas import kinds
 from schemas.monitoring_score import MonitoringScore
-from service.mappers import codes
+from service.mappers import codes, narrative
 from service.mappers.build import (
     Json,
     Parts,
@@ -32,8 +32,9 @@ def to_fhir_json(record: MonitoringScore, config: MappingConfig, session: Sessio
     """One survey Observation in the session's visit, `partOf` its Procedure when scored during the infusion."""
     scale = codes.MONITORING_SCALES[record.instrument]
     ctx = context_for(record.session_key, session, config)
-    out = resource_head(KIND, record.key, PART, config, extension=session_link(ctx, config))
     part_of, status = observation_links(record.measured_at, ctx, config)
+    text = narrative.monitoring_score(record, bool(part_of), status == codes.ENTERED_IN_ERROR)
+    out = resource_head(KIND, record.key, PART, config, extension=session_link(ctx, config), text=text)
     if part_of:
         out["partOf"] = part_of
     out.update(

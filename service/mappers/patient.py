@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from schemas.common import PatientInfo
-from service.mappers import codes
+from service.mappers import codes, narrative
 from service.mappers.build import Json, concept, configured_system, when
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource, Patient, as_resource
@@ -25,7 +25,11 @@ __all__ = [
 def patient_json(patient: PatientInfo, config: MappingConfig) -> Json:
     """A Patient with the MRN identifier (type v2-0203 MR) and whatever demographics are given; no id."""
     mrn = {"type": concept((codes.MRN_TYPE,), config), "system": configured_system(config.mrn_system)}
-    out: Json = {"resourceType": "Patient", "identifier": [{**mrn, "value": patient.mrn}]}
+    out: Json = {
+        "resourceType": "Patient",
+        "text": narrative.patient(patient),
+        "identifier": [{**mrn, "value": patient.mrn}],
+    }
     if patient.family is not None or patient.given is not None:
         name: Json = {}
         if patient.family is not None:

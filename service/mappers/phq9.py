@@ -9,11 +9,12 @@ references the session's visit (`encounter`); only a PHQ-9 taken during the infu
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from schemas import kinds
 from schemas.phq9 import Phq9Assessment
-from service.mappers import codes
+from service.mappers import codes, narrative
 from service.mappers.build import (
     Json,
     Parts,
@@ -42,16 +43,20 @@ ITEM_PARTS = tuple(f"item-{n}" for n in range(1, 10))
 def _observation_maker(
     record: Phq9Assessment, ctx: SessionContext | None, config: MappingConfig
 ) -> Callable[..., Json]:
-    """A maker of this assessment's Observations: (part, code, **elements after effectiveDateTime)."""
+    """A maker of this assessment's Observations: (part, code, narrative, **elements after effectiveDateTime).
+
+    `narrative` is a narrative.phq9_* function still to be given (when, during, entered in error).
+    """
     part_of, status = observation_links(record.completed_at, ctx, config)
+    told = (narrative.at(record.completed_at), bool(part_of), status == codes.ENTERED_IN_ERROR)
     extension = session_link(ctx, config)
     category = [concept((codes.CATEGORY_SURVEY,), config)]
     patient = subject(record.patient.mrn, config)
     encounter = encounter_reference(ctx)
     effective = when(record.completed_at)
 
-    def observation(part: str, code: Json, **elements: Any) -> Json:
-        out = resource_head(KIND, record.key, part, config, extension=extension)
+    def observation(part: str, code: Json, text: Callable[..., Json], **elements: Any) -> Json:
+        out = resource_head(KIND, record.key, part, config, extension=extension, text=text(*told))
         if part_of:
             out["partOf"] = part_of
         out.update(status=status, category=category, code=code, subject=patient)
@@ -80,19 +85,24 @@ def _total(record: Phq9Assessment, config: MappingConfig, observation: Callable[
     return observation(
         "total",
         concept((codes.PHQ9_TOTAL,), config, codes.PHQ9_TOTAL_TEXT),
+        partial(narrative.phq9_total, record.total, record.items[8] > 0),
         valueQuantity=quantity(record.total, codes.UNIT_SCORE),
         interpretation=interpretation,
         **extra,
     )
 
 
-def _item(part: str, item: codes.Code, score: int, config: MappingConfig, observation: Callable[..., Json]) -> Json:
+def _item(number: int, item: codes.Code, score: int, config: MappingConfig, observation: Callable[..., Json]) -> Json:
     answer = codes.PHQ9_ANSWERS[score]
     extra: Json = {}
-    if part == ITEM_PARTS[8] and score > 0:
+    if number == 9 and score > 0:
         extra["interpretation"] = [_item9_positive(config)]
     return observation(
-        part, concept((item,), config), valueCodeableConcept=concept((answer,), config, answer.display), **extra
+        ITEM_PARTS[number - 1],
+        concept((item,), config),
+        partial(narrative.phq9_item, number, score),
+        valueCodeableConcept=concept((answer,), config, answer.display),
+        **extra,
     )
 
 
@@ -103,15 +113,17 @@ def _flag(record: Phq9Assessment, ctx: SessionContext | None, config: MappingCon
     Flag, and marks it entered-in-error only when the PHQ-9 itself is retracted.
     """
     panel = resource_ref(KIND, record.key, "panel", config)
+    status = codes.ENTERED_IN_ERROR if ctx is not None and ctx.retracts_children else codes.FLAG_ACTIVE
     out = resource_head(
         KIND,
         record.key,
         "flag",
         config,
         extension=[{"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": panel}}],
+        text=narrative.flag(narrative.at(record.completed_at), status == codes.ENTERED_IN_ERROR),
     )
     out.update(
-        status=codes.ENTERED_IN_ERROR if ctx is not None and ctx.retracts_children else codes.FLAG_ACTIVE,
+        status=status,
         category=[concept((codes.FLAG_CATEGORY_SAFETY,), config)],
         code=concept(codes.FLAG_CODE, config, codes.FLAG_TEXT),
         subject=subject(record.patient.mrn, config),
@@ -127,8 +139,8 @@ def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: Session
     ctx = context_for(record.session_key, session, config)
     observation = _observation_maker(record, ctx, config)
     members = [
-        _item(part, item, score, config, observation)
-        for part, item, score in zip(ITEM_PARTS, codes.PHQ9_ITEMS, record.items, strict=True)
+        _item(number, item, score, config, observation)
+        for number, item, score in zip(range(1, 10), codes.PHQ9_ITEMS, record.items, strict=True)
     ]
     if record.difficulty is not None:
         answer = codes.PHQ9_DIFFICULTY_ANSWERS[record.difficulty]
@@ -136,6 +148,7 @@ def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: Session
             observation(
                 "difficulty",
                 concept((codes.PHQ9_DIFFICULTY,), config),
+                partial(narrative.phq9_difficulty, record.difficulty),
                 valueCodeableConcept=concept((answer,), config, answer.display),
             )
         )
@@ -143,6 +156,7 @@ def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: Session
     panel = observation(
         "panel",
         concept((codes.PHQ9_PANEL,), config, codes.PHQ9_PANEL_TEXT),
+        partial(narrative.phq9_panel, record.difficulty is not None),
         hasMember=[{"reference": f"Observation/{member['id']}"} for member in members],
     )
     out = [*members, panel]

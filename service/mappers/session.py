@@ -15,7 +15,7 @@ from typing import Any
 
 from schemas import kinds
 from schemas.session import Dose, InfusionSession
-from service.mappers import adverse_event, codes, monitoring_score, phq9, vital_sign
+from service.mappers import adverse_event, codes, monitoring_score, narrative, phq9, vital_sign
 from service.mappers.build import (
     VISIT,
     Json,
@@ -161,18 +161,24 @@ def _encounter_body(record: InfusionSession, config: MappingConfig, patient: Jso
 
 def _encounter(record: InfusionSession, config: MappingConfig, patient: Json) -> Json:
     """The service's own Encounter for a session without the EHR's visit id (deterministic id, PUT)."""
-    return {**resource_head(KIND, record.key, "encounter", config), **_encounter_body(record, config, patient)}
+    head = resource_head(KIND, record.key, "encounter", config, text=narrative.encounter(record))
+    return {**head, **_encounter_body(record, config, patient)}
 
 
 def visit_encounter(record: InfusionSession, config: MappingConfig) -> Json:
     """The EHR's visit as an Encounter to create if the server has none with `visit_id` (never written over)."""
     ident = {"system": configured_system(config.visit_system), "value": record.visit_id}
     patient = subject(record.patient.mrn, config)
-    return {"resourceType": "Encounter", "identifier": [ident], **_encounter_body(record, config, patient)}
+    return {
+        "resourceType": "Encounter",
+        "text": narrative.encounter(record),
+        "identifier": [ident],
+        **_encounter_body(record, config, patient),
+    }
 
 
 def _procedure(record: InfusionSession, config: MappingConfig, patient: Json, clinician: Json | None) -> Json:
-    out = resource_head(KIND, record.key, "procedure", config)
+    out = resource_head(KIND, record.key, "procedure", config, text=narrative.procedure(record))
     out["status"] = codes.PROCEDURE_STATUS[record.status]
     if record.stop_reason is not None:
         out["statusReason"] = {"text": record.stop_reason}
@@ -195,7 +201,8 @@ def _procedure(record: InfusionSession, config: MappingConfig, patient: Json, cl
 def _administration(record: InfusionSession, config: MappingConfig, patient: Json, clinician: Json | None) -> Json:
     not_done = record.status == "not_done"
     extension = [_intended_dosage(record, record.dose, config)] if not_done and record.dose is not None else None
-    out = resource_head(KIND, record.key, "medication-administration", config, extension=extension)
+    text = narrative.administration(record, None if record.dose is None else dosage_text(record, record.dose))
+    out = resource_head(KIND, record.key, "medication-administration", config, extension=extension, text=text)
     out["partOf"] = [session_reference(record.key, "procedure", config)]
     out["status"] = codes.MED_ADMIN_STATUS[record.status]
     if record.stop_reason is not None:
@@ -217,11 +224,13 @@ def _administration(record: InfusionSession, config: MappingConfig, patient: Jso
 
 def _dosing_weight(record: InfusionSession, weight_kg: float, config: MappingConfig, patient: Json) -> Json:
     weight = codes.VITALS["body_weight"]
-    out = resource_head(KIND, record.key, "dosing-weight", config, meta=profile(weight.profile))
+    retracted = record.status == kinds.SESSION_ENTERED_IN_ERROR
+    text = narrative.dosing_weight(weight_kg, record.started_at, retracted)
+    out = resource_head(KIND, record.key, "dosing-weight", config, meta=profile(weight.profile), text=text)
     if record.status not in NOT_ADMINISTERED:
         out["partOf"] = [session_reference(record.key, "procedure", config)]
     out.update(
-        status=codes.ENTERED_IN_ERROR if record.status == kinds.SESSION_ENTERED_IN_ERROR else codes.OBSERVATION_FINAL,
+        status=codes.ENTERED_IN_ERROR if retracted else codes.OBSERVATION_FINAL,
         category=[concept((codes.CATEGORY_VITAL_SIGNS,), config)],
         code=concept(weight.codes, config, codes.DOSING_WEIGHT_TEXT),
         subject=patient,

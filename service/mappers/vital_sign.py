@@ -6,7 +6,7 @@ from typing import Any
 
 from schemas import kinds
 from schemas.vital_sign import VitalSign
-from service.mappers import codes
+from service.mappers import codes, narrative
 from service.mappers.build import (
     Json,
     Parts,
@@ -37,10 +37,11 @@ def to_fhir_json(record: VitalSign, config: MappingConfig, session: SessionConte
     """One Observation in the session's visit; `partOf` its Procedure when measured during the infusion."""
     vital = codes.VITALS[record.type]
     ctx = context_for(record.session_key, session, config)
-    out = resource_head(
-        KIND, record.key, PART, config, meta=profile(vital.profile), extension=session_link(ctx, config)
-    )
     part_of, status = observation_links(record.measured_at, ctx, config)
+    text = narrative.vital_sign(record, bool(part_of), status == codes.ENTERED_IN_ERROR)
+    out = resource_head(
+        KIND, record.key, PART, config, meta=profile(vital.profile), extension=session_link(ctx, config), text=text
+    )
     if part_of:
         out["partOf"] = part_of
     out["status"] = status

@@ -485,7 +485,8 @@ class SyncEngine:
         entries = [
             {
                 "fullUrl": self._full_url(r),
-                "resource": _without_meta(r),
+                # the server's meta goes, the narrative stays (`retract` says in it that it is withdrawn)
+                "resource": {k: v for k, v in r.items() if k != "meta"},
                 "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
             }
             for r in retract(resources)

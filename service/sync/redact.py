@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -10,17 +11,29 @@ from urllib.parse import quote
 from schemas.common import phi_strings
 from service.errors import InfusionFhirError
 from service.mappers.ids import search_escape
+from service.mappers.narrative import day, escape
 
 REDACTED = "[redacted]"
 
 
 def phi_values(records: Iterable[Any]) -> list[str]:
     """The PHI strings of records (the fields `schemas` marks as PHI) and the forms they take in a
-    server's diagnostics (search-escaped, URL-encoded), longest first."""
+    server's diagnostics (search-escaped, URL-encoded; as a narrative writes them: XHTML-escaped, a
+    birth date as `6 Jun 1966`), longest first."""
     values: set[str] = set()
     for text in phi_strings(list(records)):
         values.update({text, search_escape(text), quote(text, safe=""), quote(search_escape(text), safe="")})
+        values.add(escape(text))
+        values.update(_narrative_date(text))
     return sorted((v for v in values if len(v) >= 2), key=len, reverse=True)
+
+
+def _narrative_date(text: str) -> set[str]:
+    """A date as the Patient's narrative writes it (service.mappers.narrative.day), if `text` is one."""
+    try:
+        return {day(dt.date.fromisoformat(text))} if len(text) == 10 else set()
+    except ValueError:
+        return set()
 
 
 def redact_text(text: str, secrets: list[str]) -> str:

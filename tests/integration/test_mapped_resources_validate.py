@@ -1,4 +1,5 @@
-"""Every resource the mappers emit for a covering corpus passes the real server's `$validate` with no errors.
+"""Every resource the mappers emit for a covering corpus passes the real server's `$validate` with no errors
+and carries a narrative (no dom-6 "should have narrative" issue); so do retracted copies.
 
 Also: a transaction Bundle is accepted, re-sending it is idempotent, and the resources read back
 map to the same records (the reverse mappers work on what the server returns).
@@ -18,7 +19,14 @@ import orjson
 import pytest
 
 from schemas import parse_record
-from service.mappers import MappingConfig, mapper_for, patient_from_fhir, patient_resource, transaction_bundle
+from service.mappers import (
+    MappingConfig,
+    mapper_for,
+    patient_from_fhir,
+    patient_resource,
+    retract,
+    transaction_bundle,
+)
 from service.mappers.fhir import RESOURCE_CLASSES, to_json
 from service.mappers.session import visit_encounter
 from tests.corpus import coverage_gaps, generate
@@ -27,6 +35,7 @@ FHIR_JSON = "application/fhir+json"
 HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
 CONFIG = MappingConfig()
 WORKERS = 4
+DOM_6 = "dom-6"  # "A resource should have narrative for robust management" (R4 DomainResource)
 EXTENSIONS = Path(__file__).resolve().parents[2] / "docs" / "fhir"
 
 
@@ -103,6 +112,9 @@ def test_every_mapped_resource_passes_validate_without_errors(
 ) -> None:
     count, resources = _corpus_resources()
     assert count >= 500
+    # One retracted copy of each retractable type: the narrative says so, and is still there.
+    retracted = {r["resourceType"]: r for r in retract(resources)}
+    resources += [{**r, "id": f"{r['id']}-retracted"} for r in retracted.values()]
     for resource in resources:  # each resource also parses back with fhir.resources R4B
         RESOURCE_CLASSES[resource["resourceType"]].model_validate(resource)
 
@@ -123,10 +135,12 @@ def test_every_mapped_resource_passes_validate_without_errors(
         "Flag",
     } <= set(kinds)
 
-    errors, warnings = [], Counter()
+    errors, warnings, no_narrative = [], Counter(), []
     for resource, issues in results:
         for issue in issues:
             text = issue.get("diagnostics", "")
+            if DOM_6 in text or "should have narrative" in text:
+                no_narrative.append(f"{_where(resource)}: {issue.get('severity')}: {text}")
             if issue.get("severity") in ("error", "fatal"):
                 errors.append(f"{_where(resource)}: {issue.get('location')}: {text}")
             elif issue.get("severity") == "warning":
@@ -139,6 +153,7 @@ def test_every_mapped_resource_passes_validate_without_errors(
         for (resource_type, message), n in sorted(warnings.items()):
             print(f"  warning x{n} {resource_type}: {message}")
     assert errors == []
+    assert no_narrative == []
 
 
 def _read_back(http: httpx.Client, refs: list[str]) -> list[dict[str, Any]]:

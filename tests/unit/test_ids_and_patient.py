@@ -89,7 +89,8 @@ def test_patient_resource_carries_the_mrn_exactly_and_the_demographics() -> None
 
 def test_patient_with_only_an_mrn_has_only_the_identifier() -> None:
     resource = to_json(patient_resource(PatientInfo(mrn="7"), CONFIG))
-    assert set(resource) == {"resourceType", "identifier"}
+    assert set(resource) == {"resourceType", "text", "identifier"}  # the narrative says only the MRN
+    assert resource["text"]["div"] == '<div xmlns="http://www.w3.org/1999/xhtml"><p>Patient MRN 7</p></div>'
 
 
 def test_patient_from_fhir_needs_the_configured_mrn_system() -> None:

@@ -15,6 +15,7 @@ from service.errors import Conflict, FhirRejected
 from service.fhir_client import open_fhir_client
 from service.mappers import MappingConfig, search_escape
 from service.mappers.ids import patient_token, visit_token
+from service.mappers.narrative import escape
 from service.mappers.patient import patient_if_none_exist
 from service.settings import Settings
 from service.sync import SyncEngine
@@ -25,7 +26,7 @@ from tests.unit.fake_fhir import BASE, FakeFhir
 MRN = "Q7|x,9$\\ k/ü"
 PHI = {
     "mrn": MRN,
-    "family": "Vandersloot",
+    "family": "O'Vandersloot & Daughters",
     "given 1": "Philippa",
     "given 2": "Marisol",
     "birth date": "1966-06-06",
@@ -65,8 +66,10 @@ def records() -> list[Any]:
 
 
 def forms(text: str) -> list[str]:
-    """A value as a server may echo it: as sent, FHIR-search-escaped, URL-encoded, both."""
-    return [text, search_escape(text), quote(text, safe=""), quote(search_escape(text), safe="")]
+    """A value as a server may echo it: as sent, FHIR-search-escaped, URL-encoded, both; as a narrative
+    holds it (XHTML-escaped; a date as `6 Jun 1966`)."""
+    out = [text, search_escape(text), quote(text, safe=""), quote(search_escape(text), safe=""), escape(text)]
+    return out + (["6 Jun 1966"] if text == PHI["birth date"] else [])
 
 
 def leaking_outcome() -> dict[str, Any]:
