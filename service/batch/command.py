@@ -52,25 +52,29 @@ def _total_bytes(files: list[str]) -> int | None:
 
 
 def sync_command(
-    files: list[str] = typer.Argument(..., help="NDJSON files of records; `-` reads stdin."),
-    fhir_url: str = typer.Option(None, "--fhir-url", help="FHIR base URL (default: FHIR_BASE_URL or the local HAPI)."),
-    batch_size: int = typer.Option(50, "--batch-size", min=1, max=1000, help="Records per transaction Bundle."),
-    concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Bundles in flight at once."),
-    rejects: Path = typer.Option(
-        Path("rejects.ndjson"), "--rejects", help="Where rejected lines go (NDJSON, with reasons)."
+    files: list[str] = typer.Argument(..., metavar="FILE", help="NDJSON files of records; `-` reads stdin."),
+    fhir_url: str = typer.Option(
+        None, "--fhir-url", metavar="URL", help="FHIR base URL (default: FHIR_BASE_URL, else the local HAPI)."
     ),
-    report_path: Path = typer.Option(None, "--report", help="Write the JSON report here (it is always printed too)."),
+    batch_size: int = typer.Option(
+        50, "--batch-size", min=1, max=1000, metavar="N", help="Records per transaction Bundle."
+    ),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, metavar="N", help="Bundles in flight at once."),
+    rejects: Path = typer.Option(
+        Path("rejects.ndjson"), "--rejects", metavar="FILE", help="Rejected lines, with reasons (NDJSON)."
+    ),
+    report_path: Path = typer.Option(None, "--report", metavar="FILE", help="Write the JSON report here too."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate only; no FHIR server I/O."),
     always_write: bool = typer.Option(
         False,
         "--always-write",
-        help="Send every resource in a transaction even when the server already holds it unchanged "
-        "(default: read first and send only what changed).",
+        help="Send every resource, even those the server holds unchanged (default: only what changed).",
     ),
     shard_text: str = typer.Option(
         "0/1",
         "--shard",
-        help="I/N: take only the records whose patient MRN hashes to shard I of N (run N copies for one load).",
+        metavar="I/N",
+        help="Only the patients whose MRN hashes to shard I of N (N copies make one load).",
     ),
 ) -> None:
     """Stream NDJSON records to the FHIR server in transaction Bundles; every line synced or rejected.
@@ -165,9 +169,11 @@ def _summary(report: Report, fhir: FhirClient) -> dict[str, Any]:
 
 
 def validate_command(
-    file: str = typer.Argument(..., help="NDJSON file of records; `-` reads stdin."),
-    fhir_url: str = typer.Option(None, "--fhir-url", help="FHIR base URL (default: FHIR_BASE_URL or the local HAPI)."),
-    concurrency: int = typer.Option(4, "--concurrency", min=1, max=32, help="$validate calls in flight."),
+    file: str = typer.Argument(..., metavar="FILE", help="NDJSON file of records; `-` reads stdin."),
+    fhir_url: str = typer.Option(
+        None, "--fhir-url", metavar="URL", help="FHIR base URL (default: FHIR_BASE_URL, else the local HAPI)."
+    ),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, max=32, metavar="N", help="$validate calls in flight."),
 ) -> None:
     """Map records and send every resource to the FHIR server's `$validate`; report issues per record.
 
