@@ -8,15 +8,16 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 import typer
 from pydantic import ValidationError
 
-from service.batch.report import Progress, Report
+from service.batch.report import Progress, Report, Ticker
 from service.batch.runner import BatchSync, stop_reason
 from service.batch.source import Line, Shard, in_shard, read_lines
+from service.batch.terminal import Bar, report_destination, sync_summary, write_lines
 from service.errors import (
     Conflict,
     FhirAuthRefused,
@@ -63,7 +64,8 @@ def sync_command(
     rejects: Path = typer.Option(
         Path("rejects.ndjson"), "--rejects", metavar="FILE", help="Rejected lines, with reasons (NDJSON)."
     ),
-    report_path: Path = typer.Option(None, "--report", metavar="FILE", help="Write the JSON report here too."),
+    report_path: Path = typer.Option(None, "--report", metavar="FILE", help="Write the JSON report to FILE."),
+    json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout, even on a terminal."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate only; no FHIR server I/O."),
     always_write: bool = typer.Option(
         False,
@@ -78,6 +80,9 @@ def sync_command(
     ),
 ) -> None:
     """Stream NDJSON records to the FHIR server in transaction Bundles; every line synced or rejected.
+
+    On a terminal: a progress bar and a short summary (on stderr). The JSON report goes to stdout when
+    stdout is not a terminal (or with --json), and to --report FILE.
 
     Exit codes: 0 every line synced; 1 some lines rejected (see --rejects); 2 stopped early
     (FHIR server unreachable after retries, or interrupted): re-run the same command to finish.
@@ -99,16 +104,44 @@ def sync_command(
         if dry_run:
             summary = _dry_run(lines, settings, report)
         else:
+            progress = _ticker(report, _total_bytes(files))
             summary = asyncio.run(
-                _sync(lines, _total_bytes(files), settings, report, batch_size, concurrency, diff=not always_write)
+                _sync(lines, progress, settings, report, batch_size, concurrency, diff=not always_write)
             )
     summary["rejects_file"] = str(rejects)
     summary["shard"] = str(shard)
     text = orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode()
     if report_path:
         report_path.write_text(text + "\n")
-    typer.echo(text)
+    # A pipe or a file gets the JSON report, as batch jobs have always parsed it; a person gets a summary.
+    to_stdout = json_out or not sys.stdout.isatty()
+    if to_stdout:
+        typer.echo(text)
+    if person := _person(to_stdout):
+        write_lines(sync_summary(summary, report.reasons, report_destination(report_path, to_stdout)), person)
     raise typer.Exit(summary["exit_code"])
+
+
+def _ticker(report: Report, total_bytes: int | None) -> Ticker:
+    """A progress bar when stderr is a terminal; a log line every few seconds otherwise."""
+    if sys.stderr.isatty():
+        return Bar(
+            "sync",
+            total_bytes,
+            lambda: (report.bytes_done, report.synced + report.rejected, report.rejected),
+            sys.stderr,
+        )
+    return Progress(report, total_bytes)
+
+
+def _person(stdout_taken: bool) -> TextIO | None:
+    """Where a person reads the summary: stderr on a terminal, else stdout when it is a terminal the
+    JSON report left free; nowhere when neither is a terminal (a log keeps what it always had)."""
+    if sys.stderr.isatty():
+        return sys.stderr
+    if sys.stdout.isatty() and not stdout_taken:
+        return sys.stdout
+    return None
 
 
 def _dry_run(lines: Iterator[Line], settings: Settings, report: Report) -> dict[str, Any]:
@@ -132,7 +165,7 @@ def _dry_run(lines: Iterator[Line], settings: Settings, report: Report) -> dict[
 
 async def _sync(
     lines: Iterator[Line],
-    total_bytes: int | None,
+    progress: Ticker,
     settings: Settings,
     report: Report,
     batch_size: int,
@@ -156,7 +189,7 @@ async def _sync(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, job.interrupt, f"interrupted by {signal.Signals(sig).name}")
-        await job.run(lines, Progress(report, total_bytes))
+        await job.run(lines, progress)
         return _summary(report, fhir)
 
 
