@@ -17,21 +17,18 @@ from pydantic import ValidationError
 from service.batch.report import Progress, Report, Ticker
 from service.batch.runner import BatchSync, stop_reason
 from service.batch.source import Line, Shard, in_shard, read_lines
-from service.batch.terminal import Bar, report_destination, sync_summary, write_lines
+from service.batch.terminal import Bar, report_destination, sync_summary, validate_summary, write_lines
+from service.batch.validate import Validation, emit, validate_lines
 from service.errors import (
-    Conflict,
     FhirAuthRefused,
     FhirMisconfigured,
-    FhirRejected,
     FhirUnavailable,
     InfusionFhirError,
-    NotFound,
 )
 from service.exit_codes import ExitCode
 from service.fhir_client import FhirClient, open_fhir_client
 from service.logs import configure_logging
-from service.mappers import mapper_for, patient_resource
-from service.mappers.fhir import to_json
+from service.mappers import mapper_for
 from service.settings import Settings
 from service.sync import SyncEngine
 
@@ -207,75 +204,59 @@ def validate_command(
         None, "--fhir-url", metavar="URL", help="FHIR base URL (default: FHIR_BASE_URL, else the local HAPI)."
     ),
     concurrency: int = typer.Option(4, "--concurrency", min=1, max=32, metavar="N", help="$validate calls in flight."),
+    all_issues: bool = typer.Option(
+        False, "--all-issues", help="One NDJSON line per record with every issue, instead of grouped counts."
+    ),
 ) -> None:
-    """Map records and send every resource to the FHIR server's `$validate`; report issues per record.
+    """Map records and send each distinct resource to the FHIR server's `$validate` once.
 
-    Prints one NDJSON line per record that has any issue. Exit 0 when no resource has an error,
-    1 when some do (or some lines are not valid records), 2 when the server cannot be used
-    (unreachable, credentials refused, not a FHIR R4 server).
+    Prints the issues grouped by message with counts; errors and invalid lines name their records.
+    With --all-issues: one NDJSON line per record that has any issue, listing every issue. Exit 0
+    when no resource has an error, 1 when some do (or some lines are not valid records), 2 when the
+    server cannot be used (unreachable, credentials refused, not a FHIR R4 server).
     """
     settings = _settings(fhir_url)
     configure_logging(settings.log_level)
     try:
-        counts = asyncio.run(_validate(file, settings, concurrency))
+        validation = asyncio.run(_validate(file, settings, concurrency, all_issues=all_issues))
     except (FhirUnavailable, FhirAuthRefused, FhirMisconfigured) as exc:
         typer.echo(f"stopped: {stop_reason(exc)}", err=True)
         raise typer.Exit(ExitCode.STOPPED) from None
-    typer.echo(orjson.dumps(counts).decode(), err=True)
-    failed = counts["records_with_errors"] or counts["invalid_lines"]
-    raise typer.Exit(ExitCode.REJECTED if failed else ExitCode.OK)
+    if not all_issues:
+        write_lines(validate_summary(validation), sys.stdout)
+    typer.echo(orjson.dumps(validation.counts).decode(), err=True)
+    raise typer.Exit(ExitCode.REJECTED if validation.failed() else ExitCode.OK)
 
 
-async def _validate(file: str, settings: Settings, concurrency: int) -> dict[str, int]:
-    config = settings.mapping_config()
-    counts = {"records": 0, "resources": 0, "records_with_errors": 0, "invalid_lines": 0, "warnings": 0}
-    semaphore = asyncio.Semaphore(concurrency)
+async def _validate(file: str, settings: Settings, concurrency: int, *, all_issues: bool = True) -> Validation:
+    validation = Validation()
     async with open_fhir_client(settings) as fhir:
         await fhir.require_r4()
-
-        async def check(resource: dict[str, Any]) -> list[dict[str, Any]]:
-            async with semaphore:
-                outcome = await fhir.validate(resource)
-            return [
-                {
-                    "resource": f"{resource['resourceType']}/{resource.get('id', '(patient)')}",
-                    "severity": i.get("severity"),
-                    "diagnostics": i.get("diagnostics"),
-                    "expression": i.get("expression"),
-                }
-                for i in outcome.get("issue", [])
-                if i.get("severity") in ("fatal", "error", "warning")
-            ]
-
-        for line in read_lines([file]):
-            if line.record is None:
-                if line.issues:
-                    counts["invalid_lines"] += 1
-                    _emit(
-                        {
-                            "line": line.number,
-                            "key": line.key,
-                            "invalid": [{"path": i.path, "message": i.message} for i in line.issues],
-                        }
-                    )
-                continue
-            record = line.record
-            resources = [to_json(patient_resource(record.patient, config))]
-            resources += [to_json(r) for r in mapper_for(record.kind).to_fhir(record, config)]
-            try:
-                found = [i for group in await asyncio.gather(*(check(r) for r in resources)) for i in group]
-            except (FhirRejected, Conflict, NotFound) as exc:  # about this resource; anything else stops
-                found = [{"severity": "error", "diagnostics": exc.message}]
-            counts["records"] += 1
-            counts["resources"] += len(resources)
-            errors = [i for i in found if i["severity"] in ("fatal", "error")]
-            counts["warnings"] += len(found) - len(errors)
-            if errors:
-                counts["records_with_errors"] += 1
-            if found:
-                _emit({"line": line.number, "kind": record.kind, "key": record.key, "issues": found})
-    return counts
+        bar = None
+        if sys.stderr.isatty():
+            counts = validation.counts
+            bar = Bar(
+                "validate",
+                _total_bytes([file]),
+                lambda: (validation.bytes_done, counts["records"], counts["records_with_errors"]),
+                sys.stderr,
+                bad="with errors",
+            )
+        ticker = asyncio.create_task(_tick(bar)) if bar else None
+        try:
+            each = emit if all_issues else None
+            await validate_lines(
+                read_lines([file]), fhir, settings.mapping_config(), concurrency, each=each, into=validation
+            )
+        finally:
+            if ticker:
+                ticker.cancel()
+            if bar:
+                bar.finish()
+    return validation
 
 
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(orjson.dumps(obj).decode() + "\n")
+async def _tick(progress: Bar) -> None:
+    while True:
+        await asyncio.sleep(progress.interval_s)
+        progress.tick()

@@ -11,9 +11,11 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from service.batch.validate import Group, Validation
 from service.exit_codes import ExitCode
 
 TOP_REASONS = 5
+TOP_WARNINGS = 15
 REASON_WIDTH = 160
 EXIT_MEANING = {
     ExitCode.OK: "every line done",
@@ -31,7 +33,9 @@ class Bar:
 
     interval_s = 0.2
 
-    def __init__(self, label: str, total_bytes: int | None, counts: Counts, stream: TextIO) -> None:
+    def __init__(
+        self, label: str, total_bytes: int | None, counts: Counts, stream: TextIO, *, bad: str = "rejected"
+    ) -> None:
         self.counts = counts
         self.started = time.monotonic()
         self.progress = Progress(
@@ -118,6 +122,46 @@ def report_destination(report_path: Path | None, to_stdout: bool) -> str | None:
     if to_stdout:
         places.append("stdout")
     return ", ".join(places) or None
+
+
+def _groups(groups: dict[str, Group], *, name_where: bool, top: int | None = None) -> list[str]:
+    lines = []
+    ordered = sorted(groups.items(), key=lambda item: (-item[1].count, item[0]))
+    for message, group in ordered[:top]:
+        text = f"  {_n(group.count):>7} x {_short(message)}"
+        if group.types:
+            text += " (" + ", ".join(f"{t} {_n(n)}" for t, n in group.types.most_common()) + ")"
+        if name_where and group.where:
+            text += " in " + ", ".join(group.where) + (f" and {_n(group.elsewhere)} more" if group.elsewhere else "")
+        lines.append(text)
+    if top is not None and len(ordered) > top:
+        rest = sum(group.count for _, group in ordered[top:])
+        lines.append(f"  {_n(rest):>7} x {len(ordered) - top:,} other messages (--all-issues lists them)")
+    return lines
+
+
+def validate_summary(validation: Validation) -> list[str]:
+    """Issues grouped by message with counts, each distinct resource counted once; errors and invalid
+    lines name where they were found (record keys or line numbers, a few per message)."""
+    counts = validation.counts
+    lines = [
+        f"validate: {_n(counts['records'])} records, {_n(counts['resources'])} resources mapped, "
+        f"{_n(counts['validated'])} distinct (each validated once)"
+    ]
+    errors = sum(g.count for g in validation.errors.values())
+    if errors:
+        lines.append(f"errors: {_n(errors)} in {_n(counts['records_with_errors'])} records")
+        lines += _groups(validation.errors, name_where=True)
+    else:
+        lines.append("errors: none")
+    if counts["invalid_lines"]:
+        lines.append(f"invalid lines: {_n(counts['invalid_lines'])}")
+        lines += _groups(validation.invalid, name_where=True)
+    lines.append(f"warnings: {_n(counts['warnings'])} (--all-issues lists every issue of every record)")
+    lines += _groups(validation.warnings, name_where=False, top=TOP_WARNINGS)
+    code = ExitCode.REJECTED if validation.failed() else ExitCode.OK
+    lines.append(f"exit {int(code)}: {'some records have errors or are invalid' if code else 'no errors'}")
+    return lines
 
 
 def write_lines(lines: list[str], stream: TextIO) -> None:
