@@ -107,7 +107,8 @@ def sync_summary(
     lines += [f"      {_n(count):>9} x {_short(reason)}" for reason, count in reasons.most_common(top)]
     if len(reasons) > top:
         rest = sum(reasons.values()) - sum(count for _, count in reasons.most_common(top))
-        lines.append(f"      {_n(rest):>9} x {len(reasons) - top:,} other reasons (see the rejects file)")
+        others = len(reasons) - top
+        lines.append(f"      {_n(rest):>9} x {others:,} other reason{'s' if others > 1 else ''} (see the rejects file)")
     if summary.get("not_processed"):
         lines.append(f"  {'not processed':<13}  {_n(summary['not_processed']):>9}  (re-run to finish)")
     lines.append(f"report: {report_to or 'not written (--report FILE, or --json for stdout)'}")
@@ -136,7 +137,8 @@ def _groups(groups: dict[str, Group], *, name_where: bool, top: int | None = Non
         lines.append(text)
     if top is not None and len(ordered) > top:
         rest = sum(group.count for _, group in ordered[top:])
-        lines.append(f"  {_n(rest):>7} x {len(ordered) - top:,} other messages (--all-issues lists them)")
+        others = len(ordered) - top
+        lines.append(f"  {_n(rest):>7} x {others:,} other message{'s' if others > 1 else ''} (--all-issues lists them)")
     return lines
 
 

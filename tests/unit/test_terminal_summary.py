@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import select
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +19,8 @@ from service.batch.source import parse_line
 from service.batch.terminal import report_destination, sync_summary
 from service.cli import app
 from tests.unit.examples import BASE as EXAMPLES
+
+CLI = str(Path(sys.executable).parent / "infusion-fhir")
 
 
 def _summary(**overrides: object) -> dict:
@@ -142,3 +148,42 @@ def test_off_a_terminal_stdout_carries_the_json_report_alone_and_no_summary(tmp_
     assert report == json.loads((tmp_path / "r.json").read_text())
     assert report["mapped"] == 1 and report["rejected"] == 1
     assert "sync completed" not in result.output
+
+
+def _stdout_on_a_terminal(*args: str) -> tuple[int, str, str]:
+    """Run the CLI with stdout on a pseudo-terminal and stderr on a pipe: (exit code, terminal, stderr)."""
+    controller, terminal = os.openpty()
+    process = subprocess.Popen([CLI, *args], stdin=subprocess.DEVNULL, stdout=terminal, stderr=subprocess.PIPE)
+    os.close(terminal)
+    assert process.stderr is not None
+    with process.stderr:
+        err = process.stderr.read().decode()  # EOF at exit
+    chunks = []
+    while select.select([controller], [], [], 60)[0]:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the CLI has closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    return process.wait(timeout=60), b"".join(chunks).decode().replace("\r\n", "\n"), err
+
+
+def test_on_a_terminal_stdout_gets_the_summary_or_with_json_the_report(tmp_path: Path) -> None:
+    vital = {**EXAMPLES["vital_sign"], "key": "v1"}
+    vital.pop("session_key")
+    records = tmp_path / "in.ndjson"
+    records.write_bytes(orjson.dumps(vital) + b"\n")
+    args = ("sync", str(records), "--dry-run", "--rejects", str(tmp_path / "r.ndjson"))
+
+    code, shown, err = _stdout_on_a_terminal(*args)
+    assert code == 0
+    assert shown.startswith("sync completed: 1 lines") and '"status"' not in shown
+    assert "report: not written (--report FILE, or --json for stdout)" in shown
+    assert "sync completed" not in err
+
+    code, shown, err = _stdout_on_a_terminal(*args, "--json")
+    assert code == 0
+    assert json.loads(shown)["mapped"] == 1  # the report alone: stderr is no terminal, so no summary
