@@ -97,7 +97,7 @@ def sync_command(
             raise typer.Exit(ExitCode.STOPPED)
     with open(rejects, "wb") as rejects_out:
         report = Report(rejects_out)
-        lines = in_shard(read_lines(files), shard)
+        lines = in_shard(read_lines(files), shard, report.passed_over)
         if dry_run:
             summary = _dry_run(lines, settings, report)
         else:

@@ -32,6 +32,7 @@ class Report:
     embedded: Counter[str] = field(default_factory=Counter)
     lines_read: int = 0
     bytes_done: int = 0
+    """Input bytes done with: lines synced or rejected, and lines of other shards passed over."""
     bundles: int = 0
     transactions: int = 0
     splits: int = 0
@@ -49,6 +50,10 @@ class Report:
 
     def record_synced(self, line: Line, outcome: str) -> None:
         self.by_kind[line.kind or "unknown"][outcome] += 1
+        self.bytes_done += line.size
+
+    def passed_over(self, line: Line) -> None:
+        """A line of another shard: not this job's, but read (progress counts it)."""
         self.bytes_done += line.size
 
     def record_rejected(self, line: Line, reason: str, issues: tuple[Issue, ...] | list[Issue] = ()) -> None:
