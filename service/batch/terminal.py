@@ -24,7 +24,7 @@ EXIT_MEANING = {
 }
 
 Counts = Callable[[], tuple[int, int, int]]
-"""(input bytes done, records done, records rejected) so far."""
+"""(input bytes done, records done, records gone wrong: rejected, or with errors) so far."""
 
 
 class Bar:
@@ -42,9 +42,7 @@ class Bar:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
-            TextColumn(
-                "{task.fields[records]:,} records, {task.fields[rate]:,.0f}/s, {task.fields[rejected]:,} rejected"
-            ),
+            TextColumn("{task.fields[records]:,} records, {task.fields[rate]:,.0f}/s, {task.fields[bad]:,} " + bad),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=Console(file=stream),
@@ -52,16 +50,16 @@ class Bar:
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self.task = self.progress.add_task(label, total=total_bytes or None, records=0, rate=0.0, rejected=0)
+        self.task = self.progress.add_task(label, total=total_bytes or None, records=0, rate=0.0, bad=0)
         self.started_bar = False
 
     def tick(self) -> None:
         if not self.started_bar:  # drawn from the first tick: a job stopped before it ran shows none
             self.progress.start()
             self.started_bar = True
-        done_bytes, records, rejected = self.counts()
+        done_bytes, records, bad = self.counts()
         rate = records / max(time.monotonic() - self.started, 1e-9)
-        self.progress.update(self.task, completed=done_bytes, records=records, rate=rate, rejected=rejected)
+        self.progress.update(self.task, completed=done_bytes, records=records, rate=rate, bad=bad)
         self.progress.refresh()
 
     def finish(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from service.batch.report import MAX_REASONS, OTHER, Report
 from service.batch.source import parse_line
-from service.batch.terminal import report_destination, sync_summary
+from service.batch.terminal import Bar, report_destination, sync_summary
 from service.cli import app
 from tests.unit.examples import BASE as EXAMPLES
 
@@ -187,3 +188,14 @@ def test_on_a_terminal_stdout_gets_the_summary_or_with_json_the_report(tmp_path:
     code, shown, err = _stdout_on_a_terminal(*args, "--json")
     assert code == 0
     assert json.loads(shown)["mapped"] == 1  # the report alone: stderr is no terminal, so no summary
+
+
+def test_the_bar_shows_share_done_records_rate_what_went_wrong_and_eta() -> None:
+    out = io.StringIO()
+    bar = Bar("validate", 200, lambda: (200, 7, 2), out, bad="with errors")
+
+    bar.finish()
+
+    shown = out.getvalue()
+    assert "validate" in shown and "100%" in shown and "ETA" in shown
+    assert re.search(r"7 records, [\d,]+/s, 2 with errors", shown), shown
