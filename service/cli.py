@@ -10,16 +10,17 @@ import typer
 from service.batch.command import sync_command, validate_command
 from service.demo.command import demo_data_command
 from service.exit_codes import ExitCode
+from service.help_format import Command, Group
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, cls=Group)
 
 
-@app.command()
+@app.command(cls=Command)
 def serve(
-    host: str = typer.Option(None, help="Interface to bind (default from settings: 127.0.0.1)."),
-    port: int = typer.Option(None, help="Port to listen on (default from settings: 8000)."),
+    host: str = typer.Option(None, metavar="HOST", help="Interface to bind (default from settings: 127.0.0.1)."),
+    port: int = typer.Option(None, metavar="PORT", help="Port to listen on (default from settings: 8000)."),
     workers: int = typer.Option(
-        1, "--workers", min=1, help="Worker processes sharing the port; each reads the same INFUSION_FHIR_* settings."
+        1, "--workers", min=1, metavar="N", help="Worker processes sharing the port (same settings each)."
     ),
 ) -> None:
     """Run the REST API with uvicorn."""
@@ -44,14 +45,14 @@ def serve(
         uvicorn.run("service.app:create_app", factory=True, workers=workers, **options)
 
 
-@app.command("map")
+@app.command("map", cls=Command)
 def map_file(
-    file: str = typer.Argument(..., help="NDJSON file of records, one per line; `-` reads stdin."),
-    batch_size: int = typer.Option(50, "--batch-size", min=1, help="Records per transaction Bundle."),
+    file: str = typer.Argument(..., metavar="FILE", help="NDJSON file of records; `-` reads stdin."),
+    batch_size: int = typer.Option(50, "--batch-size", min=1, metavar="N", help="Records per transaction Bundle."),
 ) -> None:
-    """Map records to FHIR transaction Bundles offline (NDJSON out); bad lines go to stderr.
+    """Map records to FHIR transaction Bundles offline (NDJSON out).
 
-    Exit code 0 when every line was mapped, 1 when any line was rejected, 2 when FILE cannot be read.
+    Bad lines go to stderr. Exit code 0 when every line was mapped, 1 when any line was rejected, 2 when FILE cannot be read.
     """
     import sys
 
@@ -73,13 +74,17 @@ def map_file(
     raise typer.Exit(ExitCode.REJECTED if summary.rejected else ExitCode.OK)
 
 
-@app.command("smart-keygen")
+@app.command("smart-keygen", cls=Command)
 def smart_keygen(
-    alg: str = typer.Option("ES384", "--alg", help="ES384 (a P-384 key) or RS384 (an RSA 3072 key)."),
-    output: Path = typer.Option(..., "--output", "-o", file_okay=False, help="Directory to write the two files to."),
+    alg: str = typer.Option("ES384", "--alg", metavar="ALG", help="ES384 (a P-384 key) or RS384 (an RSA 3072 key)."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", file_okay=False, metavar="DIR", help="Directory to write the two files to."
+    ),
 ) -> None:
-    """Make a SMART Backend Services key: DIR/private-key.pem (mode 0600) and DIR/jwks.json, the public
-    JWK Set to register with the EHR. Prints the key's kid. Existing files are never overwritten (exit 2).
+    """Make a SMART Backend Services key pair in DIR.
+
+    Writes DIR/private-key.pem (mode 0600) and DIR/jwks.json, the public JWK Set to register with the
+    EHR, and prints the key's kid. Existing files are never overwritten (exit 2).
     """
     from service.smart import SMART_ALGS, write_key_pair
 
@@ -100,6 +105,6 @@ def smart_keygen(
     )
 
 
-app.command("demo-data")(demo_data_command)
-app.command("sync")(sync_command)
-app.command("validate")(validate_command)
+app.command("demo-data", cls=Command)(demo_data_command)
+app.command("sync", cls=Command)(sync_command)
+app.command("validate", cls=Command)(validate_command)

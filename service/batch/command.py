@@ -8,29 +8,27 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 import typer
 from pydantic import ValidationError
 
-from service.batch.report import Progress, Report
+from service.batch.report import Progress, Report, Ticker
 from service.batch.runner import BatchSync, stop_reason
 from service.batch.source import Line, Shard, in_shard, read_lines
+from service.batch.terminal import Bar, report_destination, sync_summary, validate_summary, write_lines
+from service.batch.validate import Validation, emit, validate_lines
 from service.errors import (
-    Conflict,
     FhirAuthRefused,
     FhirMisconfigured,
-    FhirRejected,
     FhirUnavailable,
     InfusionFhirError,
-    NotFound,
 )
 from service.exit_codes import ExitCode
 from service.fhir_client import FhirClient, open_fhir_client
 from service.logs import configure_logging
-from service.mappers import mapper_for, patient_resource
-from service.mappers.fhir import to_json
+from service.mappers import mapper_for
 from service.settings import Settings
 from service.sync import SyncEngine
 
@@ -52,28 +50,36 @@ def _total_bytes(files: list[str]) -> int | None:
 
 
 def sync_command(
-    files: list[str] = typer.Argument(..., help="NDJSON files of records; `-` reads stdin."),
-    fhir_url: str = typer.Option(None, "--fhir-url", help="FHIR base URL (default: FHIR_BASE_URL or the local HAPI)."),
-    batch_size: int = typer.Option(50, "--batch-size", min=1, max=1000, help="Records per transaction Bundle."),
-    concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Bundles in flight at once."),
-    rejects: Path = typer.Option(
-        Path("rejects.ndjson"), "--rejects", help="Where rejected lines go (NDJSON, with reasons)."
+    files: list[str] = typer.Argument(..., metavar="FILE", help="NDJSON files of records; `-` reads stdin."),
+    fhir_url: str = typer.Option(
+        None, "--fhir-url", metavar="URL", help="FHIR base URL (default: FHIR_BASE_URL, else the local HAPI)."
     ),
-    report_path: Path = typer.Option(None, "--report", help="Write the JSON report here (it is always printed too)."),
+    batch_size: int = typer.Option(
+        50, "--batch-size", min=1, max=1000, metavar="N", help="Records per transaction Bundle."
+    ),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, metavar="N", help="Bundles in flight at once."),
+    rejects: Path = typer.Option(
+        Path("rejects.ndjson"), "--rejects", metavar="FILE", help="Rejected lines, with reasons (NDJSON)."
+    ),
+    report_path: Path = typer.Option(None, "--report", metavar="FILE", help="Write the JSON report to FILE."),
+    json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout, even on a terminal."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Map and validate only; no FHIR server I/O."),
     always_write: bool = typer.Option(
         False,
         "--always-write",
-        help="Send every resource in a transaction even when the server already holds it unchanged "
-        "(default: read first and send only what changed).",
+        help="Send every resource, even those the server holds unchanged (default: only what changed).",
     ),
     shard_text: str = typer.Option(
         "0/1",
         "--shard",
-        help="I/N: take only the records whose patient MRN hashes to shard I of N (run N copies for one load).",
+        metavar="I/N",
+        help="Only the patients whose MRN hashes to shard I of N (N copies make one load).",
     ),
 ) -> None:
     """Stream NDJSON records to the FHIR server in transaction Bundles; every line synced or rejected.
+
+    On a terminal: a progress bar and a short summary (on stderr). The JSON report goes to stdout when
+    stdout is not a terminal (or with --json), and to --report FILE.
 
     Exit codes: 0 every line synced; 1 some lines rejected (see --rejects); 2 stopped early
     (FHIR server unreachable after retries, or interrupted): re-run the same command to finish.
@@ -91,20 +97,48 @@ def sync_command(
             raise typer.Exit(ExitCode.STOPPED)
     with open(rejects, "wb") as rejects_out:
         report = Report(rejects_out)
-        lines = in_shard(read_lines(files), shard)
+        lines = in_shard(read_lines(files), shard, report.passed_over)
         if dry_run:
             summary = _dry_run(lines, settings, report)
         else:
+            progress = _ticker(report, _total_bytes(files))
             summary = asyncio.run(
-                _sync(lines, _total_bytes(files), settings, report, batch_size, concurrency, diff=not always_write)
+                _sync(lines, progress, settings, report, batch_size, concurrency, diff=not always_write)
             )
     summary["rejects_file"] = str(rejects)
     summary["shard"] = str(shard)
     text = orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode()
     if report_path:
         report_path.write_text(text + "\n")
-    typer.echo(text)
+    # A pipe or a file gets the JSON report, as batch jobs have always parsed it; a person gets a summary.
+    to_stdout = json_out or not sys.stdout.isatty()
+    if to_stdout:
+        typer.echo(text)
+    if person := _person(to_stdout):
+        write_lines(sync_summary(summary, report.reasons, report_destination(report_path, to_stdout)), person)
     raise typer.Exit(summary["exit_code"])
+
+
+def _ticker(report: Report, total_bytes: int | None) -> Ticker:
+    """A progress bar when stderr is a terminal; a log line every few seconds otherwise."""
+    if sys.stderr.isatty():
+        return Bar(
+            "sync",
+            total_bytes,
+            lambda: (report.bytes_done, report.synced + report.rejected, report.rejected),
+            sys.stderr,
+        )
+    return Progress(report, total_bytes)
+
+
+def _person(stdout_taken: bool) -> TextIO | None:
+    """Where a person reads the summary: stderr on a terminal, else stdout when it is a terminal the
+    JSON report left free; nowhere when neither is a terminal (a log keeps what it always had)."""
+    if sys.stderr.isatty():
+        return sys.stderr
+    if sys.stdout.isatty() and not stdout_taken:
+        return sys.stdout
+    return None
 
 
 def _dry_run(lines: Iterator[Line], settings: Settings, report: Report) -> dict[str, Any]:
@@ -128,7 +162,7 @@ def _dry_run(lines: Iterator[Line], settings: Settings, report: Report) -> dict[
 
 async def _sync(
     lines: Iterator[Line],
-    total_bytes: int | None,
+    progress: Ticker,
     settings: Settings,
     report: Report,
     batch_size: int,
@@ -152,7 +186,7 @@ async def _sync(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, job.interrupt, f"interrupted by {signal.Signals(sig).name}")
-        await job.run(lines, Progress(report, total_bytes))
+        await job.run(lines, progress)
         return _summary(report, fhir)
 
 
@@ -165,78 +199,64 @@ def _summary(report: Report, fhir: FhirClient) -> dict[str, Any]:
 
 
 def validate_command(
-    file: str = typer.Argument(..., help="NDJSON file of records; `-` reads stdin."),
-    fhir_url: str = typer.Option(None, "--fhir-url", help="FHIR base URL (default: FHIR_BASE_URL or the local HAPI)."),
-    concurrency: int = typer.Option(4, "--concurrency", min=1, max=32, help="$validate calls in flight."),
+    file: str = typer.Argument(..., metavar="FILE", help="NDJSON file of records; `-` reads stdin."),
+    fhir_url: str = typer.Option(
+        None, "--fhir-url", metavar="URL", help="FHIR base URL (default: FHIR_BASE_URL, else the local HAPI)."
+    ),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, max=32, metavar="N", help="$validate calls in flight."),
+    all_issues: bool = typer.Option(
+        False, "--all-issues", help="One NDJSON line per record with every issue, instead of grouped counts."
+    ),
 ) -> None:
-    """Map records and send every resource to the FHIR server's `$validate`; report issues per record.
+    """Map records and send each distinct resource to the FHIR server's `$validate` once.
 
-    Prints one NDJSON line per record that has any issue. Exit 0 when no resource has an error,
-    1 when some do (or some lines are not valid records), 2 when the server cannot be used
-    (unreachable, credentials refused, not a FHIR R4 server).
+    Prints the issues grouped by message with counts; errors and invalid lines name their records.
+    With --all-issues: one NDJSON line per record that has any issue, listing every issue. Exit 0
+    when no resource has an error, 1 when some do (or some lines are not valid records), 2 when the
+    server cannot be used (unreachable, credentials refused, not a FHIR R4 server).
     """
     settings = _settings(fhir_url)
     configure_logging(settings.log_level)
     try:
-        counts = asyncio.run(_validate(file, settings, concurrency))
+        validation = asyncio.run(_validate(file, settings, concurrency, all_issues=all_issues))
     except (FhirUnavailable, FhirAuthRefused, FhirMisconfigured) as exc:
         typer.echo(f"stopped: {stop_reason(exc)}", err=True)
         raise typer.Exit(ExitCode.STOPPED) from None
-    typer.echo(orjson.dumps(counts).decode(), err=True)
-    failed = counts["records_with_errors"] or counts["invalid_lines"]
-    raise typer.Exit(ExitCode.REJECTED if failed else ExitCode.OK)
+    if not all_issues:
+        write_lines(validate_summary(validation), sys.stdout)
+    typer.echo(orjson.dumps(validation.counts).decode(), err=True)
+    raise typer.Exit(ExitCode.REJECTED if validation.failed() else ExitCode.OK)
 
 
-async def _validate(file: str, settings: Settings, concurrency: int) -> dict[str, int]:
-    config = settings.mapping_config()
-    counts = {"records": 0, "resources": 0, "records_with_errors": 0, "invalid_lines": 0, "warnings": 0}
-    semaphore = asyncio.Semaphore(concurrency)
+async def _validate(file: str, settings: Settings, concurrency: int, *, all_issues: bool = True) -> Validation:
+    validation = Validation()
     async with open_fhir_client(settings) as fhir:
         await fhir.require_r4()
-
-        async def check(resource: dict[str, Any]) -> list[dict[str, Any]]:
-            async with semaphore:
-                outcome = await fhir.validate(resource)
-            return [
-                {
-                    "resource": f"{resource['resourceType']}/{resource.get('id', '(patient)')}",
-                    "severity": i.get("severity"),
-                    "diagnostics": i.get("diagnostics"),
-                    "expression": i.get("expression"),
-                }
-                for i in outcome.get("issue", [])
-                if i.get("severity") in ("fatal", "error", "warning")
-            ]
-
-        for line in read_lines([file]):
-            if line.record is None:
-                if line.issues:
-                    counts["invalid_lines"] += 1
-                    _emit(
-                        {
-                            "line": line.number,
-                            "key": line.key,
-                            "invalid": [{"path": i.path, "message": i.message} for i in line.issues],
-                        }
-                    )
-                continue
-            record = line.record
-            resources = [to_json(patient_resource(record.patient, config))]
-            resources += [to_json(r) for r in mapper_for(record.kind).to_fhir(record, config)]
-            try:
-                found = [i for group in await asyncio.gather(*(check(r) for r in resources)) for i in group]
-            except (FhirRejected, Conflict, NotFound) as exc:  # about this resource; anything else stops
-                found = [{"severity": "error", "diagnostics": exc.message}]
-            counts["records"] += 1
-            counts["resources"] += len(resources)
-            errors = [i for i in found if i["severity"] in ("fatal", "error")]
-            counts["warnings"] += len(found) - len(errors)
-            if errors:
-                counts["records_with_errors"] += 1
-            if found:
-                _emit({"line": line.number, "kind": record.kind, "key": record.key, "issues": found})
-    return counts
+        bar = None
+        if sys.stderr.isatty():
+            counts = validation.counts
+            bar = Bar(
+                "validate",
+                _total_bytes([file]),
+                lambda: (validation.bytes_done, counts["records"], counts["records_with_errors"]),
+                sys.stderr,
+                bad="with errors",
+            )
+        ticker = asyncio.create_task(_tick(bar)) if bar else None
+        try:
+            each = emit if all_issues else None
+            await validate_lines(
+                read_lines([file]), fhir, settings.mapping_config(), concurrency, each=each, into=validation
+            )
+        finally:
+            if ticker:
+                ticker.cancel()
+            if bar:
+                bar.finish()
+    return validation
 
 
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(orjson.dumps(obj).decode() + "\n")
+async def _tick(progress: Bar) -> None:
+    while True:
+        await asyncio.sleep(progress.interval_s)
+        progress.tick()

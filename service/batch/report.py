@@ -6,7 +6,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -15,6 +15,9 @@ from service.batch.source import Line
 from service.exit_codes import ExitCode
 
 EXIT_OK, EXIT_REJECTED, EXIT_STOPPED = ExitCode.OK, ExitCode.REJECTED, ExitCode.STOPPED
+MAX_REASONS = 1000
+"""Distinct rejection reasons counted (for the terminal summary); any further ones count as OTHER."""
+OTHER = "(other reasons)"
 
 
 @dataclass
@@ -29,10 +32,13 @@ class Report:
     embedded: Counter[str] = field(default_factory=Counter)
     lines_read: int = 0
     bytes_done: int = 0
+    """Input bytes done with: lines synced or rejected, and lines of other shards passed over."""
     bundles: int = 0
     transactions: int = 0
     splits: int = 0
     stopped_reason: str | None = None
+    reasons: Counter[str] = field(default_factory=Counter)
+    """Rejected lines per reason (the first field issue of an invalid record): PHI-free, like the rejects file."""
 
     @property
     def synced(self) -> int:
@@ -44,6 +50,10 @@ class Report:
 
     def record_synced(self, line: Line, outcome: str) -> None:
         self.by_kind[line.kind or "unknown"][outcome] += 1
+        self.bytes_done += line.size
+
+    def passed_over(self, line: Line) -> None:
+        """A line of another shard: not this job's, but read (progress counts it)."""
         self.bytes_done += line.size
 
     def record_rejected(self, line: Line, reason: str, issues: tuple[Issue, ...] | list[Issue] = ()) -> None:
@@ -59,6 +69,9 @@ class Report:
         if issues:
             entry["issues"] = [{"path": i.path, "message": i.message} for i in issues]
         self.rejects.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+        if issues:
+            reason = f"{reason}: {issues[0].path or '(record)'}: {issues[0].message}"
+        self.reasons[reason if reason in self.reasons or len(self.reasons) < MAX_REASONS else OTHER] += 1
 
     def records_by_kind(self) -> dict[str, int]:
         """Synced records per kind, a session's embedded children counted under their own kinds."""
@@ -110,15 +123,24 @@ def peak_rss_mb() -> float | None:
     return None
 
 
+class Ticker(Protocol):
+    """What the job calls while it runs: `tick` every `interval_s`, `finish` once at the end."""
+
+    interval_s: float
+
+    def tick(self) -> None: ...
+
+    def finish(self) -> None: ...
+
+
 class Progress:
-    """A live line on a terminal; a plain log line every `interval_s` otherwise."""
+    """A plain log line every `interval_s` (when stderr is not a terminal; on one it is a bar: terminal.py)."""
 
     def __init__(self, report: Report, total_bytes: int | None, stream: IO[str] = sys.stderr) -> None:
         self.report = report
         self.total_bytes = total_bytes
         self.stream = stream
-        self.tty = stream.isatty()
-        self.interval_s = 0.5 if self.tty else 10.0
+        self.interval_s = 10.0
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.report.started, 1e-9)
@@ -132,13 +154,8 @@ class Progress:
         return text
 
     def tick(self) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K" + self.line())
-        else:
-            self.stream.write("sync progress: " + self.line() + "\n")
+        self.stream.write("sync progress: " + self.line() + "\n")
         self.stream.flush()
 
     def finish(self) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K" + self.line() + "\n")
-            self.stream.flush()
+        pass

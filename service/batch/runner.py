@@ -24,7 +24,7 @@ from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from schemas.kinds import SESSION, embedded_children
-from service.batch.report import Progress, Report
+from service.batch.report import Report, Ticker
 from service.batch.source import Line
 from service.errors import (
     Conflict,
@@ -121,7 +121,7 @@ class BatchSync:
         self.in_flight: dict[str, asyncio.Event] = {}
         self.stop = asyncio.Event()
 
-    async def run(self, lines: Iterable[Line], progress: Progress | None = None) -> Report:
+    async def run(self, lines: Iterable[Line], progress: Ticker | None = None) -> Report:
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.concurrency)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency)]
         ticker = asyncio.create_task(self._tick(progress)) if progress else None
@@ -308,7 +308,7 @@ class BatchSync:
                 # bundles: only the server knows its Encounter's id.)
                 self.known.add(session_context(record, config))
 
-    async def _tick(self, progress: Progress) -> None:
+    async def _tick(self, progress: Ticker) -> None:
         while True:
             await asyncio.sleep(progress.interval_s)
             progress.tick()

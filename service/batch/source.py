@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,11 +106,14 @@ class Shard:
         return self.of(line.record.patient.mrn) == self.index
 
 
-def in_shard(lines: Iterator[Line], shard: Shard) -> Iterator[Line]:
-    """The lines of one shard (every line when there is one shard)."""
+def in_shard(lines: Iterator[Line], shard: Shard, skipped: Callable[[Line], None] | None = None) -> Iterator[Line]:
+    """The lines of one shard (every line when there is one shard); `skipped` hears of the others (the
+    progress bar counts their bytes as done)."""
     if shard.count == 1:
         yield from lines
         return
     for line in lines:
         if shard.takes(line):
             yield line
+        elif skipped:
+            skipped(line)

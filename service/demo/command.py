@@ -14,11 +14,15 @@ from service.exit_codes import ExitCode
 
 
 def demo_data_command(
-    patients: Annotated[int, typer.Option("--patients", "-n", min=0, help="Number of synthetic patients.")] = 10,
-    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed; the same seed gives identical bytes.")] = 0,
+    patients: Annotated[
+        int, typer.Option("--patients", "-n", min=0, metavar="N", help="Number of synthetic patients.")
+    ] = 10,
+    seed: Annotated[
+        int, typer.Option("--seed", "-s", metavar="N", help="Random seed; the same seed gives identical bytes.")
+    ] = 0,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", dir_okay=False, help="NDJSON file to write (default: stdout)."),
+        typer.Option("--output", "-o", dir_okay=False, metavar="FILE", help="NDJSON file to write (default: stdout)."),
     ] = None,
 ) -> None:
     """Write synthetic ketamine-infusion records (all five kinds) as NDJSON, sessions first."""

@@ -50,6 +50,13 @@ def test_shards_partition_the_lines_and_keep_each_patient_whole(history: Path) -
     assert all(len(shard) > 0 for shard in taken)
 
 
+def test_a_shard_hears_of_every_line_it_passes_over_so_progress_counts_the_whole_file(history: Path) -> None:
+    everything = list(read_lines([str(history)]))
+    passed_over: list[int] = []
+    taken = list(in_shard(iter(everything), Shard(1, 3), lambda line: passed_over.append(line.number)))
+    assert sorted(passed_over + [line.number for line in taken]) == [line.number for line in everything]
+
+
 def test_the_split_is_the_same_in_every_process(history: Path) -> None:
     """SHA-256, not Python's salted hash(): two processes with other hash seeds agree line by line."""
     runs = []

@@ -1,8 +1,10 @@
-"""`infusion-fhir validate`'s `_validate` coroutine over a mocked transport (pytest-httpx)."""
+"""`infusion-fhir validate` over a mocked transport (pytest-httpx): issues per record with `--all-issues`,
+grouped by message otherwise, each distinct resource validated once."""
 
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -11,6 +13,8 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from service.batch.command import _validate
+from service.batch.terminal import validate_summary
+from service.batch.validate import KEYS_SHOWN, message_of
 from service.mappers import MappingConfig, resource_ids
 from service.settings import Settings
 from tests.unit.examples import BASE as EXAMPLES
@@ -82,9 +86,16 @@ async def test_error_issues_are_counted_per_record_and_422_or_412_answers_are_re
 ) -> None:
     httpx_mock.add_callback(_server, is_reusable=True)
 
-    counts = await _validate(str(records), Settings(FHIR_BASE_URL=BASE), concurrency=2)
+    validation = await _validate(str(records), Settings(FHIR_BASE_URL=BASE), concurrency=2, all_issues=True)
 
-    assert counts == {"records": 4, "resources": 8, "records_with_errors": 2, "invalid_lines": 1, "warnings": 2}
+    assert validation.counts == {
+        "records": 4,
+        "resources": 8,
+        "validated": 5,  # the four records' one Patient once
+        "records_with_errors": 2,
+        "invalid_lines": 1,
+        "warnings": 2,
+    }
     emitted = {
         line.get("key") or f"line {line['line']}": line
         for line in map(orjson.loads, capsys.readouterr().out.splitlines())
@@ -98,5 +109,101 @@ async def test_error_issues_are_counted_per_record_and_422_or_412_answers_are_re
     assert by_record["V-WARN"] == [("warning", "Obs-9: best practice")]
     assert emitted["V-ERR"]["issues"][0]["resource"] == f"Observation/{_id('vital_sign', 'V-ERR')}"
     validated = [r for r in httpx_mock.get_requests() if r.url.path.endswith("/$validate")]
-    assert len(validated) == 8
-    assert {r.url.path.rsplit("/", 2)[-2] for r in validated} == {"Patient", "Observation", "AdverseEvent"}
+    assert len(validated) == 5
+    assert Counter(r.url.path.rsplit("/", 2)[-2] for r in validated) == {
+        "Patient": 1,
+        "Observation": 3,
+        "AdverseEvent": 1,
+    }
+
+
+PATIENT_WARNING = "dom-6: A resource should have narrative"
+
+
+def _warn_every_patient(request: httpx.Request) -> httpx.Response:
+    if request.url.path.endswith("/Patient/$validate"):
+        return httpx.Response(200, json=_outcome(_issue("warning", PATIENT_WARNING)))
+    return _server(request)
+
+
+async def test_grouped_issues_count_each_distinct_resource_once_and_errors_name_their_records(
+    records: Path, httpx_mock: HTTPXMock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    httpx_mock.add_callback(_warn_every_patient, is_reusable=True)
+
+    validation = await _validate(str(records), Settings(FHIR_BASE_URL=BASE), concurrency=2, all_issues=False)
+
+    assert capsys.readouterr().out == ""  # nothing per record without --all-issues
+    lines = validate_summary(validation)
+    assert lines == [
+        "validate: 4 records, 8 resources mapped, 5 distinct (each validated once)",
+        "errors: 3 in 2 records",
+        "        1 x AE-7: precondition (AdverseEvent 1) in A-412",
+        "        1 x Obs-1: bad code (Observation 1) in V-ERR",
+        "        1 x Obs-2: worse (Observation 1) in V-ERR",
+        "invalid lines: 1",
+        "        1 x (record): not valid JSON in line 4",
+        "warnings: 3 (--all-issues lists every issue of every record)",
+        "        1 x Obs-3: meh (Observation 1)",
+        "        1 x Obs-9: best practice (Observation 1)",
+        f"        1 x {PATIENT_WARNING} (Patient 1)",
+        "exit 1: some records have errors or are invalid",
+    ]
+
+
+async def test_a_shared_resources_error_names_a_few_records_and_counts_the_rest(
+    tmp_path: Path, httpx_mock: HTTPXMock
+) -> None:
+    def refuse_the_patient(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Patient/$validate"):
+            return httpx.Response(422, json=_outcome(_issue("error", "Pat-1: no name for 'http://x.example#1'")))
+        return _server(request)
+
+    httpx_mock.add_callback(refuse_the_patient, is_reusable=True)
+    path = tmp_path / "many.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(_vital(f"V-{n}")) + b"\n" for n in range(KEYS_SHOWN + 3)))
+
+    validation = await _validate(str(path), Settings(FHIR_BASE_URL=BASE), concurrency=2, all_issues=False)
+
+    assert validation.counts["records_with_errors"] == KEYS_SHOWN + 3
+    assert validation.counts["validated"] == 1 + KEYS_SHOWN + 3
+    (error,) = [line for line in validate_summary(validation) if "Pat-1" in line]
+    shown = ", ".join(f"V-{n}" for n in range(KEYS_SHOWN))
+    assert error == f"        1 x Pat-1: no name for '…' (Patient 1) in {shown} and 3 more"
+
+
+async def test_a_resource_whose_content_changed_is_validated_again(tmp_path: Path, httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_callback(_server, is_reusable=True)
+    first, same, changed = _vital("V-1"), _vital("V-1"), {**_vital("V-1"), "systolic": 131}
+    path = tmp_path / "repeats.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in (first, same, changed)))
+
+    validation = await _validate(str(path), Settings(FHIR_BASE_URL=BASE), concurrency=2, all_issues=False)
+
+    assert validation.counts["resources"] == 6
+    assert validation.counts["validated"] == 3  # the Patient, and the Observation before and after its change
+    sent = [r for r in httpx_mock.get_requests() if r.url.path.endswith("/$validate")]
+    assert len(sent) == 3
+
+
+@pytest.mark.parametrize(
+    ("diagnostics", "grouped"),
+    [
+        (
+            "CodeSystem is unknown and can't be validated: http://loinc.org for 'http://loinc.org#8462-4'",
+            "CodeSystem is unknown and can't be validated: http://loinc.org for '…'",
+        ),
+        (
+            "cannot apply filters '[org.hl7.fhir.r5.model.ValueSet$ConceptSetFilterComponent@685e511b]' because",
+            "cannot apply filters '…' because",
+        ),
+        (
+            "Constraint failed: dom-6: 'A resource should have narrative for robust management'",
+            "Constraint failed: dom-6: 'A resource should have narrative for robust management'",
+        ),
+    ],
+)
+def test_messages_group_with_their_quoted_codes_and_urls_masked_but_not_their_quoted_sentences(
+    diagnostics: str, grouped: str
+) -> None:
+    assert message_of({"diagnostics": diagnostics}) == grouped
