@@ -85,7 +85,7 @@ def sync_summary(
     for by_outcome in summary["by_kind"].values():
         outcomes.update(by_outcome)
     verb = "mapped" if summary.get("dry_run") else "synced"
-    head = f"sync {summary['status']}: {_n(summary['lines'])} lines in {summary['duration_s']:,.1f} s"
+    head = f"sync {summary['status']}: {_n(summary['lines'])} line{'' if summary['lines'] == 1 else 's'} in {summary['duration_s']:,.1f} s"
     if not summary.get("dry_run"):
         head += f" ({summary['records_per_s']:,.0f} records/s)"
     lines = [head]

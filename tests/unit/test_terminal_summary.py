@@ -97,6 +97,12 @@ def test_a_dry_run_counts_mapped_records_and_sends_nothing() -> None:
     assert lines[1] == "  mapped                12  (dry run: nothing sent)"
 
 
+def test_one_line_is_counted_in_the_singular() -> None:
+    summary = _summary(lines=1, dry_run=True, by_kind={"vital_sign": {"mapped": 1}}, rejected=0, exit_code=0)
+
+    assert sync_summary(summary, Counter(), "stdout")[0] == "sync completed: 1 line in 12.3 s"
+
+
 def test_report_destination() -> None:
     assert report_destination(Path("r.json"), to_stdout=True) == "r.json, stdout"
     assert report_destination(None, to_stdout=False) is None
@@ -181,7 +187,7 @@ def test_on_a_terminal_stdout_gets_the_summary_or_with_json_the_report(tmp_path:
 
     code, shown, err = _stdout_on_a_terminal(*args)
     assert code == 0
-    assert shown.startswith("sync completed: 1 lines") and '"status"' not in shown
+    assert shown.startswith("sync completed: 1 line in") and '"status"' not in shown
     assert "report: not written (--report FILE, or --json for stdout)" in shown
     assert "sync completed" not in err
 
