@@ -1,0 +1,33 @@
+"""Rating scales as data, one owner: a definition per instrument and the pure functions over it.
+
+The definitions (instruments.md, issue 21): PHQ-9, GAD-7, PCL-5 (`self_report.py`), the C-SSRS
+screener recent and since last contact (`cssrs.py`), QIDS-SR16, MADRS and Y-BOCS (`restricted.py`).
+No I/O, no FHIR models: the mappers, the schema, the trend and the docs read these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from service.instruments.cssrs import CSSRS_SCREEN, CSSRS_SCREEN_SLC
+from service.instruments.model import Definition
+from service.instruments.restricted import MADRS, QIDS_SR16, YBOCS
+from service.instruments.self_report import GAD7, PCL5, PHQ9
+
+DEFINITIONS: Mapping[str, Definition] = MappingProxyType(
+    {d.id: d for d in (PHQ9, GAD7, PCL5, CSSRS_SCREEN, CSSRS_SCREEN_SLC, QIDS_SR16, MADRS, YBOCS)}
+)
+"""Every instrument by its `instrument` value, in the order of instruments.md section 1."""
+
+
+def definition(instrument: str) -> Definition:
+    """The definition of this instrument (KeyError naming it if unknown)."""
+    return DEFINITIONS[instrument]
+
+
+__all__ = [
+    "DEFINITIONS",
+    "Definition",
+    "definition",
+]
