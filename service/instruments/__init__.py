@@ -2,7 +2,8 @@
 
 The definitions (instruments.md, issue 21): PHQ-9, GAD-7, PCL-5 (`self_report.py`), the C-SSRS
 screener recent and since last contact (`cssrs.py`), QIDS-SR16, MADRS and Y-BOCS (`restricted.py`).
-No I/O, no FHIR models: the mappers, the schema, the trend and the docs read these.
+Answers are checked by `answers.py`, scored, banded and triaged by `scoring.py`. No I/O, no FHIR
+models: the mappers, the schema, the trend and the docs read these.
 """
 
 from __future__ import annotations
@@ -10,9 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from service.instruments.answers import AnswerError, IncompleteAnswers, asked, require_complete, validate
 from service.instruments.cssrs import CSSRS_SCREEN, CSSRS_SCREEN_SLC
 from service.instruments.model import Definition
 from service.instruments.restricted import MADRS, QIDS_SR16, YBOCS
+from service.instruments.scoring import (
+    Assessment,
+    Change,
+    Scores,
+    assess,
+    band,
+    change,
+    percent_change,
+    raises_flag,
+    rule_range,
+    safety_positives,
+    score,
+    triage,
+)
 from service.instruments.self_report import GAD7, PCL5, PHQ9
 
 DEFINITIONS: Mapping[str, Definition] = MappingProxyType(
@@ -28,6 +44,23 @@ def definition(instrument: str) -> Definition:
 
 __all__ = [
     "DEFINITIONS",
+    "AnswerError",
+    "Assessment",
+    "Change",
     "Definition",
+    "IncompleteAnswers",
+    "Scores",
+    "assess",
+    "asked",
+    "band",
+    "change",
     "definition",
+    "percent_change",
+    "raises_flag",
+    "require_complete",
+    "rule_range",
+    "safety_positives",
+    "score",
+    "triage",
+    "validate",
 ]
