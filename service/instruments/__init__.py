@@ -2,8 +2,9 @@
 
 The definitions (instruments.md, issue 21): PHQ-9, GAD-7, PCL-5 (`self_report.py`), the C-SSRS
 screener recent and since last contact (`cssrs.py`), QIDS-SR16, MADRS and Y-BOCS (`restricted.py`).
-Answers are checked by `answers.py`, scored, banded and triaged by `scoring.py`. No I/O, no FHIR
-models: the mappers, the schema, the trend and the docs read these.
+Answers are checked by `answers.py`, scored, banded and triaged by `scoring.py`; the clinic's safety
+thresholds are applied by `thresholds.py`. No I/O, no FHIR models: the mappers, the schema, the trend
+and the docs read these.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ from service.instruments.scoring import (
     triage,
 )
 from service.instruments.self_report import GAD7, PCL5, PHQ9
+from service.instruments.thresholds import (
+    FlagOverride,
+    ItemOverride,
+    ThresholdError,
+    Thresholds,
+    Weakened,
+    apply_overrides,
+    defaults,
+)
 
 DEFINITIONS: Mapping[str, Definition] = MappingProxyType(
     {d.id: d for d in (PHQ9, GAD7, PCL5, CSSRS_SCREEN, CSSRS_SCREEN_SLC, QIDS_SR16, MADRS, YBOCS)}
@@ -48,12 +58,19 @@ __all__ = [
     "Assessment",
     "Change",
     "Definition",
+    "FlagOverride",
     "IncompleteAnswers",
+    "ItemOverride",
     "Scores",
+    "ThresholdError",
+    "Thresholds",
+    "Weakened",
+    "apply_overrides",
     "assess",
     "asked",
     "band",
     "change",
+    "defaults",
     "definition",
     "percent_change",
     "raises_flag",
