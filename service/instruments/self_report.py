@@ -106,9 +106,9 @@ _GAD7_ITEMS = (
     ("68509-9", "Not being able to stop or control worrying"),
     ("69733-4", "Worrying too much about different things"),
     ("69734-2", "Trouble relaxing"),
-    ("69735-9", "Being so restless that it is hard to sit still"),
+    ("69735-9", "Being so restless that it's hard to sit still"),
     ("69689-8", "Becoming easily annoyed or irritable"),
-    ("69736-7", "Feeling afraid, as if something awful might happen"),
+    ("69736-7", "Feeling afraid as if something awful might happen"),
 )
 
 GAD7 = Definition(
