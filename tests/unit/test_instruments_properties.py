@@ -218,3 +218,29 @@ def test_a_wrong_count_is_an_error_of_the_list(case: tuple[str, list[int]], delt
     # missing items are named by linkId; extra answers by position
     extra = {e.index for e in errors[1:]}
     assert extra == set(range(len(answers), len(d.items))) | set(range(len(d.items), len(answers)))
+
+
+@given(st.booleans(), st.data())
+def test_screener_skip_rule_breaches_are_named(recent: bool, data: st.DataObject) -> None:
+    d = definition("cssrs_screen" if recent else "cssrs_screen_slc")
+    answers = data.draw(screener(recent=recent))
+    order = [item.link_id for item in d.items]
+    unasked = [i for i, a in enumerate(answers) if a is None]
+    index = data.draw(st.sampled_from(unasked or list(range(len(answers)))))
+    broken: list[Any] = list(answers)
+    # an answer to an unasked question, or (all asked) a null for an asked one
+    broken[index] = data.draw(st.booleans()) if unasked else None
+    errors = validate(d, broken)
+    assert [(e.index, e.link_id) for e in errors] == [(index, order[index])]
+
+
+@given(numeric(), st.data())
+def test_a_refused_record_keeps_its_safety_positives(case: tuple[str, list[int]], data: st.DataObject) -> None:
+    instrument, answers = case
+    d = definition(instrument)
+    safety_items = {d.index(rule.link_id) for rule in d.safety.rules}
+    others = [i for i in range(len(answers)) if i not in safety_items]
+    broken: list[Any] = list(answers)
+    broken[data.draw(st.sampled_from(others))] = data.draw(st.sampled_from([None, -1, 99, True]))
+    assert validate(d, broken)
+    assert list(safety_positives(d, broken)) == SHEET[instrument].safety(answers)
