@@ -93,6 +93,8 @@ def _skip_rule_text(item: Item) -> str:
 
 def validate(definition: Definition, answers: Answers) -> tuple[AnswerError, ...]:
     """Every error in the answers, in item order; empty when they can be scored."""
+    if isinstance(answers, str | bytes):
+        return (AnswerError(None, None, "must be a list of answers in questionnaire order"),)
     errors: list[AnswerError] = []
     count = len(definition.items)
     if len(answers) != count:

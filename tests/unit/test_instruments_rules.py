@@ -137,6 +137,11 @@ def test_s2_yes_with_s3_to_s5_null_names_all_three() -> None:
     assert [e.link_id for e in errors] == ["S3", "S4", "S5"]
 
 
+def test_a_string_is_not_a_list_of_answers() -> None:
+    (error,) = validate(definition("phq9"), "000000000")
+    assert (error.index, error.link_id) == (None, None)
+
+
 def test_since_last_contact_has_six_answers_and_no_s6b() -> None:
     d = definition("cssrs_screen_slc")
     assert [item.link_id for item in d.items] == ["S1", "S2", "S3", "S4", "S5", "S6"]
