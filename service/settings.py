@@ -85,6 +85,10 @@ class Settings(BaseSettings):
         description="Identifier system of the EHR's visit (encounter) numbers sent as `visit_id`.",
     )
     local_code_system_base: str = "https://infusion-fhir.example.org/fhir/CodeSystem"
+    canonical_base: str = Field(
+        "https://infusion-fhir.example.org/fhir",
+        description="Base of the service's own canonical URLs, e.g. its Questionnaires (`{base}/Questionnaire/gad7`).",
+    )
     practitioner_identifier_system: str = "https://infusion-fhir.example.org/fhir/sid/practitioner"
     medication_product_system: str | None = Field(
         None, description="System of an extra product code on the medication (e.g. NDC or RxNorm SCD)."
@@ -167,6 +171,7 @@ class Settings(BaseSettings):
             mrn_system=self.mrn_system,
             visit_system=self.visit_system,
             local_code_system_base=self.local_code_system_base,
+            canonical_base=self.canonical_base.rstrip("/"),
             practitioner_identifier_system=self.practitioner_identifier_system,
             medication_product_coding=self._product_coding(),
             fhir_base_url=self.fhir_base_url,

@@ -14,6 +14,8 @@ class MappingConfig:
     visit_system: str = "https://infusion-fhir.example.org/fhir/sid/visit"
     """System of the EHR's visit identifiers (`visit_id`): its Encounters are matched on it, never written over."""
     local_code_system_base: str = "https://infusion-fhir.example.org/fhir/CodeSystem"
+    canonical_base: str = "https://infusion-fhir.example.org/fhir"
+    """Base of the service's own canonical URLs (its Questionnaires: `{canonical_base}/Questionnaire/{id}`)."""
     practitioner_identifier_system: str = "https://infusion-fhir.example.org/fhir/sid/practitioner"
     """System of the clinician ids carried as logical references (Procedure.performer.actor)."""
     medication_product_coding: tuple[str, str, str] | None = None
