@@ -51,7 +51,7 @@ log = logging.getLogger("infusion_fhir.smart")
 #                             never updated or deleted                                   -> .crs
 #   Encounter                 the EHR visit by conditional create; the session's own Encounter by
 #                             PUT (update-as-create) and retracted by PUT; read, search    -> .crus
-#   Procedure, MedicationAdministration, Observation, Flag
+#   Procedure, MedicationAdministration, QuestionnaireResponse, Observation, Flag
 #                             PUT with deterministic ids (update-as-create), retracted by PUT
 #                             (entered-in-error), read, search by _id                      -> .crus
 #   AdverseEvent              as above, but R4 AdverseEvent has no status to retract: DELETEd -> .cruds
@@ -59,7 +59,7 @@ log = logging.getLogger("infusion_fhir.smart")
 # authorize each their own way; add its scope to INFUSION_FHIR_SMART_SCOPES if yours needs one.
 DEFAULT_SMART_SCOPES = (
     "system/Patient.crs system/Encounter.crus system/Procedure.crus system/MedicationAdministration.crus "
-    "system/Observation.crus system/AdverseEvent.cruds system/Flag.crus"
+    "system/QuestionnaireResponse.crus system/Observation.crus system/AdverseEvent.cruds system/Flag.crus"
 )
 SmartAlg = Literal["RS384", "ES384"]
 SMART_ALGS: tuple[SmartAlg, ...] = ("ES384", "RS384")

@@ -9,7 +9,7 @@ Entries:
   identifier, exactly like the Patient (matched, never written over); `visit_ids` skips it likewise.
 * Everything else: `PUT Type/id` (deterministic ids), `fullUrl` = the absolute URL under
   `config.fhir_base_url` (R4 wants absolute fullUrls), ordered Encounter, Procedure,
-  MedicationAdministration, Observation, AdverseEvent, Flag; within a type, in record order.
+  MedicationAdministration, QuestionnaireResponse, Observation, AdverseEvent, Flag; within a type, in record order.
   A resource produced twice (the same record twice) appears once, with its last content.
   Refs in `skip` get no entry (the engine's way of never writing over a clinician's Flag), nor do
   those `unchanged` says the server already holds (the engine's diff).
@@ -36,7 +36,15 @@ from service.mappers.patient import patient_if_none_exist, patient_json
 from service.mappers.registry import mapper_for
 from service.mappers.session import session_context, visit_encounter
 
-TYPE_ORDER = ("Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag")
+TYPE_ORDER = (
+    "Encounter",
+    "Procedure",
+    "MedicationAdministration",
+    "QuestionnaireResponse",
+    "Observation",
+    "AdverseEvent",
+    "Flag",
+)
 
 
 def rewrite_references(encoded: bytes, replacements: Mapping[str, str]) -> bytes:

@@ -31,6 +31,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.period import Period
 from fhir.resources.R4B.procedure import Procedure, ProcedurePerformer
 from fhir.resources.R4B.quantity import Quantity
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.reference import Reference
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 
@@ -42,6 +43,7 @@ RESOURCE_CLASSES: dict[str, type[DomainResource]] = {
     "Observation": Observation,
     "Patient": Patient,
     "Procedure": Procedure,
+    "QuestionnaireResponse": QuestionnaireResponse,
 }
 
 
@@ -91,6 +93,7 @@ __all__ = [
     "Procedure",
     "ProcedurePerformer",
     "Quantity",
+    "QuestionnaireResponse",
     "Reference",
     "as_resource",
     "to_json",
