@@ -1,6 +1,7 @@
-"""The clinical record contract: pydantic v2 models of the five record kinds and their parsing API."""
+"""The clinical record contract: pydantic v2 models of the record kinds and their parsing API."""
 
 from schemas.adverse_event import AdverseEvent, EmbeddedAdverseEvent
+from schemas.assessment import Assessment
 from schemas.common import Clinician, PatientInfo
 from schemas.export import record_json_schema
 from schemas.monitoring_score import EmbeddedMonitoringScore, MonitoringScore
@@ -22,6 +23,7 @@ __all__ = [
     "KINDS",
     "MODELS",
     "AdverseEvent",
+    "Assessment",
     "Clinician",
     "Dose",
     "EmbeddedAdverseEvent",

@@ -9,8 +9,9 @@ VITAL_SIGN = "vital_sign"
 MONITORING_SCORE = "monitoring_score"
 ADVERSE_EVENT = "adverse_event"
 PHQ9 = "phq9_assessment"
+ASSESSMENT = "assessment"
 
-KINDS: tuple[str, ...] = (SESSION, VITAL_SIGN, MONITORING_SCORE, ADVERSE_EVENT, PHQ9)
+KINDS: tuple[str, ...] = (SESSION, VITAL_SIGN, MONITORING_SCORE, ADVERSE_EVENT, PHQ9, ASSESSMENT)
 """Every record kind, sessions first."""
 
 SEGMENTS: dict[str, str] = {  # REST path segment -> kind (`/v1/<segment>/{key}`)
@@ -19,6 +20,7 @@ SEGMENTS: dict[str, str] = {  # REST path segment -> kind (`/v1/<segment>/{key}`
     "monitoring-scores": MONITORING_SCORE,
     "adverse-events": ADVERSE_EVENT,
     "phq9-assessments": PHQ9,
+    "assessments": ASSESSMENT,
 }
 
 CHILD_LISTS: dict[str, str] = {  # a session's list field -> the kind of its children, in mapping order

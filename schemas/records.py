@@ -10,24 +10,26 @@ from pydantic import BaseModel, Field, ValidationError
 
 from schemas import kinds
 from schemas.adverse_event import AdverseEvent
+from schemas.assessment import Assessment
 from schemas.monitoring_score import MonitoringScore
 from schemas.phq9 import Phq9Assessment
 from schemas.session import InfusionSession
 from schemas.vital_sign import VitalSign
 
-MODELS: dict[str, type[InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment]] = {
+MODELS: dict[str, type[InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment | Assessment]] = {
     kinds.SESSION: InfusionSession,
     kinds.VITAL_SIGN: VitalSign,
     kinds.MONITORING_SCORE: MonitoringScore,
     kinds.ADVERSE_EVENT: AdverseEvent,
     kinds.PHQ9: Phq9Assessment,
+    kinds.ASSESSMENT: Assessment,
 }
 KINDS = kinds.KINDS
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 _Model = TypeVar("_Model", bound=BaseModel)
 
 Record = Annotated[
-    InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment,
+    InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment | Assessment,
     Field(discriminator="kind"),
 ]
 """Any record; the models' `kind` literal discriminates."""
@@ -95,7 +97,9 @@ def _validate(model: type[_Model], obj: Any) -> _Model:
         raise RecordInvalid(issues_from(error)) from None
 
 
-def parse_record(obj: Any) -> InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment:
+def parse_record(
+    obj: Any,
+) -> InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment | Assessment:
     """Validate a record whose kind is named by its `"kind"` field."""
     if not isinstance(obj, dict):
         raise RecordInvalid([Issue("", "a record must be a JSON object")])
@@ -109,7 +113,7 @@ def parse_record(obj: Any) -> InfusionSession | VitalSign | MonitoringScore | Ad
 
 def parse_record_of_kind(
     kind: str, obj: Any, key: str | None = None
-) -> InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment:
+) -> InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment | Assessment:
     """Validate a record of a kind named by the caller; `"kind"` in `obj` is optional but must match.
 
     With `key` (e.g. from the URL) the body's `"key"` is optional too, but must match when present.

@@ -27,7 +27,8 @@ from urllib.parse import quote
 import orjson
 
 from schemas.common import PatientInfo
-from schemas.kinds import PHQ9, SESSION, SESSION_ENTERED_IN_ERROR
+from schemas.kinds import ASSESSMENT, PHQ9, SESSION, SESSION_ENTERED_IN_ERROR
+from service.mappers import assessment
 from service.mappers.codes import ENTERED_IN_ERROR, FLAG_ACTIVE
 from service.mappers.config import MappingConfig
 from service.mappers.context import SessionContext
@@ -152,9 +153,14 @@ def transaction_bundle(
 
 
 def flag_statuses(records: Iterable[Any], config: MappingConfig) -> dict[str, str]:
-    """`Flag/<id>` -> the status the records would give it (PHQ-9s with item 9 > 0, embedded ones too)."""
+    """`Flag/<id>` -> the status the records would give it (PHQ-9s with item 9 > 0, embedded ones too, and
+    assessments whose safety answers raise the Flag)."""
     out: dict[str, str] = {}
     for record in records:
+        if record.kind == ASSESSMENT:
+            if assessment.raises_flag(record):
+                out[resource_ref(ASSESSMENT, record.key, "flag", config)] = FLAG_ACTIVE
+            continue
         retracted = record.kind == SESSION and record.status == SESSION_ENTERED_IN_ERROR
         phq9s = record.phq9_assessments if record.kind == SESSION else [record] if record.kind == PHQ9 else []
         for phq9 in phq9s:

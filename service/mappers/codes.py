@@ -309,6 +309,13 @@ FLAG_CODE = (
     LocalCode("flag", "phq9-item9-positive", "PHQ-9 item 9 positive"),
 )
 FLAG_TEXT = "Suicide risk: PHQ-9 item 9 answered above 'Not at all'. Review before the next infusion."
+# The Flag of a positive safety answer on any rating scale (`assessment` records): the same SNOMED code,
+# a local code naming the trigger, and text naming no instrument's wording (instruments.md section 5).
+ASSESSMENT_FLAG_CODE = (
+    Code(SNOMED, "6471006", "Suicidal thoughts"),
+    LocalCode("flag", "assessment-safety-positive", "Positive safety answer on a rating scale"),
+)
+ASSESSMENT_FLAG_TEXT = "Suicide risk: a safety answer on a rating scale was positive. Review before the next infusion."
 # The R4 core extension that points a Flag at the record supporting it (hl7.org/fhir/R4/extension-flag-detail).
 EXT_FLAG_DETAIL = "http://hl7.org/fhir/StructureDefinition/flag-detail"
 
@@ -351,6 +358,9 @@ NARRATIVE_PHQ9_TOTAL = "PHQ-9 total"
 NARRATIVE_PHQ9_PANEL = "PHQ-9 panel (9 items, total score)"
 NARRATIVE_PHQ9_PANEL_DIFFICULTY = "PHQ-9 panel (9 items, difficulty, total score)"
 NARRATIVE_SINCE = "Since"
+NARRATIVE_RESPONSE = "answers"  # `<instrument title> answers, <when>` (QuestionnaireResponse)
+NARRATIVE_PANEL = "panel"  # `<instrument title> panel (<n> results), <when>`
+NARRATIVE_POSITIVE = "Positive safety answer"
 NARRATIVE_ADVERSE_EVENT = "Adverse event"
 
 

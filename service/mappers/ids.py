@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from schemas.kinds import embedded_children
+from service.instruments import DEFINITIONS
 from service.mappers.config import MappingConfig
 
 
@@ -68,6 +69,29 @@ SLOTS: dict[str, tuple[Slot, ...]] = {
         Slot("Flag", "flag", "fl", optional=True),  # only when item 9 > 0
     ),
 }
+
+
+def _assessment_slots() -> tuple[Slot, ...]:
+    """The parts any instrument's assessment can produce: the union over the definitions, in mapping order.
+
+    Item parts are named by linkId (`item-3`, `item-S6b`), subscales by their id (`score-cluster-b`), so
+    an instrument added to the definitions brings its parts with it and no existing id changes.
+    """
+    item_ids = dict.fromkeys(item.link_id for d in DEFINITIONS.values() for item in d.items)
+    subscale_ids = dict.fromkeys(rule.id for d in DEFINITIONS.values() for rule in d.subscales)
+    return (
+        Slot("QuestionnaireResponse", "response", "qr", primary=True),
+        *(Slot("Observation", f"item-{link_id}", "ai", optional=True) for link_id in item_ids),  # answered only
+        Slot("Observation", "difficulty", "ad", optional=True),  # PHQ-9, GAD-7 with difficulty
+        Slot("Observation", "total", "at", optional=True),  # every instrument with a total (not C-SSRS)
+        *(Slot("Observation", f"score-{score_id}", "as", optional=True) for score_id in subscale_ids),
+        Slot("Observation", "triage", "ac", optional=True),  # C-SSRS
+        Slot("Observation", "panel", "ap"),
+        Slot("Flag", "flag", "fl", optional=True),  # a safety answer that raises the Flag
+    )
+
+
+SLOTS["assessment"] = _assessment_slots()
 _SLOT_BY_PART = {(kind, slot.part): slot for kind, slots in SLOTS.items() for slot in slots}
 _KIND_BY_SYSTEM_SUFFIX = {kind.replace("_", "-"): kind for kind in SLOTS}
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648, lower-cased

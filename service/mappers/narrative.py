@@ -235,3 +235,37 @@ def adverse_event(record: Any, serious: codes.Code) -> Json:
     if record.causality is not None:
         sentence += f"; causality: {codes.AE_CAUSALITIES[record.causality].display.lower()}"
     return narrative(sentence)
+
+
+# --- Assessments (any rating scale): every label comes from the instrument's definition ---
+
+
+def assessment_response(title: str, answered: int, when: str, entered_in_error: bool) -> Json:
+    """`GAD-7 answers (7 answered), <when>`: the QuestionnaireResponse."""
+    return narrative(f"{title} {codes.NARRATIVE_RESPONSE} ({answered} answered), {when}", entered_in_error)
+
+
+def assessment_answer(label: str, words: str, positive: bool, when: str, during: bool, entered_in_error: bool) -> Json:
+    """`MADRS item 3: 4, <when>`; a positive safety answer says so."""
+    return observed(f"{label}: {words}", when, during, entered_in_error, codes.NARRATIVE_POSITIVE if positive else None)
+
+
+def assessment_score(label: str, value: int, band: str | None, when: str, during: bool, entered_in_error: bool) -> Json:
+    """`GAD-7 total score 12 (moderate anxiety), <when>`; a subscale has no band."""
+    head = f"{label} {value}" if band is None else f"{label} {value} ({band[0].lower()}{band[1:]})"
+    return observed(head, when, during, entered_in_error)
+
+
+def assessment_triage(label: str, level: str, note: str, when: str, during: bool, entered_in_error: bool) -> Json:
+    """`C-SSRS screener triage category: Moderate, <when>. <note>`."""
+    return observed(f"{label}: {level}", when, during, entered_in_error, note)
+
+
+def assessment_panel(title: str, members: int, when: str, during: bool, entered_in_error: bool) -> Json:
+    """`Y-BOCS panel (13 results), <when>`: the panel holds only its members."""
+    return observed(f"{title} {codes.NARRATIVE_PANEL} ({members} results)", when, during, entered_in_error)
+
+
+def assessment_flag(when: str, entered_in_error: bool) -> Json:
+    """The Flag's text and since when: `Suicide risk: ... Since 2 Mar 2026 09:30 UTC.`"""
+    return narrative(f"{codes.ASSESSMENT_FLAG_TEXT} {codes.NARRATIVE_SINCE} {when}.", entered_in_error)

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.records import MODELS, Record
-from service.mappers import adverse_event, monitoring_score, phq9, session, vital_sign
+from service.mappers import adverse_event, assessment, monitoring_score, phq9, session, vital_sign
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource, validated
 from service.mappers.ids import ResourceId
@@ -51,7 +51,7 @@ REGISTRY: dict[str, KindMapper] = {
         from_fhir=module.from_fhir,
         resource_ids=partial(_resource_ids, module.KIND),
     )
-    for module in (session, vital_sign, monitoring_score, adverse_event, phq9)
+    for module in (session, vital_sign, monitoring_score, adverse_event, phq9, assessment)
 }
 
 

@@ -48,6 +48,14 @@ RECORD_EXAMPLES: dict[str, dict[str, Any]] = {
         "outcome": "resolved",
     },
     "phq9_assessment": {"patient": PATIENT, "completed_at": AT, "items": [2, 2, 1, 2, 1, 1, 1, 0, 0], "total": 10},
+    "assessment": {
+        "patient": PATIENT,
+        "instrument": "gad7",
+        "completed_at": AT,
+        "items": [2, 1, 2, 1, 1, 0, 1],
+        "difficulty": "somewhat",
+        "total": 8,
+    },
 }
 """PUT bodies by kind (the key is the URL's)."""
 

@@ -88,6 +88,17 @@ BASE: dict[str, dict[str, Any]] = {
         "difficulty": "somewhat",
         "total": 8,
     },
+    "assessment": {
+        "kind": "assessment",
+        "key": "Q-1",
+        "patient": PATIENT,
+        "session_key": "S-1",
+        "instrument": "gad7",
+        "completed_at": T0,
+        "items": [1, 2, 1, 0, 1, 2, 1],
+        "difficulty": "somewhat",
+        "total": 8,
+    },
 }
 DROP = object()
 

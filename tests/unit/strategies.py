@@ -9,11 +9,14 @@ from typing import Any
 from hypothesis import strategies as st
 
 from schemas.adverse_event import Action, Causality, Event, Outcome, Severity
+from schemas.assessment import DIFFICULTY_ORDER
 from schemas.common import Sex
 from schemas.monitoring_score import SCORE_RANGES
 from schemas.phq9 import Difficulty
 from schemas.session import RATE_LIMITS, Indication, Status
 from schemas.vital_sign import DIASTOLIC_RANGE, RANGES, SYSTOLIC_RANGE
+from service.instruments import DEFINITIONS
+from service.instruments.model import Choice, YesNo
 
 
 def _choice(literal: Any) -> st.SearchStrategy[str]:
@@ -124,6 +127,38 @@ def phq9_assessments(draw: st.DrawFn, embedded: bool = False) -> dict[str, Any]:
     return _standalone(draw, out, "phq9_assessment", embedded, session_key=draw(st.booleans()))
 
 
+@st.composite
+def answers(draw: st.DrawFn, instrument: str) -> list[Any]:
+    """Valid answers to `instrument`, drawn item by item: a skipped question is null, every asked one answered.
+
+    Skip rules are read as data (each item's enableWhen against the answers drawn before it), so this
+    serves every instrument without naming one.
+    """
+    definition = DEFINITIONS[instrument]
+    out: list[Any] = []
+    for item in definition.items:
+        if any(out[definition.index(rule.link_id)] is not rule.answer for rule in item.enable_when):
+            out.append(None)
+        elif isinstance(item.answer, YesNo):
+            out.append(draw(st.booleans()))
+        elif isinstance(item.answer, Choice):
+            out.append(draw(st.sampled_from([option.score for option in item.answer.options])))
+        else:
+            out.append(draw(st.integers(item.answer.low, item.answer.high)))
+    return out
+
+
+@st.composite
+def assessments(draw: st.DrawFn, instrument: str | None = None) -> dict[str, Any]:
+    """A valid `assessment` record of `instrument` (any when None); the total given or left out."""
+    name = instrument or draw(st.sampled_from(sorted(DEFINITIONS)))
+    items = draw(answers(name))
+    out: dict[str, Any] = {"key": draw(keys), "instrument": name, "completed_at": _iso(draw(times)), "items": items}
+    if DEFINITIONS[name].difficulty is not None:
+        _optional(draw, out, "difficulty", st.sampled_from(DIFFICULTY_ORDER))
+    return _standalone(draw, out, "assessment", False, session_key=draw(st.booleans()))
+
+
 def _standalone(draw: st.DrawFn, out: dict[str, Any], kind: str, embedded: bool, session_key: bool) -> dict[str, Any]:
     if draw(st.booleans()) or not embedded:
         out["kind"] = kind
@@ -200,5 +235,6 @@ RECORDS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "monitoring_score": monitoring_scores(),
     "adverse_event": adverse_events(),
     "phq9_assessment": phq9_assessments(),
+    "assessment": assessments(),
 }
 any_record = st.one_of(*RECORDS.values())

@@ -40,7 +40,7 @@ def test_valid_file_prints_one_transaction_bundle_per_batch_and_exits_0(runner: 
     bundles = _bundles(result.stdout)
     assert len(bundles) == 3
     assert all(b["resourceType"] == "Bundle" and b["type"] == "transaction" for b in bundles)
-    assert "mapped 5 of 5 records into 3 bundles; 0 rejected" in result.stderr
+    assert "mapped 6 of 6 records into 3 bundles; 0 rejected" in result.stderr
 
 
 def test_default_batch_is_fifty_records(runner: CliRunner, tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_bad_lines_go_to_stderr_with_line_number_key_and_paths_and_exit_1(runner
         "line 3: key=?: (record): not valid JSON",
         "line 4: key=V-BAD: diastolic: diastolic must be below systolic",
         "line 5: key=L-1: kind: unknown record kind; expected one of: infusion_session, vital_sign, "
-        "monitoring_score, adverse_event, phq9_assessment",
+        "monitoring_score, adverse_event, phq9_assessment, assessment",
         "line 6: key=?: key: String should match pattern '^[A-Za-z0-9._-]{1,64}$'",
     ]
     assert "PHI" not in result.stderr

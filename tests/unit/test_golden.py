@@ -34,7 +34,14 @@ def _check(case: Path, actual: Any) -> None:
 
 def test_there_are_at_least_three_cases_per_kind() -> None:
     kinds = [case.parent.name for case in CASES]
-    for kind in ("infusion_session", "vital_sign", "monitoring_score", "adverse_event", "phq9_assessment"):
+    for kind in (
+        "infusion_session",
+        "vital_sign",
+        "monitoring_score",
+        "adverse_event",
+        "phq9_assessment",
+        "assessment",
+    ):
         assert kinds.count(kind) >= 3, kind
 
 

@@ -34,6 +34,16 @@ from tests.unit.examples import BASE, DROP, mutated
 from tests.unit.strategies import any_record
 
 S, V, M, A, P = "infusion_session", "vital_sign", "monitoring_score", "adverse_event", "phq9_assessment"
+Q = "assessment"
+
+
+def cssrs(*items: bool | None, instrument: str = "cssrs_screen") -> dict[str, Any]:
+    """Changes turning the GAD-7 example into a C-SSRS screener with these answers (a fresh list each time)."""
+    return {"instrument": instrument, "items": list(items), "total": DROP, "difficulty": DROP}
+
+
+T, F = True, False
+CSSRS = (T, F, None, None, None, T, F)  # S1 yes, S2 no (S3-S5 unasked), S6 yes, S6b no
 SCHEMATHESIS_CONFIG = Path(__file__).resolve().parents[1] / "integration" / "schemathesis.toml"
 VALIDATORS = {kind: jsonschema.Draft202012Validator(record_json_schema(kind)) for kind in KINDS}
 
@@ -132,6 +142,31 @@ RULES: dict[str, list[Case | Unstated]] = {
         Case("causality needs session_key (null)", A, {"session_key": None}),
     ],
     "Phq9Assessment._total_is_sum": [Unstated("total equals the sum of the 9 items", ARITHMETIC, P, {"total": 9})],
+    "Assessment._answers_fit_the_instrument": [
+        Case("items count per instrument", Q, {"items": [1, 2, 1, 0, 1, 2]}),
+        Case("items at most the instrument's count", Q, {"items": [1, 2, 1, 0, 1, 2, 1, 0], "total": DROP}),
+        Case("a choice answer within its scores", Q, {"items[2]": 4}),
+        Case("an integer answer within its range", Q, {"instrument": "madrs", "items": [7] + [0] * 9, "total": DROP}),
+        Case("a C-SSRS answer is true or false", Q, cssrs(1, F, None, None, None, T, F)),
+        Case("a C-SSRS question always asked is not null", Q, cssrs(None, F, None, None, None, T, F)),
+        Case("C-SSRS S3 null unless S2 is yes", Q, cssrs(T, F, F, None, None, T, F)),
+        Case("C-SSRS S4 answered when S2 is yes", Q, cssrs(T, T, F, None, None, T, F)),
+        Case("C-SSRS S6b answered when S6 is yes", Q, cssrs(T, F, None, None, None, T, None)),
+        Case("C-SSRS S6b null unless S6 is yes", Q, cssrs(T, F, None, None, None, F, F)),
+        Case(
+            "C-SSRS since last contact has 6 answers", Q, cssrs(T, T, F, F, F, F, None, instrument="cssrs_screen_slc")
+        ),
+        Case("a PHQ-9 answer is not a boolean", Q, {"instrument": "phq9", "items": [True] * 9, "total": DROP}),
+    ],
+    "Assessment._difficulty_only_where_asked": [
+        Case("difficulty only for PHQ-9 and GAD-7", Q, {**cssrs(*CSSRS), "difficulty": "very"}),
+        Case("difficulty not for PCL-5", Q, {"instrument": "pcl5", "items": [0] * 20, "total": DROP}),
+    ],
+    "Assessment._total_is_the_score": [
+        Case("no total for the C-SSRS screener", Q, {**cssrs(*CSSRS), "total": 0}),
+        Case("total within the instrument's range", Q, {"total": 22}),
+        Unstated("total equals the instrument's score of the items", ARITHMETIC, Q, {"total": 9}),
+    ],
 }
 # function validators of the field types (schemas/common.py `Annotated` metadata) -> their cases
 TYPE_RULES: dict[str, list[Case | Unstated]] = {
@@ -158,6 +193,10 @@ TYPE_RULES: dict[str, list[Case | Unstated]] = {
         Case("no trailing no-break space in an id", S, {"clinician.id": "C-1\xa0"}),
     ],
     "_whole_number": [Case("an integer has no fraction", P, {"items[0]": 1.5})],
+    "_answer_value": [
+        Case("an answer is an integer, a boolean or null", Q, {"items[0]": "1"}),
+        Case("an answer has no fraction", Q, {"items[0]": 1.5}),
+    ],
 }
 # rules of StringConstraints (no validator function of ours) that the schema states too
 CONSTRAINT_CASES = [
@@ -275,6 +314,22 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     (S, {"note": "  padded, with a\ttab and\nlines  ", "clinician.id": "C 1"}),
     (V, {"patient.mrn": "A|B,1$", "patient.birth_date": "1900-01-01", "measured_at": "2024-04-12T09:05:00+14:00"}),
     (M, {"measured_at": "1900-01-01T00:00:00.5-13:59"}),
+    (Q, {"total": DROP, "difficulty": DROP, "session_key": DROP}),
+    (Q, {"items[0]": 1.0}),
+    (Q, cssrs(*CSSRS)),
+    (Q, cssrs(T, T, F, T, F, F, None)),
+    (Q, cssrs(T, T, F, F, F, F, instrument="cssrs_screen_slc")),
+    (
+        Q,
+        {
+            "instrument": "qids_sr16",
+            "items": [3, 0, 1, 2, 3, 0, 0, 2, 1, 0, 1, 2, 3, 0, 1, 3],
+            "total": 17,
+            "difficulty": DROP,
+        },
+    ),
+    (Q, {"instrument": "ybocs", "items": [4] * 10, "total": 40, "difficulty": DROP}),
+    (Q, {"instrument": "pcl5", "items": [4] * 20, "total": 80, "difficulty": DROP}),
 ]
 
 
