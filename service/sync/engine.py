@@ -29,8 +29,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas import InfusionSession, Record
-from schemas.kinds import PHQ9, SESSION
+from schemas import Assessment, InfusionSession, Record
+from schemas.kinds import ASSESSMENT, PHQ9, SESSION
 from service.errors import Conflict, FhirDataUnreadable, FhirRejected, NotFound
 from service.fhir_client import FhirClient
 from service.mappers import (
@@ -48,6 +48,7 @@ from service.mappers.bundle import flag_statuses, rewrite_references
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
 from service.mappers.ids import patient_token, resource_ref, visit_token
+from service.mappers.questionnaire import questionnaire_url
 from service.mappers.session import child_searches, is_child_of
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.redact import redact_error
@@ -180,12 +181,13 @@ class SyncEngine:
         transactions = 1
         try:
             # Independent reads, sent at once; what the caller must act on is raised in a fixed order.
-            sessions, visit_ids, skip, patient_ids = _first_failure_raised(
+            sessions, visit_ids, skip, patient_ids, _ = _first_failure_raised(
                 await asyncio.gather(
                     self.session_contexts(records, known_sessions or {}),
                     self._existing_visits(records),
                     self._flags_to_keep(records, read_ahead),
                     self._patients_on_server(records, read_ahead) if diff else _none(),
+                    self._instruments_kept(records, read_ahead),
                     return_exceptions=True,
                 )
             )
@@ -348,6 +350,29 @@ class SyncEngine:
                     None if held is None else WrittenResource("Flag", held["id"], version, WriteOutcome.unchanged)
                 )
         return keep
+
+    async def _instruments_kept(self, records: Sequence[Record], read_ahead: ReadAhead | None = None) -> None:
+        """Conflict when an assessment key the server holds is re-sent with another instrument (issue 21:
+        a key keeps its instrument). Its QuestionnaireResponse names the Questionnaire it answered; the
+        version may change (a new scoring version), the Questionnaire may not. Read with the current versions
+        (`_server_copies`), unless the `read_ahead` read them already."""
+        wanted = {
+            resource_ref(ASSESSMENT, r.key, "response", self.config): r for r in records if isinstance(r, Assessment)
+        }
+        if not wanted:
+            return
+        held = await self._server_copies(list(wanted), read_ahead)
+        changed = sorted(
+            record.key
+            for ref, record in wanted.items()
+            if ref in held
+            and str(held[ref].get("questionnaire", "")).split("|")[0]
+            != questionnaire_url(self.config, record.instrument)
+        )
+        if changed:
+            raise Conflict(
+                f"instrument: an assessment key keeps its instrument; re-sent with another: {', '.join(changed)}"
+            )
 
     async def read_ahead(
         self, records: Sequence[Record], readable: Iterable[Record], *, new_patients: Container[str] = ()

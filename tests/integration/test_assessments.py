@@ -126,3 +126,15 @@ def test_a_bad_answer_is_a_422_naming_the_field(api, run_id) -> None:
     response = api.put(f"/v1/assessments/{body['key']}", json=body)
     assert response.status_code == 422, response.text
     assert "items[2]" in response.text
+
+
+def test_a_key_keeps_its_instrument(api, run_id) -> None:
+    body = _body("gad7-moderate-difficulty", run_id)
+    url = f"/v1/assessments/{body['key']}"
+    assert api.put(url, json=body).status_code == 201
+    other = {**_body("madrs-moderate-no-flag", run_id), "key": body["key"]}
+    response = api.put(url, json=other)
+    assert response.status_code == 409, response.text
+    assert "keeps its instrument" in response.text
+    got = api.get(url)
+    assert got.status_code == 200 and got.json()["instrument"] == "gad7"

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from schemas import parse_record
-from service.errors import NotFound
+from service.errors import Conflict, NotFound
 from service.fhir_client import open_fhir_client
 from service.mappers import MappingConfig, mapper_for, resource_ids, search_escape
 from service.mappers.codes import (
@@ -456,3 +456,19 @@ def test_what_the_diff_leaves_out_is_reported_unchanged_with_the_servers_version
     assert [(w.resource_type, w.id, w.version, w.outcome.value) for w in check.left_out] == [
         ("Observation", "o-1", "7", "unchanged")
     ]
+
+
+async def test_an_assessment_key_keeps_its_instrument(rig: Rig) -> None:
+    """Issue 21: re-sending an assessment key with another instrument is a Conflict (409), nothing written."""
+    await rig.engine.upsert([record("assessment", key="Q-9", session_key=None)])
+    writes = len(rig.fake.transactions)
+    madrs = record(
+        "assessment", key="Q-9", session_key=None, instrument="madrs", items=[1] * 10, total=None, difficulty=None
+    )
+    with pytest.raises(Conflict, match="keeps its instrument"):
+        await rig.engine.upsert([madrs])
+    assert len(rig.fake.transactions) == writes
+    await rig.engine.upsert(
+        [record("assessment", key="Q-9", session_key=None, items=[0] * 7, total=None)]
+    )  # same: fine
+    assert len(rig.fake.transactions) == writes + 1
