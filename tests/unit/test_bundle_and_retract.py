@@ -18,8 +18,9 @@ from service.mappers import (
     retract,
     transaction_bundle,
 )
+from service.mappers.bundle import flag_statuses
 from service.mappers.fhir import to_json
-from service.mappers.ids import visit_urn
+from service.mappers.ids import resource_ref, visit_urn
 from tests.unit.examples import BASE
 
 CONFIG = MappingConfig()
@@ -151,3 +152,25 @@ def test_retract_works_on_json_as_read_back() -> None:
     retracted = retract(as_json)
     assert len(retracted) == len(as_json) and {r["status"] for r in retracted} == {"entered-in-error"}
     assert {r["status"] for r in as_json} == {"final"}
+
+
+def test_an_assessment_bundles_its_response_before_the_observations_and_its_flag_is_kept_for_clinicians() -> None:
+    positive = parse_record(
+        {
+            **copy.deepcopy(BASE["assessment"]),
+            "instrument": "madrs",
+            "items": [0] * 9 + [2],
+            "total": None,
+            "difficulty": None,
+            "session_key": None,
+        }
+    )
+    negative = parse_record({**copy.deepcopy(BASE["assessment"]), "key": "Q-2", "session_key": None})
+    types = [e["resource"]["resourceType"] for e in transaction_bundle([positive, negative], CONFIG)["entry"]]
+    assert types.index("QuestionnaireResponse") < types.index("Observation") and types.count("Flag") == 1
+    assert flag_statuses([positive, negative], CONFIG) == {
+        resource_ref("assessment", positive.key, "flag", CONFIG): "active"
+    }
+    retracted = retract(mapper_for("assessment").to_fhir_json(positive, CONFIG))
+    assert {r["resourceType"] for r in retracted} == {"QuestionnaireResponse", "Observation", "Flag"}
+    assert {r["status"] for r in retracted} == {"entered-in-error"}

@@ -116,7 +116,14 @@ def test_resource_ids_are_deterministic_fhir_ids_unique_per_kind_key_part_and_so
 def test_resource_ids_list_every_resource_a_kind_can_produce() -> None:
     listing = {
         kind: resource_ids(kind, "K.1", CONFIG)
-        for kind in ("infusion_session", "vital_sign", "monitoring_score", "adverse_event", "phq9_assessment")
+        for kind in (
+            "infusion_session",
+            "vital_sign",
+            "monitoring_score",
+            "adverse_event",
+            "phq9_assessment",
+            "assessment",
+        )
     }
     session = [(r.resource_type, r.part, r.optional) for r in listing["infusion_session"]]
     assert session == [
@@ -134,6 +141,10 @@ def test_resource_ids_list_every_resource_a_kind_can_produce() -> None:
         "total": False,
         "flag": True,
     }
+    assessment = [(r.resource_type, r.part, r.optional) for r in listing["assessment"]]
+    assert assessment[0] == ("QuestionnaireResponse", "response", False)  # the primary: identifier value = key
+    assert ("Observation", "item-S6b", True) in assessment and ("Observation", "item-20", True) in assessment
+    assert ("Observation", "panel", False) in assessment and assessment[-1] == ("Flag", "flag", True)
     every = [r.id for rs in listing.values() for r in rs]
     assert len(set(every)) == len(every) and all(ID.match(i) for i in every)
     assert listing["vital_sign"][0].ref == f"Observation/{listing['vital_sign'][0].id}"
