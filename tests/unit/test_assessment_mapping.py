@@ -8,11 +8,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import RecordInvalid, parse_record
+from schemas import RecordInvalid, parse_record, record_json_schema
 from service.instruments import DEFINITIONS
 from service.instruments.model import YesNo
 from service.mappers import MappingConfig, codes, mapper_for
@@ -21,6 +22,7 @@ from tests.unit.examples import PATIENT
 from tests.unit.strategies import answers
 
 CONFIG = MappingConfig()
+SCHEMA = jsonschema.Draft202012Validator(record_json_schema("assessment"))
 INSTRUMENTS = sorted(DEFINITIONS)
 T0 = "2024-04-12T09:05:00-04:00"
 
@@ -128,6 +130,7 @@ def _record(instrument: str, items: list[Any], **fields: Any) -> dict[str, Any]:
 @given(data=st.data())
 def test_random_valid_answers_map_and_agree_with_the_sheet(instrument: str, data: st.DataObject) -> None:
     items = data.draw(answers(instrument))
+    SCHEMA.validate(_record(instrument, items))
     record = parse_record(_record(instrument, copy.deepcopy(items)))
     mapper = mapper_for("assessment")
     resources = [to_json(r) for r in mapper.to_fhir(record, CONFIG)]
@@ -198,6 +201,7 @@ def test_invalid_answers_are_refused_naming_the_field(instrument: str, data: st.
     count = len(DEFINITIONS[instrument].items)
     position = data.draw(st.one_of(st.none(), st.integers(0, count - 1)))
     bad = _bad(instrument, items, position, data.draw)
+    assert not SCHEMA.is_valid(_record(instrument, bad)), "the published JSON Schema states this rule too"
     with pytest.raises(RecordInvalid) as refused:
         parse_record(_record(instrument, bad))
     paths = {issue.path for issue in refused.value.issues}
