@@ -5,6 +5,9 @@ choice items with their LOINC answers each carrying its score (ordinalValue), in
 minValue / maxValue, the C-SSRS skip rules as enableWhen, the licence's terms as `copyright`. For a
 restricted instrument every `text` and `display` comes from the definition's allow-list of neutral
 labels (section 5). Pure: same config and instrument, byte-identical JSON.
+
+`python -m service.mappers.questionnaire` writes the published copies, docs/fhir/Questionnaire-<id>.json
+(default config); a unit test fails while one is stale.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
+from pathlib import Path
 
-from service.instruments import definition
+from service.instruments import DEFINITIONS, definition
 from service.instruments.model import LOCAL_SYSTEM, LOINC, Choice, Coding, Definition, IntegerRange, Item, YesNo
 from service.mappers import codes
 from service.mappers.build import Json
@@ -22,6 +27,7 @@ from service.mappers.fhir import Questionnaire
 from service.mappers.ids import base32_prefix
 from service.mappers.narrative import narrative
 
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "fhir"
 STATUS = "active"
 SUBJECT_TYPE = "Patient"
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -156,6 +162,36 @@ def _sentence(d: Definition) -> str:
     return f"{d.title} questionnaire, version {d.version}: {what}."
 
 
+# --- the published copies (docs/fhir/) ---
+
+
 def document_text(config: MappingConfig, instrument: str) -> str:
     """The exact text of a published copy: indented JSON in the resource's element order, newline-ended."""
     return json.dumps(to_questionnaire_json(config, instrument), indent=2, ensure_ascii=False) + "\n"
+
+
+def published(config: MappingConfig | None = None) -> dict[str, str]:
+    """File name -> text of every published Questionnaire (`Questionnaire-<id>.json`), default config."""
+    config = config or MappingConfig()
+    return {
+        f"Questionnaire-{questionnaire_id(config, instrument)}.json": document_text(config, instrument)
+        for instrument in DEFINITIONS
+    }
+
+
+def write_published(folder: Path = DOCS) -> list[str]:
+    """Write every published copy into `folder`, removing Questionnaire files that are no longer published."""
+    files = published()
+    for stale in folder.glob("Questionnaire-*.json"):
+        if stale.name not in files:
+            stale.unlink()
+    for name, text in files.items():
+        path = folder / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    return sorted(files)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised by `make questionnaires`
+    for written in write_published():
+        sys.stdout.write(f"docs/fhir/{written}\n")

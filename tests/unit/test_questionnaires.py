@@ -1,4 +1,4 @@
-"""The service's Questionnaires: structure per instrument, licences, determinism."""
+"""The service's Questionnaires: structure per instrument, licences, determinism, published copies."""
 
 from __future__ import annotations
 
@@ -230,3 +230,28 @@ def test_narratives_say_what_the_form_holds_in_the_services_words() -> None:
         "madrs": "MADRS questionnaire, version 1: 10 items scored 0-6.",
         "ybocs": "Y-BOCS questionnaire, version 1: 10 items scored 0-4.",
     }
+
+
+# --- published copies (docs/fhir/) ---
+
+
+def test_published_copies_are_fresh() -> None:
+    expected = q.published()
+    on_disk = {path.name: path.read_text(encoding="utf-8") for path in q.DOCS.glob("Questionnaire-*.json")}
+    assert sorted(on_disk) == sorted(expected), "run `make questionnaires` and commit docs/fhir/"
+    stale = [name for name, text in expected.items() if on_disk[name] != text]
+    assert stale == [], "run `make questionnaires` and commit docs/fhir/"
+
+
+def test_published_copies_are_listed_in_the_readme() -> None:
+    readme = (q.DOCS / "README.md").read_text(encoding="utf-8")
+    for name in q.published():
+        assert f"({name})" in readme, name
+
+
+def test_write_published_writes_every_copy_and_removes_stale_ones(tmp_path) -> None:
+    (tmp_path / "Questionnaire-gad7-v0-old.json").write_text("{}")
+    (tmp_path / "StructureDefinition-x.json").write_text("{}")
+    names = q.write_published(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names, "StructureDefinition-x.json"])
+    assert {p.name: p.read_text(encoding="utf-8") for p in tmp_path.glob("Questionnaire-*")} == q.published()
