@@ -1,21 +1,26 @@
-"""The service's Questionnaires: structure per instrument, licences, determinism, published copies."""
+"""The service's Questionnaires: structure per instrument, licences, determinism, published copies, written once."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+from service.fhir_client import FhirClient
 from service.instruments import DEFINITIONS, definition
 from service.instruments.model import LOINC, Choice, IntegerRange, YesNo
 from service.mappers import questionnaire as q
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import to_json
 from service.mappers.narrative import DIV_CLOSE, DIV_OPEN
+from service.sync.questionnaires import ensure_questionnaires
+from tests.unit.fake_fhir import BASE, FakeFhir
 
 CONFIG = MappingConfig()
 INSTRUMENTS = tuple(DEFINITIONS)
@@ -255,3 +260,45 @@ def test_write_published_writes_every_copy_and_removes_stale_ones(tmp_path) -> N
     names = q.write_published(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names, "StructureDefinition-x.json"])
     assert {p.name: p.read_text(encoding="utf-8") for p in tmp_path.glob("Questionnaire-*")} == q.published()
+
+
+# --- written once (against the in-memory server) ---
+
+
+async def test_ensure_questionnaires_writes_each_once_and_only_what_differs() -> None:
+    fake = FakeFhir()
+    config = MappingConfig(fhir_base_url=BASE)
+    ids = sorted(q.questionnaire_id(config, i) for i in INSTRUMENTS)
+    async with httpx.AsyncClient(base_url=BASE + "/", transport=fake.transport()) as http:
+        client = FhirClient(http)
+        first = await ensure_questionnaires(client, config)
+        assert (sorted(first.created), first.updated, first.unchanged, first.written) == (ids, (), (), len(ids))
+        assert len(fake.transactions) == 1
+        assert [e["request"] for e in fake.transactions[0]["entry"]] == [
+            {"method": "PUT", "url": f"Questionnaire/{i}"} for i in ids
+        ]
+
+        second = await ensure_questionnaires(client, config)
+        assert (second.written, sorted(second.unchanged)) == (0, ids)
+        assert len(fake.transactions) == 1  # nothing sent
+
+        gad7 = f"Questionnaire/{q.questionnaire_id(config, 'gad7')}"
+        fake.store[gad7]["title"] = "changed by someone"
+        del fake.store[f"Questionnaire/{q.questionnaire_id(config, 'madrs')}"]
+        third = await ensure_questionnaires(client, config)
+        assert (third.created, third.updated) == ((q.questionnaire_id(config, "madrs"),), (gad7.split("/")[1],))
+        assert [e["request"]["url"] for e in fake.transactions[-1]["entry"]] == sorted(
+            [gad7, f"Questionnaire/{q.questionnaire_id(config, 'madrs')}"]
+        )
+        assert fake.store[gad7]["title"] == "GAD-7" and fake.store[gad7]["meta"]["versionId"] == "2"
+
+
+async def test_ensure_questionnaires_for_some_instruments_only(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="infusion_fhir")
+    fake = FakeFhir()
+    async with httpx.AsyncClient(base_url=BASE + "/", transport=fake.transport()) as http:
+        report = await ensure_questionnaires(FhirClient(http), MappingConfig(fhir_base_url=BASE), ["gad7"])
+    assert report.counts() == {"created": 1, "updated": 0, "unchanged": 0}
+    (event,) = [r for r in caplog.records if r.getMessage() == "sync.questionnaires"]
+    assert (event.questionnaires_created, event.questionnaires_updated, event.questionnaires_unchanged) == (1, 0, 0)
+    assert [r["url"] for r in fake.of_type("Questionnaire")] == [f"{CONFIG.canonical_base}/Questionnaire/gad7"]
