@@ -9,6 +9,7 @@ ones are PUT in one transaction (idempotent, so the client's retry policy applie
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -75,6 +76,31 @@ async def ensure_questionnaires(
     report = QuestionnaireReport(tuple(created), tuple(updated), tuple(unchanged))
     log.info("sync.questionnaires", extra={f"questionnaires_{k}": n for k, n in report.counts().items()})
     return report
+
+
+class QuestionnairesOnce:
+    """`ensure_questionnaires` at most once per process, before the first write that needs it.
+
+    Concurrent callers wait for the one check in flight; once it succeeded, `ensure` costs nothing.
+    A failed check (the server down) raises to its caller and the next caller tries again.
+    """
+
+    def __init__(self, client: FhirClient, config: MappingConfig) -> None:
+        self.client = client
+        self.config = config
+        self._lock = asyncio.Lock()
+        self._done = False
+
+    async def ensure(self) -> QuestionnaireReport | None:
+        """The report of the check this call ran, or None when an earlier call already made sure."""
+        if self._done:
+            return None
+        async with self._lock:
+            if self._done:
+                return None
+            report = await ensure_questionnaires(self.client, self.config)
+            self._done = True
+            return report
 
 
 def _content(resource: dict[str, Any]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.errors import FhirRejected
 from service.fhir_client import FhirClient
 from service.instruments import DEFINITIONS, definition
 from service.instruments.model import LOINC, Choice, IntegerRange, YesNo
@@ -19,7 +21,7 @@ from service.mappers import questionnaire as q
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import to_json
 from service.mappers.narrative import DIV_CLOSE, DIV_OPEN
-from service.sync.questionnaires import ensure_questionnaires
+from service.sync.questionnaires import QuestionnairesOnce, ensure_questionnaires
 from tests.unit.fake_fhir import BASE, FakeFhir
 
 CONFIG = MappingConfig()
@@ -302,3 +304,21 @@ async def test_ensure_questionnaires_for_some_instruments_only(caplog: pytest.Lo
     (event,) = [r for r in caplog.records if r.getMessage() == "sync.questionnaires"]
     assert (event.questionnaires_created, event.questionnaires_updated, event.questionnaires_unchanged) == (1, 0, 0)
     assert [r["url"] for r in fake.of_type("Questionnaire")] == [f"{CONFIG.canonical_base}/Questionnaire/gad7"]
+
+
+async def test_once_per_process_concurrent_callers_share_one_check_and_a_failure_is_retried() -> None:
+    fake = FakeFhir()
+    down = [True]
+    fake.intercept = lambda request, body: (
+        httpx.Response(400, json={"resourceType": "OperationOutcome"}) if down[0] else None
+    )
+    async with httpx.AsyncClient(base_url=BASE + "/", transport=fake.transport()) as http:
+        once = QuestionnairesOnce(FhirClient(http), MappingConfig(fhir_base_url=BASE))
+        with pytest.raises(FhirRejected):
+            await once.ensure()
+        down[0] = False
+        reports = await asyncio.gather(*(once.ensure() for _ in range(5)))
+        assert [r.written if r else None for r in reports] == [len(INSTRUMENTS), None, None, None, None]
+        searches = len(fake.requests)
+        assert await once.ensure() is None and len(fake.requests) == searches  # no request once done
+    assert len(fake.transactions) == 1
