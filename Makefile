@@ -8,7 +8,7 @@ HAPICTL := tools/hapi-server/hapictl
 TOXIPROXYCTL := tools/faults/toxiproxyctl
 export HAPI_PORT
 
-.PHONY: run test test-postgres preflight lint faults venv openapi-client-tool hapi-up hapi-down hapi-status smart-up smart-down smart-status schemas openapi bench clean
+.PHONY: run test test-postgres preflight lint faults venv openapi-client-tool hapi-up hapi-down hapi-status smart-up smart-down smart-status schemas openapi questionnaires bench clean
 
 ## venv: the virtualenv at .venv with the project and its test tools (pinned by constraints.txt)
 venv: $(VENV)/.installed
@@ -120,6 +120,11 @@ schemas: venv
 ## openapi: regenerate docs/openapi.json from the routes (a unit test fails while it is stale)
 openapi: venv
 	$(VENV)/bin/python -m service.openapi
+
+## questionnaires: regenerate the published Questionnaires, docs/fhir/Questionnaire-<id>.json (a unit test fails while
+## one is stale)
+questionnaires: venv
+	$(VENV)/bin/python -m service.mappers.questionnaire
 
 clean:
 	rm -rf $(VENV) $(OPENAPI_CLIENT_VENV) .pytest_cache .hypothesis

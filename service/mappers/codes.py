@@ -318,6 +318,12 @@ ASSESSMENT_FLAG_CODE = (
 ASSESSMENT_FLAG_TEXT = "Suicide risk: a safety answer on a rating scale was positive. Review before the next infusion."
 # The R4 core extension that points a Flag at the record supporting it (hl7.org/fhir/R4/extension-flag-detail).
 EXT_FLAG_DETAIL = "http://hl7.org/fhir/StructureDefinition/flag-detail"
+# R4 core extensions of the service's Questionnaires (instruments.md section 4): an answer option's score
+# (hl7.org/fhir/R4/extension-ordinalvalue, valueDecimal) and an integer item's bounds
+# (extension-minvalue / extension-maxvalue, value[x] of the item's type: valueInteger).
+EXT_ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
+EXT_MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
+EXT_MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
 
 # --- Local extensions (URLs relative to local_code_system_base; see `local_system`) ---
 # StructureDefinitions of each: docs/fhir/StructureDefinition-<name>.json.

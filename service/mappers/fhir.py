@@ -31,6 +31,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.period import Period
 from fhir.resources.R4B.procedure import Procedure, ProcedurePerformer
 from fhir.resources.R4B.quantity import Quantity
+from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.reference import Reference
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
@@ -93,6 +94,7 @@ __all__ = [
     "Procedure",
     "ProcedurePerformer",
     "Quantity",
+    "Questionnaire",
     "QuestionnaireResponse",
     "Reference",
     "as_resource",
