@@ -1,4 +1,5 @@
-"""`create_app()`: wires settings, the shared FHIR client, the sync engine and the routers; nothing else."""
+"""`create_app()`: wires settings, the shared FHIR client, the sync engine, the Questionnaires and the routers;
+nothing else."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from service.openapi import install_openapi
 from service.routes import convert, docs, health, jwks, metrics, patients, records
 from service.settings import Settings
 from service.sync import SyncEngine
+from service.sync.questionnaires import QuestionnairesOnce
 
 log = logging.getLogger("infusion_fhir.app")
 
@@ -39,7 +41,10 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
         ):
             app.state.fhir = fhir
             app.state.token_verifier = token_verifier
-            app.state.engine = SyncEngine(fhir, settings.mapping_config())
+            mapping_config = settings.mapping_config()
+            app.state.engine = SyncEngine(fhir, mapping_config)
+            # Written at most once per process, before the first transaction with a QuestionnaireResponse.
+            app.state.questionnaires = QuestionnairesOnce(fhir, mapping_config)
             yield
 
     app = FastAPI(

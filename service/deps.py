@@ -1,4 +1,5 @@
-"""FastAPI dependencies: settings, the shared FHIR client and the sync engine, as `Annotated` aliases."""
+"""FastAPI dependencies: settings, the shared FHIR client, the sync engine and the Questionnaires, as `Annotated`
+aliases."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import Depends, Request
 from service.fhir_client import FhirClient
 from service.settings import Settings
 from service.sync import SyncEngine
+from service.sync.questionnaires import QuestionnairesOnce
 
 
 def get_settings(request: Request) -> Settings:
@@ -26,6 +28,12 @@ def get_sync_engine(request: Request) -> SyncEngine:
     return engine
 
 
+def get_questionnaires(request: Request) -> QuestionnairesOnce:
+    questionnaires: QuestionnairesOnce = request.app.state.questionnaires
+    return questionnaires
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 FhirClientDep = Annotated[FhirClient, Depends(get_fhir_client)]
 SyncEngineDep = Annotated[SyncEngine, Depends(get_sync_engine)]
+QuestionnairesDep = Annotated[QuestionnairesOnce, Depends(get_questionnaires)]

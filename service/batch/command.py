@@ -31,6 +31,7 @@ from service.logs import configure_logging
 from service.mappers import mapper_for
 from service.settings import Settings
 from service.sync import SyncEngine
+from service.sync.questionnaires import ensure_questionnaires
 
 
 def _settings(fhir_url: str | None) -> Settings:
@@ -173,6 +174,8 @@ async def _sync(
     async with open_fhir_client(settings, max_connections=max(concurrency * 2, 4)) as fhir:
         try:  # a server we cannot use stops the job before any line is read
             await fhir.require_r4()
+            # Every Questionnaire before any QuestionnaireResponse names it (a no-op when all are there).
+            await ensure_questionnaires(fhir, settings.mapping_config())
         except InfusionFhirError as exc:
             report.stopped_reason = stop_reason(exc)
             return _summary(report, fhir)

@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from schemas import RecordInvalid, parse_record_of_kind
 from schemas.common import KEY_PATTERN
 from schemas.kinds import SEGMENTS
-from service.deps import SettingsDep, SyncEngineDep
+from service.deps import QuestionnairesDep, SettingsDep, SyncEngineDep
 from service.routes.responses import RECORD_DELETE, record_get, record_put, record_put_body
+from service.sync.questionnaires import carry_questionnaire_responses
 
 RecordKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The clinic's record key.")]
 
@@ -40,10 +41,16 @@ def _record_routes(segment: str, kind: str) -> None:
         responses=record_put(kind),
     )
     async def put_record(
-        key: RecordKey, request: Request, engine: SyncEngineDep, settings: SettingsDep
+        key: RecordKey,
+        request: Request,
+        engine: SyncEngineDep,
+        settings: SettingsDep,
+        questionnaires: QuestionnairesDep,
     ) -> JSONResponse:
         body = await read_json_body(request)
         record = parse_record_of_kind(kind, body, key=key)
+        if carry_questionnaire_responses([record]):  # the form is on the server before any response to it
+            await questionnaires.ensure()
         result = await engine.upsert([record], diff=settings.api_read_before_write)
         return JSONResponse(result.as_dict(), status_code=201 if result.created_any else 200)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from schemas.kinds import ASSESSMENT
 from service.fhir_client import FhirClient
 from service.instruments import DEFINITIONS
 from service.mappers.config import MappingConfig
@@ -76,6 +77,12 @@ async def ensure_questionnaires(
     report = QuestionnaireReport(tuple(created), tuple(updated), tuple(unchanged))
     log.info("sync.questionnaires", extra={f"questionnaires_{k}": n for k, n in report.counts().items()})
     return report
+
+
+def carry_questionnaire_responses(records: Iterable[Any]) -> bool:
+    """Whether writing `records` writes a QuestionnaireResponse (today: the `assessment` kind), so its
+    Questionnaire must be on the server first."""
+    return any(getattr(record, "kind", None) == ASSESSMENT for record in records)
 
 
 class QuestionnairesOnce:
