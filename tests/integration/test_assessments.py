@@ -1,13 +1,16 @@
 """The `assessment` kind on the real HAPI: every instrument PUT via the API, read back equal, each resource
 passing `$validate` without errors; a positive C-SSRS answer raises an active Flag; retraction as PHQ-9's.
 
-The QuestionnaireResponses name the service's Questionnaires, which another change publishes: until then
-HAPI warns that it cannot find them, and this test does not assert on that warning (issue 21).
+The API writes the service's Questionnaires before the first QuestionnaireResponse, so HAPI checks each
+response against its stored Questionnaire: no "questionnaire ... could not be resolved / not found"
+warning, and a wrong answer code is an error (issue 21).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +18,26 @@ import httpx
 import pytest
 
 from schemas import parse_record
+from service.instruments import DEFINITIONS
 from service.mappers import resource_ids
 from service.mappers.ids import resource_ref
+from service.mappers.questionnaire import questionnaire_id
+from service.settings import Settings
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "assessment"
 FHIR_JSON = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"}
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "input.json").is_file())
+UNRESOLVED = re.compile(r"questionnaire .* (could not be resolved|not found)", re.IGNORECASE)
+
+
+@pytest.fixture
+def settings(settings: Settings, run_id: str, fhir_cleanup) -> Iterator[Settings]:
+    """The integration settings with a canonical base of this test's own: the Questionnaires the API writes
+    are this test's (so it sees them written, not left by an earlier run), deleted after it."""
+    ours = settings.model_copy(update={"canonical_base": f"https://test.infusion-fhir.example/{run_id}/fhir"})
+    config = ours.mapping_config()
+    fhir_cleanup.track(*(f"Questionnaire/{questionnaire_id(config, i)}" for i in DEFINITIONS))
+    yield ours
 
 
 def _body(case: str, run_id: str) -> dict[str, Any]:
@@ -82,6 +99,8 @@ def test_each_instrument_round_trips_and_validates(
         for warning in warnings:
             print(f"  warning: {warning}")
     assert errors == [], errors
+    unresolved = [i for i in issues if UNRESOLVED.search(i.get("diagnostics", ""))]
+    assert unresolved == [], unresolved  # each response was checked against its stored Questionnaire
 
     assert api.put(url, json=body).status_code == 200  # re-sent: unchanged
     assert api.delete(url).status_code == 204
@@ -138,3 +157,19 @@ def test_a_key_keeps_its_instrument(api, run_id) -> None:
     assert "keeps its instrument" in response.text
     got = api.get(url)
     assert got.status_code == 200 and got.json()["instrument"] == "gad7"
+
+
+@pytest.mark.parametrize(("case", "link_id"), [("gad7-moderate-difficulty", "3"), ("cssrs-screen-high", "S1")])
+def test_a_response_with_a_wrong_answer_code_fails_validate(
+    case: str, link_id: str, api, settings, fhir_base_url, run_id
+) -> None:
+    """The stored Questionnaire is what $validate checks against: an answer outside its options is an error."""
+    body = _body(case, run_id)
+    assert api.put(f"/v1/assessments/{body['key']}", json=body).status_code == 201, case
+    qr_ref = resource_ref("assessment", body["key"], "response", settings.mapping_config())
+    (response,) = _held(fhir_base_url, [qr_ref])
+    assert not [i for i in _issues(fhir_base_url, response) if i.get("severity") in ("error", "fatal")]
+    (item,) = [i for i in response["item"] if i["linkId"] == link_id]
+    item["answer"][0]["valueCoding"]["code"] = "LA9999-9"
+    errors = [i for i in _issues(fhir_base_url, response) if i.get("severity") in ("error", "fatal")]
+    assert errors and any("LA9999-9" in i.get("diagnostics", "") for i in errors), errors
