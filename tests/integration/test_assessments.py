@@ -173,3 +173,14 @@ def test_a_response_with_a_wrong_answer_code_fails_validate(
     item["answer"][0]["valueCoding"]["code"] = "LA9999-9"
     errors = [i for i in _issues(fhir_base_url, response) if i.get("severity") in ("error", "fatal")]
     assert errors and any("LA9999-9" in i.get("diagnostics", "") for i in errors), errors
+
+
+def test_a_phq9_sent_as_assessment_is_a_422_at_instrument_for_now(api, settings, fhir_base_url, run_id) -> None:
+    """Interim: PHQ-9 is recorded as phq9_assessment only, so one form never lands twice under two kinds."""
+    body = {**_body("gad7-moderate-difficulty", run_id), "instrument": "phq9", "items": [1] * 9, "total": 9}
+    response = api.put(f"/v1/assessments/{body['key']}", json=body)
+    assert response.status_code == 422, response.text
+    (issue,) = response.json()["issue"]
+    assert issue["expression"] == ["instrument"] and "phq9_assessment" in issue["diagnostics"]
+    qr_ref = resource_ref("assessment", body["key"], "response", settings.mapping_config())
+    assert httpx.get(f"{fhir_base_url}/{qr_ref}", headers=FHIR_JSON, timeout=60).status_code == 404

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from schemas.adverse_event import Action, Causality, Event, Outcome, Severity
-from schemas.assessment import DIFFICULTY_ORDER
+from schemas.assessment import DIFFICULTY_ORDER, INSTRUMENTS
 from schemas.common import Sex
 from schemas.monitoring_score import SCORE_RANGES
 from schemas.phq9 import Difficulty
@@ -151,7 +151,7 @@ def answers(draw: st.DrawFn, instrument: str) -> list[Any]:
 @st.composite
 def assessments(draw: st.DrawFn, instrument: str | None = None) -> dict[str, Any]:
     """A valid `assessment` record of `instrument` (any when None); the total given or left out."""
-    name = instrument or draw(st.sampled_from(sorted(DEFINITIONS)))
+    name = instrument or draw(st.sampled_from(sorted(INSTRUMENTS)))
     items = draw(answers(name))
     out: dict[str, Any] = {"key": draw(keys), "instrument": name, "completed_at": _iso(draw(times)), "items": items}
     if DEFINITIONS[name].difficulty is not None:

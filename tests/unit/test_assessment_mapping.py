@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import RecordInvalid, parse_record, record_json_schema
+from schemas.assessment import INSTRUMENTS as ASSESSMENT_INSTRUMENTS
 from service.instruments import DEFINITIONS
 from service.instruments.model import YesNo
 from service.mappers import MappingConfig, codes, mapper_for
@@ -23,7 +24,7 @@ from tests.unit.strategies import answers
 
 CONFIG = MappingConfig()
 SCHEMA = jsonschema.Draft202012Validator(record_json_schema("assessment"))
-INSTRUMENTS = sorted(DEFINITIONS)
+INSTRUMENTS = sorted(ASSESSMENT_INSTRUMENTS)  # PHQ-9 is recorded as phq9_assessment for now
 T0 = "2024-04-12T09:05:00-04:00"
 
 # --- instruments.md sections 1 and 3, read independently of service/instruments ---
@@ -216,6 +217,23 @@ def _lowest(instrument: str) -> list[Any]:
         None if item.enable_when else False if isinstance(item.answer, YesNo) else item.answer.low
         for item in DEFINITIONS[instrument].items
     ]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"items": [1, 1, 1, 1, 1, 1, 1, 1, 1], "total": 9}, {"items": [0] * 9, "difficulty": "very"}, {"items": []}],
+)
+def test_a_phq9_sent_as_assessment_is_refused_at_instrument_for_now(fields: dict[str, Any]) -> None:
+    """Interim safety control: as `assessment` a PHQ-9 would get other ids than as `phq9_assessment`, so one
+    form could land twice with two Flags. Refused at `instrument`, saying where PHQ-9 goes, nothing else."""
+    record = {**_record("gad7", []), "instrument": "phq9", **fields}
+    assert not SCHEMA.is_valid(record), "the published JSON Schema refuses it too"
+    with pytest.raises(RecordInvalid) as refused:
+        parse_record(record)
+    (issue,) = refused.value.issues
+    assert issue.path == "instrument"
+    assert "phq9_assessment" in issue.message and "PHQ-9" in issue.message
+    assert "phq9" not in SCHEMA.schema["properties"]["instrument"]["enum"]
 
 
 @pytest.mark.parametrize("instrument", INSTRUMENTS)

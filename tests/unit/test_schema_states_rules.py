@@ -156,7 +156,10 @@ RULES: dict[str, list[Case | Unstated]] = {
         Case(
             "C-SSRS since last contact has 6 answers", Q, cssrs(T, T, F, F, F, F, None, instrument="cssrs_screen_slc")
         ),
-        Case("a PHQ-9 answer is not a boolean", Q, {"instrument": "phq9", "items": [True] * 9, "total": DROP}),
+        Case("a GAD-7 answer is not a boolean", Q, {"instrument": "gad7", "items": [True] * 7, "total": DROP}),
+    ],
+    "Assessment._phq9_is_recorded_as_phq9_assessment": [
+        Case("PHQ-9 is recorded as phq9_assessment for now", Q, {"instrument": "phq9", "items": [1] * 9, "total": 9}),
     ],
     "Assessment._difficulty_only_where_asked": [
         Case("difficulty only for PHQ-9 and GAD-7", Q, {**cssrs(*CSSRS), "difficulty": "very"}),
