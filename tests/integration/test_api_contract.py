@@ -41,7 +41,15 @@ RANDOM_SEED = os.environ.get("SCHEMATHESIS_RANDOM_SEED") or str(random.SystemRan
 SEEDS = {"fixed": SEED, "random": RANDOM_SEED}
 FHIR_JSON = "application/fhir+json"
 # Every resource the service writes names its patient as `subject`.
-PATIENT_OWNED = ("Flag", "Observation", "AdverseEvent", "MedicationAdministration", "Procedure", "Encounter")
+PATIENT_OWNED = (
+    "Flag",
+    "Observation",
+    "QuestionnaireResponse",
+    "AdverseEvent",
+    "MedicationAdministration",
+    "Procedure",
+    "Encounter",
+)
 
 
 def _systems(run_id: str) -> dict[str, str]:
