@@ -184,3 +184,21 @@ def test_a_phq9_sent_as_assessment_is_a_422_at_instrument_for_now(api, settings,
     assert issue["expression"] == ["instrument"] and "phq9_assessment" in issue["diagnostics"]
     qr_ref = resource_ref("assessment", body["key"], "response", settings.mapping_config())
     assert httpx.get(f"{fhir_base_url}/{qr_ref}", headers=FHIR_JSON, timeout=60).status_code == 404
+
+
+def test_a_session_with_assessments_of_every_instrument_reads_back(api, run_id) -> None:
+    """An assessment names its session's Encounter; the session read must leave its resources alone."""
+    session = json.loads(
+        (GOLDEN.parent / "infusion_session" / "completed-weight-based" / "input.json").read_text(encoding="utf-8")
+    )
+    session = {k: v for k, v in session.items() if k not in ("kind", "visit_id")}
+    session_key = f"S-{run_id}"
+    session["key"] = session_key
+    session["patient"] = {**session["patient"], "mrn": f"A-{run_id}"}
+    assert api.put(f"/v1/infusion-sessions/{session_key}", json=session).status_code == 201
+    for case in CASES:
+        body = {**_body(case, run_id), "session_key": session_key, "patient": session["patient"]}
+        written = api.put(f"/v1/assessments/{body['key']}", json=body)
+        assert written.status_code == 201, (case, written.text)
+        got = api.get(f"/v1/infusion-sessions/{session_key}")
+        assert got.status_code == 200, (case, got.text)
