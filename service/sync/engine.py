@@ -205,7 +205,6 @@ class SyncEngine:
                 visit_ids=visit_ids,
                 skip=skip,
                 unchanged=is_unchanged,
-                held=is_unchanged.holds if is_unchanged is not None else None,
             )
             if is_unchanged is not None:
                 unchanged = is_unchanged.left_out
@@ -582,10 +581,6 @@ class _Unchanged:
         version = (server.get("meta") or {}).get("versionId")
         self.left_out.append(WrittenResource(server["resourceType"], server["id"], version, WriteOutcome.unchanged))
         return True
-
-    def holds(self, url: str) -> bool:
-        """Whether the server held `url` when read (a stale part is deleted only then)."""
-        return url in self.copies
 
     @staticmethod
     def _held_exactly(server: dict[str, Any], ours: dict[str, Any], rewrites: Mapping[str, str]) -> bool:

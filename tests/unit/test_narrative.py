@@ -143,7 +143,7 @@ def test_a_narrative_changes_only_with_the_rest_of_its_resource(data: st.DataObj
 
 def transaction_bundle_resources(record: Any, config: MappingConfig) -> list[dict[str, Any]]:
     bundle = transaction_bundle([record], config)
-    return [entry["resource"] | {"id": entry["fullUrl"]} for entry in bundle["entry"] if "resource" in entry]
+    return [entry["resource"] | {"id": entry["fullUrl"]} for entry in bundle["entry"]]
 
 
 def test_a_retracted_copy_says_it_was_entered_in_error_once() -> None:
