@@ -35,6 +35,7 @@ from service.mappers.build import (
     reverse_mapper,
     session_link,
     subject,
+    suicide_risk_flag,
     when,
 )
 from service.mappers.config import MappingConfig
@@ -220,26 +221,17 @@ def _flag(record: Assessment, ctx: SessionContext | None, config: MappingConfig)
     Written active once and then left to clinicians (the sync engine never writes over it), and marked
     entered-in-error only when the assessment itself is retracted.
     """
-    panel = resource_ref(KIND, record.key, "panel", config)
-    status = codes.ENTERED_IN_ERROR if ctx is not None and ctx.retracts_children else codes.FLAG_ACTIVE
-    out = resource_head(
+    return suicide_risk_flag(
         KIND,
         record.key,
-        "flag",
+        record.patient.mrn,
+        record.completed_at,
+        ctx,
         config,
-        extension=[{"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": panel}}],
-        text=narrative.assessment_flag(narrative.at(record.completed_at), status == codes.ENTERED_IN_ERROR),
+        codes.ASSESSMENT_FLAG_CODE,
+        codes.ASSESSMENT_FLAG_TEXT,
+        partial(narrative.assessment_flag, narrative.at(record.completed_at)),
     )
-    out.update(
-        status=status,
-        category=[concept((codes.FLAG_CATEGORY_SAFETY,), config)],
-        code=concept(codes.ASSESSMENT_FLAG_CODE, config, codes.ASSESSMENT_FLAG_TEXT),
-        subject=subject(record.patient.mrn, config),
-        period={"start": when(record.completed_at)},
-    )
-    if ctx is not None:
-        out["encounter"] = encounter_reference(ctx)
-    return out
 
 
 def raises_flag(record: Any) -> bool:

@@ -147,6 +147,45 @@ def resource_head(
     return out
 
 
+def suicide_risk_flag(
+    kind: str,
+    key: str,
+    mrn: str,
+    completed_at: dt.datetime,
+    ctx: SessionContext | None,
+    config: MappingConfig,
+    code: tuple[Code | LocalCode, ...],
+    text: str,
+    narrative_text: Callable[[bool], Json],
+) -> Json:
+    """The suicide-risk Flag of a positive safety answer, pointing at the record's panel (core flag-detail).
+
+    Written active once and then left to clinicians: the sync engine never writes over an existing
+    Flag, and marks it entered-in-error only when the assessment itself is retracted. `narrative_text`
+    takes whether the Flag is entered in error.
+    """
+    panel = resource_ref(kind, key, "panel", config)
+    status = codes.ENTERED_IN_ERROR if ctx is not None and ctx.retracts_children else codes.FLAG_ACTIVE
+    out = resource_head(
+        kind,
+        key,
+        "flag",
+        config,
+        extension=[{"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": panel}}],
+        text=narrative_text(status == codes.ENTERED_IN_ERROR),
+    )
+    out.update(
+        status=status,
+        category=[concept((codes.FLAG_CATEGORY_SAFETY,), config)],
+        code=concept(code, config, text),
+        subject=subject(mrn, config),
+        period={"start": when(completed_at)},
+    )
+    if ctx is not None:
+        out["encounter"] = encounter_reference(ctx)
+    return out
+
+
 def session_link(session: SessionContext | None, config: MappingConfig) -> list[Json]:
     """The extension naming the session a child belongs to, and whether it came embedded in it."""
     if session is None:

@@ -30,11 +30,11 @@ from service.mappers.build import (
     reverse_mapper,
     session_link,
     subject,
+    suicide_risk_flag,
     when,
 )
 from service.mappers.config import MappingConfig
 from service.mappers.context import SessionContext, context_for
-from service.mappers.ids import resource_ref
 
 KIND = kinds.PHQ9
 ITEM_PARTS = tuple(f"item-{n}" for n in range(1, 10))
@@ -112,26 +112,17 @@ def _flag(record: Phq9Assessment, ctx: SessionContext | None, config: MappingCon
     Written active once and then left to clinicians: the sync engine never writes over an existing
     Flag, and marks it entered-in-error only when the PHQ-9 itself is retracted.
     """
-    panel = resource_ref(KIND, record.key, "panel", config)
-    status = codes.ENTERED_IN_ERROR if ctx is not None and ctx.retracts_children else codes.FLAG_ACTIVE
-    out = resource_head(
+    return suicide_risk_flag(
         KIND,
         record.key,
-        "flag",
+        record.patient.mrn,
+        record.completed_at,
+        ctx,
         config,
-        extension=[{"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": panel}}],
-        text=narrative.flag(narrative.at(record.completed_at), status == codes.ENTERED_IN_ERROR),
+        codes.FLAG_CODE,
+        codes.FLAG_TEXT,
+        partial(narrative.flag, narrative.at(record.completed_at)),
     )
-    out.update(
-        status=status,
-        category=[concept((codes.FLAG_CATEGORY_SAFETY,), config)],
-        code=concept(codes.FLAG_CODE, config, codes.FLAG_TEXT),
-        subject=subject(record.patient.mrn, config),
-        period={"start": when(record.completed_at)},
-    )
-    if ctx is not None:
-        out["encounter"] = encounter_reference(ctx)
-    return out
 
 
 def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
