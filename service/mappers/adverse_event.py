@@ -59,9 +59,12 @@ def _suspect(record: AdverseEventRecord, ctx: SessionContext, config: MappingCon
 
     A planned or not-done session has no administered dose to suspect (a planned one has no
     MedicationAdministration at all), so the Procedure is named and a causality assessment is made
-    against it (R4 allows Procedure in suspectEntity.instance).
+    against it (R4 allows Procedure in suspectEntity.instance). So does a retracted one: its dose is
+    withdrawn, and its administration may never have been written (retracted while planned) or may
+    have been deleted (sent again as planned first), while its Procedure always exists.
     """
-    part = "medication-administration" if ctx.administered else "procedure"
+    given = ctx.administered and ctx.status != kinds.SESSION_ENTERED_IN_ERROR
+    part = "medication-administration" if given else "procedure"
     suspect: Json = {"instance": session_reference(ctx.key, part, config)}
     if record.causality is not None:
         suspect["causality"] = [{"assessment": concept((codes.AE_CAUSALITIES[record.causality],), config)}]

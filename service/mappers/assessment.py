@@ -276,6 +276,17 @@ def to_fhir_json(record: Assessment, config: MappingConfig, session: SessionCont
     return out
 
 
+def stale_parts(record: Assessment) -> tuple[str, ...]:
+    """Parts an earlier version may have written and this one does not: the items now unasked (a C-SSRS
+    screener whose S2 or S6 became no) and a withdrawn difficulty answer. A key keeps its instrument, so
+    no other instrument's parts can exist for it."""
+    defn = definition(record.instrument)
+    stale = [f"item-{item.link_id}" for item, value in zip(defn.items, record.items, strict=True) if value is None]
+    if defn.difficulty is not None and record.difficulty is None:
+        stale.append("difficulty")
+    return tuple(stale)
+
+
 # --- Reading back ---
 
 

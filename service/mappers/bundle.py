@@ -27,7 +27,7 @@ from urllib.parse import quote
 import orjson
 
 from schemas.common import PatientInfo
-from schemas.kinds import ASSESSMENT, PHQ9, SESSION, SESSION_ENTERED_IN_ERROR
+from schemas.kinds import ASSESSMENT, PHQ9, SESSION, SESSION_ENTERED_IN_ERROR, embedded_children
 from service.mappers import assessment
 from service.mappers.codes import ENTERED_IN_ERROR, FLAG_ACTIVE
 from service.mappers.config import MappingConfig
@@ -106,6 +106,7 @@ def transaction_bundle(
     visit_ids: Mapping[str, str] | None = None,
     skip: Collection[str] = (),
     unchanged: Callable[[str, dict[str, Any], Mapping[str, str]], bool] | None = None,
+    delete_stale: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready FHIR transaction Bundle for `records`; same records, identical JSON.
 
@@ -114,7 +115,13 @@ def transaction_bundle(
     which `unchanged(url, resource, rewrites)` is true is left out; it is asked before the
     resource's references are rewritten (`rewrite_references` with `rewrites`), so a resource left
     out is never rewritten.
+
+    With `delete_stale`, a part a record no longer has (`KindMapper.stale_parts`: a re-planned
+    session's administration, an unasked C-SSRS item) gets a DELETE when `delete_stale(url)` is true
+    (always, or with the diff only when the server holds it). Without it, as in an offline Bundle
+    (`$convert`, `map`) that knows nothing of a server, there are none.
     """
+    records = list(records)
     patients, visits, resources = bundle_resources(records, config, sessions)
     known_patients = {mrn: _literal("Patient", ref) for mrn, ref in (patient_ids or {}).items()}
     known_visits = {visit: _literal("Encounter", ref) for visit, ref in (visit_ids or {}).items()}
@@ -149,7 +156,21 @@ def transaction_bundle(
             if replacements:
                 resource = _replace_references(resource, replacements)
             entries.append({"fullUrl": f"{base}/{url}", "resource": resource, "request": {"method": "PUT", "url": url}})
+    if delete_stale is not None:
+        for url in stale_refs(records, config):
+            if delete_stale(url) and tuple(url.split("/", 1)) not in resources:
+                entries.append({"request": {"method": "DELETE", "url": url}})
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def stale_refs(records: Iterable[Any], config: MappingConfig) -> list[str]:
+    """`Type/id` of the parts `records` (and their embedded children) no longer have, in record order."""
+    refs: dict[str, None] = {}
+    for record in records:
+        for one in (record, *embedded_children(record)):
+            for part in mapper_for(one.kind).stale_parts(one):
+                refs[resource_ref(one.kind, one.key, part, config)] = None
+    return list(refs)
 
 
 def flag_statuses(records: Iterable[Any], config: MappingConfig) -> dict[str, str]:

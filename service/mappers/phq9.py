@@ -156,6 +156,11 @@ def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: Session
     return out
 
 
+def stale_parts(record: Phq9Assessment) -> tuple[str, ...]:
+    """Parts an earlier version may have written and this one does not: the difficulty answer, when withdrawn."""
+    return () if record.difficulty is not None else ("difficulty",)
+
+
 def record_fields(parts: Parts, key: str, config: MappingConfig) -> dict[str, Any]:
     """Record fields of the PHQ-9 `key` among indexed resources (see `build.parts_of`)."""
     panel = parts[(KIND, key, "panel")]

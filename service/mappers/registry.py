@@ -33,6 +33,13 @@ class KindMapper:
     and may include other records' resources when `key` names the one wanted."""
     resource_ids: Callable[[str, MappingConfig], list[ResourceId]]
     """(key, config) -> every (resourceType, id) a record of this kind can produce."""
+    stale_parts: Callable[[Any], tuple[str, ...]]
+    """record -> the parts an earlier version of it may have written and it does not: a transaction
+    writing it deletes them, so the server never holds a part the record no longer has."""
+
+
+def _nothing_stale(record: Any) -> tuple[str, ...]:
+    return ()
 
 
 def _validated(
@@ -50,6 +57,7 @@ REGISTRY: dict[str, KindMapper] = {
         to_fhir=partial(_validated, module.to_fhir_json),
         from_fhir=module.from_fhir,
         resource_ids=partial(_resource_ids, module.KIND),
+        stale_parts=getattr(module, "stale_parts", _nothing_stale),
     )
     for module in (session, vital_sign, monitoring_score, adverse_event, phq9, assessment)
 }

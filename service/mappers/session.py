@@ -260,6 +260,18 @@ def to_fhir_json(record: InfusionSession, config: MappingConfig, session: Sessio
     return out
 
 
+def stale_parts(record: InfusionSession) -> tuple[str, ...]:
+    """Parts an earlier version of this session may have written and this one does not (the transaction
+    deletes them): the administration of a session sent again as planned, the dosing weight of one sent
+    again without a weight. Left on the server they would read back into the record and show the EHR a dose."""
+    if record.status == kinds.SESSION_ENTERED_IN_ERROR:
+        return ()  # a retraction marks what the server holds; it removes nothing
+    stale = [] if record.status in codes.MED_ADMIN_STATUS else ["medication-administration"]
+    if record.dose is None or record.dose.weight_kg is None:
+        stale.append("dosing-weight")
+    return tuple(stale)
+
+
 def _given_or_intended(administration: Any, config: MappingConfig) -> tuple[Any, Any, Any] | None:
     """(dosage, dose quantity, rate quantity): the dose given, or a not-done one's intended dose."""
     if administration is None:

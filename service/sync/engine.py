@@ -205,6 +205,7 @@ class SyncEngine:
                 visit_ids=visit_ids,
                 skip=skip,
                 unchanged=is_unchanged,
+                delete_stale=is_unchanged.holds if is_unchanged is not None else _any_stale,
             )
             if is_unchanged is not None:
                 unchanged = is_unchanged.left_out
@@ -218,7 +219,13 @@ class SyncEngine:
                 visit_ids = await self._existing_visits(records)
                 log.info("sync.patient_race_retry", extra={"records": [r.key for r in records][:20]})
                 bundle = transaction_bundle(
-                    records, self.config, patient_ids, sessions=sessions, visit_ids=visit_ids, skip=skip
+                    records,
+                    self.config,
+                    patient_ids,
+                    sessions=sessions,
+                    visit_ids=visit_ids,
+                    skip=skip,
+                    delete_stale=_any_stale,
                 )
                 response = await self.fhir.transaction(bundle, idempotent=True)
                 transactions = 2
@@ -549,6 +556,11 @@ def _session_key(record: Record) -> str | None:
     return None if isinstance(record, InfusionSession) else record.session_key
 
 
+def _any_stale(url: str) -> bool:
+    """Without the diff's read, every stale part gets a DELETE (one never written finds nothing)."""
+    return True
+
+
 def _is_retracted(resource: dict[str, Any]) -> bool:
     return resource.get("status") == RETRACTED
 
@@ -581,6 +593,10 @@ class _Unchanged:
         version = (server.get("meta") or {}).get("versionId")
         self.left_out.append(WrittenResource(server["resourceType"], server["id"], version, WriteOutcome.unchanged))
         return True
+
+    def holds(self, url: str) -> bool:
+        """Whether the server held `url` when read (a stale part is deleted only then)."""
+        return url in self.copies
 
     @staticmethod
     def _held_exactly(server: dict[str, Any], ours: dict[str, Any], rewrites: Mapping[str, str]) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 # HAPI FHIR states the storage outcome of each entry with a code from this system; a server
 # without it still tells created (201) from the rest, and we then report a 200 as "updated".
 HAPI_STORAGE_CODES = "https://hapifhir.io/fhir/CodeSystem/hapi-fhir-storage-response-code"
+_DELETED_NOTHING = {"SUCCESSFUL_DELETE_NOT_FOUND", "SUCCESSFUL_DELETE_ALREADY_DELETED"}
 _UNCHANGED_CODES = {
     "SUCCESSFUL_UPDATE_NO_CHANGE",
     "SUCCESSFUL_UPDATE_WITH_CONDITIONAL_MATCH_NO_CHANGE",
@@ -48,11 +49,28 @@ def written_resources(request_bundle: dict[str, Any], response_bundle: dict[str,
         response = answer.get("response", {})
         resource_type, resource_id, version = _parse_location(response.get("location", ""))
         method = sent["request"]["method"]
+        if method == "DELETE" and _deleted_nothing(response):
+            continue  # a stale part that was never written: nothing happened to report
         if not resource_type:
             resource_type, _, resource_id = sent["request"]["url"].partition("/")
         version = version or _etag_version(response.get("etag"))
         written.append(WrittenResource(resource_type, resource_id, version, _outcome(method, response)))
     return written
+
+
+def _deleted_nothing(response: dict[str, Any]) -> bool:
+    """A DELETE the server answered with "no such resource" (404, or HAPI's codes for one never written
+    or already deleted)."""
+    return str(response.get("status", "")).startswith("404") or bool(_storage_codes(response) & _DELETED_NOTHING)
+
+
+def _storage_codes(response: dict[str, Any]) -> set[str]:
+    return {
+        coding.get("code")
+        for issue in (response.get("outcome") or {}).get("issue", [])
+        for coding in issue.get("details", {}).get("coding", [])
+        if coding.get("system") == HAPI_STORAGE_CODES
+    }
 
 
 def _outcome(method: str, response: dict[str, Any]) -> WriteOutcome:
@@ -61,13 +79,7 @@ def _outcome(method: str, response: dict[str, Any]) -> WriteOutcome:
     status = str(response.get("status", "")).split(" ", 1)[0]
     if status == "201":
         return WriteOutcome.created
-    codes = {
-        coding.get("code")
-        for issue in (response.get("outcome") or {}).get("issue", [])
-        for coding in issue.get("details", {}).get("coding", [])
-        if coding.get("system") == HAPI_STORAGE_CODES
-    }
-    if codes & _UNCHANGED_CODES:
+    if _storage_codes(response) & _UNCHANGED_CODES:
         return WriteOutcome.unchanged
     return WriteOutcome.updated
 

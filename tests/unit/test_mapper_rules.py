@@ -9,7 +9,9 @@ import pytest
 
 from schemas import parse_record
 from service.mappers import MappingConfig, mapper_for
+from service.mappers.context import SessionContext
 from service.mappers.fhir import to_json
+from service.mappers.ids import resource_ref
 from tests.unit.examples import BASE, DROP, mutated
 
 CONFIG = MappingConfig()
@@ -141,6 +143,25 @@ def test_phq9_item_9_above_zero_is_flagged_on_the_total(item9: int) -> None:
         detail = flag["extension"][0]
         assert detail["url"] == "http://hl7.org/fhir/StructureDefinition/flag-detail"
         assert detail["valueReference"]["reference"] == f"Observation/{panel['id']}"
+
+
+@pytest.mark.parametrize(
+    ("status", "suspect"),
+    [
+        ("completed", "medication-administration"),
+        ("stopped", "medication-administration"),
+        ("planned", "procedure"),
+        ("not_done", "procedure"),
+        # retracted: its administration may never have existed, or been deleted when it was re-planned
+        ("entered_in_error", "procedure"),
+    ],
+)
+def test_adverse_event_suspects_the_administration_only_of_a_session_that_gave_a_dose(status, suspect) -> None:
+    record = parse_record(BASE["adverse_event"])
+    context = SessionContext(key=record.session_key, encounter="Encounter/e", status=status)
+    (event,) = [to_json(r) for r in mapper_for("adverse_event").to_fhir(record, CONFIG, context)]
+    expected = resource_ref("infusion_session", record.session_key, suspect, CONFIG)
+    assert event["suspectEntity"][0]["instance"]["reference"] == expected
 
 
 def test_adverse_event_without_session_has_no_suspect_entity_and_other_keeps_its_text() -> None:
