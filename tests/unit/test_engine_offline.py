@@ -25,6 +25,7 @@ from service.mappers.codes import (
 )
 from service.mappers.ids import patient_token, resource_ref
 from service.mappers.session import session_context
+from service.safety.flags import details
 from service.settings import Settings
 from service.sync import SyncEngine
 from service.sync.engine import SessionRefused
@@ -225,8 +226,11 @@ async def test_retract_of_a_session_leaves_records_that_only_name_it(rig: Rig) -
             assert own_url in {x["url"] for x in rig.fake.store[ref].get("extension", [])}
     children = [r for r in sent.values() if r and r["resourceType"] in ("Observation",) and "extension" in r]
     assert children and all(embedded_url in {x["url"] for x in r["extension"]} for r in children)
-    assert resource_ref("phq9_assessment", "P-9", "flag", config) in rig.fake.store
-    assert rig.fake.store[resource_ref("phq9_assessment", "P-9", "flag", config)]["status"] == "active"
+    # the patient's one Flag (opened by the embedded PHQ-9, joined by P-9) keeps P-9 and loses the embedded one
+    (flag,) = rig.fake.of_type("Flag")
+    assert flag["id"] == resource_ref("phq9_assessment", "P-E", "flag", config).split("/")[1]
+    assert flag["status"] == "active"
+    assert details(flag) == (resource_ref("phq9_assessment", "P-9", "panel", config),)
 
 
 async def test_retract_of_a_record_already_deleted_is_no_error_and_sends_nothing(rig: Rig) -> None:
