@@ -49,7 +49,7 @@ from service.mappers.context import SessionContext, child_link, context_from_pro
 from service.mappers.ids import mrn_of, patient_token, resource_ref, visit_token
 from service.mappers.questionnaire import questionnaire_url
 from service.mappers.session import child_searches, is_child_of
-from service.safety.sync import is_own_flag, one_flag_per_patient, withdrawn_flag_entries
+from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.redact import redact_error
 
@@ -151,6 +151,7 @@ class SyncEngine:
 
     def __init__(self, fhir: FhirClient, config: MappingConfig) -> None:
         self.fhir = fhir
+        self.flag_locks = PatientLocks()
         self.config = config
 
     # -- writes -------------------------------------------------------------------------------
@@ -194,29 +195,31 @@ class SyncEngine:
                 held = {mrn for mrn, ref in (patient_ids or {}).items() if ref not in new_patients}
                 to_read = [ref for r in records if r.patient.mrn in held for ref in record_refs(r, self.config)]
                 is_unchanged = _Unchanged(await self._server_copies(to_read, read_ahead))
-            bundle, kept = await self._bundle(
-                records,
-                patient_ids,
-                sessions,
-                visit_ids,
-                is_unchanged.holds if is_unchanged else _any_stale,
-                is_unchanged,
-            )
-            if is_unchanged is not None:
-                unchanged = is_unchanged.left_out
-                if not bundle["entry"]:
-                    log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
-                    return SyncResult(unchanged + kept, transactions=0)
-            try:
-                response = await self.fhir.transaction(bundle, idempotent=True)
-            except Conflict:
-                # A Patient (or visit) created meanwhile, or a Flag changed since it was read: read again, once.
-                patient_ids = await self._patients_on_server(records)
-                visit_ids = await self._existing_visits(records)
-                log.info("sync.patient_race_retry", extra={"records": [r.key for r in records][:20]})
-                bundle, kept = await self._bundle(records, patient_ids, sessions, visit_ids, _any_stale)
-                response = await self.fhir.transaction(bundle, idempotent=True)
-                transactions = 2
+            # one writer at a time per patient whose records may raise or join the suicide-risk Flag
+            async with self.flag_locks.hold(flag_patients(records)):
+                bundle, kept = await self._bundle(
+                    records,
+                    patient_ids,
+                    sessions,
+                    visit_ids,
+                    is_unchanged.holds if is_unchanged else _any_stale,
+                    is_unchanged,
+                )
+                if is_unchanged is not None:
+                    unchanged = is_unchanged.left_out
+                    if not bundle["entry"]:
+                        log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
+                        return SyncResult(unchanged + kept, transactions=0)
+                try:
+                    response = await self.fhir.transaction(bundle, idempotent=True)
+                except Conflict:
+                    # A Patient (or visit) created meanwhile, or a Flag changed since it was read: read again, once.
+                    patient_ids = await self._patients_on_server(records)
+                    visit_ids = await self._existing_visits(records)
+                    log.info("sync.patient_race_retry", extra={"records": [r.key for r in records][:20]})
+                    bundle, kept = await self._bundle(records, patient_ids, sessions, visit_ids, _any_stale)
+                    response = await self.fhir.transaction(bundle, idempotent=True)
+                    transactions = 2
         except (FhirRejected, Conflict) as exc:
             if isinstance(exc, SessionRefused):
                 raise

@@ -476,3 +476,20 @@ async def test_an_assessment_key_keeps_its_instrument(rig: Rig) -> None:
         [record("assessment", key="Q-9", session_key=None, items=[0] * 7, total=None)]
     )  # same: fine
     assert len(rig.fake.transactions) == writes + 1
+
+
+async def test_concurrent_positives_of_one_patient_open_one_flag_naming_both(rig: Rig) -> None:
+    """Two writers of one process (the batch's workers, concurrent API calls) each reading "no active
+    Flag" would open one each; the engine holds the patient from reading the Flags to the transaction's end."""
+    rig.fake.transaction_turns = 25  # each transaction stays open: the other writer runs meanwhile
+    items = [0, 0, 0, 0, 0, 0, 0, 0, 2]
+    first = record("phq9_assessment", key="P-A", session_key=None, items=items, total=2)
+    second = record("phq9_assessment", key="P-B", session_key=None, items=items, total=2)
+    await rig.engine.upsert([record("vital_sign", key="V-0", session_key=None)])  # the Patient exists
+
+    await asyncio.gather(rig.engine.upsert([first]), rig.engine.upsert([second]))
+
+    (flag,) = rig.fake.of_type("Flag")
+    panels = {resource_ref("phq9_assessment", k, "panel", rig.config) for k in ("P-A", "P-B")}
+    assert flag["status"] == "active" and set(details(flag)) == panels
+    assert len(rig.engine.flag_locks) == 0  # nothing held once both are done
