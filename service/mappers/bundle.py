@@ -34,6 +34,7 @@ from service.mappers.config import MappingConfig
 from service.mappers.context import SessionContext
 from service.mappers.ids import patient_urn, resource_ref, visit_token, visit_urn
 from service.mappers.patient import patient_if_none_exist, patient_json
+from service.mappers.phq9 import item9_positive
 from service.mappers.registry import mapper_for
 from service.mappers.session import session_context, visit_encounter
 
@@ -174,18 +175,18 @@ def stale_refs(records: Iterable[Any], config: MappingConfig) -> list[str]:
 
 
 def flag_statuses(records: Iterable[Any], config: MappingConfig) -> dict[str, str]:
-    """`Flag/<id>` -> the status the records would give it (PHQ-9s with item 9 > 0, embedded ones too, and
-    assessments whose safety answers raise the Flag)."""
+    """`Flag/<id>` -> the status the records would give it (PHQ-9s with a positive item 9, embedded ones too, and
+    assessments whose safety answers raise the Flag; both under the safety thresholds in force)."""
     out: dict[str, str] = {}
     for record in records:
         if record.kind == ASSESSMENT:
-            if assessment.raises_flag(record):
+            if assessment.raises_flag(record, config):
                 out[resource_ref(ASSESSMENT, record.key, "flag", config)] = FLAG_ACTIVE
             continue
         retracted = record.kind == SESSION and record.status == SESSION_ENTERED_IN_ERROR
         phq9s = record.phq9_assessments if record.kind == SESSION else [record] if record.kind == PHQ9 else []
         for phq9 in phq9s:
-            if phq9.items[8] > 0:
+            if item9_positive(phq9, config):
                 status = ENTERED_IN_ERROR if retracted else FLAG_ACTIVE
                 out[resource_ref(PHQ9, phq9.key, "flag", config)] = status
     return out
