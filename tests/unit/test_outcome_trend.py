@@ -72,8 +72,18 @@ def point(instrument: str, key: str | None, date: str, total: int | None, **extr
 @settings(max_examples=300, deadline=None)
 @given(data=st.data(), instrument=st.sampled_from(sorted(SHEET)))
 def test_random_totals_agree_with_the_sheets_rules(data: st.DataObject, instrument: str) -> None:
-    highest = SHEET[instrument][0]
-    totals = data.draw(st.lists(st.integers(0, highest), min_size=1, max_size=8), label="totals")
+    highest, response_rule, remission_at_most = SHEET[instrument]
+    baseline = data.draw(st.integers(0, highest), label="baseline")
+    # The sheet's edges, drawn often: band limits, the remission limit, and totals either side of a response.
+    edges = {0, 1, highest, *(u for upper, _ in SHEET_BANDS[instrument] for u in (upper, upper + 1))}
+    if remission_at_most is not None:
+        edges |= {remission_at_most, remission_at_most + 1}
+    if response_rule is not None:
+        kind, amount = response_rule
+        at = baseline - amount if kind == "points" else baseline * (100 - amount) // 100
+        edges |= {at - 1, at, at + 1}
+    total = st.one_of(st.integers(0, highest), st.sampled_from(sorted(e for e in edges if 0 <= e <= highest)))
+    totals = [baseline, *data.draw(st.lists(total, max_size=7), label="totals")]
     points = [point(instrument, f"k{n}", day(n), total) for n, total in enumerate(totals)]
     shuffled = data.draw(st.permutations(points), label="order sent")
 
