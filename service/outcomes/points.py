@@ -20,23 +20,22 @@ the caller's search (one MRN).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from schemas.kinds import ASSESSMENT, PHQ9
 from service.instruments import DEFINITIONS, Definition, require_complete, rule_range, triage
 from service.instruments.answers import is_valid_answer
-from service.instruments.model import LOCAL_SYSTEM, Choice, Coding, Item, YesNo
+from service.instruments.model import Choice, Item, YesNo
 from service.mappers import codes
 from service.mappers.config import MappingConfig
 from service.mappers.ids import parse_identifier
+from service.outcomes.index import CodeIndex, Token, code_index, token
 from service.sync.trend import parse_instant
 
 Json = dict[str, Any]
-Token = tuple[str, str]  # (system, code)
 Answer = int | bool
 RETRACTED = codes.ENTERED_IN_ERROR
 OUR_KINDS = (ASSESSMENT, PHQ9)
@@ -67,53 +66,6 @@ class Point:
     @property
     def ours(self) -> bool:
         return self.key is not None
-
-
-@dataclass(frozen=True)
-class CodeIndex:
-    """Which instrument (and item) each code the trend reads belongs to, under one config's systems."""
-
-    panels: Mapping[Token, str]
-    totals: Mapping[Token, str]
-    items: Mapping[Token, tuple[tuple[str, Item], ...]]
-    triage: Token
-
-    def tokens(self, instruments: Iterable[str]) -> list[Token]:
-        """The codes to search for these instruments: panels, totals, safety items, the triage."""
-        wanted = set(instruments)
-        out = [t for t, i in self.panels.items() if i in wanted]
-        out += [t for t, i in self.totals.items() if i in wanted]
-        out += [t for t, owners in self.items.items() if any(i in wanted for i, _ in owners)]
-        if any(DEFINITIONS[i].triage is not None for i in wanted):
-            out.append(self.triage)
-        return list(dict.fromkeys(out))
-
-
-def token(coding: Coding, config: MappingConfig, system_path: str = LOCAL_SYSTEM) -> Token:
-    """(system, code) of a definition's code as the mappers write it (LOINC, or the local system)."""
-    system = codes.local_system(config.local_code_system_base, system_path) if coding.local else codes.LOINC
-    return system, coding.code
-
-
-@lru_cache(maxsize=16)
-def code_index(config: MappingConfig) -> CodeIndex:
-    """The codes of every definition's panel, total, safety items and triage, under this config."""
-    panels: dict[Token, str] = {}
-    totals: dict[Token, str] = {}
-    items: dict[Token, list[tuple[str, Item]]] = {}
-    triage_token: Token | None = None
-    for defn in DEFINITIONS.values():
-        panel = defn.panel if defn.panel is not None else Coding(defn.id, defn.title, local=True)
-        panels[token(panel, config)] = defn.id
-        if defn.total is not None:
-            totals[token(defn.total.coding, config)] = defn.id
-        for rule in defn.safety.rules:
-            item = defn.item(rule.link_id)
-            items.setdefault(token(item.coding, config), []).append((defn.id, item))
-        if defn.triage is not None:
-            triage_token = token(defn.triage.coding, config)
-    assert triage_token is not None  # the C-SSRS definitions have one
-    return CodeIndex(panels, totals, {t: tuple(owners) for t, owners in items.items()}, triage_token)
 
 
 def _tokens(observation: Json) -> list[Token]:

@@ -16,7 +16,8 @@ from service.fhir_client import FhirClient
 from service.instruments import DEFINITIONS, definition
 from service.mappers import MappingConfig, search_escape
 from service.mappers.ids import patient_token
-from service.outcomes.points import code_index, read_points
+from service.outcomes.index import code_index
+from service.outcomes.points import read_points
 from service.outcomes.trend import summarise
 
 PAGE = "500"  # the local HAPI's largest page; every page is read whatever the server allows

@@ -168,7 +168,7 @@ def test_counted_once_keeps_each_of_our_records() -> None:
 
 
 def test_every_definition_has_a_panel_code_the_reader_knows() -> None:
-    from service.outcomes.points import code_index
+    from service.outcomes.index import code_index
 
     index = code_index(CONFIG)
     assert sorted(index.panels.values()) == sorted(DEFINITIONS)
