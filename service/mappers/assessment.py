@@ -240,11 +240,6 @@ def _assess(record: Assessment, config: MappingConfig) -> Result:
     return assess(defn, record.items, config.thresholds.of(defn.id))
 
 
-def raises_flag(record: Any, config: MappingConfig) -> bool:
-    """Whether this assessment's answers raise the suicide-risk Flag (the safety thresholds in force)."""
-    return _assess(record, config).raises_flag
-
-
 def to_fhir_json(record: Assessment, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
     """The QuestionnaireResponse, the item, difficulty and score Observations, the panel, then any Flag."""
     defn = definition(record.instrument)

@@ -27,14 +27,11 @@ from urllib.parse import quote
 import orjson
 
 from schemas.common import PatientInfo
-from schemas.kinds import ASSESSMENT, PHQ9, SESSION, SESSION_ENTERED_IN_ERROR, embedded_children
-from service.mappers import assessment
-from service.mappers.codes import ENTERED_IN_ERROR, FLAG_ACTIVE
+from schemas.kinds import SESSION, embedded_children
 from service.mappers.config import MappingConfig
 from service.mappers.context import SessionContext
 from service.mappers.ids import patient_urn, resource_ref, visit_token, visit_urn
 from service.mappers.patient import patient_if_none_exist, patient_json
-from service.mappers.phq9 import item9_positive
 from service.mappers.registry import mapper_for
 from service.mappers.session import session_context, visit_encounter
 
@@ -172,21 +169,3 @@ def stale_refs(records: Iterable[Any], config: MappingConfig) -> list[str]:
             for part in mapper_for(one.kind).stale_parts(one):
                 refs[resource_ref(one.kind, one.key, part, config)] = None
     return list(refs)
-
-
-def flag_statuses(records: Iterable[Any], config: MappingConfig) -> dict[str, str]:
-    """`Flag/<id>` -> the status the records would give it (PHQ-9s with a positive item 9, embedded ones too, and
-    assessments whose safety answers raise the Flag; both under the safety thresholds in force)."""
-    out: dict[str, str] = {}
-    for record in records:
-        if record.kind == ASSESSMENT:
-            if assessment.raises_flag(record, config):
-                out[resource_ref(ASSESSMENT, record.key, "flag", config)] = FLAG_ACTIVE
-            continue
-        retracted = record.kind == SESSION and record.status == SESSION_ENTERED_IN_ERROR
-        phq9s = record.phq9_assessments if record.kind == SESSION else [record] if record.kind == PHQ9 else []
-        for phq9 in phq9s:
-            if item9_positive(phq9, config):
-                status = ENTERED_IN_ERROR if retracted else FLAG_ACTIVE
-                out[resource_ref(PHQ9, phq9.key, "flag", config)] = status
-    return out
