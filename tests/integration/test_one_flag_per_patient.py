@@ -1,8 +1,8 @@
 """A clinician's view of each safety rule on the real HAPI: one active suicide-risk Flag per patient.
 
 Per rule (PHQ-9 item 9 > 0, QIDS-SR16 item 12 >= 1, MADRS item 10 >= 2, a C-SSRS screener at moderate
-or high): a positive answer raises an active Flag naming it; the same assessment with the answer negative
-raises none; two positives while the Flag is active leave one Flag naming both; a positive after a
+or high): a positive answer raises an active Flag naming it and an alert in `$outcome-trend`; the same
+assessment with the answer negative raises neither; two positives while the Flag is active leave one Flag naming both; a positive after a
 clinician closed it opens a new one and the closed one stays closed; retracting takes the answer out of
 the Flag, and the Flag is entered-in-error once nothing is left (issue 21, hazards H-07/H-08).
 """
@@ -38,16 +38,16 @@ def _madrs(positive: bool) -> dict[str, Any]:
 
 
 def _cssrs(positive: bool) -> dict[str, Any]:
-    # S1, S2 yes then S3 yes: moderate (a Flag); S1 yes alone: low (none). Every yes is POS either way.
-    items = [True, True, True, False, False, False, None] if positive else [True, False, None, None, None, False, None]
+    # S1, S2 yes then S3 yes: moderate (a Flag); every answer no: negative (neither a Flag nor an alert).
+    items = [True, True, True, False, False, False, None] if positive else [False, False, None, None, None, False, None]
     return {"instrument": "cssrs_screen", "items": items}
 
 
-RULES: dict[str, tuple[str, str, Callable[[bool], dict[str, Any]]]] = {
-    "phq9-item9": ("phq9-assessments", "phq9_assessment", _phq9),
-    "qids-item12": ("assessments", "assessment", _qids),
-    "madrs-item10": ("assessments", "assessment", _madrs),
-    "cssrs-moderate": ("assessments", "assessment", _cssrs),
+RULES: dict[str, tuple[str, str, str, Callable[[bool], dict[str, Any]]]] = {
+    "phq9-item9": ("phq9-assessments", "phq9_assessment", "phq9", _phq9),
+    "qids-item12": ("assessments", "assessment", "qids_sr16", _qids),
+    "madrs-item10": ("assessments", "assessment", "madrs", _madrs),
+    "cssrs-moderate": ("assessments", "assessment", "cssrs_screen", _cssrs),
 }
 
 
@@ -56,7 +56,7 @@ class Clinic:
 
     def __init__(self, api: Any, settings: Any, fhir_base_url: str, run_id: str, rule: str, mrn: str) -> None:
         self.api, self.config, self.base, self.rule = api, settings.mapping_config(), fhir_base_url, rule
-        self.segment, self.kind, self.answers = RULES[rule]
+        self.segment, self.kind, self.instrument, self.answers = RULES[rule]
         self.mrn, self.run_id = mrn, run_id
 
     def send(self, n: int, positive: bool) -> str:
@@ -65,6 +65,12 @@ class Clinic:
         answer = self.api.put(f"/v1/{self.segment}/{key}", json=body)
         assert answer.status_code in (200, 201), answer.text
         return key
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The `$outcome-trend` alerts of this rule's instrument, newest first."""
+        answer = self.api.post("/v1/patients/$outcome-trend", json={"mrn": self.mrn, "instrument": self.instrument})
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["alerts"])
 
     def panel(self, key: str) -> str:
         return resource_ref(self.kind, key, "panel", self.config)
@@ -92,12 +98,14 @@ def clinic(request, api, settings, fhir_base_url, run_id) -> Clinic:
 
 def test_a_negative_answer_raises_no_flag_and_a_positive_one_raises_one_naming_it(clinic: Clinic) -> None:
     clinic.send(0, positive=False)
-    assert clinic.flags() == []
+    assert clinic.flags() == [] and clinic.alerts() == []
 
     key = clinic.send(1, positive=True)
 
     (flag,) = clinic.flags()
     assert flag["status"] == "active" and details(flag) == (clinic.panel(key),)
+    (alert,) = clinic.alerts()
+    assert alert["key"] == key and alert["positive"]
 
 
 def test_two_positives_while_the_flag_is_active_leave_one_flag_naming_both(clinic: Clinic) -> None:
