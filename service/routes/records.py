@@ -8,10 +8,11 @@ import orjson
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
-from schemas import RecordInvalid, parse_record_of_kind
+from schemas import RecordInvalid, parse_record_of_kind, safety_issues
 from schemas.common import KEY_PATTERN
 from schemas.kinds import SEGMENTS
 from service.deps import QuestionnairesDep, SettingsDep, SyncEngineDep
+from service.errors import Conflict, FhirRejected
 from service.routes.responses import RECORD_DELETE, record_get, record_put, record_put_body
 from service.sync.questionnaires import carry_questionnaire_responses
 
@@ -51,7 +52,11 @@ def _record_routes(segment: str, kind: str) -> None:
         record = parse_record_of_kind(kind, body, key=key)
         if carry_questionnaire_responses([record]):  # the form is on the server before any response to it
             await questionnaires.ensure()
-        result = await engine.upsert([record], diff=settings.api_read_before_write)
+        try:
+            result = await engine.upsert([record], diff=settings.api_read_before_write)
+        except (Conflict, FhirRejected) as refused:  # nothing written: say so of a safety answer it holds
+            refused.safety = tuple(safety_issues(kind, record))
+            raise
         return JSONResponse(result.as_dict(), status_code=201 if result.created_any else 200)
 
     put_record.__doc__ = f"Map and sync one {kind} record (idempotent; re-sending changes nothing)."

@@ -180,7 +180,8 @@ def test_a_phq9_sent_as_assessment_is_a_422_at_instrument_for_now(api, settings,
     body = {**_body("gad7-moderate-difficulty", run_id), "instrument": "phq9", "items": [1] * 9, "total": 9}
     response = api.put(f"/v1/assessments/{body['key']}", json=body)
     assert response.status_code == 422, response.text
-    (issue,) = response.json()["issue"]
+    safety, issue = response.json()["issue"]  # item 9 = 1: the refusal says so first (H-36)
+    assert (safety["code"], safety["expression"]) == ("business-rule", ["items[8]"])
     assert issue["expression"] == ["instrument"] and "phq9_assessment" in issue["diagnostics"]
     qr_ref = resource_ref("assessment", body["key"], "response", settings.mapping_config())
     assert httpx.get(f"{fhir_base_url}/{qr_ref}", headers=FHIR_JSON, timeout=60).status_code == 404
