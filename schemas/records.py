@@ -13,6 +13,7 @@ from schemas.adverse_event import AdverseEvent
 from schemas.assessment import Assessment
 from schemas.monitoring_score import MonitoringScore
 from schemas.phq9 import Phq9Assessment
+from schemas.phq9_kinds import one_record
 from schemas.refused import positive_safety_answers
 from schemas.session import InfusionSession
 from schemas.vital_sign import VitalSign
@@ -120,7 +121,9 @@ def _validate(model: type[_Model], obj: Any) -> _Model:
 def parse_record(
     obj: Any,
 ) -> InfusionSession | VitalSign | MonitoringScore | AdverseEvent | Phq9Assessment | Assessment:
-    """Validate a record whose kind is named by its `"kind"` field; a refusal names its safety answers."""
+    """Validate a record whose kind is named by its `"kind"` field; a refusal names its safety answers.
+
+    A PHQ-9 sent as `assessment` comes back as the `phq9_assessment` it is (`schemas.phq9_kinds`)."""
     try:
         return _parse_record(obj)
     except RecordInvalid as invalid:
@@ -137,7 +140,7 @@ def _parse_record(
     kind = obj["kind"]
     if not isinstance(kind, str) or kind not in MODELS:
         raise _unknown_kind()
-    return _validate(MODELS[kind], obj)
+    return _one(_validate(MODELS[kind], obj))
 
 
 def parse_record_of_kind(
@@ -146,7 +149,8 @@ def parse_record_of_kind(
     """Validate a record of a kind named by the caller; `"kind"` in `obj` is optional but must match.
 
     With `key` (e.g. from the URL) the body's `"key"` is optional too, but must match when present. A
-    refusal names the positive safety answers the body holds.
+    refusal names the positive safety answers the body holds. A PHQ-9 sent as `assessment` comes back as
+    the `phq9_assessment` it is (`schemas.phq9_kinds`).
     """
     try:
         return _parse_record_of_kind(kind, obj, key)
@@ -165,4 +169,12 @@ def _parse_record_of_kind(
         if "key" in obj and obj["key"] != key:
             raise RecordInvalid([Issue("key", "must match the record key the request names")])
         obj = {**obj, "key": key}
-    return _validate(MODELS[kind], obj)
+    return _one(_validate(MODELS[kind], obj))
+
+
+def _one(record: _Model) -> _Model | Phq9Assessment:
+    """The record as the one kind it is recorded under (a PHQ-9 `assessment` is its `phq9_assessment`)."""
+    try:
+        return one_record(record)
+    except ValidationError as error:  # not expected: the PHQ-9 definition checked the same rules
+        raise RecordInvalid(issues_from(error)) from None

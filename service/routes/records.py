@@ -15,6 +15,7 @@ from service.deps import QuestionnairesDep, SettingsDep, SyncEngineDep
 from service.errors import Conflict, FhirRejected
 from service.routes.responses import RECORD_DELETE, record_get, record_put, record_put_body
 from service.sync.questionnaires import carry_questionnaire_responses
+from service.sync.same_phq9 import read_record, retract_record
 
 RecordKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The clinic's record key.")]
 
@@ -65,7 +66,7 @@ def _record_routes(segment: str, kind: str) -> None:
         f"/{segment}/{{key}}", tags=[tag], name=f"get_{kind}", operation_id=f"get_{kind}", responses=record_get(kind)
     )
     async def get_record(key: RecordKey, engine: SyncEngineDep) -> Response:
-        record = await engine.read(kind, key)
+        record = await read_record(engine, kind, key)
         return Response(record.model_dump_json(exclude_none=True), media_type="application/json")
 
     get_record.__doc__ = f"The {kind} record as read back from the FHIR server (404 when absent)."
@@ -79,7 +80,7 @@ def _record_routes(segment: str, kind: str) -> None:
         responses=RECORD_DELETE,
     )
     async def delete_record(key: RecordKey, engine: SyncEngineDep) -> Response:
-        await engine.retract(kind, key)
+        await retract_record(engine, kind, key)
         return Response(status_code=204)
 
     delete_record.__doc__ = f"Retract the {kind} record: its resources become entered-in-error (repeatable)."

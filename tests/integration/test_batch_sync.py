@@ -66,7 +66,15 @@ def server_matches_mapping(ns: Namespace, path: Path) -> None:
     _, _, resources = bundle_resources(records, config)
     expected = {f"{rtype}/{rid}": resource for (rtype, rid), resource in resources.items()}
     held: dict[str, dict] = {}
-    for resource_type in ("Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag"):
+    for resource_type in (
+        "Encounter",
+        "Procedure",
+        "MedicationAdministration",
+        "QuestionnaireResponse",
+        "Observation",
+        "AdverseEvent",
+        "Flag",
+    ):
         for resource in ns.all_of(resource_type):
             held[f"{resource_type}/{resource['id']}"] = resource
     assert sorted(held) == sorted(expected)

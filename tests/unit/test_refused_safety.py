@@ -78,8 +78,8 @@ POSITIVE_REFUSED = {
     "phq9 item 9 as the text '2'": (phq9([0] * 8 + ["2"]), [("items[8]", said("PHQ-9 item 9"))]),
     "phq9 item 9 above the range (a form scored from 1)": (phq9([1] * 8 + [4]), [("items[8]", said("PHQ-9 item 9"))]),
     "phq9 ten answers": (phq9([0] * 8 + [1, 0]), [("items[8]", said("PHQ-9 item 9", wrong_count=True))]),
-    "phq9 sent as assessment (refused at instrument)": (
-        assessment("phq9", [0] * 8 + [2]),
+    "phq9 sent as assessment, total disagrees": (
+        assessment("phq9", [0] * 8 + [2], total=0),
         [("items[8]", said("PHQ-9 item 9"))],
     ),
     "qids_sr16 item 12 = 1, total disagrees": (
