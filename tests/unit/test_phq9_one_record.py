@@ -4,17 +4,25 @@ instrument across the kinds (409), and its QuestionnaireResponse goes with its s
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import io
 from typing import Any
 
+import orjson
 from fastapi.testclient import TestClient
 
 from schemas import parse_record
 from service.app import create_app
 from service.auth import key_digest
+from service.batch.report import Report
+from service.batch.runner import BatchSync
+from service.batch.source import parse_line
+from service.fhir_client import open_fhir_client
 from service.mappers import mapper_for, resource_ids
 from service.mappers.ids import resource_ref
 from service.settings import Settings
+from service.sync import SyncEngine
 from tests.unit.examples import BASE as EXAMPLES
 from tests.unit.fake_fhir import BASE, FakeFhir
 
@@ -114,3 +122,31 @@ def test_a_sessions_retraction_takes_its_embedded_phq9s_questionnaire_response()
         assert api.delete("/v1/infusion-sessions/S-1", headers=AUTH).status_code == 204
 
     assert {r["status"] for r in held(fake, "phq9_assessment", "P-E").values()} == {"entered-in-error"}
+
+
+async def test_in_a_batch_a_phq9_after_another_instrument_on_its_key_waits_for_it_and_is_refused() -> None:
+    """Two lines of one file, one key: a GAD-7 and, further down, a PHQ-9. Their Bundles fly at once, and the
+    GAD-7's transaction is held open: the PHQ-9's Bundle waits for it, then the instrument check sees the GAD-7
+    and rejects the PHQ-9 line (409). Without the wait both were written under one key."""
+    fake = FakeFhir()
+
+    async def hold_the_gad7(request: Any, body: Any) -> None:
+        if request.url.path.rstrip("/") == "/fhir" and any(
+            (e.get("resource") or {}).get("questionnaire", "").split("|")[0].endswith("/gad7") for e in body["entry"]
+        ):
+            for _ in range(200):
+                await asyncio.sleep(0)
+
+    fake.intercept = hold_the_gad7
+    settings = Settings(FHIR_BASE_URL=BASE)
+    lines = [
+        parse_line("in.ndjson", 1, orjson.dumps({**GAD7, "kind": "assessment", "key": "K-B"})),
+        parse_line("in.ndjson", 2, orjson.dumps({**PHQ9, "kind": "phq9_assessment", "key": "K-B"})),
+    ]
+    async with open_fhir_client(settings, transport=fake.transport()) as fhir:
+        engine = SyncEngine(fhir, settings.mapping_config())
+        report = await BatchSync(engine, Report(io.BytesIO()), batch_size=1, concurrency=2).run(lines)
+
+    (rejected,) = [orjson.loads(line) for line in report.rejects.getvalue().splitlines()]  # type: ignore[attr-defined]
+    assert rejected["line"] == 2 and "keeps its instrument" in rejected["reason"]
+    assert held(fake, "phq9_assessment", "K-B") == {} and held(fake, "assessment", "K-B")
