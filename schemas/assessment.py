@@ -19,15 +19,11 @@ from schemas.stated import JsonSchema, absent, bounded, one_of, schema_rules, wh
 from service.instruments import DEFINITIONS, Definition, rule_range, score, validate
 from service.instruments.model import Choice, IntegerRange, Item, YesNo
 
-Instrument = Literal["gad7", "pcl5", "cssrs_screen", "cssrs_screen_slc", "qids_sr16", "madrs", "ybocs"]
+Instrument = Literal["phq9", "gad7", "pcl5", "cssrs_screen", "cssrs_screen_slc", "qids_sr16", "madrs", "ybocs"]
 INSTRUMENTS: tuple[str, ...] = get_args(Instrument)
-"""The instruments the `assessment` kind accepts. Not PHQ-9, for now: as `assessment` it would get other
-resource ids than the same form sent as `phq9_assessment`, and so land twice with two Flags. It comes
-back when PHQ-9 moves onto this kind with the same ids (issue 21)."""
-PHQ9_ELSEWHERE = (
-    "PHQ-9 is recorded as kind phq9_assessment (PUT /v1/phq9-assessments/{key}) for now, "
-    "so that one form never lands twice under two kinds"
-)
+"""The instruments the `assessment` kind accepts. A PHQ-9 sent as `assessment` is the same record as one
+sent as `phq9_assessment` with the same key: parsing makes it one (`schemas.phq9_kinds`), so it gets the
+same resource ids and resources (issue 21; H-33)."""
 
 
 def _answer_value(value: Any) -> int | bool | None:
@@ -133,13 +129,6 @@ class Assessment(RecordBase):
         validate_default=True,
         description="Optional; must equal the instrument's score of the items when given. C-SSRS has none.",
     )
-
-    @field_validator("instrument", mode="before")
-    @classmethod
-    def _phq9_is_recorded_as_phq9_assessment(cls, instrument: Any) -> Any:
-        if instrument == "phq9":
-            raise rule(PHQ9_ELSEWHERE)
-        return instrument
 
     @field_validator("items")
     @classmethod

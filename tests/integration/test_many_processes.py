@@ -34,7 +34,15 @@ SEGMENTS = {
     "adverse_event": "adverse-events",
     "phq9_assessment": "phq9-assessments",
 }
-RESOURCE_TYPES = ("Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag")
+RESOURCE_TYPES = (
+    "Encounter",
+    "Procedure",
+    "MedicationAdministration",
+    "QuestionnaireResponse",
+    "Observation",
+    "AdverseEvent",
+    "Flag",
+)
 
 
 @pytest.fixture
