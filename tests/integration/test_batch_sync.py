@@ -16,7 +16,7 @@ import pytest
 
 from schemas import parse_record
 from service.mappers import MappingConfig, parse_identifier
-from service.mappers.bundle import bundle_resources
+from service.mappers.bundle import TYPE_ORDER, bundle_resources
 from service.mappers.ids import mrn_of, patient_urn
 from service.safety.flags import details
 from tests.integration.batch_support import Namespace
@@ -69,14 +69,7 @@ def server_matches_mapping(ns: Namespace, path: Path) -> None:
     _, _, resources = bundle_resources(records, config)
     expected = {f"{rtype}/{rid}": resource for (rtype, rid), resource in resources.items() if rtype != "Flag"}
     held: dict[str, dict] = {}
-    for resource_type in (
-        "Encounter",
-        "Procedure",
-        "MedicationAdministration",
-        "QuestionnaireResponse",
-        "Observation",
-        "AdverseEvent",
-    ):
+    for resource_type in (t for t in TYPE_ORDER if t != "Flag"):  # the Flags are checked per patient below
         for resource in ns.all_of(resource_type):
             held[f"{resource_type}/{resource['id']}"] = resource
     assert sorted(held) == sorted(expected)

@@ -19,7 +19,7 @@ import pytest
 from schemas import parse_record
 from service.auth import key_digest
 from service.mappers import MappingConfig
-from service.mappers.bundle import bundle_resources
+from service.mappers.bundle import TYPE_ORDER, bundle_resources
 from service.mappers.ids import mrn_of, patient_urn
 from service.safety.flags import details
 from tests.integration.batch_support import CLI, Namespace
@@ -36,15 +36,7 @@ SEGMENTS = {
     "adverse_event": "adverse-events",
     "phq9_assessment": "phq9-assessments",
 }
-RESOURCE_TYPES = (
-    "Encounter",
-    "Procedure",
-    "MedicationAdministration",
-    "QuestionnaireResponse",
-    "Observation",
-    "AdverseEvent",
-    "Flag",
-)
+RESOURCE_TYPES = TYPE_ORDER  # every type a record can become, as the Bundle orders them
 
 
 @pytest.fixture
