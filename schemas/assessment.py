@@ -9,11 +9,11 @@ the same definitions.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 
-from schemas.common import KIND_NOTE, Integer, Key, RecordBase, Timestamp, nested, rule
+from schemas.common import KIND_NOTE, Integer, Key, PatientInfo, RecordBase, Timestamp, nested, rule
 from schemas.phq9 import Difficulty
 from schemas.stated import JsonSchema, absent, bounded, one_of, schema_rules, when
 from service.instruments import DEFINITIONS, Definition, rule_range, score, validate
@@ -188,3 +188,12 @@ class Assessment(RecordBase):
         if total != computed:
             raise rule(f"must equal the {definition.title} total computed from the items")
         return total
+
+
+class EmbeddedAssessment(Assessment):
+    """An assessment inside an infusion session: `patient` and `session_key` come from the session."""
+
+    embedded: ClassVar[bool] = True
+    # Wider than the base field on purpose, as EmbeddedPhq9Assessment's: optional on input; the session's
+    # validator (`_adopt`) always fills it in, so a validated session never holds None here.
+    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")  # type: ignore[assignment]
