@@ -174,8 +174,8 @@ def stale_refs(records: Iterable[Any], config: MappingConfig) -> list[str]:
 
 
 def flag_statuses(records: Iterable[Any], config: MappingConfig) -> dict[str, str]:
-    """`Flag/<id>` -> the status the records would give it (PHQ-9s with item 9 > 0, embedded ones too, and
-    assessments whose safety answers raise the Flag)."""
+    """`Flag/<id>` -> the status the records would give it (PHQ-9s with item 9 > 0 and assessments whose
+    safety answers raise the Flag, embedded ones too: entered-in-error in an entered_in_error session)."""
     out: dict[str, str] = {}
     for record in records:
         if record.kind == ASSESSMENT:
@@ -183,9 +183,12 @@ def flag_statuses(records: Iterable[Any], config: MappingConfig) -> dict[str, st
                 out[resource_ref(ASSESSMENT, record.key, "flag", config)] = FLAG_ACTIVE
             continue
         retracted = record.kind == SESSION and record.status == SESSION_ENTERED_IN_ERROR
+        status = ENTERED_IN_ERROR if retracted else FLAG_ACTIVE
         phq9s = record.phq9_assessments if record.kind == SESSION else [record] if record.kind == PHQ9 else []
         for phq9 in phq9s:
             if phq9.items[8] > 0:
-                status = ENTERED_IN_ERROR if retracted else FLAG_ACTIVE
                 out[resource_ref(PHQ9, phq9.key, "flag", config)] = status
+        for embedded in record.assessments if record.kind == SESSION else []:
+            if assessment.raises_flag(embedded):
+                out[resource_ref(ASSESSMENT, embedded.key, "flag", config)] = status
     return out

@@ -30,7 +30,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas import Assessment, InfusionSession, Record
-from schemas.kinds import ASSESSMENT, PHQ9, SESSION
+from schemas.kinds import ASSESSMENT, SESSION, embedded_children
 from service.errors import Conflict, FhirDataUnreadable, FhirRejected, NotFound
 from service.fhir_client import FhirClient
 from service.mappers import (
@@ -43,12 +43,12 @@ from service.mappers import (
     retract,
     transaction_bundle,
 )
-from service.mappers.build import parts_of
 from service.mappers.bundle import flag_statuses, rewrite_references
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
 from service.mappers.ids import patient_token, resource_ref, visit_token
 from service.mappers.questionnaire import questionnaire_url
+from service.mappers.retract import flag_refs
 from service.mappers.session import child_searches, is_child_of
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.redact import redact_error
@@ -363,9 +363,8 @@ class SyncEngine:
         a key keeps its instrument). Its QuestionnaireResponse names the Questionnaire it answered; the
         version may change (a new scoring version), the Questionnaire may not. Read with the current versions
         (`_server_copies`), unless the `read_ahead` read them already."""
-        wanted = {
-            resource_ref(ASSESSMENT, r.key, "response", self.config): r for r in records if isinstance(r, Assessment)
-        }
+        assessments = [one for r in records for one in (r, *embedded_children(r)) if isinstance(one, Assessment)]
+        wanted = {resource_ref(ASSESSMENT, a.key, "response", self.config): a for a in assessments}
         if not wanted:
             return
         held = await self._server_copies(list(wanted), read_ahead)
@@ -500,9 +499,9 @@ class SyncEngine:
     async def retract(self, kind: str, key: str) -> SyncResult:
         """Mark the record's resources entered-in-error (AdverseEvents: deleted), and nothing else.
 
-        For a session: its own resources (the service's Encounter too, never the EHR's visit) and
-        the children that came embedded in it, with the Flags of its embedded PHQ-9s. Records sent
-        on their own keep existing, still naming the (now retracted) session. For a PHQ-9: its
+        For a session: its own resources (the service's Encounter too, never the EHR's visit) and the
+        children that came embedded in it, with the Flags of its embedded PHQ-9s and assessments. Records
+        sent on their own keep existing, still naming the (now retracted) session. For a PHQ-9: its
         Observations and its Flag. Repeating a retraction is harmless; a record the server never
         had is NotFound.
         """
@@ -534,9 +533,8 @@ class SyncEngine:
         return result
 
     async def _flags_of(self, children: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The Flags of the PHQ-9s among a session's (embedded) children."""
-        keys = {k for (kind, k, _) in parts_of(children, self.config) if kind == PHQ9}
-        return list((await self._by_ref(resource_ref(PHQ9, k, "flag", self.config) for k in sorted(keys))).values())
+        """The Flags of the PHQ-9s and assessments among a session's (embedded) children (`flag_refs`)."""
+        return list((await self._by_ref(flag_refs(children, self.config))).values())
 
     def _full_url(self, resource: dict[str, Any]) -> str:
         return f"{self.config.fhir_base_url.rstrip('/')}/{resource['resourceType']}/{resource['id']}"

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from schemas.kinds import ASSESSMENT
+from schemas.kinds import ASSESSMENT, embedded_children
 from service.fhir_client import FhirClient
 from service.instruments import DEFINITIONS
 from service.mappers.config import MappingConfig
@@ -80,9 +80,11 @@ async def ensure_questionnaires(
 
 
 def carry_questionnaire_responses(records: Iterable[Any]) -> bool:
-    """Whether writing `records` writes a QuestionnaireResponse (today: the `assessment` kind), so its
-    Questionnaire must be on the server first."""
-    return any(getattr(record, "kind", None) == ASSESSMENT for record in records)
+    """Whether writing `records` writes a QuestionnaireResponse (today: the `assessment` kind, on its own or
+    embedded in a session), so its Questionnaire must be on the server first."""
+    return any(
+        getattr(one, "kind", None) == ASSESSMENT for record in records for one in (record, *embedded_children(record))
+    )
 
 
 class QuestionnairesOnce:
