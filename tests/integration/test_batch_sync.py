@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from schemas import parse_record
+from schemas.kinds import CHILD_LISTS
 from service.mappers import MappingConfig
 from service.mappers.bundle import bundle_resources
 from tests.integration.batch_support import Namespace
@@ -44,7 +45,7 @@ def expected_counts(path: Path) -> Counter[str]:
     for line in path.read_bytes().splitlines():
         record = parse_record(orjson.loads(line))
         counts[record.kind] += 1
-        for child_list in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments"):
+        for child_list in CHILD_LISTS:
             for child in getattr(record, child_list, None) or []:
                 counts[child.kind] += 1
     return counts
