@@ -13,12 +13,21 @@ import httpx
 FHIR_JSON = {"Accept": "application/fhir+json"}
 CLI = str(Path(sys.executable).parent / "infusion-fhir")
 # What references a Patient, referrers first: deleted in this order before the Patient.
-DEPENDENTS = ("Flag", "AdverseEvent", "Observation", "MedicationAdministration", "Procedure", "Encounter")
+DEPENDENTS = (
+    "Flag",
+    "AdverseEvent",
+    "Observation",
+    "QuestionnaireResponse",
+    "MedicationAdministration",
+    "Procedure",
+    "Encounter",
+)
 KIND_SYSTEM_TYPES = {
     "infusion-session": ("Procedure", "MedicationAdministration", "Observation"),
     "vital-sign": ("Observation",),
     "monitoring-score": ("Observation",),
     "phq9-assessment": ("Observation",),
+    "assessment": ("QuestionnaireResponse", "Observation"),
 }
 
 

@@ -67,7 +67,15 @@ def server_matches_mapping(ns: Namespace, path: Path) -> None:
     _, _, resources = bundle_resources(records, config)
     expected = {f"{rtype}/{rid}": resource for (rtype, rid), resource in resources.items()}
     held: dict[str, dict] = {}
-    for resource_type in ("Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag"):
+    for resource_type in (
+        "Encounter",
+        "Procedure",
+        "MedicationAdministration",
+        "QuestionnaireResponse",
+        "Observation",
+        "AdverseEvent",
+        "Flag",
+    ):
         for resource in ns.all_of(resource_type):
             held[f"{resource_type}/{resource['id']}"] = resource
     assert sorted(held) == sorted(expected)
@@ -91,6 +99,7 @@ def test_sync_then_resync_counts_match_the_server_and_change_nothing(ns, demo_fi
     assert ns.count("Observation", "monitoring-score") == counts["monitoring_score"]
     assert ns.count("Observation", "phq9-assessment") >= counts["phq9_assessment"] * 11  # panel, 9 items, total
     assert len(ns.all_of("AdverseEvent")) == counts["adverse_event"]
+    assert ns.count("QuestionnaireResponse", "assessment") == counts["assessment"] > 0
     assert len(ns.patient_ids()) == PATIENTS
     server_matches_mapping(ns, demo_file)
 
@@ -133,8 +142,9 @@ def test_bad_lines_are_rejected_with_reasons_and_good_lines_sync(ns, demo_file, 
     good = demo_file.read_bytes().splitlines()[:40]
     first = orjson.loads(good[0])
     assert first["kind"] == "infusion_session"
-    orphan = {**orjson.loads(good[1]), "key": "orphan.vs1", "session_key": "no-such-session"}
-    invalid = {**orjson.loads(good[1]), "key": "bad.vs1"}
+    vital = next(r for r in map(orjson.loads, good) if r["kind"] == "vital_sign")
+    orphan = {**vital, "key": "orphan.vs1", "session_key": "no-such-session"}
+    invalid = {**vital, "key": "bad.vs1"}
     invalid.pop("session_key", None)
     invalid.update({"type": "spo2", "value": 140, "unit": "%"})
     mixed = [
@@ -165,6 +175,16 @@ def test_bad_lines_are_rejected_with_reasons_and_good_lines_sync(ns, demo_file, 
     good_vitals = sum(1 for line in good if orjson.loads(line)["kind"] == "vital_sign")
     embedded_vitals = sum(len(orjson.loads(line).get("vital_signs", [])) for line in good)
     assert ns.count("Observation", "vital-sign") == good_vitals + embedded_vitals
+
+
+def test_the_demo_data_validates_without_errors(ns, demo_file) -> None:
+    """Every resource the demo maps to, rating scales and their Flags included, passes `$validate`."""
+    result = ns.cli("validate", str(demo_file), timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "errors: none" in result.stdout
+    assert json.loads(result.stderr.strip().splitlines()[-1])["records_with_errors"] == 0
+    kinds = {orjson.loads(line)["kind"] for line in demo_file.read_bytes().splitlines()}
+    assert "assessment" in kinds
 
 
 def test_dry_run_maps_without_any_server(tmp_path, demo_file) -> None:
