@@ -82,7 +82,7 @@ def visit_assessments(
     """The assessments of one visit (`visit` 1 is the first; 0 a follow-up after the course), without keys,
     patient, session or time: the C-SSRS screener, and each scale due before this infusion (`infused`: an
     infusion is given at this visit; a follow-up takes every scale)."""
-    left = 1 - progress(patient, infusions_before)
+    left = max(0.0, 1 - patient.response_fall * progress(patient, infusions_before))  # as PHQ-9 item 9's
     out = [_record(RECENT if visit == 1 else SINCE_LAST_CONTACT, cssrs(rng, measures, visit == 1, left))]
     for scale in measures.scales:
         if visit == 0 or (infused and infusions_before in scale.shape.schedule):

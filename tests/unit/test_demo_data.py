@@ -353,7 +353,7 @@ def test_a_few_safety_answers_are_positive_and_they_fade_over_the_course() -> No
                 positive_safety_items[a["instrument"]] += 1
     share = {instrument: sum(flags) / len(flags) for instrument, flags in raised.items()}
     assert 0.05 <= share["cssrs_screen"] <= 0.3  # at intake
-    assert 0 < share["cssrs_screen_slc"] <= 0.02  # later, as the ideation fades
+    assert 0 < share["cssrs_screen_slc"] <= 0.03 < share["cssrs_screen"]  # later, as the ideation fades
     assert positive_safety_items["madrs"] >= 3 and share["madrs"] <= 0.15  # item 10 >= 2 occasionally
     assert positive_safety_items["qids_sr16"] >= 3 and share["qids_sr16"] <= 0.3
     assert share["gad7"] == share["pcl5"] == share["ybocs"] == 0  # no safety item
