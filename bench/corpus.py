@@ -4,34 +4,22 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from schemas import parse_record
-from schemas.kinds import ASSESSMENT
 from service.demo import generate_records, write_ndjson
 from service.mappers import MappingConfig
 
 SEED = 20240412
-PATIENTS = 4  # the corpus: demo-data --patients 4 --seed 20240412 without its rating scales (621 lines)
+PATIENTS = 4  # the corpus: demo-data --patients 4 --seed 20240412 (645 lines)
 OUT = Path(__file__).resolve().parent / "out"
-
-
-def _generated(patients: int) -> Iterator[dict[str, Any]]:
-    """demo-data of the fixed seed without the rating scales beside PHQ-9 (`assessment` lines and sessions'
-    `assessments`): the floor mapper (bench/floor.py) does not build them yet, and without them the corpus is
-    the one BENCHMARKS.md was measured on (demo-data draws them from a generator of their own, so every other
-    record is as it was). Adding them is issue 21's benchmark step."""
-    for record in generate_records(patients, SEED):
-        if record["kind"] != ASSESSMENT:
-            yield {k: v for k, v in record.items() if k != "assessments"}
 
 
 def raw_records(patients: int) -> list[dict[str, Any]]:
     """The corpus of `patients` synthetic patients as NDJSON-ready dicts (patient n is always the same)."""
-    return list(_generated(patients))
+    return list(generate_records(patients, SEED))
 
 
 def records(patients: int) -> list[Any]:
@@ -46,7 +34,7 @@ def ndjson_file(patients: int) -> Path:
     if not path.exists():
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as out:
-            write_ndjson(_generated(patients), out)
+            write_ndjson(generate_records(patients, SEED), out)
         tmp.rename(path)
     return path
 

@@ -16,9 +16,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from schemas.assessment import DIFFICULTY_ORDER
+from service.instruments import assess, definition
+from service.instruments.model import Coding as DefCoding
+from service.instruments.model import YesNo
+from service.mappers import assessment as assessment_mapper
 from service.mappers import codes, narrative
 from service.mappers.config import MappingConfig
 from service.mappers.ids import SLOTS, base32_prefix, identifier_system, patient_urn, visit_urn
+from service.mappers.questionnaire import questionnaire_canonical
 from service.mappers.session import dosage_text
 
 Json = dict[str, Any]
@@ -70,6 +76,9 @@ class Floor:
         self.phq_item9_note = [{"text": codes.PHQ9_ITEM9_NOTE}]
         self.flag_category = [cc(codes.FLAG_CATEGORY_SAFETY)]
         self.flag_code = cc(*codes.FLAG_CODE, text=codes.FLAG_TEXT)
+        self.assessment_flag_code = cc(*codes.ASSESSMENT_FLAG_CODE, text=codes.ASSESSMENT_FLAG_TEXT)
+        self.positive = [cc(codes.INTERPRETATION_POSITIVE)]
+        self.instruments: dict[str, tuple[Any, ...]] = {}  # instrument -> its constant fragments, made once
         self.ae = {
             "serious": {k: cc(c) for k, c in codes.AE_SERIOUS.items()},
             "fatal": cc(codes.AE_SERIOUS_FATAL),
@@ -101,6 +110,7 @@ class Floor:
             ("vital_signs", self.vital_sign),
             ("monitoring_scores", self.monitoring_score),
             ("phq9_assessments", self.phq9_assessment),
+            ("assessments", self.assessment),
             ("adverse_events", self.adverse_event),
         )
 
@@ -359,6 +369,205 @@ class Floor:
         if encounter is not None:
             flag["encounter"] = encounter
         return [*members, panel, flag]
+
+    def _instrument(self, name: str) -> tuple[Any, ...]:
+        """An instrument's constant fragments (`assessment.py` builds the same ones), made once."""
+        found = self.instruments.get(name)
+        if found is not None:
+            return found
+        config, defn = self.config, definition(name)
+        concept, coding = assessment_mapper._concept, assessment_mapper._coding
+        answer_of = assessment_mapper._answer_coding
+        every = [*defn.items, *([defn.difficulty] if defn.difficulty else [])]
+        answers: dict[tuple[str, Any], tuple[Json, Json, str]] = {}  # (linkId, value) -> (QR item, value, words)
+        for item in every:
+            yes_no = isinstance(item.answer, YesNo)
+            values: list[Any] = [True, False] if yes_no else list(range(item.answer.low, item.answer.high + 1))
+            for value in values:
+                c = answer_of(item, value)
+                qr_answer = {"valueInteger": value} if c is None else {"valueCoding": coding(c, config)}
+                obs_value = (
+                    {"valueInteger": value} if c is None else {"valueCodeableConcept": concept(c, config, c.display)}
+                )
+                words = str(value) if c is None or c.display is None else c.display
+                answers[(item.link_id, value)] = (
+                    {"linkId": item.link_id, "text": item.text, "answer": [qr_answer]},
+                    obs_value,
+                    words,
+                )
+        codes_of = {item.link_id: concept(item.coding, config, item.text) for item in every}
+        bands = {}
+        if defn.bands is not None:
+            for band in defn.bands.bands:
+                bands[band.code] = [
+                    concept(
+                        DefCoding(band.code, band.display, local=True), config, band.display, defn.bands.system_path
+                    )
+                ]
+        total = None if defn.total is None else concept(defn.total.coding, config, defn.total.label)
+        subscales = [(rule.id, rule.label, concept(rule.coding, config, rule.label)) for rule in defn.subscales]
+        triage = None
+        if defn.triage is not None:
+            t = defn.triage
+            levels = {
+                level.code: concept(
+                    DefCoding(level.code, level.display, local=True), config, level.display, t.system_path
+                )
+                for level in (*t.levels, t.otherwise)
+            }
+            triage = (concept(t.coding, config, t.label), levels, [{"text": t.note}], {"text": t.method})
+        panel_code = defn.panel if defn.panel is not None else DefCoding(defn.id, defn.title, local=True)
+        found = self.instruments[name] = (
+            defn,
+            answers,
+            codes_of,
+            bands,
+            total,
+            subscales,
+            triage,
+            concept(panel_code, config, defn.title),
+            questionnaire_canonical(config, defn.id),
+        )
+        return found
+
+    def assessment(self, r: Any, ctx: Ctx | None = None) -> list[Json]:
+        if ctx is None and r.session_key is not None:
+            ctx = self.own_ctx(r.session_key)
+        defn, answers, codes_of, bands, total, subscales, triage, panel_code, canonical = self._instrument(r.instrument)
+        at = r.completed_at
+        if ctx is None:
+            link = part_of = encounter = None
+            status, qr_status = "final", "completed"
+        else:
+            link, encounter, status, start, end, part_of = ctx[:6]
+            if start is None or at < start or (end is not None and at > end):
+                part_of = None
+            qr_status = "entered-in-error" if status == "entered-in-error" else "completed"
+        subject = {"reference": patient_urn(r.patient.mrn, self.config)}
+        when = _dt(at)
+        told = (narrative.at(at), bool(part_of), status == "entered-in-error")
+        qid, qident = self.ident("assessment", r.key, "response")
+        derived = [{"reference": f"QuestionnaireResponse/{qid}"}]
+
+        def obs(part: str, code: Json, text: Json, **rest: Any) -> Json:
+            rid, ident = self.ident("assessment", r.key, part)
+            out: Json = {"resourceType": "Observation", "id": rid, "text": text}
+            if link:
+                out["extension"] = link
+            out["identifier"] = [ident]
+            if part_of:
+                out["partOf"] = part_of
+            out.update(status=status, category=self.survey_category, code=code, subject=subject)
+            if encounter is not None:
+                out["encounter"] = encounter
+            out.update(effectiveDateTime=when, **rest)
+            out["derivedFrom"] = derived
+            return out
+
+        result = assess(defn, r.items)
+        qr_items, members = [], []
+        for item, value in zip(defn.items, r.items, strict=True):
+            if value is None:
+                continue
+            qr_item, obs_value, words = answers[(item.link_id, value)]
+            qr_items.append(qr_item)
+            positive = item.link_id in result.positives
+            extra = {**obs_value, "interpretation": self.positive} if positive else obs_value
+            members.append(
+                obs(
+                    f"item-{item.link_id}",
+                    codes_of[item.link_id],
+                    narrative.assessment_answer(item.text, words, positive, *told),
+                    **extra,
+                )
+            )
+        answered = len(qr_items)
+        if defn.difficulty is not None and r.difficulty is not None:
+            item = defn.difficulty
+            qr_item, obs_value, words = answers[(item.link_id, DIFFICULTY_ORDER.index(r.difficulty))]
+            qr_items.append(qr_item)
+            members.append(
+                obs(
+                    "difficulty",
+                    codes_of[item.link_id],
+                    narrative.assessment_answer(item.text, words, False, *told),
+                    **obs_value,
+                )
+            )
+        if total is not None and result.total is not None:
+            band = result.band
+            extra = {"interpretation": bands[band.code]} if band is not None and bands else {}
+            members.append(
+                obs(
+                    "total",
+                    total,
+                    narrative.assessment_score(defn.total.label, result.total, band.display if extra else None, *told),
+                    valueQuantity=self.qty(result.total, "{score}"),
+                    **extra,
+                )
+            )
+        for rule_id, label, code in subscales:
+            value = result.subscales[rule_id]
+            members.append(
+                obs(
+                    f"score-{rule_id}",
+                    code,
+                    narrative.assessment_score(label, value, None, *told),
+                    valueQuantity=self.qty(value, "{score}"),
+                )
+            )
+        if triage is not None and result.triage is not None:
+            code, levels, note, method = triage
+            level = result.triage
+            members.append(
+                obs(
+                    "triage",
+                    code,
+                    narrative.assessment_triage(defn.triage.label, level.display, defn.triage.note, *told),
+                    valueCodeableConcept=levels[level.code],
+                    note=note,
+                    method=method,
+                )
+            )
+        panel = obs(
+            "panel",
+            panel_code,
+            narrative.assessment_panel(defn.title, len(members), *told),
+            hasMember=[{"reference": f"Observation/{m['id']}"} for m in members],
+        )
+        qr: Json = {
+            "resourceType": "QuestionnaireResponse",
+            "id": qid,
+            "text": narrative.assessment_response(defn.title, answered, told[0], qr_status == "entered-in-error"),
+        }
+        if link:
+            qr["extension"] = link
+        qr.update(identifier=qident, questionnaire=canonical, status=qr_status, subject=subject)
+        if encounter is not None:
+            qr["encounter"] = encounter
+        qr.update(authored=when, item=qr_items)
+        out = [qr, *members, panel]
+        if result.raises_flag:
+            fid, fident = self.ident("assessment", r.key, "flag")
+            flag_status = "active" if ctx is None else ctx[7]
+            flag: Json = {
+                "resourceType": "Flag",
+                "id": fid,
+                "text": narrative.assessment_flag(told[0], flag_status == "entered-in-error"),
+                "extension": [
+                    {"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": f"Observation/{panel['id']}"}}
+                ],
+                "identifier": [fident],
+                "status": flag_status,
+                "category": self.flag_category,
+                "code": self.assessment_flag_code,
+                "subject": subject,
+                "period": {"start": when},
+            }
+            if encounter is not None:
+                flag["encounter"] = encounter
+            out.append(flag)
+        return out
 
     def infusion_session(self, r: Any) -> list[Json]:
         key, status = r.key, r.status

@@ -18,6 +18,7 @@ from service.logs import configure_logging
 from service.metrics import Metrics
 from service.openapi import install_openapi
 from service.routes import convert, docs, health, jwks, metrics, patients, records
+from service.safety_thresholds import announce_thresholds
 from service.settings import Settings
 from service.sync import SyncEngine
 from service.sync.questionnaires import QuestionnairesOnce
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
             app.state.fhir = fhir
             app.state.token_verifier = token_verifier
             mapping_config = settings.mapping_config()
+            announce_thresholds(mapping_config)
             app.state.engine = SyncEngine(fhir, mapping_config)
             # Written at most once per process, before the first transaction with a QuestionnaireResponse.
             app.state.questionnaires = QuestionnairesOnce(fhir, mapping_config)

@@ -7,7 +7,7 @@ issuer (`service.access_tokens`) and must then carry a scope the operation accep
 | operation                                   | scope (any one of)                         |
 |---------------------------------------------|--------------------------------------------|
 | PUT, DELETE `/v1/<kind>/{key}`              | `infusion-fhir.write`                      |
-| GET `/v1/<kind>/{key}`, `$phq9-trend`       | `infusion-fhir.read`                       |
+| GET `/v1/<kind>/{key}`, the trends         | `infusion-fhir.read`                       |
 | `$convert` (writes nothing)                 | `infusion-fhir.read` or `infusion-fhir.write` |
 | any other (none today)                      | `infusion-fhir.write`                      |
 
@@ -52,7 +52,8 @@ OAUTH_SECURITY_SCHEME: dict[str, Any] = {
         "An OAuth 2.0 access token (a JWT) from the organisation's identity provider, as "
         "`Authorization: Bearer <token>`, when the service is configured with one (`INFUSION_FHIR_OAUTH_ISSUER`, "
         "`INFUSION_FHIR_OAUTH_AUDIENCE`). Each operation names the scope it needs: "
-        f"`{WRITE_SCOPE}` for PUT and DELETE, `{READ_SCOPE}` for GET and `$phq9-trend`, either for `$convert`."
+        f"`{WRITE_SCOPE}` for PUT and DELETE, `{READ_SCOPE}` for GET, `$phq9-trend` and `$outcome-trend`, either for "
+        "`$convert`."
     ),
 }
 
@@ -71,11 +72,15 @@ def key_is_accepted(presented: str, accepted_digests: frozenset[str]) -> bool:
     return matched
 
 
+TREND_PATHS = ("/v1/patients/$phq9-trend", "/v1/patients/$outcome-trend")
+"""Patient views: they only read."""
+
+
 def accepted_scopes(method: str, path: str) -> tuple[str, ...]:
     """The scopes any one of which lets a token call the operation, the least privileged first."""
     if path == "/v1/$convert":
         return (READ_SCOPE, WRITE_SCOPE)
-    if method == "GET" or path == "/v1/patients/$phq9-trend":
+    if method == "GET" or path in TREND_PATHS:
         return (READ_SCOPE,)
     return (WRITE_SCOPE,)  # PUT, DELETE, and whatever is added later until it says otherwise
 

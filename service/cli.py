@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from service.batch.command import sync_command, validate_command
 from service.demo.command import demo_data_command
@@ -13,6 +14,19 @@ from service.exit_codes import ExitCode
 from service.help_format import Command, Group
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, cls=Group)
+
+
+def _settings() -> Any:
+    """The settings; a bad configuration (an unacknowledged weaker safety threshold among them) stops here in one
+    line (exit 2)."""
+    from service.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) or "(settings)" for e in exc.errors())
+        typer.echo(f"configuration error in: {fields}: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(ExitCode.STOPPED) from None
 
 
 @app.command(cls=Command)
@@ -27,9 +41,8 @@ def serve(
     import uvicorn
 
     from service.app import create_app
-    from service.settings import Settings
 
-    settings = Settings()
+    settings = _settings()
     options: dict[str, Any] = {
         "host": host or settings.host,
         "port": port or settings.port,
@@ -58,9 +71,13 @@ def map_file(
 
     from service.batch.mapfile import map_lines
     from service.batch.source import read_lines
-    from service.settings import Settings
+    from service.logs import configure_logging
+    from service.safety_thresholds import announce_thresholds
 
-    config = Settings().mapping_config()
+    settings = _settings()
+    configure_logging(settings.log_level)
+    config = settings.mapping_config()
+    announce_thresholds(config)  # each weakened safety rule named, once
     try:
         summary = map_lines(read_lines([file]), config, batch_size, sys.stdout, sys.stderr)
     except OSError:

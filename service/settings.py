@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.instruments import DEFINITIONS, Override, ThresholdError, apply_overrides, parse_overrides
 from service.mappers.config import MappingConfig
 from service.smart import DEFAULT_SMART_SCOPES, load_signing_key
 
@@ -95,6 +97,14 @@ class Settings(BaseSettings):
     )
     medication_product_code: str | None = None
     medication_product_display: str | None = None
+    safety_thresholds: str = Field(
+        "",
+        description="The clinic's safety thresholds over the defaults of docs/clinical-mapping.md section 12, as a "
+        'JSON list: `{"instrument": "madrs", "item": "10", "at_least": 1}` (item answers at or above `at_least` are '
+        'positive) or `{"instrument": "cssrs_screen", "flag_at": "low"}` (the C-SSRS triage that raises the Flag). '
+        'A more sensitive rule needs nothing more; a less sensitive one needs `"acknowledge_less_sensitive": true` '
+        "and is logged at start and named in every trend answer that used it. A rule cannot be switched off.",
+    )
 
     @field_validator("fhir_base_url")
     @classmethod
@@ -160,6 +170,20 @@ class Settings(BaseSettings):
             raise ValueError("INFUSION_FHIR_OAUTH_ISSUER is set: INFUSION_FHIR_OAUTH_AUDIENCE is required too")
         return self
 
+    @field_validator("safety_thresholds")
+    @classmethod
+    def _safety_thresholds(cls, value: str) -> str:
+        """Overrides that cannot apply (unacknowledged weakening, a rule switched off, a typo) stop the start."""
+        try:
+            apply_overrides(DEFINITIONS, _overrides(value))
+        except ThresholdError as error:
+            raise ValueError(f"INFUSION_FHIR_SAFETY_THRESHOLDS: {error}") from None
+        return value
+
+    def safety_overrides(self) -> tuple[Override, ...]:
+        """The clinic's safety threshold overrides (checked when the settings were made)."""
+        return _overrides(self.safety_thresholds)
+
     def api_key_digests(self) -> frozenset[str]:
         """The accepted API key digests, lower-cased, blanks dropped."""
         return frozenset(d.strip().lower() for d in self.api_keys.split(",") if d.strip())
@@ -175,6 +199,7 @@ class Settings(BaseSettings):
             practitioner_identifier_system=self.practitioner_identifier_system,
             medication_product_coding=self._product_coding(),
             fhir_base_url=self.fhir_base_url,
+            safety_overrides=self.safety_overrides(),
         )
 
     def _product_coding(self) -> tuple[str, str, str] | None:
@@ -185,3 +210,17 @@ class Settings(BaseSettings):
             self.medication_product_code,
             self.medication_product_display or self.medication_product_code,
         )
+
+
+def _overrides(text: str) -> tuple[Override, ...]:
+    """The overrides in INFUSION_FHIR_SAFETY_THRESHOLDS (blank: none); ValueError saying what is wrong."""
+    if not text.strip():
+        return ()
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError("INFUSION_FHIR_SAFETY_THRESHOLDS is not valid JSON") from None
+    try:
+        return parse_overrides(entries)
+    except ValueError as error:
+        raise ValueError(f"INFUSION_FHIR_SAFETY_THRESHOLDS: {error}") from None

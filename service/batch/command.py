@@ -29,6 +29,7 @@ from service.exit_codes import ExitCode
 from service.fhir_client import FhirClient, open_fhir_client
 from service.logs import configure_logging
 from service.mappers import mapper_for
+from service.safety_thresholds import announce_thresholds
 from service.settings import Settings
 from service.sync import SyncEngine
 from service.sync.questionnaires import ensure_questionnaires
@@ -87,6 +88,7 @@ def sync_command(
     """
     settings = _settings(fhir_url)
     configure_logging(settings.log_level)
+    announce_thresholds(settings.mapping_config())  # each weakened safety rule named, once
     try:
         shard = Shard.parse(shard_text)
     except ValueError as exc:
@@ -220,6 +222,7 @@ def validate_command(
     """
     settings = _settings(fhir_url)
     configure_logging(settings.log_level)
+    announce_thresholds(settings.mapping_config())  # each weakened safety rule named, once
     try:
         validation = asyncio.run(_validate(file, settings, concurrency, all_issues=all_issues))
     except (FhirUnavailable, FhirAuthRefused, FhirMisconfigured) as exc:

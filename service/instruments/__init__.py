@@ -34,11 +34,13 @@ from service.instruments.self_report import GAD7, PCL5, PHQ9
 from service.instruments.thresholds import (
     FlagOverride,
     ItemOverride,
+    Override,
     ThresholdError,
     Thresholds,
     Weakened,
     apply_overrides,
     defaults,
+    parse_overrides,
 )
 
 DEFINITIONS: Mapping[str, Definition] = MappingProxyType(
@@ -61,6 +63,7 @@ __all__ = [
     "FlagOverride",
     "IncompleteAnswers",
     "ItemOverride",
+    "Override",
     "Scores",
     "ThresholdError",
     "Thresholds",
@@ -72,6 +75,7 @@ __all__ = [
     "change",
     "defaults",
     "definition",
+    "parse_overrides",
     "percent_change",
     "raises_flag",
     "require_complete",

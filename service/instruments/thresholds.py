@@ -168,3 +168,48 @@ def _flag(definition: Definition, safety: Safety, override: FlagOverride) -> tup
         )
         weaker = Weakened(instrument, "flag_at", default, flag_at, description)
     return dataclasses.replace(safety, flag_at=flag_at), weaker
+
+
+_ITEM_FIELDS = {"instrument", "item", "at_least", "acknowledge_less_sensitive"}
+_FLAG_FIELDS = {"instrument", "flag_at", "acknowledge_less_sensitive"}
+
+
+def parse_overrides(entries: object) -> tuple[Override, ...]:
+    """Overrides from the clinic's configuration: a list of objects, each either
+    `{"instrument", "item", "at_least"}` or `{"instrument", "flag_at"}`, with an optional
+    `"acknowledge_less_sensitive": true`. ValueError naming the entry (by position) and what is wrong.
+
+    Only the shape is checked here; `apply_overrides` checks each one against the definitions.
+    """
+    if not isinstance(entries, list):
+        raise ValueError("must be a JSON list of threshold objects")
+    out: list[Override] = []
+    for position, entry in enumerate(entries):
+        where = f"entry {position}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: must be an object")
+        fields = set(entry)
+        allowed = _FLAG_FIELDS if "flag_at" in entry else _ITEM_FIELDS
+        if fields - allowed or not (allowed - {"acknowledge_less_sensitive"}) <= fields:
+            required = sorted(allowed - {"acknowledge_less_sensitive"})
+            raise ValueError(
+                f"{where}: must have exactly {', '.join(required)} (and optionally acknowledge_less_sensitive)"
+            )
+        acknowledged = entry.get("acknowledge_less_sensitive", False)
+        if not isinstance(acknowledged, bool):
+            raise ValueError(f"{where}: acknowledge_less_sensitive must be true or false")
+        instrument = entry["instrument"]
+        if not isinstance(instrument, str):
+            raise ValueError(f"{where}: instrument must be a string")
+        if "flag_at" in entry:
+            if not isinstance(entry["flag_at"], str):
+                raise ValueError(f"{where}: flag_at must be a string")
+            out.append(FlagOverride(instrument, entry["flag_at"], acknowledged))
+            continue
+        item, at_least = entry["item"], entry["at_least"]
+        if not isinstance(item, str):
+            raise ValueError(f"{where}: item must be the safety item's linkId as a string")
+        if isinstance(at_least, bool) or not isinstance(at_least, int):
+            raise ValueError(f"{where}: at_least must be an integer")
+        out.append(ItemOverride(instrument, item, at_least, acknowledged))
+    return tuple(out)

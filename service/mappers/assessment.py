@@ -5,7 +5,7 @@ question), then Observations `derivedFrom` it: one per answered item, the diffic
 the total and subscales (valueQuantity `{score}`, the band as interpretation on the total), the C-SSRS
 triage category (with its method and a note that it is derived, not a clinician's formulation), and
 the panel that lists them (`hasMember`); a positive safety answer carries v3 POS, and one that raises
-the Flag (service/instruments `raises_flag`) makes a suicide-risk Flag on the patient, as a PHQ-9 item
+the Flag (service/instruments `raises_flag`, under the thresholds in force: `MappingConfig.thresholds`) makes a suicide-risk Flag on the patient, as a PHQ-9 item
 9 does. Codes, answer codes and every text come from the instrument's definition; a restricted
 instrument's texts are its allow-listed neutral labels, and C-SSRS item codings carry no display.
 """
@@ -234,16 +234,17 @@ def _flag(record: Assessment, ctx: SessionContext | None, config: MappingConfig)
     )
 
 
-def raises_flag(record: Any) -> bool:
-    """Whether this assessment's answers raise the suicide-risk Flag (the definition's default rules)."""
-    return assess(definition(record.instrument), record.items).raises_flag
+def _assess(record: Assessment, config: MappingConfig) -> Result:
+    """Scores, positives and the Flag decision under the clinic's safety thresholds in force."""
+    defn = definition(record.instrument)
+    return assess(defn, record.items, config.thresholds.of(defn.id))
 
 
 def to_fhir_json(record: Assessment, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
     """The QuestionnaireResponse, the item, difficulty and score Observations, the panel, then any Flag."""
     defn = definition(record.instrument)
     ctx = context_for(record.session_key, session, config)
-    result = assess(defn, record.items)
+    result = _assess(record, config)
     observation = _observation_maker(record, ctx, config)
     members = [
         _item_observation(item, value, item.link_id in result.positives, config, observation)

@@ -27,9 +27,7 @@ from urllib.parse import quote
 import orjson
 
 from schemas.common import PatientInfo
-from schemas.kinds import ASSESSMENT, PHQ9, SESSION, SESSION_ENTERED_IN_ERROR, embedded_children
-from service.mappers import assessment
-from service.mappers.codes import ENTERED_IN_ERROR, FLAG_ACTIVE
+from schemas.kinds import SESSION, embedded_children
 from service.mappers.config import MappingConfig
 from service.mappers.context import SessionContext
 from service.mappers.ids import patient_urn, resource_ref, visit_token, visit_urn
@@ -171,24 +169,3 @@ def stale_refs(records: Iterable[Any], config: MappingConfig) -> list[str]:
             for part in mapper_for(one.kind).stale_parts(one):
                 refs[resource_ref(one.kind, one.key, part, config)] = None
     return list(refs)
-
-
-def flag_statuses(records: Iterable[Any], config: MappingConfig) -> dict[str, str]:
-    """`Flag/<id>` -> the status the records would give it (PHQ-9s with item 9 > 0 and assessments whose
-    safety answers raise the Flag, embedded ones too: entered-in-error in an entered_in_error session)."""
-    out: dict[str, str] = {}
-    for record in records:
-        if record.kind == ASSESSMENT:
-            if assessment.raises_flag(record):
-                out[resource_ref(ASSESSMENT, record.key, "flag", config)] = FLAG_ACTIVE
-            continue
-        retracted = record.kind == SESSION and record.status == SESSION_ENTERED_IN_ERROR
-        status = ENTERED_IN_ERROR if retracted else FLAG_ACTIVE
-        phq9s = record.phq9_assessments if record.kind == SESSION else [record] if record.kind == PHQ9 else []
-        for phq9 in phq9s:
-            if phq9.items[8] > 0:
-                out[resource_ref(PHQ9, phq9.key, "flag", config)] = status
-        for embedded in record.assessments if record.kind == SESSION else []:
-            if assessment.raises_flag(embedded):
-                out[resource_ref(ASSESSMENT, embedded.key, "flag", config)] = status
-    return out

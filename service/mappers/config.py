@@ -1,13 +1,17 @@
-"""Configurable URIs the mappers stamp on resources (identifier systems, local code systems)."""
+"""Clinic-specific configuration the mappers read: URIs (identifier systems, local code systems) and the
+safety thresholds in force."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+
+from service.instruments import DEFINITIONS, Override, Thresholds, apply_overrides
 
 
 @dataclass(frozen=True)
 class MappingConfig:
-    """Clinic-specific URIs; the defaults sit under the service's own canonical base."""
+    """Clinic-specific URIs and safety thresholds; the URI defaults sit under the service's own canonical base."""
 
     identifier_system_base: str = "https://infusion-fhir.example.org/fhir/sid"
     mrn_system: str = "https://infusion-fhir.example.org/fhir/sid/mrn"
@@ -22,3 +26,17 @@ class MappingConfig:
     """An extra (system, code, display) on the medication, e.g. the clinic's NDC or RxNorm SCD."""
     fhir_base_url: str = "http://localhost:8080/fhir"
     """The FHIR server's base: transaction entries carry absolute `fullUrl`s under it (R4 Bundle rules)."""
+    safety_overrides: tuple[Override, ...] = ()
+    """The clinic's safety thresholds over the sheet's defaults (settings `safety_thresholds`, checked there)."""
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The safety rules in force per instrument (`POS`, the Flag, the trend) and the weakened ones.
+
+        ThresholdError if the overrides cannot apply; Settings refuses such overrides at start."""
+        return _thresholds(self.safety_overrides)
+
+
+@lru_cache(maxsize=16)
+def _thresholds(overrides: tuple[Override, ...]) -> Thresholds:
+    return apply_overrides(DEFINITIONS, overrides)

@@ -186,6 +186,11 @@ def search_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$").replace("|", "\\|")
 
 
+def mrn_of(patient: dict[str, Any], config: MappingConfig) -> str | None:
+    """The MRN a Patient (JSON) holds under the configured system, if any."""
+    return next((i.get("value") for i in patient.get("identifier", []) if i.get("system") == config.mrn_system), None)
+
+
 def patient_token(mrn: str, config: MappingConfig) -> str:
     """The escaped `system|value` token search value of a patient's MRN identifier."""
     return f"{search_escape(config.mrn_system)}|{search_escape(mrn)}"

@@ -1,7 +1,7 @@
 """phq9_assessment <-> panel Observation 44249-1 with 9 item, difficulty and total member Observations.
 
-The total carries valueQuantity {score}, a severity interpretation and, when item 9 > 0, a second
-interpretation (v3 POS + local code, also on the item-9 answer) and a note flagging suicide risk;
+The total carries valueQuantity {score}, a severity interpretation and, when item 9 is positive (above 0
+by default; the clinic's threshold in force, `MappingConfig.thresholds`), a second interpretation (v3 POS + local code, also on the item-9 answer) and a note flagging suicide risk;
 a positive item 9 also makes an R4 Flag on the patient. With a `session_key` every Observation
 references the session's visit (`encounter`); only a PHQ-9 taken during the infusion is `partOf` it.
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 from schemas import kinds
 from schemas.phq9 import Phq9Assessment
+from service.instruments import definition, safety_positives
 from service.mappers import codes, narrative
 from service.mappers.build import (
     Json,
@@ -68,6 +69,11 @@ def _observation_maker(
     return observation
 
 
+def item9_positive(record: Phq9Assessment, config: MappingConfig) -> bool:
+    """Whether item 9 is a positive safety answer under the threshold in force (default: above 0)."""
+    return bool(safety_positives(definition("phq9"), record.items, config.thresholds.of("phq9")))
+
+
 def _item9_positive(config: MappingConfig) -> Json:
     """The interpretation of a positive item 9: v3 POS beside the local code (codes.INTERPRETATION_POSITIVE)."""
     item9 = codes.PHQ9_ITEM9_POSITIVE
@@ -79,23 +85,26 @@ def _total(record: Phq9Assessment, config: MappingConfig, observation: Callable[
     severity = codes.phq9_severity(record.total)
     interpretation = [concept((severity,), config, severity.display)]
     extra: Json = {}
-    if record.items[8] > 0:
+    positive = item9_positive(record, config)
+    if positive:
         interpretation.append(_item9_positive(config))
         extra["note"] = [{"text": codes.PHQ9_ITEM9_NOTE}]
     return observation(
         "total",
         concept((codes.PHQ9_TOTAL,), config, codes.PHQ9_TOTAL_TEXT),
-        partial(narrative.phq9_total, record.total, record.items[8] > 0),
+        partial(narrative.phq9_total, record.total, positive),
         valueQuantity=quantity(record.total, codes.UNIT_SCORE),
         interpretation=interpretation,
         **extra,
     )
 
 
-def _item(number: int, item: codes.Code, score: int, config: MappingConfig, observation: Callable[..., Json]) -> Json:
+def _item(
+    number: int, item: codes.Code, score: int, positive: bool, config: MappingConfig, observation: Callable[..., Json]
+) -> Json:
     answer = codes.PHQ9_ANSWERS[score]
     extra: Json = {}
-    if number == 9 and score > 0:
+    if positive:
         extra["interpretation"] = [_item9_positive(config)]
     return observation(
         ITEM_PARTS[number - 1],
@@ -129,8 +138,9 @@ def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: Session
     """Members first (items 1-9, difficulty when given, total), the panel that lists them, then the Flag of a positive item 9."""
     ctx = context_for(record.session_key, session, config)
     observation = _observation_maker(record, ctx, config)
+    positive = item9_positive(record, config)
     members = [
-        _item(number, item, score, config, observation)
+        _item(number, item, score, number == 9 and positive, config, observation)
         for number, item, score in zip(range(1, 10), codes.PHQ9_ITEMS, record.items, strict=True)
     ]
     if record.difficulty is not None:
@@ -151,7 +161,7 @@ def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: Session
         hasMember=[{"reference": f"Observation/{member['id']}"} for member in members],
     )
     out = [*members, panel]
-    if record.items[8] > 0:
+    if positive:
         out.append(_flag(record, ctx, config))
     return out
 

@@ -13,11 +13,8 @@ import copy
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from service.mappers.build import parts_of
 from service.mappers.codes import ENTERED_IN_ERROR, NARRATIVE_ENTERED_IN_ERROR, NARRATIVE_RETRACTED
-from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource, Narrative
-from service.mappers.ids import SLOTS, resource_ref
 from service.mappers.narrative import DIV_OPEN, GENERATED, escape, narrative
 
 # Each has entered-in-error in its R4 status value set. The service's own Encounter is retracted
@@ -26,8 +23,6 @@ RETRACTABLE = ("Encounter", "Procedure", "MedicationAdministration", "Questionna
 RETRACTED_STATUS = ENTERED_IN_ERROR
 Resource = TypeVar("Resource", DomainResource, dict[str, Any])
 """Models or JSON as read back: each function returns the kind it is given."""
-FLAG_KINDS = frozenset(kind for kind, slots in SLOTS.items() if any(slot.part == "flag" for slot in slots))
-"""The record kinds whose answers can raise a suicide-risk Flag (PHQ-9, assessment)."""
 
 
 def _type_of(resource: DomainResource | dict[str, Any]) -> str:
@@ -65,14 +60,3 @@ def retract(resources: Iterable[Resource]) -> list[Resource]:
 def not_retractable(resources: Iterable[Resource]) -> list[Resource]:
     """The resources `retract` leaves out that the sync engine must delete (AdverseEvents)."""
     return [resource for resource in resources if _type_of(resource) == "AdverseEvent"]
-
-
-def flag_refs(resources: Iterable[DomainResource | dict[str, Any]], config: MappingConfig) -> list[str]:
-    """`Flag/<id>` of each record among `resources` whose kind can raise a Flag (FLAG_KINDS), sorted.
-
-    Retracting a session retracts the Flags of the PHQ-9s and assessments embedded in it with them (H-10,
-    H-36): a Flag left active would keep alerting on answers withdrawn as entered in error. A record
-    without a positive answer has no Flag: the caller reads these refs and keeps those the server holds.
-    """
-    records = {(kind, key) for (kind, key, _) in parts_of(resources, config) if kind in FLAG_KINDS}
-    return [resource_ref(kind, key, "flag", config) for kind, key in sorted(records)]

@@ -73,3 +73,15 @@ CONVERT_EXAMPLE: list[dict[str, Any]] = [
     {"kind": "phq9_assessment", "key": "DEMO-P-1", **RECORD_EXAMPLES["phq9_assessment"]},
 ]
 TREND_EXAMPLE: dict[str, Any] = {"mrn": PATIENT["mrn"]}
+OUTCOME_TREND_EXAMPLES: dict[str, dict[str, Any]] = {
+    "instrument": {
+        "summary": "One instrument, baseline the earliest assessment",
+        "value": {"mrn": PATIENT["mrn"], "instrument": "gad7"},
+    },
+    "since": {
+        "summary": "One instrument since a date (a new course), baseline the earliest since then",
+        "value": {"mrn": PATIENT["mrn"], "instrument": "gad7", "since": "2026-01-01"},
+    },
+    "every": {"summary": "One summary per instrument the patient has", "value": {"mrn": PATIENT["mrn"]}},
+}
+"""`$outcome-trend` bodies by name (the patient of RECORD_EXAMPLES, whose GAD-7 and PHQ-9 they can find)."""

@@ -11,11 +11,11 @@ in the document resolves.
 |--------|------|------|
 | 401 | no accepted API key or OAuth access token | every /v1 set |
 | 403 | an OAuth access token without the operation's scope (`service.auth.accepted_scopes`) | every /v1 set |
-| 404 | the record (or the MRN's patient) is not on the FHIR server; no SMART key to publish | record_get, RECORD_DELETE, PHQ9_TREND, JWKS |
+| 404 | the record (or the MRN's patient, or the named baseline) is not on the FHIR server; no SMART key to publish | record_get, RECORD_DELETE, PHQ9_TREND, OUTCOME_TREND, JWKS |
 | 409 | a version conflict, or a session/visit that is missing or another patient's | record_put |
-| 413 | body over `max_body_bytes` | record_put, CONVERT, PHQ9_TREND |
+| 413 | body over `max_body_bytes` | record_put, CONVERT, PHQ9_TREND, OUTCOME_TREND |
 | 422 | the key in the URL or the body breaks the record contract | every /v1 set |
-| 502 | the FHIR server refused the data or the service's credentials, or holds data we cannot read | record_put, record_get, RECORD_DELETE, PHQ9_TREND |
+| 502 | the FHIR server refused the data or the service's credentials, or holds data we cannot read | record_put, record_get, RECORD_DELETE, PHQ9_TREND, OUTCOME_TREND |
 | 503 | the FHIR server is unreachable, overloaded, or not a FHIR R4 server; or the OAuth issuer's keys cannot be fetched | every /v1 set, READYZ |
 """
 
@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from schemas import KINDS, record_json_schema
 from service.media import FHIR_JSON, JSON, NDJSON
 from service.routes.examples import CONVERT_EXAMPLE, RECORD_EXAMPLES
+from service.routes.outcome_schemas import OUTCOME_TREND_EXAMPLE, SUMMARIES, TREND, outcome_components
 
 Json = dict[str, Any]
 COMPONENTS = "#/components/schemas/"
@@ -139,6 +140,23 @@ PHQ9_TREND: dict[int | str, Json] = {
     200: _json("The patient's PHQ-9 totals over time.", ref("Phq9Trend")),
     **UNAUTHORIZED,
     404: outcome("No Patient with this MRN on the FHIR server (`not-found`)."),
+    **TOO_LARGE,
+    **INVALID,
+    **FHIR_SERVER,
+}
+OUTCOME_TREND: dict[int | str, Json] = {
+    200: {
+        "description": "The trend of the instrument asked for, or (without `instrument`) one per instrument the "
+        "patient has.",
+        "content": {
+            JSON: {"schema": {"oneOf": [ref(TREND), ref(SUMMARIES)]}, "example": OUTCOME_TREND_EXAMPLE},
+        },
+    },
+    **UNAUTHORIZED,
+    404: outcome(
+        "No Patient with this MRN on the FHIR server, or `baseline_key` names none of the patient's assessments "
+        "of the instrument (with a result, in the window) (`not-found`)."
+    ),
     **TOO_LARGE,
     **INVALID,
     **FHIR_SERVER,
@@ -451,6 +469,7 @@ def component_schemas() -> dict[str, Json]:
         "Liveness": _LIVENESS,
         "Readiness": _READINESS,
         "JsonWebKeySet": _JWKS,
+        **outcome_components(),
     }
     # A discriminated oneOf of plain `$ref`s (the shape client generators parse); `required` beside it makes
     # `kind`, optional in each record schema (a PUT's URL names the kind), required here.

@@ -14,15 +14,15 @@ Before anything is written (clinical safety, docs/clinical-safety.md):
 * every record naming a `session_key` must be of that session's patient: checked against the
   session in the same request, the batch's memory, or the session's Procedure and Patient on the
   server; a visit id already on the server must be the same patient's;
-* an existing suicide-risk Flag is never written over (a clinician may have set it inactive); it
-  is only retracted with its PHQ-9.
+* a patient has at most one active suicide-risk Flag, and a Flag a clinician changed is never
+  written over (`service.safety`: which Flag a positive answer joins or opens, what a retraction leaves).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,20 +43,19 @@ from service.mappers import (
     retract,
     transaction_bundle,
 )
-from service.mappers.bundle import flag_statuses, rewrite_references
+from service.mappers.bundle import rewrite_references
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
-from service.mappers.ids import patient_token, resource_ref, visit_token
+from service.mappers.ids import mrn_of, patient_token, resource_ref, visit_token
 from service.mappers.questionnaire import questionnaire_url
-from service.mappers.retract import flag_refs
 from service.mappers.session import child_searches, is_child_of
+from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.redact import redact_error
 
 log = logging.getLogger("infusion_fhir.sync")
 
 RETRACTED = ENTERED_IN_ERROR
-KEPT_FLAG_STATUSES = ("active", "inactive")  # a Flag in either state is the clinicians' to change
 
 
 @dataclass
@@ -152,6 +151,7 @@ class SyncEngine:
 
     def __init__(self, fhir: FhirClient, config: MappingConfig) -> None:
         self.fhir = fhir
+        self.flag_locks = PatientLocks()
         self.config = config
 
     # -- writes -------------------------------------------------------------------------------
@@ -181,54 +181,45 @@ class SyncEngine:
         transactions = 1
         try:
             # Independent reads, sent at once; what the caller must act on is raised in a fixed order.
-            sessions, visit_ids, skip, patient_ids, _ = _first_failure_raised(
+            sessions, visit_ids, patient_ids, _ = _first_failure_raised(
                 await asyncio.gather(
                     self.session_contexts(records, known_sessions or {}),
                     self._existing_visits(records),
-                    self._flags_to_keep(records, read_ahead),
                     self._patients_on_server(records, read_ahead) if diff else _none(),
                     self._instruments_kept(records, read_ahead),
                     return_exceptions=True,
                 )
             )
-            kept = [k for k in skip.values() if k]
             is_unchanged = None
             if diff:
                 held = {mrn for mrn, ref in (patient_ids or {}).items() if ref not in new_patients}
                 to_read = [ref for r in records if r.patient.mrn in held for ref in record_refs(r, self.config)]
                 is_unchanged = _Unchanged(await self._server_copies(to_read, read_ahead))
-            bundle = transaction_bundle(
-                records,
-                self.config,
-                patient_ids,
-                sessions=sessions,
-                visit_ids=visit_ids,
-                skip=skip,
-                unchanged=is_unchanged,
-                delete_stale=is_unchanged.holds if is_unchanged is not None else _any_stale,
-            )
-            if is_unchanged is not None:
-                unchanged = is_unchanged.left_out
-                if not bundle["entry"]:
-                    log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
-                    return SyncResult(unchanged + kept, transactions=0)
-            try:
-                response = await self.fhir.transaction(bundle, idempotent=True)
-            except Conflict:
-                patient_ids = await self._patients_on_server(records)
-                visit_ids = await self._existing_visits(records)
-                log.info("sync.patient_race_retry", extra={"records": [r.key for r in records][:20]})
-                bundle = transaction_bundle(
+            # one writer at a time per patient whose records may raise or join the suicide-risk Flag
+            async with self.flag_locks.hold(flag_patients(records)):
+                bundle, kept = await self._bundle(
                     records,
-                    self.config,
                     patient_ids,
-                    sessions=sessions,
-                    visit_ids=visit_ids,
-                    skip=skip,
-                    delete_stale=_any_stale,
+                    sessions,
+                    visit_ids,
+                    is_unchanged.holds if is_unchanged else _any_stale,
+                    is_unchanged,
                 )
-                response = await self.fhir.transaction(bundle, idempotent=True)
-                transactions = 2
+                if is_unchanged is not None:
+                    unchanged = is_unchanged.left_out
+                    if not bundle["entry"]:
+                        log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
+                        return SyncResult(unchanged + kept, transactions=0)
+                try:
+                    response = await self.fhir.transaction(bundle, idempotent=True)
+                except Conflict:
+                    # A Patient (or visit) created meanwhile, or a Flag changed since it was read: read again, once.
+                    patient_ids = await self._patients_on_server(records)
+                    visit_ids = await self._existing_visits(records)
+                    log.info("sync.patient_race_retry", extra={"records": [r.key for r in records][:20]})
+                    bundle, kept = await self._bundle(records, patient_ids, sessions, visit_ids, _any_stale)
+                    response = await self.fhir.transaction(bundle, idempotent=True)
+                    transactions = 2
         except (FhirRejected, Conflict) as exc:
             if isinstance(exc, SessionRefused):
                 raise
@@ -236,6 +227,28 @@ class SyncEngine:
         result = SyncResult(written_resources(bundle, response) + unchanged + kept, transactions=transactions)
         log.debug("sync.upsert", extra={"records": len(records), "outcomes": result.counts()})
         return result
+
+    async def _bundle(
+        self,
+        records: Sequence[Record],
+        patient_ids: Mapping[str, str] | None,
+        sessions: Mapping[str, SessionContext],
+        visit_ids: Mapping[str, str],
+        delete_stale: Callable[[str], bool],
+        unchanged: _Unchanged | None = None,
+    ) -> tuple[dict[str, Any], list[WrittenResource]]:
+        """The transaction for `records`, with the patient-level suicide-risk Flags (`service.safety`), and
+        the held Flags that already name a positive sent again."""
+        bundle = transaction_bundle(
+            records,
+            self.config,
+            patient_ids,
+            sessions=sessions,
+            visit_ids=visit_ids,
+            unchanged=unchanged,
+            delete_stale=delete_stale,
+        )
+        return await one_flag_per_patient(self.fhir, self.config, records, bundle)
 
     async def session_contexts(
         self, records: Iterable[Record], known: Mapping[str, SessionContext] | None = None
@@ -287,12 +300,9 @@ class SyncEngine:
     ) -> tuple[list[dict[str, Any]], dict[str, str | None]]:
         """(matches, `Patient/id` -> MRN of the Patients `_include`d with them) of one search."""
         matches, included = await self.fhir.search_with_includes(resource_type, params)
-        return matches, {f"Patient/{p['id']}": self._mrn_of(p) for p in included if p.get("resourceType") == "Patient"}
-
-    def _mrn_of(self, patient: dict[str, Any]) -> str | None:
-        return next(
-            (i.get("value") for i in patient.get("identifier", []) if i.get("system") == self.config.mrn_system), None
-        )
+        return matches, {
+            f"Patient/{p['id']}": mrn_of(p, self.config) for p in included if p.get("resourceType") == "Patient"
+        }
 
     async def _existing_visits(self, records: Sequence[Record]) -> dict[str, str]:
         """visit id -> `Encounter/id` of the EHR visits already on the server; SessionRefused when a
@@ -326,37 +336,6 @@ class SyncEngine:
         if other:
             raise SessionRefused(visits=other)
         return out
-
-    async def _flags_to_keep(
-        self, records: Sequence[Record], read_ahead: ReadAhead | None = None
-    ) -> dict[str, WrittenResource | None]:
-        """Flags the records would write that must be left as the server holds them.
-
-        A suicide-risk Flag is created active once; after that it is the clinicians' (they set it
-        inactive): re-sends never write over it. Only retraction marks it entered-in-error, and a
-        Flag retracted that way is written again when its PHQ-9 comes back. Every Flag is read
-        (whoever's Patient) by a full, paged search here, unless the `read_ahead` holds its copy: a
-        Flag it did not find is searched for again, since an unanswered id must never let us write
-        over one.
-        """
-        statuses = flag_statuses(records, self.config)
-        if not statuses:
-            return {}
-        ahead = read_ahead.copies if read_ahead is not None else {}
-        on_server = await self._by_ref((ref for ref in statuses if ref not in ahead), _elements="id,status")
-        on_server.update({ref: ahead[ref] for ref in statuses if ref in ahead})
-        keep: dict[str, WrittenResource | None] = {}
-        for ref, status in statuses.items():
-            held = on_server.get(ref)
-            held_status = held.get("status") if held else None
-            if (status == RETRACTED and held_status in (None, RETRACTED)) or (
-                status != RETRACTED and held_status in KEPT_FLAG_STATUSES
-            ):
-                version = (held or {}).get("meta", {}).get("versionId")
-                keep[ref] = (
-                    None if held is None else WrittenResource("Flag", held["id"], version, WriteOutcome.unchanged)
-                )
-        return keep
 
     async def _instruments_kept(self, records: Sequence[Record], read_ahead: ReadAhead | None = None) -> None:
         """Conflict when an assessment key the server holds is re-sent with another instrument (issue 21:
@@ -409,7 +388,7 @@ class SyncEngine:
         found = await self.fhir.search("Patient", {"identifier": tokens})
         out: dict[str, str] = {}
         for patient in found:
-            mrn = self._mrn_of(patient)
+            mrn = mrn_of(patient, self.config)
             if mrn in out:
                 raise Conflict("more than one Patient on the FHIR server holds this record's MRN")
             if mrn is not None:
@@ -499,11 +478,11 @@ class SyncEngine:
     async def retract(self, kind: str, key: str) -> SyncResult:
         """Mark the record's resources entered-in-error (AdverseEvents: deleted), and nothing else.
 
-        For a session: its own resources (the service's Encounter too, never the EHR's visit) and the
-        children that came embedded in it, with the Flags of its embedded PHQ-9s and assessments. Records
-        sent on their own keep existing, still naming the (now retracted) session. For a PHQ-9: its
-        Observations and its Flag. Repeating a retraction is harmless; a record the server never
-        had is NotFound.
+        For a session: its own resources (the service's Encounter too, never the EHR's visit) and
+        the children that came embedded in it. Records sent on their own keep existing, still naming
+        the (now retracted) session. A suicide-risk Flag is not marked through its id: each Flag of the
+        patient naming a retracted panel loses it, and is marked only when nothing else is left
+        (`service.safety`). Repeating a retraction is harmless; a record the server never had is NotFound.
         """
         resources = await self._own_resources(kind, key)
         if not resources:
@@ -512,7 +491,10 @@ class SyncEngine:
             raise NotFound(f"{kind} {key} not found on the FHIR server")
         if kind == SESSION:
             embedded = [c for c in await self._session_children(key, resources) if child_link(c, self.config)[1]]
-            resources += embedded + await self._flags_of(embedded)
+            resources += embedded
+        resources = [r for r in resources if not is_own_flag(r, self.config)]
+        patient = str((resources[0].get("subject") or {}).get("reference", ""))
+        flags = await withdrawn_flag_entries(self.fhir, self.config, patient, resources)
         entries = [
             {
                 "fullUrl": self._full_url(r),
@@ -526,15 +508,11 @@ class SyncEngine:
             {"request": {"method": "DELETE", "url": f"{r['resourceType']}/{r['id']}"}}
             for r in not_retractable(resources)
         ]
-        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries + flags}
         response = await self.fhir.transaction(bundle, idempotent=True)
         result = SyncResult(written_resources(bundle, response))
         log.info("sync.retract", extra={"kind": kind, "key": key, "outcomes": result.counts()})
         return result
-
-    async def _flags_of(self, children: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The Flags of the PHQ-9s and assessments among a session's (embedded) children (`flag_refs`)."""
-        return list((await self._by_ref(flag_refs(children, self.config))).values())
 
     def _full_url(self, resource: dict[str, Any]) -> str:
         return f"{self.config.fhir_base_url.rstrip('/')}/{resource['resourceType']}/{resource['id']}"

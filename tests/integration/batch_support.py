@@ -72,6 +72,11 @@ class Namespace:
         found = self._post("Patient/_search", {"identifier": f"{self.mrn_system}|", "_elements": "id", "_count": "500"})
         return [e["resource"]["id"] for e in found.get("entry", [])]
 
+    def patients(self) -> list[dict[str, Any]]:
+        """This namespace's Patients, whole (their MRNs under its system)."""
+        found = self._post("Patient/_search", {"identifier": f"{self.mrn_system}|", "_count": "500"})
+        return [e["resource"] for e in found.get("entry", [])]
+
     def all_of(self, resource_type: str, patient_ids: list[str] | None = None) -> list[dict[str, Any]]:
         """Every resource of a type that belongs to this namespace's patients (or to `patient_ids`)."""
         out: list[dict[str, Any]] = []

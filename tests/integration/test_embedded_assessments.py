@@ -1,6 +1,7 @@
 """Assessments embedded in a session on the real HAPI: PUT, read back equal, every resource `$validate`-clean
-(each response checked against its stored Questionnaire), and retracted with the session, Flag included,
-while an assessment sent on its own naming the session keeps its resources and its Flag (H-09, H-10, H-36).
+(each response checked against its stored Questionnaire), and retracted with the session, their answers taken
+off the patient's one suicide-risk Flag, while an assessment sent on its own naming the session keeps its
+resources and its place on the Flag (H-09, H-10, H-39..H-41).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from service.instruments import DEFINITIONS
 from service.mappers import resource_ids
 from service.mappers.ids import resource_ref
 from service.mappers.questionnaire import questionnaire_id
+from service.safety.flags import details
 from service.settings import Settings
 from tests.integration.test_assessments import UNRESOLVED, _held, _issues
 
@@ -49,8 +51,14 @@ def _embedded(body: dict[str, Any]) -> dict[str, Any]:
     return {a["instrument"]: a for a in body["assessments"]}
 
 
+def _get(fhir_base_url: str, ref: str) -> dict[str, Any]:
+    response = httpx.get(f"{fhir_base_url}/{ref}", headers=FHIR_JSON, timeout=60)
+    assert response.status_code == 200, (ref, response.status_code)
+    return dict(response.json())
+
+
 def _status(fhir_base_url: str, ref: str) -> str:
-    return str(httpx.get(f"{fhir_base_url}/{ref}", headers=FHIR_JSON, timeout=60).json()["status"])
+    return str(_get(fhir_base_url, ref)["status"])
 
 
 def test_embedded_assessments_round_trip_validate_and_retract_with_their_session_and_flag(
@@ -82,20 +90,26 @@ def test_embedded_assessments_round_trip_validate_and_retract_with_their_session
     assert errors == [], errors
     assert [i for i in issues if UNRESOLVED.search(i.get("diagnostics", ""))] == []
 
-    # An assessment sent on its own naming the session, positive too: not the session's to retract.
+    # An assessment sent on its own naming the session, positive too: it joins the patient's one Flag, and is
+    # not the session's to retract.
     own = {**embedded["cssrs_screen"], "key": f"OWN-{run_id}", "patient": body["patient"], "session_key": body["key"]}
     assert api.put(f"/v1/assessments/{own['key']}", json=own).status_code == 201
-    own_flag = resource_ref("assessment", own["key"], "flag", config)
+    panels = {a: resource_ref("assessment", a, "panel", config) for a in (embedded["cssrs_screen"]["key"], own["key"])}
+    assert set(details(_get(fhir_base_url, flag))) == set(panels.values())
 
     assert api.delete(url).status_code == 204
-    retracted = _held(fhir_base_url, [f"{r['resourceType']}/{r['id']}" for r in held])
-    assert len(retracted) == len(held)
+    answers = [r for r in held if r["resourceType"] != "Flag"]
+    retracted = _held(fhir_base_url, [f"{r['resourceType']}/{r['id']}" for r in answers])
+    assert len(retracted) == len(answers)
     assert {r["status"] for r in retracted} == {"entered-in-error"}
-    assert _status(fhir_base_url, flag) == "entered-in-error"
     assert api.get(url).status_code == 404
-    assert _status(fhir_base_url, own_flag) == "active"
+    left = _get(fhir_base_url, flag)
+    assert left["status"] == "active" and details(left) == (panels[own["key"]],)
     still = api.get(f"/v1/assessments/{own['key']}")
     assert still.status_code == 200 and still.json()["session_key"] == body["key"]
+
+    assert api.delete(f"/v1/assessments/{own['key']}").status_code == 204  # nothing left: the Flag goes too
+    assert _status(fhir_base_url, flag) == "entered-in-error"
 
 
 def test_a_resent_session_leaves_the_flag_a_clinician_closed(api, settings, fhir_base_url, run_id) -> None:

@@ -2,7 +2,7 @@
 
 The client is generated into a temporary directory at test time, without a warning, and imported; it
 then talks to the app (FastAPI's TestClient, an httpx client, handed to the generated client) on the
-real FHIR server: a PUT, a GET, `$convert` and `$phq9-trend`, each checked for real results.
+real FHIR server: a PUT, a GET, `$convert`, `$phq9-trend` and `$outcome-trend`, each checked for real results.
 """
 
 from __future__ import annotations
@@ -130,6 +130,17 @@ def test_put_get_convert_and_trend_through_the_generated_client(client: Any) -> 
     assert [(p.key, p.total, p.item9) for p in points.points] == [("GEN-P-1", 12, 1)]
     assert points.baseline.total == 12
     assert [a.item9 for a in points.alerts] == [1]
+
+    outcome = _module("api.patients.outcome_trend")
+    body = models.OutcomeTrendOutcomeTrendRequest.from_dict({"mrn": PATIENT["mrn"], "instrument": "phq9"})
+    phq9 = outcome.sync(client=client, body=body)
+    assert isinstance(phq9, models.OutcomeTrend), phq9
+    assert [(p.key, p.total, p.safety_positive) for p in phq9.points] == [("GEN-P-1", 12, True)]
+    assert phq9.baseline.reason == "earliest" and phq9.rules.weakened == []
+    assert [[i.item for i in a.positive] for a in phq9.alerts] == [["9"]]
+    every = outcome.sync(client=client, body=models.OutcomeTrendOutcomeTrendRequest(mrn=PATIENT["mrn"]))
+    assert isinstance(every, models.OutcomeTrendSummaries), every
+    assert [s.instrument for s in every.summaries] == ["phq9"]
 
 
 def _score(score: int) -> dict[str, Any]:

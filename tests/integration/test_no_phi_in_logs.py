@@ -31,6 +31,8 @@ def test_api_logs_carry_no_phi(api, caplog, run_id) -> None:
     assert api.put(f"/v1/infusion-sessions/{key}", json=body).status_code == 200
     assert api.get(f"/v1/infusion-sessions/{key}").status_code == 200
     assert api.post("/v1/patients/$phq9-trend", json={"mrn": MRN}).status_code == 200
+    assert api.post("/v1/patients/$outcome-trend", json={"mrn": MRN}).status_code == 200
+    assert api.post("/v1/patients/$outcome-trend", json={"mrn": MRN, "instrument": "phq9"}).status_code == 200
     assert api.post("/v1/$convert", json=[{"kind": "infusion_session", **body}]).status_code == 200
 
     bad = _phi_session(f"bad-{run_id}")
@@ -45,6 +47,8 @@ def test_api_logs_carry_no_phi(api, caplog, run_id) -> None:
     }
     assert api.put(f"/v1/vital-signs/{orphan['key']}", json=orphan).status_code == 409
     assert api.post("/v1/patients/$phq9-trend", json={"mrn": MRN + "unknown"}).status_code == 404
+    assert api.post("/v1/patients/$outcome-trend", json={"mrn": MRN + "unknown"}).status_code == 404
+    assert api.post("/v1/patients/$outcome-trend", json={"mrn": MRN, "since": "x"}).status_code == 422
     assert api.put(f"/v1/vital-signs/x-{run_id}", content=b"{" + MRN.encode()).status_code == 422
     assert api.delete(f"/v1/infusion-sessions/{key}").status_code == 204
 

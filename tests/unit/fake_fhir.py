@@ -3,7 +3,9 @@
 It knows just enough FHIR for what the sync engine sends: transaction Bundles (PUT, DELETE and
 conditional-create POST with `ifNoneExist`, `urn:uuid:` references rewritten), reads (404 absent,
 410 deleted), and POST `_search` with a form body over `_id`, `identifier` (FHIR token escaping),
-`part-of`, `encounter`, `substance`, `subject`, `code` and `_include=<Type>:subject`.
+`part-of`, `encounter`, `substance`, `subject`/`patient`, `patient.identifier`, `code` and
+`_include=<Type>:subject` or `:patient`; a token `system|` matches any value; an `ifMatch` on a stale
+version fails the whole transaction with 412.
 
 Tests steer it with `intercept(request, body) -> httpx.Response | None` (answer before the fake
 does, e.g. a 409 or a 400) and read back every request in `requests`, every transaction Bundle
@@ -180,6 +182,11 @@ class FakeFhir:
         self.events.append(("txn-start", n, bundle))
         for _ in range(self.transaction_turns):
             await asyncio.sleep(0)  # yield the loop (no wall-clock wait): other tasks may run meanwhile
+        for entry in bundle["entry"]:
+            expected = entry["request"].get("ifMatch")
+            held = self.store.get(entry["request"]["url"], {}).get("meta", {}).get("versionId")
+            if expected is not None and expected != f'W/"{held}"':
+                return httpx.Response(412, json=outcome(f"version conflict on {entry['request']['url']}"))
         refs: dict[str, str] = {}
         answers: list[dict[str, Any]] = []
         for entry in bundle["entry"]:
@@ -235,7 +242,9 @@ class FakeFhir:
             r
             for r in self.of_type(resource_type)
             if any(
-                (s is None or i.get("system") == s) and i.get("value") == v for i in _identifiers(r) for s, v in wanted
+                (s is None or i.get("system") == s) and v in ("", i.get("value"))
+                for i in _identifiers(r)
+                for s, v in wanted
             )
         ]
 
@@ -252,8 +261,11 @@ class FakeFhir:
                 matches = [r for r in matches if any(p.get("reference") in values for p in r.get("partOf", []))]
             elif name == "encounter":
                 matches = [r for r in matches if _ref(r, "encounter") in values]
-            elif name == "subject":
+            elif name in ("subject", "patient"):
                 matches = [r for r in matches if _ref(r, "subject") in values]
+            elif name == "patient.identifier":
+                patients = {f"Patient/{p['id']}" for p in self._by_identifier("Patient", tokens(value))}
+                matches = [r for r in matches if _ref(r, "subject") in patients]
             elif name == "substance":
                 matches = [
                     r
@@ -272,7 +284,7 @@ class FakeFhir:
             else:
                 raise AssertionError(f"fake FHIR server: unsupported search parameter {name}")
         entries = [{"resource": r, "search": {"mode": "match"}} for r in matches]
-        if form.get("_include", "").endswith(":subject"):
+        if form.get("_include", "").endswith((":subject", ":patient")):
             seen = set()
             for r in matches:
                 ref = _ref(r, "subject")

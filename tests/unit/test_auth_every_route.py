@@ -74,7 +74,11 @@ OPERATIONS = v1_operations()
 
 def test_the_enumeration_covers_every_record_route_convert_and_trend() -> None:
     expected = {(m, f"/v1/{segment}/{{key}}") for segment in SEGMENTS for m in ("PUT", "GET", "DELETE")}
-    expected |= {("POST", "/v1/$convert"), ("POST", "/v1/patients/$phq9-trend")}
+    expected |= {
+        ("POST", "/v1/$convert"),
+        ("POST", "/v1/patients/$phq9-trend"),
+        ("POST", "/v1/patients/$outcome-trend"),
+    }
     assert expected <= set(OPERATIONS)
 
 
@@ -87,7 +91,7 @@ def test_every_route_outside_v1_is_a_known_public_one() -> None:
 def _call(api: TestClient, method: str, path: str, authorization: str | None) -> httpx.Response:
     url = re.sub(r"\{[^}]+\}", "k1", path)
     headers = {} if authorization is None else {"Authorization": authorization}
-    body = {**EXAMPLES["vital_sign"], "key": "k1"} if "$phq9-trend" not in path else {"mrn": "MRN-1"}
+    body = {**EXAMPLES["vital_sign"], "key": "k1"} if "-trend" not in path else {"mrn": "MRN-1"}
     if method in ("PUT", "POST"):
         return api.request(method, url, json=[body] if path.endswith("$convert") else body, headers=headers)
     return api.request(method, url, headers=headers)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench.api import added_pct, bootstrap_ci, closed_loop, percentiles
 from bench.report import targets
@@ -101,3 +103,39 @@ def test_the_bench_floor_still_maps_byte_for_byte_like_the_mappers() -> None:
 
     equality = mapping.check_equal(corpus.records(2), MappingConfig())
     assert equality["byte_identical"] == equality["resources"] > 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_bench_floor_maps_every_instruments_assessment_byte_for_byte(data: st.DataObject) -> None:
+    """Assessments join the corpus with the demo courses (issue 21); the floor must follow them too:
+    every instrument, unasked C-SSRS items, difficulty or not, a session or none, a Flag or none."""
+    import orjson
+
+    from bench.floor import Floor
+    from schemas import parse_record
+    from schemas.assessment import INSTRUMENTS
+    from service.instruments import DEFINITIONS
+    from service.mappers import MappingConfig, mapper_for
+    from tests.unit.examples import PATIENT
+    from tests.unit.strategies import answers
+
+    instrument = data.draw(st.sampled_from(sorted(INSTRUMENTS)))
+    raw = {
+        "kind": "assessment",
+        "key": "Q-F",
+        "patient": PATIENT,
+        "instrument": instrument,
+        "completed_at": data.draw(st.sampled_from(["2024-04-12T09:05:00-04:00", "2024-04-12T13:05:00Z"])),
+        "items": data.draw(answers(instrument)),
+    }
+    if DEFINITIONS[instrument].difficulty is not None and data.draw(st.booleans()):
+        raw["difficulty"] = data.draw(st.sampled_from(["not_difficult", "somewhat", "very", "extremely"]))
+    if data.draw(st.booleans()):
+        raw["session_key"] = "S-F"
+    record = parse_record(raw)
+    config = MappingConfig()
+
+    floor = [orjson.dumps(r) for r in Floor(config).map(record)]
+
+    assert floor == [orjson.dumps(r) for r in mapper_for("assessment").to_fhir_json(record, config)]

@@ -18,7 +18,6 @@ from service.mappers import (
     retract,
     transaction_bundle,
 )
-from service.mappers.bundle import flag_statuses
 from service.mappers.fhir import to_json
 from service.mappers.ids import resource_ref, visit_urn
 from tests.unit.examples import BASE
@@ -168,9 +167,12 @@ def test_an_assessment_bundles_its_response_before_the_observations_and_its_flag
     negative = parse_record({**copy.deepcopy(BASE["assessment"]), "key": "Q-2", "session_key": None})
     types = [e["resource"]["resourceType"] for e in transaction_bundle([positive, negative], CONFIG)["entry"]]
     assert types.index("QuestionnaireResponse") < types.index("Observation") and types.count("Flag") == 1
-    assert flag_statuses([positive, negative], CONFIG) == {
-        resource_ref("assessment", positive.key, "flag", CONFIG): "active"
-    }
+    flags = [
+        e["request"]["url"]
+        for e in transaction_bundle([positive, negative], CONFIG)["entry"]
+        if "Flag/" in e["request"]["url"]
+    ]
+    assert flags == [resource_ref("assessment", positive.key, "flag", CONFIG)]
     retracted = retract(mapper_for("assessment").to_fhir_json(positive, CONFIG))
     assert {r["resourceType"] for r in retracted} == {"QuestionnaireResponse", "Observation", "Flag"}
     assert {r["status"] for r in retracted} == {"entered-in-error"}

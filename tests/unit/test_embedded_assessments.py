@@ -1,5 +1,6 @@
 """Assessments embedded in a session (`assessments: [...]`), as `phq9_assessments` are: read back with the
-session, retracted with it (their Flags too), never writing over a clinician's Flag, keeping their instrument.
+session, retracted with it (their answers taken off the patient's Flag), never changing a Flag a clinician
+closed, keeping their instrument.
 
 Against the in-memory FHIR server (tests/unit/fake_fhir.py); the same on the real HAPI in
 tests/integration/test_embedded_assessments.py.
@@ -18,10 +19,9 @@ from schemas import parse_record
 from service.errors import Conflict
 from service.fhir_client import open_fhir_client
 from service.mappers import MappingConfig, mapper_for, resource_ids, transaction_bundle
-from service.mappers.bundle import flag_statuses
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.ids import resource_ref
-from service.mappers.retract import FLAG_KINDS, flag_refs
+from service.safety.flags import details
 from service.settings import Settings
 from service.sync import SyncEngine
 from service.sync.questionnaires import carry_questionnaire_responses
@@ -78,6 +78,10 @@ def flag_of(key: str) -> str:
     return resource_ref("assessment", key, "flag", CONFIG)
 
 
+def panel_of(key: str) -> str:
+    return resource_ref("assessment", key, "panel", CONFIG)
+
+
 # -- the record and its mapping -------------------------------------------------------------------
 
 
@@ -109,8 +113,7 @@ def test_an_entered_in_error_session_marks_its_assessments_and_their_flags_enter
     resources = mapper_for("infusion_session").to_fhir_json(record, CONFIG)
     embedded = [r for r in resources if r["id"] in {rid.id for k in ("Q-GAD", "Q-CSSRS") for rid in _ids(k)}]
     assert len(embedded) > 10 and {r["status"] for r in embedded} == {ENTERED_IN_ERROR}
-    assert flag_statuses([record], CONFIG) == {flag_of("Q-CSSRS"): ENTERED_IN_ERROR}
-    assert flag_statuses([session(CSSRS_POSITIVE)], CONFIG) == {flag_of("Q-CSSRS"): "active"}
+    assert [r["id"] for r in embedded if r["resourceType"] == "Flag"] == [flag_of("Q-CSSRS").split("/")[1]]
 
 
 def _ids(key: str) -> list[Any]:
@@ -124,17 +127,6 @@ def test_the_session_bundle_puts_the_responses_before_the_observations_derived_f
     last_response = max(i for i, t in enumerate(types) if t == "QuestionnaireResponse")
     assert all(t != "Observation" for t in types[:last_response])
     assert types[-1] == "Flag"
-
-
-def test_flag_refs_name_the_flags_of_every_kind_that_raises_one() -> None:
-    assert {"phq9_assessment", "assessment"} == FLAG_KINDS
-    record = session(CSSRS_POSITIVE, GAD7, phq9_assessments=[{**EXAMPLES["phq9_assessment"], "key": "P-E"}])
-    resources = mapper_for("infusion_session").to_fhir_json(record, CONFIG)
-    found = flag_refs(resources, CONFIG)
-    assert sorted(found) == sorted(
-        [flag_of("Q-CSSRS"), flag_of("Q-GAD"), resource_ref("phq9_assessment", "P-E", "flag", CONFIG)]
-    )
-    assert found == flag_refs(list(reversed(resources)), CONFIG)  # in an order of their own
 
 
 def test_a_session_carrying_an_assessment_needs_the_questionnaires_first() -> None:
@@ -155,25 +147,38 @@ async def test_a_session_reads_back_with_its_embedded_assessments(rig: Rig) -> N
     assert [a.instrument for a in back.assessments] == ["gad7", "cssrs_screen"]
 
 
-async def test_retracting_a_session_retracts_its_assessments_and_their_flag_but_not_those_sent_on_their_own(
+async def test_retracting_a_session_takes_its_assessments_off_the_flag_but_not_those_sent_on_their_own(
     rig: Rig,
 ) -> None:
     await rig.engine.upsert([session(CSSRS_POSITIVE, GAD7)])
     await rig.engine.upsert([standalone("Q-OWN", CSSRS_POSITIVE)])
     store = rig.fake.store
-    embedded = refs("assessment", "Q-CSSRS", store) | refs("assessment", "Q-GAD", store)
+    flag_ref = flag_of("Q-CSSRS")  # the patient's one Flag, opened by the first positive
+    embedded = (refs("assessment", "Q-CSSRS", store) | refs("assessment", "Q-GAD", store)) - {flag_ref}
     own = refs("assessment", "Q-OWN", store)
-    assert flag_of("Q-CSSRS") in embedded and flag_of("Q-OWN") in own
+    (flag,) = rig.fake.of_type("Flag")
+    assert f"Flag/{flag['id']}" == flag_ref and set(details(flag)) == {panel_of("Q-CSSRS"), panel_of("Q-OWN")}
 
     await rig.engine.retract("infusion_session", SESSION_KEY)
 
     assert {ref: store[ref]["status"] for ref in embedded} == dict.fromkeys(embedded, ENTERED_IN_ERROR)
-    assert store[flag_of("Q-OWN")]["status"] == "active"  # sent on its own: still the patient's alert
+    (flag,) = rig.fake.of_type("Flag")  # still the patient's alert: the answer sent on its own stands
+    assert flag["status"] == "active" and details(flag) == (panel_of("Q-OWN"),)
     assert all(store[ref]["status"] != ENTERED_IN_ERROR for ref in own)
     assert (await rig.engine.read("assessment", "Q-OWN")).session_key == SESSION_KEY
 
 
-async def test_a_resent_session_never_writes_over_a_flag_a_clinician_closed(rig: Rig) -> None:
+async def test_a_flag_raised_only_by_a_retracted_session_is_entered_in_error(rig: Rig) -> None:
+    await rig.engine.upsert([session(CSSRS_POSITIVE, GAD7)])
+    assert rig.fake.store[flag_of("Q-CSSRS")]["status"] == "active"
+
+    await rig.engine.retract("infusion_session", SESSION_KEY)
+
+    (flag,) = rig.fake.of_type("Flag")
+    assert flag["status"] == ENTERED_IN_ERROR and details(flag) == (panel_of("Q-CSSRS"),)  # what it was raised on
+
+
+async def test_a_resent_session_leaves_a_flag_a_clinician_closed(rig: Rig) -> None:
     record = session(CSSRS_POSITIVE)
     await rig.engine.upsert([record])
     flag = rig.fake.store[flag_of("Q-CSSRS")]
@@ -181,7 +186,7 @@ async def test_a_resent_session_never_writes_over_a_flag_a_clinician_closed(rig:
 
     result = await rig.engine.upsert([record])
 
-    assert rig.fake.store[flag_of("Q-CSSRS")]["status"] == "inactive"
+    assert [f["status"] for f in rig.fake.of_type("Flag")] == ["inactive"]
     assert flag_of("Q-CSSRS") not in {e["request"]["url"] for e in rig.fake.transactions[-1]["entry"]}
     assert any(r.resource_type == "Flag" and r.outcome.value == "unchanged" for r in result.resources)
 

@@ -25,6 +25,7 @@ from service.mappers.codes import (
 )
 from service.mappers.ids import patient_token, resource_ref
 from service.mappers.session import session_context
+from service.safety.flags import details
 from service.settings import Settings
 from service.sync import SyncEngine
 from service.sync.engine import SessionRefused
@@ -225,8 +226,11 @@ async def test_retract_of_a_session_leaves_records_that_only_name_it(rig: Rig) -
             assert own_url in {x["url"] for x in rig.fake.store[ref].get("extension", [])}
     children = [r for r in sent.values() if r and r["resourceType"] in ("Observation",) and "extension" in r]
     assert children and all(embedded_url in {x["url"] for x in r["extension"]} for r in children)
-    assert resource_ref("phq9_assessment", "P-9", "flag", config) in rig.fake.store
-    assert rig.fake.store[resource_ref("phq9_assessment", "P-9", "flag", config)]["status"] == "active"
+    # the patient's one Flag (opened by the embedded PHQ-9, joined by P-9) keeps P-9 and loses the embedded one
+    (flag,) = rig.fake.of_type("Flag")
+    assert flag["id"] == resource_ref("phq9_assessment", "P-E", "flag", config).split("/")[1]
+    assert flag["status"] == "active"
+    assert details(flag) == (resource_ref("phq9_assessment", "P-9", "panel", config),)
 
 
 async def test_retract_of_a_record_already_deleted_is_no_error_and_sends_nothing(rig: Rig) -> None:
@@ -472,3 +476,20 @@ async def test_an_assessment_key_keeps_its_instrument(rig: Rig) -> None:
         [record("assessment", key="Q-9", session_key=None, items=[0] * 7, total=None)]
     )  # same: fine
     assert len(rig.fake.transactions) == writes + 1
+
+
+async def test_concurrent_positives_of_one_patient_open_one_flag_naming_both(rig: Rig) -> None:
+    """Two writers of one process (the batch's workers, concurrent API calls) each reading "no active
+    Flag" would open one each; the engine holds the patient from reading the Flags to the transaction's end."""
+    rig.fake.transaction_turns = 25  # each transaction stays open: the other writer runs meanwhile
+    items = [0, 0, 0, 0, 0, 0, 0, 0, 2]
+    first = record("phq9_assessment", key="P-A", session_key=None, items=items, total=2)
+    second = record("phq9_assessment", key="P-B", session_key=None, items=items, total=2)
+    await rig.engine.upsert([record("vital_sign", key="V-0", session_key=None)])  # the Patient exists
+
+    await asyncio.gather(rig.engine.upsert([first]), rig.engine.upsert([second]))
+
+    (flag,) = rig.fake.of_type("Flag")
+    panels = {resource_ref("phq9_assessment", k, "panel", rig.config) for k in ("P-A", "P-B")}
+    assert flag["status"] == "active" and set(details(flag)) == panels
+    assert len(rig.engine.flag_locks) == 0  # nothing held once both are done

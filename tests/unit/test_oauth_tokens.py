@@ -309,7 +309,7 @@ def test_every_v1_route_applies_its_scope(rig: Rig, scopes: tuple[str, ...]) -> 
     for method, path in OPERATIONS:
         if path == "/v1/$convert":
             needed: tuple[str, ...] = (READ_SCOPE, WRITE_SCOPE)
-        elif path == "/v1/patients/$phq9-trend" or method == "GET":
+        elif path in ("/v1/patients/$phq9-trend", "/v1/patients/$outcome-trend") or method == "GET":
             needed = (READ_SCOPE,)
         else:
             assert method in ("PUT", "DELETE"), (method, path)

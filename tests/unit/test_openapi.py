@@ -30,6 +30,7 @@ EXPECTED_STATUSES: dict[tuple[str, str], set[str]] = {
     **{(f"/v1/{segment}/{{key}}", "delete"): DELETE for segment in SEGMENTS},
     ("/v1/$convert", "post"): {"200", "401", "403", "413", "422", "503"},
     ("/v1/patients/$phq9-trend", "post"): {"200", "401", "403", "404", "413", "422", "502", "503"},
+    ("/v1/patients/$outcome-trend", "post"): {"200", "401", "403", "404", "413", "422", "502", "503"},
     ("/healthz", "get"): {"200"},
     ("/readyz", "get"): {"200", "503"},
     ("/metrics", "get"): {"200"},
@@ -125,7 +126,7 @@ def test_every_v1_operation_names_the_api_key_or_an_oauth_token_with_its_scope(d
                 continue
             if path == "/v1/$convert":
                 scopes = [READ, WRITE]
-            elif method == "get" or path == "/v1/patients/$phq9-trend":
+            elif method == "get" or path in ("/v1/patients/$phq9-trend", "/v1/patients/$outcome-trend"):
                 scopes = [READ]
             else:
                 assert method in ("put", "delete"), (method, path)
