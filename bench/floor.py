@@ -17,11 +17,11 @@ import hashlib
 from typing import Any
 
 from schemas.assessment import DIFFICULTY_ORDER
-from service.instruments import assess, definition
+from service.instruments import DEFINITIONS, assess, definition
+from service.instruments.model import Choice, Coding, Item, YesNo
 from service.instruments.model import Coding as DefCoding
-from service.instruments.model import YesNo
 from service.mappers import assessment as assessment_mapper
-from service.mappers import codes, narrative
+from service.mappers import codes, narrative, response
 from service.mappers.config import MappingConfig
 from service.mappers.ids import SLOTS, base32_prefix, identifier_system, patient_urn, visit_urn
 from service.mappers.questionnaire import questionnaire_canonical
@@ -31,7 +31,9 @@ Json = dict[str, Any]
 Ctx = tuple[list, Json, str, Any, Any, list, Json, str]
 
 
-def _coding(code: codes.Code | codes.LocalCode, base: str) -> Json:
+def _coding(code: codes.Code | codes.LocalCode | Coding, base: str) -> Json:
+    if isinstance(code, Coding):  # a definition's (service/instruments): LOINC here
+        return {"system": codes.LOINC, "code": code.code, "display": code.display}
     system = codes.local_system(base, code.system_path) if isinstance(code, codes.LocalCode) else code.system
     return {"system": system, "code": code.code, "display": code.display}
 
@@ -74,6 +76,17 @@ class Floor:
         item9 = codes.PHQ9_ITEM9_POSITIVE
         self.phq_item9 = [cc(codes.INTERPRETATION_POSITIVE, item9, text=item9.display)]
         self.phq_item9_note = [{"text": codes.PHQ9_ITEM9_NOTE}]
+        phq9 = DEFINITIONS["phq9"]
+        self.phq_questionnaire = questionnaire_canonical(config, phq9.id)
+        self.phq_title = phq9.title
+        self.phq_qr_items = [  # [item][score] -> the QuestionnaireResponse item
+            [
+                {"linkId": item.link_id, "text": item.text, "answer": [{"valueCoding": _coding(o.coding, base)}]}
+                for o in item.answer.options
+            ]
+            for item in (*phq9.items, phq9.difficulty)
+            if isinstance(item, Item) and isinstance(item.answer, Choice)
+        ]
         self.flag_category = [cc(codes.FLAG_CATEGORY_SAFETY)]
         self.flag_code = cc(*codes.FLAG_CODE, text=codes.FLAG_TEXT)
         self.assessment_flag_code = cc(*codes.ASSESSMENT_FLAG_CODE, text=codes.ASSESSMENT_FLAG_TEXT)
@@ -268,6 +281,29 @@ class Floor:
         subject = {"reference": patient_urn(r.patient.mrn, self.config)}
         when = _dt(at)
         told = (narrative.at(at), bool(part_of), status == "entered-in-error")
+        items = r.items
+        qid, qident = self.ident("phq9_assessment", r.key, "response")
+        response: Json = {
+            "resourceType": "QuestionnaireResponse",
+            "id": qid,
+            "text": narrative.assessment_response(self.phq_title, 9, told[0], told[2]),
+        }
+        if link:
+            response["extension"] = link
+        response.update(
+            identifier=qident,
+            questionnaire=self.phq_questionnaire,
+            status="entered-in-error" if told[2] else "completed",
+            subject=subject,
+        )
+        if encounter is not None:
+            response["encounter"] = encounter
+        response["authored"] = when
+        answered = [self.phq_qr_items[n][s] for n, s in enumerate(items)]
+        if r.difficulty is not None:
+            answered.append(self.phq_qr_items[9][DIFFICULTY_ORDER.index(r.difficulty)])
+        response["item"] = answered
+        derived = [{"reference": f"QuestionnaireResponse/{qid}"}]
 
         def obs(part: str, code: Json, text: Json, **rest: Any) -> Json:
             rid, ident = self.ident("phq9_assessment", r.key, part)
@@ -281,9 +317,9 @@ class Floor:
             if encounter is not None:
                 out["encounter"] = encounter
             out.update(effectiveDateTime=when, **rest)
+            out["derivedFrom"] = derived
             return out
 
-        items = r.items
         members = [
             obs(
                 f"item-{n}",
@@ -349,7 +385,7 @@ class Floor:
             "panel", self.phq_panel, panel_text, hasMember=[{"reference": f"Observation/{m['id']}"} for m in members]
         )
         if not positive:
-            return [*members, panel]
+            return [response, *members, panel]
         fid, fident = self.ident("phq9_assessment", r.key, "flag")
         flag_status = "active" if ctx is None else ctx[7]
         flag: Json = {
@@ -368,7 +404,7 @@ class Floor:
         }
         if encounter is not None:
             flag["encounter"] = encounter
-        return [*members, panel, flag]
+        return [response, *members, panel, flag]
 
     def _instrument(self, name: str) -> tuple[Any, ...]:
         """An instrument's constant fragments (`assessment.py` builds the same ones), made once."""
@@ -376,8 +412,8 @@ class Floor:
         if found is not None:
             return found
         config, defn = self.config, definition(name)
-        concept, coding = assessment_mapper._concept, assessment_mapper._coding
-        answer_of = assessment_mapper._answer_coding
+        concept, coding = assessment_mapper._concept, response.definition_coding
+        answer_of = response.answer_coding
         every = [*defn.items, *([defn.difficulty] if defn.difficulty else [])]
         answers: dict[tuple[str, Any], tuple[Json, Json, str]] = {}  # (linkId, value) -> (QR item, value, words)
         for item in every:
@@ -464,7 +500,7 @@ class Floor:
             out["derivedFrom"] = derived
             return out
 
-        result = assess(defn, r.items)
+        result = assess(defn, r.items, self.config.thresholds.of(defn.id))
         qr_items, members = [], []
         for item, value in zip(defn.items, r.items, strict=True):
             if value is None:

@@ -15,6 +15,7 @@ from schemas.records import (
     format_path,
     parse_record,
     parse_record_of_kind,
+    safety_issues,
 )
 from schemas.session import Dose, InfusionSession, Rate
 from schemas.vital_sign import EmbeddedVitalSign, VitalSign
@@ -44,4 +45,5 @@ __all__ = [
     "parse_record",
     "parse_record_of_kind",
     "record_json_schema",
+    "safety_issues",
 ]

@@ -19,15 +19,11 @@ from schemas.stated import JsonSchema, absent, bounded, one_of, schema_rules, wh
 from service.instruments import DEFINITIONS, Definition, rule_range, score, validate
 from service.instruments.model import Choice, IntegerRange, Item, YesNo
 
-Instrument = Literal["gad7", "pcl5", "cssrs_screen", "cssrs_screen_slc", "qids_sr16", "madrs", "ybocs"]
+Instrument = Literal["phq9", "gad7", "pcl5", "cssrs_screen", "cssrs_screen_slc", "qids_sr16", "madrs", "ybocs"]
 INSTRUMENTS: tuple[str, ...] = get_args(Instrument)
-"""The instruments the `assessment` kind accepts. Not PHQ-9, for now: as `assessment` it would get other
-resource ids than the same form sent as `phq9_assessment`, and so land twice with two Flags. It comes
-back when PHQ-9 moves onto this kind with the same ids (issue 21)."""
-PHQ9_ELSEWHERE = (
-    "PHQ-9 is recorded as kind phq9_assessment (PUT /v1/phq9-assessments/{key}) for now, "
-    "so that one form never lands twice under two kinds"
-)
+"""The instruments the `assessment` kind accepts. A PHQ-9 sent as `assessment` is the same record as one
+sent as `phq9_assessment` with the same key: parsing makes it one (`schemas.phq9_kinds`), so it gets the
+same resource ids and resources (issue 21; H-33)."""
 
 
 def _answer_value(value: Any) -> int | bool | None:
@@ -134,13 +130,6 @@ class Assessment(RecordBase):
         description="Optional; must equal the instrument's score of the items when given. C-SSRS has none.",
     )
 
-    @field_validator("instrument", mode="before")
-    @classmethod
-    def _phq9_is_recorded_as_phq9_assessment(cls, instrument: Any) -> Any:
-        if instrument == "phq9":
-            raise rule(PHQ9_ELSEWHERE)
-        return instrument
-
     @field_validator("items")
     @classmethod
     def _answers_fit_the_instrument(cls, items: list[int | bool | None], info: ValidationInfo) -> list[Any]:
@@ -190,10 +179,33 @@ class Assessment(RecordBase):
         return total
 
 
+EmbeddedInstrument = Literal["gad7", "pcl5", "cssrs_screen", "cssrs_screen_slc", "qids_sr16", "madrs", "ybocs"]
+"""The instruments a session embeds as `assessments`: every one but PHQ-9, which goes in `phq9_assessments`."""
+PHQ9_IN_A_SESSION = (
+    "a PHQ-9 in a session goes in phq9_assessments: it is one record under both kinds, and only that list "
+    "gives it the PHQ-9's resource ids"
+)
+
+
 class EmbeddedAssessment(Assessment):
-    """An assessment inside an infusion session: `patient` and `session_key` come from the session."""
+    """An assessment inside an infusion session: `patient` and `session_key` come from the session.
+
+    Not a PHQ-9: a top-level PHQ-9 `assessment` is parsed into the `phq9_assessment` it is
+    (`schemas.phq9_kinds`); one embedded here would be mapped under the `assessment` kind's ids, the same
+    form landing twice (H-33). The session's `phq9_assessments` takes it.
+    """
 
     embedded: ClassVar[bool] = True
     # Wider than the base field on purpose, as EmbeddedPhq9Assessment's: optional on input; the session's
     # validator (`_adopt`) always fills it in, so a validated session never holds None here.
     patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")  # type: ignore[assignment]
+    instrument: EmbeddedInstrument = Field(
+        description="The rating scale (a PHQ-9 goes in the session's phq9_assessments); a key keeps its instrument."
+    )
+
+    @field_validator("instrument", mode="before")
+    @classmethod
+    def _phq9_goes_in_phq9_assessments(cls, instrument: Any) -> Any:
+        if instrument == "phq9":
+            raise rule(PHQ9_IN_A_SESSION)
+        return instrument

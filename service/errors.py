@@ -38,6 +38,9 @@ class InfusionFhirError(Exception):
         self.message = message
         self.status_code = status_code
         self.operation_outcome = operation_outcome
+        self.safety: tuple[Any, ...] = ()
+        """`schemas.Issue`s of the positive safety answers a record refused with this error holds, added by
+        the edge that knows the record (the records route) so that its answer says so first (H-39)."""
 
     def diagnostics(self) -> list[str]:
         """The human-readable lines of the server's OperationOutcome, if there was one."""

@@ -2,7 +2,7 @@
 
 | error                       | status | OperationOutcome issue code |
 |-----------------------------|--------|-----------------------------|
-| schemas.RecordInvalid       | 422    | invalid (one issue per field, with its path) |
+| schemas.RecordInvalid       | 422    | invalid (one issue per field, with its path); business-rule first, one per positive safety answer the refused record holds |
 | Unauthorized                | 401    | login (`WWW-Authenticate: Bearer`, + `error="invalid_token"` for a refused token) |
 | Forbidden                   | 403    | forbidden (`WWW-Authenticate: Bearer error="insufficient_scope", scope="..."`) |
 | NotFound                    | 404    | not-found                   |
@@ -51,6 +51,9 @@ from service.routes.methods import allow_header
 
 log = logging.getLogger("infusion_fhir.api")
 
+SAFETY_CODE = "business-rule"
+"""Issue code of "this refused record holds a positive safety answer" (issue 21; H-39), first in the answer."""
+
 
 _STATUS: list[tuple[type[InfusionFhirError], int, str]] = [
     (Unauthorized, 401, "login"),
@@ -76,14 +79,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RecordInvalid)
     async def _invalid(request: Request, exc: RecordInvalid) -> JSONResponse:
-        issues = [("invalid", issue.message, issue.path or None) for issue in exc.issues]
-        log.info("api.record_invalid", extra={"route": _route(request), "fields": [i.path for i in exc.issues]})
+        issues = [(SAFETY_CODE if i.safety else "invalid", i.message, i.path or None) for i in exc.issues]
+        extra = {"route": _route(request), "fields": [i.path for i in exc.issues], "safety_answer": _holds(exc)}
+        log.info("api.record_invalid", extra=extra)
         return outcome_response(operation_outcome(*issues), 422)
 
     @app.exception_handler(InfusionFhirError)
     async def _engine(request: Request, exc: InfusionFhirError) -> JSONResponse:
         status, code = next(((s, c) for cls, s, c in _STATUS if isinstance(exc, cls)), (500, "exception"))
-        outcome = operation_outcome((code, exc.message, getattr(exc, "expression", None)))
+        safety = [(SAFETY_CODE, i.message, i.path or None) for i in exc.safety]
+        outcome = operation_outcome(*safety, (code, exc.message, getattr(exc, "expression", None)))
         if isinstance(exc, (FhirRejected, Conflict)) and exc.operation_outcome:
             outcome["issue"].extend(
                 {**issue, "severity": issue.get("severity", "error")}
@@ -92,7 +97,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": bearer_challenge(exc)} if status in (401, 403) else None
         if status == 503:  # tell the caller when to try again (what the FHIR server asked, else a default)
             headers = {"Retry-After": str(retry_after_s(exc))}
-        log.info("api.error", extra={"route": _route(request), "status": status, "error": type(exc).__name__})
+        extra = {"route": _route(request), "status": status, "error": type(exc).__name__, "safety_answer": _holds(exc)}
+        log.info("api.error", extra=extra)
         return outcome_response(outcome, status, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -115,6 +121,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("api.unexpected", extra={"route": _route(request), "error": type(exc).__name__})
         return outcome_response(single_issue("exception", "internal error; see the service log"), 500)
+
+
+def _holds(exc: RecordInvalid | InfusionFhirError) -> bool:
+    """Whether the refused record holds a positive safety answer (logged: a flag, never the answer)."""
+    return any(i.safety for i in exc.issues) if isinstance(exc, RecordInvalid) else bool(exc.safety)
 
 
 def bearer_challenge(exc: InfusionFhirError) -> str:

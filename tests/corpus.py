@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.adverse_event import Action, Causality, Event, Outcome, Severity
-from schemas.assessment import INSTRUMENTS
+from schemas.assessment import INSTRUMENTS, EmbeddedInstrument
 from schemas.common import Sex
 from schemas.monitoring_score import SCORE_RANGES
 from schemas.phq9 import Difficulty
@@ -22,6 +22,7 @@ from service.instruments import DEFINITIONS, score
 from service.instruments.model import Choice, YesNo
 
 STATUSES = typing.get_args(Status)
+EMBEDDED_INSTRUMENTS = typing.get_args(EmbeddedInstrument)
 INDICATIONS = typing.get_args(Indication)
 RATE_UNITS = typing.get_args(RateUnit)
 EVENTS = typing.get_args(Event)
@@ -143,13 +144,14 @@ def phq9(rng: random.Random, i: int, key: str, base: dt.datetime) -> dict[str, A
     return record
 
 
-def assessment(i: int, key: str, base: dt.datetime) -> dict[str, Any]:
+def assessment(i: int, key: str, base: dt.datetime, embedded: bool = False) -> dict[str, Any]:
     """A rating scale of the instrument `i` picks (each in turn), answered by the skip rules.
 
     Drawn from a generator of its own, so the records drawn from the corpus' one stay as they were.
     """
     rng = random.Random(f"assessment-{i}")
-    instrument = INSTRUMENTS[(i // 2) % len(INSTRUMENTS)]
+    choices = EMBEDDED_INSTRUMENTS if embedded else INSTRUMENTS  # a session takes a PHQ-9 in phq9_assessments
+    instrument = choices[(i // 2) % len(choices)]
     definition = DEFINITIONS[instrument]
     items: list[Any] = []
     for item in definition.items:
@@ -229,7 +231,7 @@ def generate(seed: int = 2024, sessions: int = 90) -> Iterator[dict[str, Any]]:
             "adverse_events": [adverse_event(rng, i, f"{key}.ae", base, with_session=True)],
             "phq9_assessments": [phq9(rng, i, f"{key}.phq9", base)],
             # two sessions in three; those embedding their children carry two (the next instrument too)
-            "assessments": [assessment(n, f"{key}.as{n - i}", base) for n in (i, i + 2)[: 1 + (i % 3 == 0)]]
+            "assessments": [assessment(n, f"{key}.as{n - i}", base, i % 3 == 0) for n in (i, i + 2)[: 1 + (i % 3 == 0)]]
             if i % 2 == 0 or i % 3 == 0
             else [],
         }

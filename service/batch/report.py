@@ -10,7 +10,7 @@ from typing import IO, Any, Protocol
 
 import orjson
 
-from schemas import Issue
+from schemas import Issue, safety_issues
 from service.batch.source import Line
 from service.exit_codes import ExitCode
 
@@ -39,6 +39,8 @@ class Report:
     stopped_reason: str | None = None
     reasons: Counter[str] = field(default_factory=Counter)
     """Rejected lines per reason (the first field issue of an invalid record): PHI-free, like the rejects file."""
+    safety_rejects: int = 0
+    """Rejected lines holding a positive safety answer, which nothing wrote (H-39)."""
 
     @property
     def synced(self) -> int:
@@ -57,8 +59,15 @@ class Report:
         self.bytes_done += line.size
 
     def record_rejected(self, line: Line, reason: str, issues: tuple[Issue, ...] | list[Issue] = ()) -> None:
+        """Count the line rejected and write its rejects line. A line holding a positive safety answer says
+        so (`safety_answer`, its safety issues first) and counts in `safety_rejects` (H-39): an invalid
+        record's issues carry them; a record refused at sync (a 409, the server's refusal) is read here."""
         self.by_kind[line.kind or "unknown"]["rejected"] += 1
         self.bytes_done += line.size
+        safety = [i for i in issues if i.safety]
+        if not safety and line.record is not None:
+            safety = safety_issues(line.record.kind, line.record)
+            issues = [*safety, *issues]
         entry: dict[str, Any] = {
             "source": line.source,
             "line": line.number,
@@ -66,11 +75,15 @@ class Report:
             "key": line.key,
             "reason": reason,
         }
+        if safety:
+            entry["safety_answer"] = True
+            self.safety_rejects += 1
         if issues:
-            entry["issues"] = [{"path": i.path, "message": i.message} for i in issues]
+            entry["issues"] = [_issue(i) for i in issues]
         self.rejects.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
-        if issues:
-            reason = f"{reason}: {issues[0].path or '(record)'}: {issues[0].message}"
+        cause = next((i for i in issues if not i.safety), None)  # why it was refused (safety is counted apart)
+        if cause is not None:
+            reason = f"{reason}: {cause.path or '(record)'}: {cause.message}"
         self.reasons[reason if reason in self.reasons or len(self.reasons) < MAX_REASONS else OTHER] += 1
 
     def records_by_kind(self) -> dict[str, int]:
@@ -95,6 +108,7 @@ class Report:
             "lines": self.lines_read,
             "synced": self.synced,
             "rejected": self.rejected,
+            "safety_rejects": self.safety_rejects,
             "not_processed": self.lines_read - self.synced - self.rejected,
             "by_kind": {kind: dict(sorted(c.items())) for kind, c in sorted(self.by_kind.items())},
             "records_by_kind": self.records_by_kind(),
@@ -109,6 +123,13 @@ class Report:
             "resources_per_s": round(resources / duration, 1),
             "peak_rss_mb": peak_rss_mb(),
         }
+
+
+def _issue(issue: Issue) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": issue.path, "message": issue.message}
+    if issue.safety:
+        out["safety"] = True
+    return out
 
 
 def peak_rss_mb() -> float | None:

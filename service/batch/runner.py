@@ -8,7 +8,8 @@ earlier unfinished Bundle carries, and reads the rest itself.
 Ordering: a Bundle waits for any earlier in-flight Bundle that carries a session its records point
 at, so a session always lands before its children, and for any that carries one of its own records
 (the same kind and key further down the file, a correction), so the later line's content is what
-stays. A Bundle the server rejects for its data is split in halves
+stays; assessments and PHQ-9s count as one kind here, since a key keeps its instrument across both
+(`_carried`). A Bundle the server rejects for its data is split in halves
 until the bad records are found, so good neighbours still land. Anything that is not the data's
 fault (server still unavailable after the client's retries, our credentials refused, a base URL
 that is not a FHIR server, a bug) stops the job (exit 2) without rejecting a line; re-running it
@@ -22,8 +23,9 @@ import logging
 from collections import OrderedDict
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from schemas.kinds import SESSION, embedded_children
+from schemas.kinds import ASSESSMENT, PHQ9, SESSION, embedded_children
 from service.batch.report import Report, Ticker
 from service.batch.source import Line
 from service.errors import (
@@ -41,6 +43,8 @@ from service.sync import SyncEngine, SyncResult, WriteOutcome
 from service.sync.engine import ReadAhead, SessionRefused
 
 log = logging.getLogger("infusion_fhir.batch")
+FORM = "rating-scale"
+"""The `carries` prefix shared by assessments and PHQ-9s (`_carried`)."""
 
 READ_AHEAD_RECORDS = 1000
 """Records whose server copies are read at once for the diff (~1,700 resources): a search costs HAPI
@@ -199,7 +203,7 @@ class BatchSync:
         batch = Batch(lines)
         for line in lines:
             record = line.record
-            carried = {f"{r.kind}/{r.key}" for r in (record, *embedded_children(record))}
+            carried = {_carried(r) for r in (record, *embedded_children(record))}
             if not any(k in self.in_flight or k in batch.carries for k in carried):
                 batch.first.append(line)
             batch.carries |= carried
@@ -312,6 +316,14 @@ class BatchSync:
         while True:
             await asyncio.sleep(progress.interval_s)
             progress.tick()
+
+
+def _carried(record: Any) -> str:
+    """What a record occupies while its Bundle is in flight: its kind and key; an assessment's or a PHQ-9's
+    key whatever the kind, since a key keeps its instrument across both (the later line waits, then the
+    instrument check sees the earlier one's write and refuses it with a 409)."""
+    kind = FORM if record.kind in (ASSESSMENT, PHQ9) else record.kind
+    return f"{kind}/{record.key}"
 
 
 def _cancel_read_ahead(batches: list[Batch]) -> None:

@@ -80,6 +80,7 @@ def sync_summary(
 ) -> list[str]:
     """The job's account in a few lines: what was synced (created/updated), unchanged, rejected and
     why (the commonest reasons, counted), where the rejects and the report went, and the exit code.
+    Rejected lines holding a positive safety answer come first of all (`safety_line`).
     From the JSON report's counts and the reasons' texts only: record keys at most, never PHI."""
     outcomes: Counter[str] = Counter()
     for by_outcome in summary["by_kind"].values():
@@ -89,6 +90,8 @@ def sync_summary(
     if not summary.get("dry_run"):
         head += f" ({summary['records_per_s']:,.0f} records/s)"
     lines = [head]
+    if safety := summary.get("safety_rejects"):  # before anything else: a risk nothing wrote (H-39)
+        lines.insert(0, safety_line(safety, summary.get("rejects_file")))
     if summary.get("stopped_reason"):
         lines.append(f"  stopped:       {summary['stopped_reason']}")
     if summary.get("dry_run"):
@@ -113,6 +116,16 @@ def sync_summary(
     code = ExitCode(summary["exit_code"])
     lines.append(f"exit {int(code)}: {EXIT_MEANING[code]}")
     return lines
+
+
+def safety_line(count: int, rejects_file: str | None) -> str:
+    """The summary's first line when rejected lines hold a positive safety answer."""
+    lines = f"{_n(count)} rejected line{' holds' if count == 1 else 's hold'}"
+    where = f' ({rejects_file}: "safety_answer": true)' if rejects_file else ""
+    return (
+        f"SAFETY: {lines} a positive safety answer, not written{where}: "
+        "correct and re-send, or record the risk another way"
+    )
 
 
 def report_destination(report_path: Path | None, to_stdout: bool) -> str | None:

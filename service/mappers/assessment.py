@@ -44,36 +44,19 @@ from service.mappers.fhir import CodeableConcept, to_json
 from service.mappers.fhir import Coding as FhirCoding
 from service.mappers.ids import resource_ref
 from service.mappers.questionnaire import questionnaire_canonical
+from service.mappers.response import answer_coding, definition_coding, questionnaire_response
 
 KIND = kinds.ASSESSMENT
-QR_STATUS = "completed"
-
-
-@lru_cache(maxsize=1024)
-def _coding(value: Coding, config: MappingConfig, system_path: str = LOCAL_SYSTEM) -> Json:
-    """A Coding of a definition's code: LOINC, or the local system at `system_path` (no display if none)."""
-    system = codes.local_system(config.local_code_system_base, system_path) if value.local else codes.LOINC
-    return to_json(FhirCoding(system=system, code=value.code, display=value.display))
 
 
 @lru_cache(maxsize=1024)
 def _concept(value: Coding, config: MappingConfig, text: str | None, system_path: str = LOCAL_SYSTEM) -> Json:
     """A CodeableConcept of one definition code with constant (definition) text."""
-    return to_json(CodeableConcept(coding=[FhirCoding(**_coding(value, config, system_path))], text=text))
-
-
-def _answer_coding(item: Item, value: int | bool) -> Coding | None:
-    """The answer code of a choice or yes/no answer; None for an integer item."""
-    answer = item.answer
-    if isinstance(answer, YesNo):
-        return answer.yes if value is True else answer.no
-    if isinstance(answer, Choice):
-        return next(option.coding for option in answer.options if option.score == value)
-    return None
+    return to_json(CodeableConcept(coding=[FhirCoding(**definition_coding(value, config, system_path))], text=text))
 
 
 def _words(item: Item, value: int | bool) -> str:
-    coding = _answer_coding(item, value)
+    coding = answer_coding(item, value)
     return str(value) if coding is None or coding.display is None else coding.display
 
 
@@ -85,40 +68,6 @@ def _difficulty(defn: Definition, record: Assessment) -> tuple[Item, int] | None
     if defn.difficulty is None or record.difficulty is None:
         return None
     return defn.difficulty, DIFFICULTY_ORDER.index(record.difficulty)
-
-
-def _response(record: Assessment, defn: Definition, ctx: SessionContext | None, config: MappingConfig) -> Json:
-    answered = _answered(defn, record)
-    difficulty = _difficulty(defn, record)
-    status = codes.ENTERED_IN_ERROR if ctx is not None and ctx.retracts_children else QR_STATUS
-    out = resource_head(
-        KIND,
-        record.key,
-        "response",
-        config,
-        extension=session_link(ctx, config),
-        text=narrative.assessment_response(
-            defn.title, len(answered), narrative.at(record.completed_at), status == codes.ENTERED_IN_ERROR
-        ),
-    )
-    out["identifier"] = out["identifier"][0]  # QuestionnaireResponse.identifier is 0..1 in R4
-    out.update(
-        questionnaire=questionnaire_canonical(config, defn.id),
-        status=status,
-        subject=subject(record.patient.mrn, config),
-    )
-    encounter = encounter_reference(ctx)
-    if encounter is not None:
-        out["encounter"] = encounter
-    out["authored"] = when(record.completed_at)
-    out["item"] = [_qr_item(item, value, config) for item, value in [*answered, *([difficulty] if difficulty else [])]]
-    return out
-
-
-def _qr_item(item: Item, value: int | bool, config: MappingConfig) -> Json:
-    coding = _answer_coding(item, value)
-    answer = {"valueInteger": value} if coding is None else {"valueCoding": _coding(coding, config)}
-    return {"linkId": item.link_id, "text": item.text, "answer": [answer]}
 
 
 def _observation_maker(record: Assessment, ctx: SessionContext | None, config: MappingConfig) -> Callable[..., Json]:
@@ -153,7 +102,7 @@ def _observation_maker(record: Assessment, ctx: SessionContext | None, config: M
 def _item_observation(
     item: Item, value: int | bool, positive: bool, config: MappingConfig, observation: Callable[..., Json]
 ) -> Json:
-    coding = _answer_coding(item, value)
+    coding = answer_coding(item, value)
     extra: Json = {}
     if coding is None:
         extra["valueInteger"] = value
@@ -253,7 +202,7 @@ def to_fhir_json(record: Assessment, config: MappingConfig, session: SessionCont
     difficulty = _difficulty(defn, record)
     if difficulty is not None:
         item, score = difficulty
-        coding = _answer_coding(item, score)
+        coding = answer_coding(item, score)
         assert coding is not None  # the difficulty item is a choice
         members.append(
             observation(
@@ -271,7 +220,18 @@ def to_fhir_json(record: Assessment, config: MappingConfig, session: SessionCont
         partial(narrative.assessment_panel, defn.title, len(members)),
         hasMember=[{"reference": f"Observation/{member['id']}"} for member in members],
     )
-    out = [_response(record, defn, ctx, config), *members, panel]
+    response = questionnaire_response(
+        KIND,
+        record.key,
+        defn,
+        _answered(defn, record),
+        difficulty,
+        record.patient.mrn,
+        record.completed_at,
+        ctx,
+        config,
+    )
+    out = [response, *members, panel]
     if result.raises_flag:
         out.append(_flag(record, ctx, config))
     return out
@@ -307,8 +267,8 @@ def _read_answer(item: Item, answer: Any, config: MappingConfig) -> int | bool:
             (True, False) if isinstance(item.answer, YesNo) else tuple(o.score for o in item.answer.options)
         )
         for value in values:
-            code = _answer_coding(item, value)
-            expected = _coding(code, config) if code is not None else {}
+            code = answer_coding(item, value)
+            expected = definition_coding(code, config) if code is not None else {}
             if coding.system == expected.get("system") and coding.code == expected.get("code"):
                 return value
         raise ValueError(f"answer to {item.link_id} has a code this service does not write")

@@ -63,6 +63,7 @@ SLOTS: dict[str, tuple[Slot, ...]] = {
     "adverse_event": (Slot("AdverseEvent", "adverse-event", "ae", primary=True),),
     "phq9_assessment": (
         Slot("Observation", "panel", "pq", primary=True),
+        Slot("QuestionnaireResponse", "response", "qr"),  # since issue 21: PHQ-9s written before have none
         *(Slot("Observation", f"item-{n}", "pi") for n in range(1, 10)),
         Slot("Observation", "difficulty", "pd", optional=True),  # only with difficulty
         Slot("Observation", "total", "pt"),

@@ -1,9 +1,15 @@
-"""phq9_assessment <-> panel Observation 44249-1 with 9 item, difficulty and total member Observations.
+"""phq9_assessment <-> its QuestionnaireResponse, and the panel Observation 44249-1 with 9 item, difficulty and
+total member Observations extracted from it (`derivedFrom`).
 
-The total carries valueQuantity {score}, a severity interpretation and, when item 9 is positive (above 0
-by default; the clinic's threshold in force, `MappingConfig.thresholds`), a second interpretation (v3 POS + local code, also on the item-9 answer) and a note flagging suicide risk;
-a positive item 9 also makes an R4 Flag on the patient. With a `session_key` every Observation
-references the session's visit (`encounter`); only a PHQ-9 taken during the infusion is `partOf` it.
+The QuestionnaireResponse answers the service's PHQ-9 Questionnaire (`service/mappers/response.py`, from
+the PHQ-9 definition), as an `assessment` does: a PHQ-9 sent as either kind is one record (issue 21). The
+Observations keep the resource ids and content they always had (codes.py's PHQ9_* codes, held equal to the
+definition's by a unit test), so the `$phq9-trend` reads them as before. The total carries valueQuantity
+{score}, a severity interpretation and, when item 9 is positive (above 0 by default; the clinic's threshold
+in force, `MappingConfig.thresholds`), a second interpretation (v3 POS + local code, also on the item-9
+answer) and a note flagging suicide risk; a positive item 9 also makes an R4 Flag on the patient. With a
+`session_key` every resource references the session's visit (`encounter`); only a PHQ-9 taken during the
+infusion is `partOf` it.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from functools import partial
 from typing import Any
 
 from schemas import kinds
+from schemas.assessment import DIFFICULTY_ORDER
 from schemas.phq9 import Phq9Assessment
 from service.instruments import definition, safety_positives
-from service.mappers import codes, narrative
+from service.mappers import codes, narrative, response
 from service.mappers.build import (
     Json,
     Parts,
@@ -36,8 +43,10 @@ from service.mappers.build import (
 )
 from service.mappers.config import MappingConfig
 from service.mappers.context import SessionContext, context_for
+from service.mappers.ids import resource_ref
 
 KIND = kinds.PHQ9
+PHQ9 = definition("phq9")
 ITEM_PARTS = tuple(f"item-{n}" for n in range(1, 10))
 
 
@@ -46,7 +55,8 @@ def _observation_maker(
 ) -> Callable[..., Json]:
     """A maker of this assessment's Observations: (part, code, narrative, **elements after effectiveDateTime).
 
-    `narrative` is a narrative.phq9_* function still to be given (when, during, entered in error).
+    `narrative` is a narrative.phq9_* function still to be given (when, during, entered in error);
+    every Observation ends with `derivedFrom` the QuestionnaireResponse.
     """
     part_of, status = observation_links(record.completed_at, ctx, config)
     told = (narrative.at(record.completed_at), bool(part_of), status == codes.ENTERED_IN_ERROR)
@@ -55,6 +65,7 @@ def _observation_maker(
     patient = subject(record.patient.mrn, config)
     encounter = encounter_reference(ctx)
     effective = when(record.completed_at)
+    derived_from = [{"reference": resource_ref(KIND, record.key, response.PART, config)}]
 
     def observation(part: str, code: Json, text: Callable[..., Json], **elements: Any) -> Json:
         out = resource_head(KIND, record.key, part, config, extension=extension, text=text(*told))
@@ -64,6 +75,7 @@ def _observation_maker(
         if encounter is not None:
             out["encounter"] = encounter
         out.update(effectiveDateTime=effective, **elements)
+        out["derivedFrom"] = derived_from
         return out
 
     return observation
@@ -134,8 +146,20 @@ def _flag(record: Phq9Assessment, ctx: SessionContext | None, config: MappingCon
     )
 
 
+def _response(record: Phq9Assessment, ctx: SessionContext | None, config: MappingConfig) -> Json:
+    """The QuestionnaireResponse to the service's PHQ-9 Questionnaire: items 1-9, then the difficulty item."""
+    difficulty = None
+    if record.difficulty is not None and PHQ9.difficulty is not None:
+        difficulty = (PHQ9.difficulty, DIFFICULTY_ORDER.index(record.difficulty))
+    answered = list(zip(PHQ9.items, record.items, strict=True))
+    return response.questionnaire_response(
+        KIND, record.key, PHQ9, answered, difficulty, record.patient.mrn, record.completed_at, ctx, config
+    )
+
+
 def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
-    """Members first (items 1-9, difficulty when given, total), the panel that lists them, then the Flag of a positive item 9."""
+    """The QuestionnaireResponse, the members (items 1-9, difficulty when given, total), the panel that lists
+    them, then the Flag of a positive item 9."""
     ctx = context_for(record.session_key, session, config)
     observation = _observation_maker(record, ctx, config)
     positive = item9_positive(record, config)
@@ -160,7 +184,7 @@ def to_fhir_json(record: Phq9Assessment, config: MappingConfig, session: Session
         partial(narrative.phq9_panel, record.difficulty is not None),
         hasMember=[{"reference": f"Observation/{member['id']}"} for member in members],
     )
-    out = [*members, panel]
+    out = [_response(record, ctx, config), *members, panel]
     if positive:
         out.append(_flag(record, ctx, config))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -22,13 +23,9 @@ def _records_from_body(body: bytes, content_type: str) -> list[Any]:
     """Records from a JSON array (or one object) or NDJSON; every bad record reported by index."""
     if NDJSON in content_type or "ndjson" in content_type:
         lines = [parse_line("body", n, raw) for n, raw in enumerate(r for r in body.splitlines() if r.strip())]
-        issues = [
-            Issue(f"[{line.number}]" + ("." + i.path if i.path else ""), i.message)
-            for line in lines
-            for i in line.issues
-        ]
+        issues = [_at(f"[{line.number}]", i) for line in lines for i in line.issues]
         if issues:
-            raise RecordInvalid(issues)
+            raise _refused(issues)
         return [line.record for line in lines]
     try:
         parsed = orjson.loads(body)
@@ -40,12 +37,20 @@ def _records_from_body(body: bytes, content_type: str) -> list[Any]:
         try:
             records.append(parse_record(item))
         except RecordInvalid as exc:
-            issues.extend(
-                Issue(format_path((index,)) + ("." + i.path if i.path else ""), i.message) for i in exc.issues
-            )
+            issues.extend(_at(format_path((index,)), i) for i in exc.issues)
     if issues:
-        raise RecordInvalid(issues)
+        raise _refused(issues)
     return records
+
+
+def _at(record: str, issue: Issue) -> Issue:
+    """The issue, its path under the record's place in the body."""
+    return replace(issue, path=record + ("." + issue.path if issue.path else ""))
+
+
+def _refused(issues: list[Issue]) -> RecordInvalid:
+    """The refusal of the body: the positive safety answers of any record first (H-39), then the rest."""
+    return RecordInvalid(sorted(issues, key=lambda issue: not issue.safety))
 
 
 @router.post(

@@ -8,12 +8,14 @@ import orjson
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
-from schemas import RecordInvalid, parse_record_of_kind
+from schemas import RecordInvalid, parse_record_of_kind, safety_issues
 from schemas.common import KEY_PATTERN
 from schemas.kinds import SEGMENTS
 from service.deps import QuestionnairesDep, SettingsDep, SyncEngineDep
+from service.errors import Conflict, FhirRejected
 from service.routes.responses import RECORD_DELETE, record_get, record_put, record_put_body
 from service.sync.questionnaires import carry_questionnaire_responses
+from service.sync.same_phq9 import read_record, retract_record
 
 RecordKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The clinic's record key.")]
 
@@ -51,7 +53,11 @@ def _record_routes(segment: str, kind: str) -> None:
         record = parse_record_of_kind(kind, body, key=key)
         if carry_questionnaire_responses([record]):  # the form is on the server before any response to it
             await questionnaires.ensure()
-        result = await engine.upsert([record], diff=settings.api_read_before_write)
+        try:
+            result = await engine.upsert([record], diff=settings.api_read_before_write)
+        except (Conflict, FhirRejected) as refused:  # nothing written: say so of a safety answer it holds
+            refused.safety = tuple(safety_issues(kind, record))
+            raise
         return JSONResponse(result.as_dict(), status_code=201 if result.created_any else 200)
 
     put_record.__doc__ = f"Map and sync one {kind} record (idempotent; re-sending changes nothing)."
@@ -60,7 +66,7 @@ def _record_routes(segment: str, kind: str) -> None:
         f"/{segment}/{{key}}", tags=[tag], name=f"get_{kind}", operation_id=f"get_{kind}", responses=record_get(kind)
     )
     async def get_record(key: RecordKey, engine: SyncEngineDep) -> Response:
-        record = await engine.read(kind, key)
+        record = await read_record(engine, kind, key)
         return Response(record.model_dump_json(exclude_none=True), media_type="application/json")
 
     get_record.__doc__ = f"The {kind} record as read back from the FHIR server (404 when absent)."
@@ -74,7 +80,7 @@ def _record_routes(segment: str, kind: str) -> None:
         responses=RECORD_DELETE,
     )
     async def delete_record(key: RecordKey, engine: SyncEngineDep) -> Response:
-        await engine.retract(kind, key)
+        await retract_record(engine, kind, key)
         return Response(status_code=204)
 
     delete_record.__doc__ = f"Retract the {kind} record: its resources become entered-in-error (repeatable)."

@@ -97,20 +97,25 @@ UNAUTHORIZED: dict[int | str, Json] = {
     ),
 }
 INVALID: dict[int | str, Json] = {
-    422: outcome("The URL's record key or the body breaks the contract: one `invalid` issue per field, with its path.")
+    422: outcome(
+        "The URL's record key or the body breaks the contract: one `invalid` issue per field, with its path. A "
+        "refused body holding a positive safety answer says so first, one `business-rule` issue per answer naming "
+        "the item (never its value): nothing was written."
+    )
 }
 TOO_LARGE: dict[int | str, Json] = {413: outcome("The body is over the configured size limit (`too-long`).")}
 NOT_FOUND: dict[int | str, Json] = {404: outcome("The record is not on the FHIR server (`not-found`).")}
 CONFLICT: dict[int | str, Json] = {
     409: outcome(
         "A version conflict on the FHIR server, or `session_key`/`visit_id` names a session or visit that is missing "
-        "or another patient's (`conflict`); nothing was written."
+        "or another patient's (`conflict`); nothing was written. A record holding a positive safety answer says so "
+        "first (`business-rule`, as for a 422)."
     )
 }
 FHIR_SERVER: dict[int | str, Json] = {
     502: outcome(
-        "The FHIR server refused the data (its issues follow ours) or the service's credentials, or holds data "
-        "this service cannot read back."
+        "The FHIR server refused the data (its issues follow ours; a record holding a positive safety answer says "
+        "so first, `business-rule`) or the service's credentials, or holds data this service cannot read back."
     ),
     503: outcome(
         "The FHIR server is unreachable or kept failing after retries (`transient`), or is not a FHIR R4 server "

@@ -29,8 +29,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas import Assessment, InfusionSession, Record
-from schemas.kinds import ASSESSMENT, SESSION, embedded_children
+from schemas import InfusionSession, Record
+from schemas.kinds import PHQ9, SESSION
 from service.errors import Conflict, FhirDataUnreadable, FhirRejected, NotFound
 from service.fhir_client import FhirClient
 from service.mappers import (
@@ -43,13 +43,14 @@ from service.mappers import (
     retract,
     transaction_bundle,
 )
+from service.mappers.build import parts_of
 from service.mappers.bundle import rewrite_references
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
 from service.mappers.ids import mrn_of, patient_token, resource_ref, visit_token
-from service.mappers.questionnaire import questionnaire_url
 from service.mappers.session import child_searches, is_child_of
 from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
+from service.sync.instruments_kept import instruments_kept
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.redact import redact_error
 
@@ -186,7 +187,7 @@ class SyncEngine:
                     self.session_contexts(records, known_sessions or {}),
                     self._existing_visits(records),
                     self._patients_on_server(records, read_ahead) if diff else _none(),
-                    self._instruments_kept(records, read_ahead),
+                    instruments_kept(records, lambda refs: self._server_copies(refs, read_ahead), self.config),
                     return_exceptions=True,
                 )
             )
@@ -337,28 +338,6 @@ class SyncEngine:
             raise SessionRefused(visits=other)
         return out
 
-    async def _instruments_kept(self, records: Sequence[Record], read_ahead: ReadAhead | None = None) -> None:
-        """Conflict when an assessment key the server holds is re-sent with another instrument (issue 21:
-        a key keeps its instrument). Its QuestionnaireResponse names the Questionnaire it answered; the
-        version may change (a new scoring version), the Questionnaire may not. Read with the current versions
-        (`_server_copies`), unless the `read_ahead` read them already."""
-        assessments = [one for r in records for one in (r, *embedded_children(r)) if isinstance(one, Assessment)]
-        wanted = {resource_ref(ASSESSMENT, a.key, "response", self.config): a for a in assessments}
-        if not wanted:
-            return
-        held = await self._server_copies(list(wanted), read_ahead)
-        changed = sorted(
-            record.key
-            for ref, record in wanted.items()
-            if ref in held
-            and str(held[ref].get("questionnaire", "")).split("|")[0]
-            != questionnaire_url(self.config, record.instrument)
-        )
-        if changed:
-            raise Conflict(
-                f"instrument: an assessment key keeps its instrument; re-sent with another: {', '.join(changed)}"
-            )
-
     async def read_ahead(
         self, records: Sequence[Record], readable: Iterable[Record], *, new_patients: Container[str] = ()
     ) -> ReadAhead:
@@ -479,10 +458,11 @@ class SyncEngine:
         """Mark the record's resources entered-in-error (AdverseEvents: deleted), and nothing else.
 
         For a session: its own resources (the service's Encounter too, never the EHR's visit) and
-        the children that came embedded in it. Records sent on their own keep existing, still naming
-        the (now retracted) session. A suicide-risk Flag is not marked through its id: each Flag of the
-        patient naming a retracted panel loses it, and is marked only when nothing else is left
-        (`service.safety`). Repeating a retraction is harmless; a record the server never had is NotFound.
+        the children that came embedded in it, with the QuestionnaireResponses of its embedded PHQ-9s.
+        Records sent on their own keep existing, still naming the (now retracted) session. A suicide-risk
+        Flag is not marked through its id: each Flag of the patient naming a retracted panel loses it, and
+        is marked only when nothing else is left (`service.safety`). Repeating a retraction is harmless; a
+        record the server never had is NotFound.
         """
         resources = await self._own_resources(kind, key)
         if not resources:
@@ -491,7 +471,7 @@ class SyncEngine:
             raise NotFound(f"{kind} {key} not found on the FHIR server")
         if kind == SESSION:
             embedded = [c for c in await self._session_children(key, resources) if child_link(c, self.config)[1]]
-            resources += embedded
+            resources += embedded + await self._responses_of(embedded)
         resources = [r for r in resources if not is_own_flag(r, self.config)]
         patient = str((resources[0].get("subject") or {}).get("reference", ""))
         flags = await withdrawn_flag_entries(self.fhir, self.config, patient, resources)
@@ -513,6 +493,12 @@ class SyncEngine:
         result = SyncResult(written_resources(bundle, response))
         log.info("sync.retract", extra={"kind": kind, "key": key, "outcomes": result.counts()})
         return result
+
+    async def _responses_of(self, children: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The QuestionnaireResponses of the PHQ-9s among a session's (embedded) children (found by their
+        Observations: a response names no session to search by)."""
+        keys = sorted({k for (kind, k, _) in parts_of(children, self.config) if kind == PHQ9})
+        return list((await self._by_ref(resource_ref(PHQ9, k, "response", self.config) for k in keys)).values())
 
     def _full_url(self, resource: dict[str, Any]) -> str:
         return f"{self.config.fhir_base_url.rstrip('/')}/{resource['resourceType']}/{resource['id']}"

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from schemas.kinds import ASSESSMENT, embedded_children
+from schemas.kinds import ASSESSMENT, PHQ9, embedded_children
 from service.fhir_client import FhirClient
 from service.instruments import DEFINITIONS
 from service.mappers.config import MappingConfig
@@ -80,10 +80,12 @@ async def ensure_questionnaires(
 
 
 def carry_questionnaire_responses(records: Iterable[Any]) -> bool:
-    """Whether writing `records` writes a QuestionnaireResponse (today: the `assessment` kind, on its own or
-    embedded in a session), so its Questionnaire must be on the server first."""
+    """Whether writing `records` writes a QuestionnaireResponse (an `assessment`, a PHQ-9, a session
+    embedding one), so its Questionnaire must be on the server first."""
     return any(
-        getattr(one, "kind", None) == ASSESSMENT for record in records for one in (record, *embedded_children(record))
+        getattr(form, "kind", None) in (ASSESSMENT, PHQ9)
+        for record in records
+        for form in (record, *embedded_children(record))
     )
 
 

@@ -175,15 +175,75 @@ def test_a_response_with_a_wrong_answer_code_fails_validate(
     assert errors and any("LA9999-9" in i.get("diagnostics", "") for i in errors), errors
 
 
-def test_a_phq9_sent_as_assessment_is_a_422_at_instrument_for_now(api, settings, fhir_base_url, run_id) -> None:
-    """Interim: PHQ-9 is recorded as phq9_assessment only, so one form never lands twice under two kinds."""
-    body = {**_body("gad7-moderate-difficulty", run_id), "instrument": "phq9", "items": [1] * 9, "total": 9}
-    response = api.put(f"/v1/assessments/{body['key']}", json=body)
-    assert response.status_code == 422, response.text
-    (issue,) = response.json()["issue"]
-    assert issue["expression"] == ["instrument"] and "phq9_assessment" in issue["diagnostics"]
-    qr_ref = resource_ref("assessment", body["key"], "response", settings.mapping_config())
-    assert httpx.get(f"{fhir_base_url}/{qr_ref}", headers=FHIR_JSON, timeout=60).status_code == 404
+def _errors(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [i for i in issues if i.get("severity") in ("error", "fatal")]
+
+
+def test_a_phq9_sent_as_either_kind_is_one_record(api, settings, fhir_base_url, run_id) -> None:
+    """Issue 21 (H-33): one key sent as `assessment` and as `phq9_assessment` writes the same resources under
+    the PHQ-9's ids (nothing under the assessment kind's), reads back equal under both kinds, passes $validate
+    with the QuestionnaireResponse checked against the stored PHQ-9 Questionnaire, raises one Flag, and keeps
+    its instrument across the two kinds."""
+    key = f"phq9-both-{run_id}"
+    fields = {
+        "patient": {"mrn": f"A-{run_id}"},
+        "completed_at": "2026-03-02T09:10:00-05:00",
+        "items": [2, 1, 1, 2, 1, 0, 1, 0, 1],
+        "difficulty": "somewhat",
+    }
+    config = settings.mapping_config()
+    phq9_refs = [rid.ref for rid in resource_ids("phq9_assessment", key, config)]
+
+    first = api.put(f"/v1/assessments/{key}", json={**fields, "instrument": "phq9"})
+    assert first.status_code == 201, first.text
+    held = _held(fhir_base_url, phq9_refs)
+    written = {f"{r['resourceType']}/{r['id']}" for r in first.json()["resources"] if r["resourceType"] != "Patient"}
+    assert written == {f"{r['resourceType']}/{r['id']}" for r in held}, "the PHQ-9's own ids, every one"
+    assert [r["resourceType"] for r in held].count("QuestionnaireResponse") == 1
+    assert [r["resourceType"] for r in held].count("Flag") == 1  # item 9 = 1: one Flag, not one per kind
+    assert _held(fhir_base_url, [rid.ref for rid in resource_ids("assessment", key, config)]) == []
+
+    second = api.put(f"/v1/phq9-assessments/{key}", json=fields)
+    assert second.status_code == 200, second.text
+    assert {f"{r['resourceType']}/{r['id']}" for r in second.json()["resources"]} - {
+        f"{r['resourceType']}/{r['id']}" for r in first.json()["resources"]
+    } == set()
+    without_meta = [{k: v for k, v in r.items() if k != "meta"} for r in _held(fhir_base_url, phq9_refs)]
+    assert without_meta == [{k: v for k, v in r.items() if k != "meta"} for r in held], "the same resources"
+
+    as_phq9 = api.get(f"/v1/phq9-assessments/{key}")
+    as_assessment = api.get(f"/v1/assessments/{key}")
+    assert as_phq9.status_code == as_assessment.status_code == 200, as_assessment.text
+    assert as_assessment.json()["instrument"] == "phq9"
+    expected = parse_record({"kind": "phq9_assessment", "key": key, **fields})
+    assert parse_record({"kind": "phq9_assessment", **as_phq9.json()}) == expected
+    assert parse_record({"kind": "assessment", **as_assessment.json()}) == expected
+
+    issues = [issue for resource in held for issue in _issues(fhir_base_url, resource)]
+    assert _errors(issues) == [], _errors(issues)
+    assert [i for i in issues if UNRESOLVED.search(i.get("diagnostics", ""))] == []
+    (response,) = [r for r in held if r["resourceType"] == "QuestionnaireResponse"]
+    assert response["questionnaire"].startswith(f"{settings.canonical_base}/Questionnaire/phq9|")
+    assert all(
+        o["derivedFrom"] == [{"reference": f"QuestionnaireResponse/{response['id']}"}]
+        for o in held
+        if o["resourceType"] == "Observation"
+    )
+    response["item"][8]["answer"][0]["valueCoding"]["code"] = "LA9999-9"
+    wrong = _errors(_issues(fhir_base_url, response))
+    assert wrong and any("LA9999-9" in i.get("diagnostics", "") for i in wrong), wrong
+
+    gad7 = {**_body("gad7-moderate-difficulty", run_id), "key": key}
+    refused = api.put(f"/v1/assessments/{key}", json=gad7)
+    assert refused.status_code == 409 and "keeps its instrument" in refused.text, refused.text
+    other = f"gad7-then-phq9-{run_id}"
+    assert api.put(f"/v1/assessments/{other}", json={**gad7, "key": other}).status_code == 201
+    refused = api.put(f"/v1/phq9-assessments/{other}", json=fields)
+    assert refused.status_code == 409 and "keeps its instrument" in refused.text, refused.text
+
+    assert api.delete(f"/v1/assessments/{key}").status_code == 204  # the PHQ-9, retracted under either kind
+    assert {r["status"] for r in _held(fhir_base_url, phq9_refs)} == {"entered-in-error"}
+    assert api.get(f"/v1/phq9-assessments/{key}").status_code == 404
 
 
 def test_a_session_with_assessments_of_every_instrument_reads_back(api, run_id) -> None:

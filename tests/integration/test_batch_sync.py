@@ -16,7 +16,7 @@ import pytest
 
 from schemas import parse_record
 from schemas.kinds import CHILD_LISTS
-from service.mappers import MappingConfig
+from service.mappers import MappingConfig, parse_identifier
 from service.mappers.bundle import bundle_resources
 from service.mappers.ids import mrn_of, patient_urn
 from service.safety.flags import details
@@ -208,6 +208,45 @@ def test_the_demo_data_validates_without_errors(ns, demo_file) -> None:
     assert json.loads(result.stderr.strip().splitlines()[-1])["records_with_errors"] == 0
     kinds = {orjson.loads(line)["kind"] for line in demo_file.read_bytes().splitlines()}
     assert "assessment" in kinds
+
+
+def test_a_rejected_line_holding_a_safety_answer_says_so(ns, tmp_path) -> None:
+    """H-39: a PHQ-9 whose total disagrees and one naming a missing session, each with item 9 > 0, are rejected
+    and written nowhere; their rejects lines say so first, the report counts them, a negative one is not counted."""
+    phq9 = {
+        "kind": "phq9_assessment",
+        "patient": {"mrn": "SAFETY-REJECT-1"},
+        "completed_at": "2026-03-02T09:10:00-05:00",
+    }
+    lines = [
+        {**phq9, "key": "p.total", "items": [0] * 8 + [2], "total": 9},
+        {**phq9, "key": "p.orphan", "items": [0] * 8 + [1], "session_key": "no-such-session"},
+        {**phq9, "key": "p.negative", "items": [0] * 9, "total": 9},
+        {**phq9, "key": "p.good", "items": [0] * 8 + [1]},
+    ]
+    path = tmp_path / "phq9.ndjson"
+    path.write_bytes(b"\n".join(map(orjson.dumps, lines)) + b"\n")
+
+    result, report = run_sync(ns, tmp_path, path)
+
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert (report["synced"], report["rejected"], report["safety_rejects"]) == (1, 3, 2)
+    rejects = {r["key"]: r for r in map(orjson.loads, (tmp_path / "rejects.ndjson").read_bytes().splitlines())}
+    for key in ("p.total", "p.orphan"):
+        assert rejects[key]["safety_answer"] is True
+        first = rejects[key]["issues"][0]
+        assert (first["path"], first["safety"]) == ("items[8]", True)
+        assert "positive safety answer (PHQ-9 item 9)" in first["message"]
+    assert "safety_answer" not in rejects["p.negative"]
+    config = MappingConfig(identifier_system_base=ns.identifier_base, mrn_system=ns.mrn_system)
+    written = {
+        parsed[1]
+        for resource_type in ("Observation", "Flag")
+        for resource in ns.all_of(resource_type)
+        for ident in resource.get("identifier", [])
+        if (parsed := parse_identifier(ident.get("system"), ident.get("value"), config))
+    }
+    assert written == {"p.good"}, "the rejected lines wrote nothing"
 
 
 def test_dry_run_maps_without_any_server(tmp_path, demo_file) -> None:

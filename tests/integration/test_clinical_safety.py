@@ -92,7 +92,10 @@ def test_a_record_naming_another_patients_session_is_409_and_nothing_is_written(
     assert refused.status_code == 409, refused.text
     outcome = refused.json()
     assert outcome["resourceType"] == "OperationOutcome"
-    assert {"session_key", "patient.mrn"} <= set(outcome["issue"][0]["expression"])
+    (conflict,) = [issue for issue in outcome["issue"] if issue["code"] == "conflict"]
+    assert {"session_key", "patient.mrn"} <= set(conflict["expression"])
+    if kind == "phq9_assessment":  # H-39: the item-9 answer nothing wrote is said first, in its own issue
+        assert [(i["code"], i.get("expression")) for i in outcome["issue"][:1]] == [("business-rule", ["items[8]"])]
     assert mrn_a not in refused.text and mrn_b not in refused.text
     assert own_resource_count(fhir_base_url, settings, kind, body["key"]) == 0
     assert count_by_identifier(fhir_base_url, "Patient", settings.mrn_system, mrn_a) == 0
@@ -179,7 +182,9 @@ def test_a_visit_id_of_another_patients_visit_is_409(api, run_id) -> None:
     second["visit_id"] = f"V-{run_id}"
     refused = api.put(f"/v1/infusion-sessions/{second['key']}", json=second)
     assert refused.status_code == 409, refused.text
-    assert {"visit_id", "patient.mrn"} <= set(refused.json()["issue"][0]["expression"])
+    issues = refused.json()["issue"]  # its embedded PHQ-9's positive item 9 is said first (H-39)
+    assert [(i["code"], i["expression"]) for i in issues[:-1]] == [("business-rule", ["phq9_assessments[0].items[8]"])]
+    assert issues[-1]["code"] == "conflict" and {"visit_id", "patient.mrn"} <= set(issues[-1]["expression"])
     assert api.get(f"/v1/infusion-sessions/{second['key']}").status_code == 404
 
 
@@ -374,7 +379,11 @@ def test_a_total_that_disagrees_with_mg_per_kg_times_weight_is_422_and_nothing_i
     session["dose"] = {"total_mg": 500, "mg_per_kg": 0.5, "weight_kg": 100}  # a tenfold slip
     refused = api.put(f"/v1/infusion-sessions/{session['key']}", json=session)
     assert refused.status_code == 422
-    assert [i.get("expression") for i in refused.json()["issue"]] == [["dose.total_mg"]]
+    # Refused for its dose; its embedded PHQ-9's positive item 9, written nowhere, is said first (H-39).
+    assert [(i["code"], i.get("expression")) for i in refused.json()["issue"]] == [
+        ("business-rule", ["phq9_assessments[0].items[8]"]),
+        ("invalid", ["dose.total_mg"]),
+    ]
     assert own_resource_count(fhir_base_url, settings, "infusion_session", session["key"]) == 0
 
 

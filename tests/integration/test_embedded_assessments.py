@@ -1,7 +1,7 @@
 """Assessments embedded in a session on the real HAPI: PUT, read back equal, every resource `$validate`-clean
 (each response checked against its stored Questionnaire), and retracted with the session, their answers taken
 off the patient's one suicide-risk Flag, while an assessment sent on its own naming the session keeps its
-resources and its place on the Flag (H-09, H-10, H-39..H-41).
+resources and its place on the Flag (H-09, H-10, H-40..H-42).
 """
 
 from __future__ import annotations

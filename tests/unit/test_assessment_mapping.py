@@ -24,7 +24,7 @@ from tests.unit.strategies import answers
 
 CONFIG = MappingConfig()
 SCHEMA = jsonschema.Draft202012Validator(record_json_schema("assessment"))
-INSTRUMENTS = sorted(ASSESSMENT_INSTRUMENTS)  # PHQ-9 is recorded as phq9_assessment for now
+INSTRUMENTS = sorted(ASSESSMENT_INSTRUMENTS)  # PHQ-9 included: it maps as the phq9_assessment it is
 T0 = "2024-04-12T09:05:00-04:00"
 
 # --- instruments.md sections 1 and 3, read independently of service/instruments ---
@@ -110,7 +110,8 @@ def _by_part(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for resource in resources:
         ident = resource["identifier"]
         value = (ident if isinstance(ident, dict) else ident[0])["value"]
-        out[value.partition("/")[2] or "response"] = resource
+        primary = "response" if resource["resourceType"] == "QuestionnaireResponse" else "panel"  # (PHQ-9: panel)
+        out[value.partition("/")[2] or primary] = resource
     return out
 
 
@@ -133,7 +134,7 @@ def test_random_valid_answers_map_and_agree_with_the_sheet(instrument: str, data
     items = data.draw(answers(instrument))
     SCHEMA.validate(_record(instrument, items))
     record = parse_record(_record(instrument, copy.deepcopy(items)))
-    mapper = mapper_for("assessment")
+    mapper = mapper_for(record.kind)  # a PHQ-9's is phq9_assessment's (test_a_phq9_sent_as_assessment_...)
     resources = [to_json(r) for r in mapper.to_fhir(record, CONFIG)]
     parts = _by_part(resources)
     assert mapper.from_fhir(resources, record.patient, CONFIG) == record
@@ -205,7 +206,7 @@ def test_invalid_answers_are_refused_naming_the_field(instrument: str, data: st.
     assert not SCHEMA.is_valid(_record(instrument, bad)), "the published JSON Schema states this rule too"
     with pytest.raises(RecordInvalid) as refused:
         parse_record(_record(instrument, bad))
-    paths = {issue.path for issue in refused.value.issues}
+    paths = {issue.path for issue in refused.value.issues if not issue.safety}  # (safety: test_refused_safety.py)
     assert paths == ({"items"} if position is None else {f"items[{position}]"}), paths
     for issue in refused.value.issues:  # never an answer echoed
         assert "yes" not in issue.message.split() and "1.5" not in issue.message
@@ -221,19 +222,26 @@ def _lowest(instrument: str) -> list[Any]:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"items": [1, 1, 1, 1, 1, 1, 1, 1, 1], "total": 9}, {"items": [0] * 9, "difficulty": "very"}, {"items": []}],
+    [
+        {"items": [1, 1, 1, 1, 1, 1, 1, 1, 1], "total": 9, "session_key": "S-1"},
+        {"items": [0] * 9, "difficulty": "very"},
+        {"items": [3, 2, 1, 0, 3, 2, 1, 0, 2]},
+    ],
 )
-def test_a_phq9_sent_as_assessment_is_refused_at_instrument_for_now(fields: dict[str, Any]) -> None:
-    """Interim safety control: as `assessment` a PHQ-9 would get other ids than as `phq9_assessment`, so one
-    form could land twice with two Flags. Refused at `instrument`, saying where PHQ-9 goes, nothing else."""
-    record = {**_record("gad7", []), "instrument": "phq9", **fields}
-    assert not SCHEMA.is_valid(record), "the published JSON Schema refuses it too"
-    with pytest.raises(RecordInvalid) as refused:
-        parse_record(record)
-    (issue,) = refused.value.issues
-    assert issue.path == "instrument"
-    assert "phq9_assessment" in issue.message and "PHQ-9" in issue.message
-    assert "phq9" not in SCHEMA.schema["properties"]["instrument"]["enum"]
+def test_a_phq9_sent_as_assessment_is_the_phq9_assessment_of_its_key(fields: dict[str, Any]) -> None:
+    """Issue 21 (H-33): one form, one record, whichever kind it came as: the same record after parsing, so the
+    same resource ids and resources (the QuestionnaireResponse among them) and one Flag at most."""
+    as_assessment = parse_record({**_record("phq9", []), **fields})
+    as_phq9 = parse_record(
+        {k: v for k, v in {**_record("phq9", []), **fields}.items() if k != "instrument"} | {"kind": "phq9_assessment"}
+    )
+    SCHEMA.validate({**_record("phq9", []), **fields})  # the published JSON Schema accepts it too
+
+    assert as_assessment == as_phq9 and as_assessment.kind == "phq9_assessment"
+    resources = mapper_for(as_assessment.kind).to_fhir_json(as_assessment, CONFIG)
+    assert resources == mapper_for(as_phq9.kind).to_fhir_json(as_phq9, CONFIG)
+    assert [r["resourceType"] for r in resources].count("QuestionnaireResponse") == 1
+    assert [r["resourceType"] for r in resources].count("Flag") == (fields["items"][8] > 0)
 
 
 @pytest.mark.parametrize("instrument", INSTRUMENTS)

@@ -138,4 +138,4 @@ def test_the_bench_floor_maps_every_instruments_assessment_byte_for_byte(data: s
 
     floor = [orjson.dumps(r) for r in Floor(config).map(record)]
 
-    assert floor == [orjson.dumps(r) for r in mapper_for("assessment").to_fhir_json(record, config)]
+    assert floor == [orjson.dumps(r) for r in mapper_for(record.kind).to_fhir_json(record, config)]

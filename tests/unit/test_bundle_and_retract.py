@@ -39,7 +39,16 @@ def test_bundle_is_a_transaction_with_patients_first_then_types_in_dependency_or
     bundle = transaction_bundle(records, CONFIG)
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
     types = [e["resource"]["resourceType"] for e in bundle["entry"]]
-    order = ["Patient", "Encounter", "Procedure", "MedicationAdministration", "Observation", "AdverseEvent", "Flag"]
+    order = [
+        "Patient",
+        "Encounter",
+        "Procedure",
+        "MedicationAdministration",
+        "QuestionnaireResponse",
+        "Observation",
+        "AdverseEvent",
+        "Flag",
+    ]
     assert types == sorted(types, key=order.index)
     assert types.count("Patient") == 2
     for entry in bundle["entry"]:
@@ -150,7 +159,19 @@ def test_retract_works_on_json_as_read_back() -> None:
     as_json = [to_json(r) for r in mapper_for("phq9_assessment").to_fhir(phq9, CONFIG)]
     retracted = retract(as_json)
     assert len(retracted) == len(as_json) and {r["status"] for r in retracted} == {"entered-in-error"}
-    assert {r["status"] for r in as_json} == {"final"}
+    assert {r["status"] for r in as_json} == {"final", "completed"}  # Observations, the QuestionnaireResponse
+
+
+def test_retract_puts_a_resource_found_twice_once() -> None:
+    """The session's retraction finds an embedded PHQ-9's QuestionnaireResponse through the visit and again
+    through its Observations; a transaction naming one resource twice is refused by HAPI."""
+    (phq9,) = _records("phq9_assessment")
+    resources = [to_json(r) for r in mapper_for("phq9_assessment").to_fhir(phq9, CONFIG)]
+    copies = retract([*resources, *resources[:2]])
+    refs = [f"{r['resourceType']}/{r['id']}" for r in copies]
+    assert len(refs) == len(set(refs)) == len(resources)
+    models = mapper_for("phq9_assessment").to_fhir(phq9, CONFIG)
+    assert len(retract([*models, models[0]])) == len(models)
 
 
 def test_an_assessment_bundles_its_response_before_the_observations_and_its_flag_is_kept_for_clinicians() -> None:

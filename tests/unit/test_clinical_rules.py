@@ -54,7 +54,8 @@ def test_a_fatal_outcome_is_serious_results_in_death_and_reads_back_as_serious()
 
 
 def test_the_phq9_panel_carries_loincs_exact_display() -> None:
-    panel = next(r for r in _map("phq9_assessment") if r["code"]["coding"][0]["code"] == "44249-1")
+    observations = [r for r in _map("phq9_assessment") if r["resourceType"] == "Observation"]
+    panel = next(r for r in observations if r["code"]["coding"][0]["code"] == "44249-1")
     assert panel["code"]["coding"][0]["display"] == "PHQ-9 quick depression assessment panel [Reported.PHQ]"
 
 
@@ -91,9 +92,10 @@ def test_children_of_an_entered_in_error_session_are_entered_in_error_and_flags_
     phq9["items"] = [0] * 8 + [1]
     record = parse_record({**session, "vital_signs": [vital], "phq9_assessments": [phq9], "adverse_events": []})
     resources = mapper_for("infusion_session").to_fhir_json(record, CONFIG)
-    statuses = {r["resourceType"]: r["status"] for r in resources if r["resourceType"] in ("Observation", "Flag")}
+    kept = ("QuestionnaireResponse", "Observation", "Flag")
+    statuses = {r["resourceType"]: r["status"] for r in resources if r["resourceType"] in kept}
     assert set(statuses.values()) == {"entered-in-error"}
-    assert "Flag" in statuses
+    assert "Flag" in statuses and "QuestionnaireResponse" in statuses  # the PHQ-9's response too (issue 21)
 
 
 def test_part_of_only_for_what_was_measured_during_the_infusion() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -105,7 +105,24 @@ def test_a_session_refuses_an_embedded_assessment_of_another_patient_or_session(
 
     with pytest.raises(RecordInvalid) as refused:
         session({**GAD7, "patient": {"mrn": "OTHER"}}, {**CSSRS_POSITIVE, "session_key": "S-2"})
-    assert {i.path for i in refused.value.issues} == {"assessments[0].patient.mrn", "assessments[1].session_key"}
+    refusals = {i.path for i in refused.value.issues if not i.safety}  # (the C-SSRS yes answers are named too)
+    assert refusals == {"assessments[0].patient.mrn", "assessments[1].session_key"}
+
+
+def test_a_phq9_embedded_as_an_assessment_is_refused_pointing_at_phq9_assessments() -> None:
+    """A PHQ-9 is one record under both kinds only through `phq9_assessments` (its ids); embedded as an
+    `assessment` it would land a second time under other ids (H-33). Its item 9 is still named (H-39)."""
+    from schemas import RecordInvalid
+    from schemas.assessment import INSTRUMENTS, EmbeddedInstrument
+
+    assert set(get_args(EmbeddedInstrument)) == set(INSTRUMENTS) - {"phq9"}
+    phq9 = {**GAD7, "instrument": "phq9", "items": [0] * 8 + [2]}
+    with pytest.raises(RecordInvalid) as refused:
+        session(phq9)
+    paths = [i.path for i in refused.value.issues]
+    assert paths == ["assessments[0].items[8]", "assessments[0].instrument"]
+    assert "phq9_assessments" in refused.value.issues[1].message
+    assert refused.value.issues[0].safety
 
 
 def test_an_entered_in_error_session_marks_its_assessments_and_their_flags_entered_in_error() -> None:

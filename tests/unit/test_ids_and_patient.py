@@ -136,6 +136,7 @@ def test_resource_ids_list_every_resource_a_kind_can_produce() -> None:
     phq9 = {r.part: r.optional for r in listing["phq9_assessment"]}
     assert phq9 == {
         "panel": False,
+        "response": False,  # issue 21: PHQ-9 gained its QuestionnaireResponse (its other ids unchanged)
         **{f"item-{n}": False for n in range(1, 10)},
         "difficulty": True,
         "total": False,

@@ -110,7 +110,7 @@ def test_spo2_carries_both_loinc_codes_and_bp_only_components() -> None:
 )
 def test_phq9_total_has_value_quantity_score_and_severity_band(items: list[int], band: str) -> None:
     resources = _map("phq9_assessment", {"items": items, "total": DROP})
-    total = next(r for r in resources if r["code"]["coding"][0]["code"] == "44261-6")
+    total = next(r for r in resources if r.get("code", {}).get("coding", [{}])[0].get("code") == "44261-6")
     assert total["valueQuantity"] == {
         "value": sum(items),
         "unit": "{score}",

@@ -55,11 +55,17 @@ def client_for(fake: FakeFhir) -> TestClient:
     return TestClient(create_app(settings, transport=fake.transport()))
 
 
-def test_only_the_assessment_kind_carries_questionnaire_responses() -> None:
+def test_assessments_phq9s_and_sessions_embedding_one_carry_questionnaire_responses() -> None:
     from schemas import parse_record
 
     records = {kind: parse_record(body) for kind, body in EXAMPLES.items()}
-    assert [k for k, r in records.items() if carry_questionnaire_responses([r])] == ["assessment"]
+    assert [k for k, r in records.items() if carry_questionnaire_responses([r])] == ["phq9_assessment", "assessment"]
+    embedding = {**EXAMPLES["infusion_session"], "phq9_assessments": [{"key": "P-9", **_phq9_fields()}]}
+    assert carry_questionnaire_responses([parse_record(embedding)])
+
+
+def _phq9_fields() -> dict[str, Any]:
+    return {k: EXAMPLES["phq9_assessment"][k] for k in ("completed_at", "items")}
 
 
 def test_api_writes_the_questionnaires_before_a_session_carrying_an_assessment() -> None:

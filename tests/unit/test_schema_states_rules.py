@@ -169,6 +169,7 @@ RULES: dict[str, list[Case | Unstated]] = {
             "C-SSRS since last contact has 6 answers", Q, cssrs(T, T, F, F, F, F, None, instrument="cssrs_screen_slc")
         ),
         Case("a GAD-7 answer is not a boolean", Q, {"instrument": "gad7", "items": [True] * 7, "total": DROP}),
+        Case("a PHQ-9 answer within 0-3", Q, {"instrument": "phq9", "items": [0] * 8 + [4], "total": DROP}),
         Case("an embedded assessment's item count", S, {"assessments": [embedded(items=[1, 2, 1], total=None)]}),
         Case(
             "an embedded C-SSRS S6b answered when S6 is yes",
@@ -176,8 +177,12 @@ RULES: dict[str, list[Case | Unstated]] = {
             {"assessments": [embedded_cssrs(T, F, None, None, None, T, None)]},
         ),
     ],
-    "Assessment._phq9_is_recorded_as_phq9_assessment": [
-        Case("PHQ-9 is recorded as phq9_assessment for now", Q, {"instrument": "phq9", "items": [1] * 9, "total": 9}),
+    "EmbeddedAssessment._phq9_goes_in_phq9_assessments": [
+        Case(
+            "a PHQ-9 in a session goes in phq9_assessments",
+            S,
+            {"assessments": [embedded(instrument="phq9", items=[1] * 9, total=9, difficulty=None)]},
+        ),
     ],
     "Assessment._difficulty_only_where_asked": [
         Case("difficulty only for PHQ-9 and GAD-7", Q, {**cssrs(*CSSRS), "difficulty": "very"}),
@@ -351,6 +356,7 @@ VALID: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (Q, {"instrument": "ybocs", "items": [4] * 10, "total": 40, "difficulty": DROP}),
+    (Q, {"instrument": "phq9", "items": [3] * 9, "total": 27, "difficulty": "extremely"}),
     (Q, {"instrument": "pcl5", "items": [4] * 20, "total": 80, "difficulty": DROP}),
     (S, {"assessments": [embedded(), {**embedded_cssrs(*CSSRS), "key": "Q-2", "kind": "assessment"}]}),
     (S, {"status": "entered_in_error", "adverse_events": [], "assessments": [embedded_cssrs(T, T, T, F, F, F, None)]}),

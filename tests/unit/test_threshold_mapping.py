@@ -110,7 +110,9 @@ def test_phq9_item_9_follows_the_threshold_in_force_on_the_item_the_total_and_th
     resources = mapped(one, weaker)
     assert positive_parts(resources) == set()
     assert not has_flag(resources)
-    total = next(r for r in resources if r["identifier"][0]["value"].endswith("/total"))
+    total = next(
+        r for r in resources if r["resourceType"] == "Observation" and r["identifier"][0]["value"].endswith("/total")
+    )
     assert "note" not in total  # no suicide-risk note either
 
     two = phq9([1, 1, 1, 1, 1, 1, 1, 1, 2])  # at the configured threshold: positive as before
