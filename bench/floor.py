@@ -123,6 +123,7 @@ class Floor:
             ("vital_signs", self.vital_sign),
             ("monitoring_scores", self.monitoring_score),
             ("phq9_assessments", self.phq9_assessment),
+            ("assessments", self.assessment),
             ("adverse_events", self.adverse_event),
         )
 

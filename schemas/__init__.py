@@ -1,7 +1,7 @@
 """The clinical record contract: pydantic v2 models of the record kinds and their parsing API."""
 
 from schemas.adverse_event import AdverseEvent, EmbeddedAdverseEvent
-from schemas.assessment import Assessment
+from schemas.assessment import Assessment, EmbeddedAssessment
 from schemas.common import Clinician, PatientInfo
 from schemas.export import record_json_schema
 from schemas.monitoring_score import EmbeddedMonitoringScore, MonitoringScore
@@ -28,6 +28,7 @@ __all__ = [
     "Clinician",
     "Dose",
     "EmbeddedAdverseEvent",
+    "EmbeddedAssessment",
     "EmbeddedMonitoringScore",
     "EmbeddedPhq9Assessment",
     "EmbeddedVitalSign",

@@ -9,11 +9,11 @@ the same definitions.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 
-from schemas.common import KIND_NOTE, Integer, Key, RecordBase, Timestamp, nested, rule
+from schemas.common import KIND_NOTE, Integer, Key, PatientInfo, RecordBase, Timestamp, nested, rule
 from schemas.phq9 import Difficulty
 from schemas.stated import JsonSchema, absent, bounded, one_of, schema_rules, when
 from service.instruments import DEFINITIONS, Definition, rule_range, score, validate
@@ -177,3 +177,35 @@ class Assessment(RecordBase):
         if total != computed:
             raise rule(f"must equal the {definition.title} total computed from the items")
         return total
+
+
+EmbeddedInstrument = Literal["gad7", "pcl5", "cssrs_screen", "cssrs_screen_slc", "qids_sr16", "madrs", "ybocs"]
+"""The instruments a session embeds as `assessments`: every one but PHQ-9, which goes in `phq9_assessments`."""
+PHQ9_IN_A_SESSION = (
+    "a PHQ-9 in a session goes in phq9_assessments: it is one record under both kinds, and only that list "
+    "gives it the PHQ-9's resource ids"
+)
+
+
+class EmbeddedAssessment(Assessment):
+    """An assessment inside an infusion session: `patient` and `session_key` come from the session.
+
+    Not a PHQ-9: a top-level PHQ-9 `assessment` is parsed into the `phq9_assessment` it is
+    (`schemas.phq9_kinds`); one embedded here would be mapped under the `assessment` kind's ids, the same
+    form landing twice (H-33). The session's `phq9_assessments` takes it.
+    """
+
+    embedded: ClassVar[bool] = True
+    # Wider than the base field on purpose, as EmbeddedPhq9Assessment's: optional on input; the session's
+    # validator (`_adopt`) always fills it in, so a validated session never holds None here.
+    patient: PatientInfo | None = Field(None, description="Omit, or give the session's patient (same mrn).")  # type: ignore[assignment]
+    instrument: EmbeddedInstrument = Field(
+        description="The rating scale (a PHQ-9 goes in the session's phq9_assessments); a key keeps its instrument."
+    )
+
+    @field_validator("instrument", mode="before")
+    @classmethod
+    def _phq9_goes_in_phq9_assessments(cls, instrument: Any) -> Any:
+        if instrument == "phq9":
+            raise rule(PHQ9_IN_A_SESSION)
+        return instrument

@@ -27,6 +27,7 @@ CHILD_LISTS: dict[str, str] = {  # a session's list field -> the kind of its chi
     "vital_signs": VITAL_SIGN,
     "monitoring_scores": MONITORING_SCORE,
     "phq9_assessments": PHQ9,
+    "assessments": ASSESSMENT,
     "adverse_events": ADVERSE_EVENT,
 }
 

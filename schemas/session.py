@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from schemas.adverse_event import EmbeddedAdverseEvent
+from schemas.assessment import EmbeddedAssessment
 from schemas.common import (
     KIND_NOTE,
     PHI,
@@ -67,7 +68,14 @@ def _session_rules(model: type[Any]) -> list[JsonSchema]:
     ]
 
 
-Child = TypeVar("Child", EmbeddedVitalSign, EmbeddedMonitoringScore, EmbeddedAdverseEvent, EmbeddedPhq9Assessment)
+Child = TypeVar(
+    "Child",
+    EmbeddedVitalSign,
+    EmbeddedMonitoringScore,
+    EmbeddedAdverseEvent,
+    EmbeddedPhq9Assessment,
+    EmbeddedAssessment,
+)
 
 
 class Rate(StrictModel):
@@ -159,6 +167,10 @@ class InfusionSession(RecordBase):
     monitoring_scores: list[EmbeddedMonitoringScore] = Field(default_factory=list)
     adverse_events: list[EmbeddedAdverseEvent] = Field(default_factory=list)
     phq9_assessments: list[EmbeddedPhq9Assessment] = Field(default_factory=list)
+    assessments: list[EmbeddedAssessment] = Field(
+        default_factory=list,
+        description="Rating scales other than PHQ-9 (GAD-7, PCL-5, C-SSRS, ...) completed at this visit.",
+    )
 
     @field_validator("ended_at")
     @classmethod

@@ -11,14 +11,18 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.adverse_event import Action, Causality, Event, Outcome, Severity
+from schemas.assessment import INSTRUMENTS, EmbeddedInstrument
 from schemas.common import Sex
 from schemas.monitoring_score import SCORE_RANGES
 from schemas.phq9 import Difficulty
 from schemas.records import MODELS
 from schemas.session import Indication, RateUnit, Status
 from schemas.vital_sign import RANGES
+from service.instruments import DEFINITIONS, score
+from service.instruments.model import Choice, YesNo
 
 STATUSES = typing.get_args(Status)
+EMBEDDED_INSTRUMENTS = typing.get_args(EmbeddedInstrument)
 INDICATIONS = typing.get_args(Indication)
 RATE_UNITS = typing.get_args(RateUnit)
 EVENTS = typing.get_args(Event)
@@ -140,6 +144,39 @@ def phq9(rng: random.Random, i: int, key: str, base: dt.datetime) -> dict[str, A
     return record
 
 
+def assessment(i: int, key: str, base: dt.datetime, embedded: bool = False) -> dict[str, Any]:
+    """A rating scale of the instrument `i` picks (each in turn), answered by the skip rules.
+
+    Drawn from a generator of its own, so the records drawn from the corpus' one stay as they were.
+    """
+    rng = random.Random(f"assessment-{i}")
+    choices = EMBEDDED_INSTRUMENTS if embedded else INSTRUMENTS  # a session takes a PHQ-9 in phq9_assessments
+    instrument = choices[(i // 2) % len(choices)]
+    definition = DEFINITIONS[instrument]
+    items: list[Any] = []
+    for item in definition.items:
+        if any(items[definition.index(rule.link_id)] is not rule.answer for rule in item.enable_when):
+            items.append(None)  # unasked
+        elif isinstance(item.answer, YesNo):
+            items.append(rng.random() < 0.4)
+        elif isinstance(item.answer, Choice):
+            items.append(rng.choice([option.score for option in item.answer.options]))
+        else:
+            items.append(rng.randint(item.answer.low, item.answer.high))
+    record: dict[str, Any] = {
+        "kind": "assessment",
+        "key": key,
+        "instrument": instrument,
+        "completed_at": _time(rng, base, -20),
+        "items": items,
+    }
+    if definition.difficulty is not None and i // 14:  # (left out of the first GAD-7)
+        record["difficulty"] = DIFFICULTIES[(i // 2) % len(DIFFICULTIES)]
+    if definition.total is not None and i % 4 == 0:
+        record["total"] = score(definition, items).total
+    return record
+
+
 def _session(rng: random.Random, i: int, patient: dict, base: dt.datetime) -> dict[str, Any]:
     status = STATUSES[i % len(STATUSES)]
     key = f"S{i:04d}_{'ab'[i % 2]}.x"
@@ -193,6 +230,10 @@ def generate(seed: int = 2024, sessions: int = 90) -> Iterator[dict[str, Any]]:
             "monitoring_scores": [monitoring_score(rng, i + n, f"{key}.ms{n}", base) for n in range(2)],
             "adverse_events": [adverse_event(rng, i, f"{key}.ae", base, with_session=True)],
             "phq9_assessments": [phq9(rng, i, f"{key}.phq9", base)],
+            # two sessions in three; those embedding their children carry two (the next instrument too)
+            "assessments": [assessment(n, f"{key}.as{n - i}", base, i % 3 == 0) for n in (i, i + 2)[: 1 + (i % 3 == 0)]]
+            if i % 2 == 0 or i % 3 == 0
+            else [],
         }
         if i % 5 == 2:  # the EHR names its own visit
             session["visit_id"] = f"VISIT-{i:04d}|{'ab'[i % 2]}"

@@ -1,4 +1,4 @@
-"""Synthetic ketamine-infusion clinic records (all five kinds) for demos and load tests."""
+"""Synthetic ketamine-infusion clinic records (every record kind, rating scales included) for demos and load tests."""
 
 from service.demo.stream import generate_records, write_ndjson
 

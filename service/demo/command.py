@@ -25,7 +25,7 @@ def demo_data_command(
         typer.Option("--output", "-o", dir_okay=False, metavar="FILE", help="NDJSON file to write (default: stdout)."),
     ] = None,
 ) -> None:
-    """Write synthetic ketamine-infusion records (all five kinds) as NDJSON, sessions first."""
+    """Write synthetic ketamine-infusion records (every kind, rating scales included) as NDJSON, sessions first."""
     records = generate_records(patients, seed)
     if output is None:
         try:

@@ -17,9 +17,7 @@ def phq9_answers(rng: random.Random, patient: Patient, infusions_before: float) 
     item 9 (self-harm thoughts) falls in proportion, so it is sometimes > 0 at baseline only.
     """
     k = infusions_before
-    tau = patient.response_tau
-    progress = (1 - math.exp(-k / tau)) / (1 - math.exp(-(t.SESSIONS_PER_COURSE - 1) / tau))
-    fraction_left = 1 - patient.response_fall * progress
+    fraction_left = 1 - patient.response_fall * progress(patient, k)
     noise = rng.gauss(0, 1.3) if k else 0.0
     total = _clamp(round(patient.phq9_baseline * fraction_left + noise), 0, 27)
     item9 = _clamp(round(patient.phq9_item9 * fraction_left + rng.gauss(0, 0.3)), 0, 3)
@@ -27,10 +25,17 @@ def phq9_answers(rng: random.Random, patient: Patient, infusions_before: float) 
     items = _spread(rng, total - item9) + [item9]
     answers: dict[str, Any] = {"items": items}
     if rng.random() < 0.85:
-        answers["difficulty"] = _difficulty(rng, total)
+        answers["difficulty"] = difficulty(rng, total)
     if rng.random() < 0.7:
         answers["total"] = total
     return answers
+
+
+def progress(patient: Patient, infusions_before: float) -> float:
+    """How much of the patient's response has shown after `infusions_before` infusions: 0 at intake, 1 by the
+    sixth infusion, along 1 - exp(-k/tau) (most of it after the first two or three)."""
+    tau = patient.response_tau
+    return (1 - math.exp(-infusions_before / tau)) / (1 - math.exp(-(t.SESSIONS_PER_COURSE - 1) / tau))
 
 
 def _spread(rng: random.Random, total: int) -> list[int]:
@@ -43,7 +48,8 @@ def _spread(rng: random.Random, total: int) -> list[int]:
     return items
 
 
-def _difficulty(rng: random.Random, total: int) -> str:
+def difficulty(rng: random.Random, total: int) -> str:
+    """The difficulty answer (PHQ-9, GAD-7) of a total: higher totals make things harder, give or take one."""
     levels = ("not_difficult", "somewhat", "very", "extremely")
     level = 0 if total < 5 else 1 if total < 12 else 2 if total < 20 else 3
     level = _clamp(level + rng.choice((-1, 0, 0, 0, 1)), 0, 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -29,8 +30,10 @@ def session_records(
     *,
     infusions_before: int,
     not_done: bool = False,
+    scales: Callable[[Plan], list[Timed]] = lambda plan: [],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The session record (without children) and its child records, children in time order."""
+    """The session record (without children) and its child records, children in time order; `scales` makes
+    the visit's rating scales beside the PHQ-9 (service.demo.measures) once the session's plan is known."""
     key = f"{patient.key}.s{index:02d}"
     start = clinic_time(day, rng.randrange(8 * 60, 15 * 60 + 1, 15) + rng.randint(0, 12))
     session: dict[str, Any] = {"kind": "infusion_session", "key": key, "patient": patient.identity}
@@ -45,10 +48,11 @@ def session_records(
             0,
             infused=patient.duration_min,
         )
-        return _not_done(rng, patient, session, plan, infusions_before)
+        session, children = _not_done(rng, patient, session, plan, infusions_before)
+        return session, _in_time_order([*children, *scales(plan)])
 
     plan = plan_session(rng, patient, key, index, start)
-    children = [_phq9(rng, patient, plan, infusions_before)]
+    children = [_phq9(rng, patient, plan, infusions_before), *scales(plan)]
     vitals = vital_signs(rng, patient, plan)
     children += vitals
     times = [minute for minute, _, v in vitals if v["type"] == "blood_pressure"]
@@ -74,7 +78,7 @@ def session_records(
 
 def _not_done(
     rng: random.Random, patient: Patient, session: dict[str, Any], plan: Plan, infusions_before: int
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], list[Timed]]:
     reason = rng.choice(t.NOT_DONE_REASONS)
     session.update(
         status="not_done",
@@ -106,7 +110,7 @@ def _not_done(
                     },
                 )
             )
-    return session, _in_time_order(children)
+    return session, children
 
 
 def _phq9(rng: random.Random, patient: Patient, plan: Plan, infusions_before: int) -> Timed:

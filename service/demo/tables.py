@@ -64,6 +64,46 @@ RESPONSE_TYPES = (
 # Relative weight of PHQ-9 items 1-8 when spreading a total (item 9 is modelled on its own).
 PHQ9_ITEM_WEIGHTS = (1.3, 1.4, 1.2, 1.3, 0.9, 1.1, 1.0, 0.7)
 
+
+@dataclass(frozen=True)
+class ScaleShape:
+    """An outcome measure beside PHQ-9: its baseline, how far it follows the patient's response, and when."""
+
+    instrument: str
+    baseline: tuple[float, float, float]  # total at intake: triangular (low, high, most likely)
+    follows: float  # share of the patient's PHQ-9 response (fraction of the baseline gone) this scale shows
+    schedule: tuple[int, ...]  # taken before the infusion that follows this many (0 = intake, 3 = mid-course, 5 = last)
+
+
+# Outcome measures per indication (issue 21). Assumed shapes for a demo, not figures to quote. Published series
+# of six infusions over two to three weeks report most of the change after the first two or three infusions and
+# about half to two thirds of patients responding: treatment-resistant depression (Murrough et al., Biol
+# Psychiatry 2013;74:250-6, MADRS), chronic PTSD (Feder et al., Am J Psychiatry 2021;178:193-202, CAPS-5 and
+# PCL-5), OCD with a smaller and shorter-lived effect (Rodriguez et al., Neuropsychopharmacology
+# 2013;38:2475-83, Y-BOCS), refractory anxiety (Glue et al., J Psychopharmacol 2017;31:1302-5). So a scale falls
+# with the patient's PHQ-9 trajectory (RESPONSE_TYPES) times `follows`: by the sixth infusion responders lose
+# roughly 35-60% of a scale's baseline (Y-BOCS and PCL-5 least, MADRS most; medians), partial responders
+# 20-35%, non-responders mostly under 20% (tests/unit/test_demo_data.py checks these shapes).
+SCALES_BY_INDICATION = {
+    "gad": ScaleShape("gad7", (9, 19, 14), 0.85, (0, 3, 5)),  # moderate to severe anxiety
+    "ptsd": ScaleShape("pcl5", (36, 70, 50), 0.75, (0, 3, 5)),  # above the provisional cut-point of 31-33
+    "ocd": ScaleShape("ybocs", (18, 34, 26), 0.6, (0, 5)),  # moderate to severe; clinician-rated, less often
+}
+# Some depression patients are also rated with MADRS (clinician, as the esketamine trials) or QIDS-SR16
+# (self-report): (scale, share of patients); a patient has at most one of them.
+DEPRESSION_SCALES = (
+    (ScaleShape("madrs", (24, 42, 32), 1.0, (0, 3, 5)), 0.25),
+    (ScaleShape("qids_sr16", (12, 22, 17), 1.0, (0, 3, 5)), 0.15),
+)
+SHARE_TOTAL_SENT = 0.7  # assessments whose total the clinic system sends along (the service checks it)
+# C-SSRS screener answers (recent at intake, since last contact at later visits). Patients with the
+# suicidal_ideation indication report a wish to be dead and active thoughts (S1, S2) at intake; the
+# chances below are of the later questions and of behaviour, and fade with the response like PHQ-9 item 9.
+CSSRS_METHOD, CSSRS_INTENT, CSSRS_PLAN = 0.3, 0.08, 0.05  # S3, S4, S5 when S2 is yes, at intake
+CSSRS_BEHAVIOUR = {True: 0.25, False: 0.04}  # S6 lifetime behaviour, by suicidal_ideation indication
+CSSRS_RECENT_BEHAVIOUR = 0.25  # S6b (past three months) when S6 is yes
+CSSRS_SLC_BEHAVIOUR = 0.01  # S6 since last contact, for a patient still reporting ideation
+
 SHARE_EMBEDDED_SESSIONS = 0.20  # sessions that carry their children inside the session record
 SHARE_NOT_DONE = 0.025
 SHARE_NO_SHOW_DROPOUT = 0.06  # patients whose course ends after 2-5 sessions

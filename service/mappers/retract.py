@@ -41,11 +41,15 @@ def retracted_div(div: str | None) -> str:
 
 
 def retract(resources: Iterable[Resource]) -> list[Resource]:
-    """Copies of the retractable resources with status `entered-in-error`; inputs are not changed."""
+    """Copies of the retractable resources with status `entered-in-error`, each once (a resource found twice, as a
+    session's child and as its PHQ-9's response, is one PUT); inputs are not changed."""
     out: list[Resource] = []
+    seen: set[tuple[str, object]] = set()
     for resource in resources:
-        if _type_of(resource) not in RETRACTABLE:
+        ident = (_type_of(resource), resource.get("id") if isinstance(resource, dict) else resource.id)
+        if ident[0] not in RETRACTABLE or ident in seen:
             continue
+        seen.add(ident)
         if isinstance(resource, dict):
             retracted = copy.deepcopy(resource)
             retracted["status"] = RETRACTED_STATUS

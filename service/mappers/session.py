@@ -15,7 +15,7 @@ from typing import Any
 
 from schemas import kinds
 from schemas.session import Dose, InfusionSession
-from service.mappers import adverse_event, codes, monitoring_score, narrative, phq9, vital_sign
+from service.mappers import adverse_event, assessment, codes, monitoring_score, narrative, phq9, vital_sign
 from service.mappers.build import (
     VISIT,
     Json,
@@ -43,7 +43,7 @@ from service.mappers.fhir import Procedure
 from service.mappers.ids import resource_ref
 
 KIND = kinds.SESSION
-_MODULES = {module.KIND: module for module in (vital_sign, monitoring_score, phq9, adverse_event)}
+_MODULES = {module.KIND: module for module in (vital_sign, monitoring_score, phq9, assessment, adverse_event)}
 CHILDREN = tuple((field, _MODULES[kind]) for field, kind in kinds.CHILD_LISTS.items())
 """(record field, kind module), in the order their resources follow the session's."""
 _INDICATIONS = {name: code for name, code in codes.INDICATIONS.items() if name != "trd"}
@@ -365,8 +365,9 @@ def record_fields(parts: Parts, key: str, config: MappingConfig) -> dict[str, An
 def child_searches(key: str, procedure: dict[str, Any], config: MappingConfig) -> list[tuple[str, dict[str, str]]]:
     """(resource type, search parameters) that find the children of the session `key` on a server.
 
-    By the session's visit (Encounter), by `partOf` (also resources written before visits were
-    referenced) and, for AdverseEvents (R4 has no encounter search on them), by suspect entity.
+    By the session's visit (Encounter: Observations, and the QuestionnaireResponses of assessments), by
+    `partOf` (also resources written before visits were referenced) and, for AdverseEvents (R4 has no
+    encounter search on them), by suspect entity.
     A search may find more than the session's children: keep those `is_child_of` accepts.
     """
     procedure_ref = f"Procedure/{procedure['id']}"
@@ -374,6 +375,7 @@ def child_searches(key: str, procedure: dict[str, Any], config: MappingConfig) -
     encounter = (procedure.get("encounter") or {}).get("reference")
     if encounter:
         searches.append(("Observation", {"encounter": encounter}))
+        searches.append(("QuestionnaireResponse", {"encounter": encounter}))
     administration = resource_ref(KIND, key, "medication-administration", config)
     searches.append(("AdverseEvent", {"substance": f"{administration},{procedure_ref}"}))
     return searches

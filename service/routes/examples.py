@@ -22,6 +22,15 @@ RECORD_EXAMPLES: dict[str, dict[str, Any]] = {
         "dose": {"total_mg": 35, "mg_per_kg": 0.5, "weight_kg": 70, "rate": {"value": 0.75, "unit": "mg/kg/h"}},
         "indications": ["trd"],
         "vital_signs": [{"key": "DEMO-V-1", "measured_at": AT, "type": "heart_rate", "value": 80}],
+        # a negative C-SSRS screener taken before the infusion: S3-S5 and S6b unasked
+        "assessments": [
+            {
+                "key": "DEMO-C-1",
+                "instrument": "cssrs_screen",
+                "completed_at": "2026-03-02T09:10:00-05:00",
+                "items": [False, False, None, None, None, False, None],
+            }
+        ],
     },
     "vital_sign": {
         "patient": PATIENT,

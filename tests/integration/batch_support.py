@@ -27,6 +27,7 @@ KIND_SYSTEM_TYPES = {
     "vital-sign": ("Observation",),
     "monitoring-score": ("Observation",),
     "phq9-assessment": ("Observation",),
+    "assessment": ("QuestionnaireResponse", "Observation"),
 }
 
 

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from schemas import parse_record
+from schemas.kinds import CHILD_LISTS
 from service.mappers import MappingConfig, parse_identifier
 from service.mappers.bundle import TYPE_ORDER, bundle_resources
 from service.mappers.ids import mrn_of, patient_urn
@@ -46,7 +47,7 @@ def expected_counts(path: Path) -> Counter[str]:
     for line in path.read_bytes().splitlines():
         record = parse_record(orjson.loads(line))
         counts[record.kind] += 1
-        for child_list in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments"):
+        for child_list in CHILD_LISTS:
             for child in getattr(record, child_list, None) or []:
                 counts[child.kind] += 1
     return counts
@@ -114,6 +115,7 @@ def test_sync_then_resync_counts_match_the_server_and_change_nothing(ns, demo_fi
     assert ns.count("Observation", "monitoring-score") == counts["monitoring_score"]
     assert ns.count("Observation", "phq9-assessment") >= counts["phq9_assessment"] * 11  # panel, 9 items, total
     assert len(ns.all_of("AdverseEvent")) == counts["adverse_event"]
+    assert ns.count("QuestionnaireResponse", "assessment") == counts["assessment"] > 0
     assert len(ns.patient_ids()) == PATIENTS
     server_matches_mapping(ns, demo_file)
 
@@ -156,8 +158,9 @@ def test_bad_lines_are_rejected_with_reasons_and_good_lines_sync(ns, demo_file, 
     good = demo_file.read_bytes().splitlines()[:40]
     first = orjson.loads(good[0])
     assert first["kind"] == "infusion_session"
-    orphan = {**orjson.loads(good[1]), "key": "orphan.vs1", "session_key": "no-such-session"}
-    invalid = {**orjson.loads(good[1]), "key": "bad.vs1"}
+    vital = next(r for r in map(orjson.loads, good) if r["kind"] == "vital_sign")
+    orphan = {**vital, "key": "orphan.vs1", "session_key": "no-such-session"}
+    invalid = {**vital, "key": "bad.vs1"}
     invalid.pop("session_key", None)
     invalid.update({"type": "spo2", "value": 140, "unit": "%"})
     mixed = [
@@ -188,6 +191,16 @@ def test_bad_lines_are_rejected_with_reasons_and_good_lines_sync(ns, demo_file, 
     good_vitals = sum(1 for line in good if orjson.loads(line)["kind"] == "vital_sign")
     embedded_vitals = sum(len(orjson.loads(line).get("vital_signs", [])) for line in good)
     assert ns.count("Observation", "vital-sign") == good_vitals + embedded_vitals
+
+
+def test_the_demo_data_validates_without_errors(ns, demo_file) -> None:
+    """Every resource the demo maps to, rating scales and their Flags included, passes `$validate`."""
+    result = ns.cli("validate", str(demo_file), timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "errors: none" in result.stdout
+    assert json.loads(result.stderr.strip().splitlines()[-1])["records_with_errors"] == 0
+    kinds = {orjson.loads(line)["kind"] for line in demo_file.read_bytes().splitlines()}
+    assert "assessment" in kinds
 
 
 def test_a_rejected_line_holding_a_safety_answer_says_so(ns, tmp_path) -> None:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from schemas import parse_record
+from schemas.kinds import CHILD_LISTS
 from service.mappers import resource_ids
 from service.mappers.ids import identifier_system, identifier_value, resource_ref
 from tests.integration.test_api_sync import count_by_identifier, session_body
@@ -389,7 +390,7 @@ def test_a_total_that_disagrees_with_mg_per_kg_times_weight_is_422_and_nothing_i
 def test_a_not_done_infusion_states_no_dose_given_and_no_performed_period(api, settings, fhir_base_url, run_id) -> None:
     session = session_body(f"s-{run_id}", f"N-{run_id}")
     session.update(status="not_done", stop_reason="Pre-infusion blood pressure 182/110")
-    for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments"):
+    for name in CHILD_LISTS:
         session[name] = []
     response = api.put(f"/v1/infusion-sessions/{session['key']}", json=session)
     assert response.status_code == 201, response.text

@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from schemas import parse_record
+from schemas import kinds, parse_record
 from service.auth import key_digest
 from service.mappers import MappingConfig
 from service.mappers.bundle import TYPE_ORDER, bundle_resources
@@ -29,13 +29,7 @@ from tests.integration.served import served
 PATIENTS = 3
 WORKERS = 4
 IN_FLIGHT = 8  # API requests the test keeps open at once
-SEGMENTS = {
-    "infusion_session": "infusion-sessions",
-    "vital_sign": "vital-signs",
-    "monitoring_score": "monitoring-scores",
-    "adverse_event": "adverse-events",
-    "phq9_assessment": "phq9-assessments",
-}
+SEGMENTS = {kind: segment for segment, kind in kinds.SEGMENTS.items()}
 RESOURCE_TYPES = TYPE_ORDER  # every type a record can become, as the Bundle orders them
 
 

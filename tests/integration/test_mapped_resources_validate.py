@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from schemas import parse_record
+from schemas.kinds import CHILD_LISTS
 from service.mappers import (
     MappingConfig,
     mapper_for,
@@ -48,10 +49,7 @@ def _corpus_resources() -> tuple[int, list[dict[str, Any]]]:
     count = 0
     for item in raw:
         record = parse_record(item)
-        count += 1 + sum(
-            len(getattr(record, name, []))
-            for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
-        )
+        count += 1 + sum(len(getattr(record, name, [])) for name in CHILD_LISTS)
         patients.setdefault(record.patient.mrn, to_json(patient_resource(record.patient, CONFIG)))
         if record.kind == "infusion_session" and record.visit_id is not None:  # the EHR visit's Encounter
             resources[("Encounter", f"visit:{record.visit_id}")] = visit_encounter(record, CONFIG)
@@ -175,18 +173,16 @@ def _transaction_records(run_id: str) -> list[Any]:
     embedded = next(
         r
         for r in raw
-        if r["kind"] == "infusion_session" and r.get("vital_signs") and r["status"] in ("completed", "stopped")
+        if r["kind"] == "infusion_session"
+        and r.get("vital_signs")
+        and r.get("assessments")
+        and r["status"] in ("completed", "stopped")
     )
     flat = next(
         r for r in raw if r["kind"] == "infusion_session" and "vital_signs" not in r and r["status"] == "completed"
     )
     chosen = [embedded, flat, *(r for r in raw if r.get("session_key") == flat["key"])]
-    keys = {r["key"] for r in chosen} | {
-        c["key"]
-        for r in chosen
-        for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
-        for c in r.get(name, [])
-    }
+    keys = {r["key"] for r in chosen} | {c["key"] for r in chosen for name in CHILD_LISTS for c in r.get(name, [])}
     text = orjson.dumps(chosen).decode()
     for key in keys:
         text = text.replace(f'"{key}"', f'"{key}.{run_id}"')
@@ -194,11 +190,7 @@ def _transaction_records(run_id: str) -> list[Any]:
     records = []
     for data in orjson.loads(text):
         data["patient"] = patient
-        for child in (
-            c
-            for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
-            for c in data.get(name, [])
-        ):
+        for child in (c for name in CHILD_LISTS for c in data.get(name, [])):
             child.pop("patient", None)
         records.append(parse_record(data))
     assert {r.kind for r in records} == {
@@ -207,6 +199,7 @@ def _transaction_records(run_id: str) -> list[Any]:
         "monitoring_score",
         "adverse_event",
         "phq9_assessment",
+        "assessment",
     }
     return records
 

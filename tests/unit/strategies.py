@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import typing
-from typing import Any
+from typing import Any, get_args
 
 from hypothesis import strategies as st
 
 from schemas.adverse_event import Action, Causality, Event, Outcome, Severity
-from schemas.assessment import DIFFICULTY_ORDER, INSTRUMENTS
+from schemas.assessment import DIFFICULTY_ORDER, INSTRUMENTS, EmbeddedInstrument
 from schemas.common import Sex
 from schemas.monitoring_score import SCORE_RANGES
 from schemas.phq9 import Difficulty
@@ -149,14 +149,14 @@ def answers(draw: st.DrawFn, instrument: str) -> list[Any]:
 
 
 @st.composite
-def assessments(draw: st.DrawFn, instrument: str | None = None) -> dict[str, Any]:
+def assessments(draw: st.DrawFn, instrument: str | None = None, embedded: bool = False) -> dict[str, Any]:
     """A valid `assessment` record of `instrument` (any when None); the total given or left out."""
-    name = instrument or draw(st.sampled_from(sorted(INSTRUMENTS)))
+    name = instrument or draw(st.sampled_from(sorted(get_args(EmbeddedInstrument) if embedded else INSTRUMENTS)))
     items = draw(answers(name))
     out: dict[str, Any] = {"key": draw(keys), "instrument": name, "completed_at": _iso(draw(times)), "items": items}
     if DEFINITIONS[name].difficulty is not None:
         _optional(draw, out, "difficulty", st.sampled_from(DIFFICULTY_ORDER))
-    return _standalone(draw, out, "assessment", False, session_key=draw(st.booleans()))
+    return _standalone(draw, out, "assessment", embedded, session_key=draw(st.booleans()))
 
 
 def _standalone(draw: st.DrawFn, out: dict[str, Any], kind: str, embedded: bool, session_key: bool) -> dict[str, Any]:
@@ -222,6 +222,7 @@ def infusion_sessions(draw: st.DrawFn, max_children: int = 2) -> dict[str, Any]:
         ("monitoring_scores", monitoring_scores),
         *([] if status == "entered_in_error" else [("adverse_events", adverse_events)]),
         ("phq9_assessments", phq9_assessments),
+        ("assessments", assessments),
     ):
         children = _unique_keys(draw(st.lists(strategy(embedded=True), max_size=max_children)))
         if children or draw(st.booleans()):

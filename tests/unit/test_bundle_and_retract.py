@@ -162,6 +162,18 @@ def test_retract_works_on_json_as_read_back() -> None:
     assert {r["status"] for r in as_json} == {"final", "completed"}  # Observations, the QuestionnaireResponse
 
 
+def test_retract_puts_a_resource_found_twice_once() -> None:
+    """The session's retraction finds an embedded PHQ-9's QuestionnaireResponse through the visit and again
+    through its Observations; a transaction naming one resource twice is refused by HAPI."""
+    (phq9,) = _records("phq9_assessment")
+    resources = [to_json(r) for r in mapper_for("phq9_assessment").to_fhir(phq9, CONFIG)]
+    copies = retract([*resources, *resources[:2]])
+    refs = [f"{r['resourceType']}/{r['id']}" for r in copies]
+    assert len(refs) == len(set(refs)) == len(resources)
+    models = mapper_for("phq9_assessment").to_fhir(phq9, CONFIG)
+    assert len(retract([*models, models[0]])) == len(models)
+
+
 def test_an_assessment_bundles_its_response_before_the_observations_and_its_flag_is_kept_for_clinicians() -> None:
     positive = parse_record(
         {

@@ -162,3 +162,23 @@ def test_every_local_extension_has_a_published_structure_definition() -> None:
         definition = json.loads((DOCS / f"StructureDefinition-{path.removeprefix('extension/')}.json").read_text())
         assert definition["url"] == codes.local_system(CONFIG.local_code_system_base, path)
         assert definition["resourceType"] == "StructureDefinition" and definition["type"] == "Extension"
+
+
+def test_every_local_extension_a_resource_carries_is_allowed_on_it_by_its_published_context() -> None:
+    """A published context that leaves a resource type out makes HAPI's `$validate` (with the SDs stored) an
+    error: the session extensions on a QuestionnaireResponse were one (H-21)."""
+    from tests.corpus import generate
+
+    contexts = {}
+    for path in DOCS.glob("StructureDefinition-*.json"):
+        definition = json.loads(path.read_text(encoding="utf-8"))
+        contexts[definition["url"]] = {c["expression"] for c in definition["context"]}
+    carried: set[tuple[str, str]] = set()
+    for raw in generate():
+        record = parse_record(raw)
+        for resource in mapper_for(record.kind).to_fhir_json(record, CONFIG):
+            carried |= {
+                (e["url"], resource["resourceType"]) for e in resource.get("extension", []) if e["url"] in contexts
+            }
+    assert ("https://infusion-fhir.example.org/fhir/CodeSystem/extension/session", "QuestionnaireResponse") in carried
+    assert [(url, rtype) for url, rtype in sorted(carried) if rtype not in contexts[url]] == []

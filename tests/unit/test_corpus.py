@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from schemas import parse_record
+from schemas.kinds import CHILD_LISTS
 from service.mappers import MappingConfig, mapper_for
 from service.mappers.fhir import to_json
 from tests.corpus import coverage_gaps, generate
@@ -16,11 +17,7 @@ CONFIG = MappingConfig()
 def test_corpus_is_deterministic_large_enough_and_covers_everything() -> None:
     records = list(generate())
     assert records == list(generate())
-    embedded = sum(
-        len(r.get(name, []))
-        for r in records
-        for name in ("vital_signs", "monitoring_scores", "adverse_events", "phq9_assessments")
-    )
+    embedded = sum(len(r.get(name, [])) for r in records for name in CHILD_LISTS)
     assert len(records) + embedded >= 500
     assert coverage_gaps(records) == []
 

@@ -20,10 +20,14 @@ from service.cli import app
 from service.demo import generate_records, write_ndjson
 from service.demo.course import clinic_time
 from service.demo.stream import EMBEDDED_LISTS
+from service.demo.tables import DEPRESSION_SCALES, SCALES_BY_INDICATION
+from service.instruments import DEFINITIONS, assess, score
 
 KEY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SYNTHETIC_MRN = re.compile(r"^SYN[-,|$\\]\d{6}$")
-CHILD_KINDS = ("vital_sign", "monitoring_score", "adverse_event", "phq9_assessment")
+CHILD_KINDS = ("vital_sign", "monitoring_score", "adverse_event", "phq9_assessment", "assessment")
+INSTRUMENTS = {"cssrs_screen", "cssrs_screen_slc", "gad7", "pcl5", "ybocs", "madrs", "qids_sr16"}
+SCALE_OF = {"gad": "gad7", "ptsd": "pcl5", "ocd": "ybocs"}
 TIME_FIELDS = ("started_at", "measured_at", "onset_at", "completed_at")
 ALL_EVENTS = {
     "nausea",
@@ -41,6 +45,9 @@ ALL_EVENTS = {
     "blurred_vision",
     "diplopia",
     "other",
+}
+SCALES_BY_INSTRUMENT = {
+    shape.instrument: shape for shape in [*SCALES_BY_INDICATION.values(), *(s for s, _ in DEPRESSION_SCALES)]
 }
 ALL_VITALS = {"blood_pressure", "heart_rate", "respiratory_rate", "spo2", "temperature", "body_weight"}
 
@@ -106,6 +113,7 @@ def test_fifty_patients_cover_every_kind_event_instrument_and_vital_type() -> No
     assert set(kinds) == {"infusion_session", *CHILD_KINDS}
     assert {r["event"] for k, r in records if k == "adverse_event"} == ALL_EVENTS
     assert {r["instrument"] for k, r in records if k == "monitoring_score"} == {"cadss", "moaas", "rass"}
+    assert {r["instrument"] for k, r in records if k == "assessment"} == INSTRUMENTS
     assert {r["type"] for k, r in records if k == "vital_sign"} == ALL_VITALS
     sessions = [r for k, r in records if k == "infusion_session"]
     assert {s["status"] for s in sessions} == {"completed", "stopped", "not_done"}
@@ -272,3 +280,80 @@ def test_the_command_writes_the_same_bytes_to_a_file_and_to_stdout(tmp_path) -> 
     assert to_file.exit_code == 0 and to_stdout.exit_code == 0
     assert target.read_bytes() == _ndjson(4, 7)
     assert to_stdout.stdout_bytes == _ndjson(4, 7)
+
+
+def _courses(patients: int, seed: int) -> dict[str, dict]:
+    """Per MRN: the indications, and the assessments in time order with the session they came with."""
+    out: dict[str, dict] = {}
+    for kind, record in _all_records(patients, seed):
+        course = out.setdefault(record.get("patient", {}).get("mrn", ""), {"indications": [], "assessments": []})
+        if kind == "infusion_session":
+            course["indications"] = record["indications"]
+            for child in record.get("assessments", []):
+                out[record["patient"]["mrn"]]["assessments"].append(child)
+        elif kind == "assessment":
+            course["assessments"].append(record)
+    out.pop("", None)  # embedded children carry no patient: counted with their session above
+    for course in out.values():
+        course["assessments"].sort(key=lambda a: _at(a["completed_at"]))
+    return out
+
+
+def test_every_patient_has_the_cssrs_recent_screener_at_intake_and_since_last_contact_later() -> None:
+    for mrn, course in _courses(120, 31).items():
+        screens = [a for a in course["assessments"] if a["instrument"].startswith("cssrs")]
+        assert screens[0]["instrument"] == "cssrs_screen", mrn
+        assert screens[0]["key"].endswith(".s01.cssrs_screen")
+        assert len(screens) >= 3 and {a["instrument"] for a in screens[1:]} == {"cssrs_screen_slc"}, mrn
+        if "suicidal_ideation" in course["indications"]:  # a wish to be dead and active thoughts, reported at intake
+            assert screens[0]["items"][:2] == [True, True], mrn
+
+
+def test_each_indication_brings_its_scale_and_the_course_improves_as_published_series_do() -> None:
+    """GAD-7, PCL-5 and Y-BOCS for the comorbid indications, MADRS or QIDS-SR16 for some depression patients,
+    taken at intake and at course reviews; over a full course most patients' totals fall by a third or more,
+    and some do not respond (tables.SCALES_BY_INDICATION cites the series these shapes follow)."""
+    drops: dict[str, list[float]] = defaultdict(list)
+    depression_scales = 0
+    courses = _courses(300, 21)
+    for mrn, course in courses.items():
+        by_instrument: dict[str, list[dict]] = defaultdict(list)
+        for a in course["assessments"]:
+            if ".fu1." not in a["key"]:
+                by_instrument[a["instrument"]].append(a)
+        for indication, instrument in SCALE_OF.items():
+            assert (indication in course["indications"]) == (instrument in by_instrument), (mrn, instrument)
+        assert not ({"madrs", "qids_sr16"} <= set(by_instrument)), mrn  # one of them at most
+        depression_scales += bool({"madrs", "qids_sr16"} & set(by_instrument))
+        for instrument, taken in by_instrument.items():
+            if instrument.startswith("cssrs"):
+                continue
+            assert taken[0]["key"].endswith(f".s01.{instrument}") or ".s02." in taken[0]["key"], mrn  # at intake
+            totals = [score(DEFINITIONS[instrument], a["items"]).total for a in taken]
+            assert all(a.get("total", t) == t for a, t in zip(taken, totals, strict=True))
+            if len(taken) == len(SCALES_BY_INSTRUMENT[instrument].schedule) and totals[0] > 0:
+                drops[instrument].append(100 * (totals[0] - totals[-1]) / totals[0])
+    assert 0.25 <= depression_scales / len(courses) <= 0.55
+    everything = [d for values in drops.values() for d in values]
+    assert 30 <= statistics.median(everything) <= 55
+    assert 0.1 <= sum(d < 20 for d in everything) / len(everything) <= 0.4  # some non-responders
+    for instrument in ("gad7", "pcl5", "madrs", "qids_sr16"):
+        assert len(drops[instrument]) >= 10 and 20 <= statistics.median(drops[instrument]) <= 60, instrument
+
+
+def test_a_few_safety_answers_are_positive_and_they_fade_over_the_course() -> None:
+    raised: dict[str, list[bool]] = defaultdict(list)
+    safety = {"madrs": 9, "qids_sr16": 11}  # item 10 (>= 2 raises), item 12 (>= 1 raises)
+    positive_safety_items: Counter[str] = Counter()
+    for course in _courses(300, 21).values():
+        for a in course["assessments"]:
+            result = assess(DEFINITIONS[a["instrument"]], a["items"])
+            raised[a["instrument"]].append(result.raises_flag)
+            if a["instrument"] in safety and result.positives:
+                positive_safety_items[a["instrument"]] += 1
+    share = {instrument: sum(flags) / len(flags) for instrument, flags in raised.items()}
+    assert 0.05 <= share["cssrs_screen"] <= 0.3  # at intake
+    assert 0 < share["cssrs_screen_slc"] <= 0.03 < share["cssrs_screen"]  # later, as the ideation fades
+    assert positive_safety_items["madrs"] >= 3 and share["madrs"] <= 0.15  # item 10 >= 2 occasionally
+    assert positive_safety_items["qids_sr16"] >= 3 and share["qids_sr16"] <= 0.3
+    assert share["gad7"] == share["pcl5"] == share["ybocs"] == 0  # no safety item

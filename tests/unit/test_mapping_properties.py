@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import parse_record
+from schemas.kinds import embedded_children
 from service.mappers import MappingConfig, mapper_for, patient_from_fhir, patient_resource, transaction_bundle
 from service.mappers.fhir import to_json
 from service.mappers.ids import resource_ids
@@ -38,9 +39,7 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def _child_records(record: Any) -> list[Any]:
-    if record.kind != "infusion_session":
-        return []
-    return [*record.vital_signs, *record.monitoring_scores, *record.adverse_events, *record.phq9_assessments]
+    return embedded_children(record)
 
 
 @pytest.mark.parametrize("kind", sorted(RECORDS))

@@ -68,6 +68,18 @@ def _phq9_fields() -> dict[str, Any]:
     return {k: EXAMPLES["phq9_assessment"][k] for k in ("completed_at", "items")}
 
 
+def test_api_writes_the_questionnaires_before_a_session_carrying_an_assessment() -> None:
+    """An assessment embedded in a session writes its QuestionnaireResponse with the session's transaction."""
+    fake = FakeFhir()
+    body = {k: v for k, v in EXAMPLES["infusion_session"].items() if k != "kind"}
+    body["assessments"] = [{k: v for k, v in assessment("Q-E").items() if k != "patient"}]
+    with client_for(fake) as api:
+        assert api.put("/v1/infusion-sessions/S-1", json=body, headers=AUTH).status_code == 201
+    kinds = [types_in(b) for b in fake.transactions]
+    assert kinds[0] == {"Questionnaire"}
+    assert len(kinds) == 2 and "QuestionnaireResponse" in kinds[1]
+
+
 def test_api_writes_the_questionnaires_once_before_the_first_questionnaire_response() -> None:
     fake = FakeFhir()
     with client_for(fake) as api:

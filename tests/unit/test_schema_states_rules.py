@@ -44,6 +44,18 @@ def cssrs(*items: bool | None, instrument: str = "cssrs_screen") -> dict[str, An
 
 T, F = True, False
 CSSRS = (T, F, None, None, None, T, F)  # S1 yes, S2 no (S3-S5 unasked), S6 yes, S6b no
+
+
+def embedded(**fields: Any) -> dict[str, Any]:
+    """The GAD-7 example as an assessment embedded in a session (no patient, session_key), with `fields`."""
+    out = {k: v for k, v in BASE["assessment"].items() if k not in ("kind", "patient", "session_key")}
+    return {**out, **fields}
+
+
+def embedded_cssrs(*items: bool | None) -> dict[str, Any]:
+    return embedded(instrument="cssrs_screen", items=list(items), total=None, difficulty=None)
+
+
 SCHEMATHESIS_CONFIG = Path(__file__).resolve().parents[1] / "integration" / "schemathesis.toml"
 VALIDATORS = {kind: jsonschema.Draft202012Validator(record_json_schema(kind)) for kind in KINDS}
 
@@ -158,6 +170,19 @@ RULES: dict[str, list[Case | Unstated]] = {
         ),
         Case("a GAD-7 answer is not a boolean", Q, {"instrument": "gad7", "items": [True] * 7, "total": DROP}),
         Case("a PHQ-9 answer within 0-3", Q, {"instrument": "phq9", "items": [0] * 8 + [4], "total": DROP}),
+        Case("an embedded assessment's item count", S, {"assessments": [embedded(items=[1, 2, 1], total=None)]}),
+        Case(
+            "an embedded C-SSRS S6b answered when S6 is yes",
+            S,
+            {"assessments": [embedded_cssrs(T, F, None, None, None, T, None)]},
+        ),
+    ],
+    "EmbeddedAssessment._phq9_goes_in_phq9_assessments": [
+        Case(
+            "a PHQ-9 in a session goes in phq9_assessments",
+            S,
+            {"assessments": [embedded(instrument="phq9", items=[1] * 9, total=9, difficulty=None)]},
+        ),
     ],
     "Assessment._difficulty_only_where_asked": [
         Case("difficulty only for PHQ-9 and GAD-7", Q, {**cssrs(*CSSRS), "difficulty": "very"}),
@@ -165,6 +190,7 @@ RULES: dict[str, list[Case | Unstated]] = {
     ],
     "Assessment._total_is_the_score": [
         Case("no total for the C-SSRS screener", Q, {**cssrs(*CSSRS), "total": 0}),
+        Case("no total for an embedded C-SSRS screener", S, {"assessments": [{**embedded_cssrs(*CSSRS), "total": 0}]}),
         Case("total within the instrument's range", Q, {"total": 22}),
         Unstated("total equals the instrument's score of the items", ARITHMETIC, Q, {"total": 9}),
     ],
@@ -332,6 +358,8 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     (Q, {"instrument": "ybocs", "items": [4] * 10, "total": 40, "difficulty": DROP}),
     (Q, {"instrument": "phq9", "items": [3] * 9, "total": 27, "difficulty": "extremely"}),
     (Q, {"instrument": "pcl5", "items": [4] * 20, "total": 80, "difficulty": DROP}),
+    (S, {"assessments": [embedded(), {**embedded_cssrs(*CSSRS), "key": "Q-2", "kind": "assessment"}]}),
+    (S, {"status": "entered_in_error", "adverse_events": [], "assessments": [embedded_cssrs(T, T, T, F, F, F, None)]}),
 ]
 
 
