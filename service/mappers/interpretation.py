@@ -4,7 +4,7 @@ Pure: the value, its phase (`SessionContext.phase`) and `config.protocol`, nothi
 same whichever way it arrives and a re-sync of one reading never changes another. The limits come from
 `service.monitoring.rules`; here they become R4 elements: interpretation from v3 ObservationInterpretation,
 a `normal` range for the H / L (A) limits and a `treatment` range for the HH / LL (AA) ones, each range's
-text naming the protocol, its version and the phase (docs/clinical-mapping.md section 4a). The ranges of a
+text naming the protocol, its version and the phase (docs/clinical-mapping.md section 5a). The ranges of a
 measure in a phase are built once per protocol.
 """
 
