@@ -219,6 +219,11 @@ def test_the_commands_stop_at_start_with_exit_2_naming_the_field(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
     monkeypatch.setenv(ENV, str(_file(tmp_path, (HR_H, HR_H.replace("> 110", "> 120")))))
+
+    def serving(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("serve got past the protocol check")  # fail, rather than serve forever
+
+    monkeypatch.setattr("uvicorn.run", serving)
     args = command if command == ["serve"] else [*command, str(_records(tmp_path))]
     if command[0] == "sync":
         args += ["--rejects", str(tmp_path / "rejects.ndjson")]
