@@ -50,13 +50,15 @@ def _table(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _text(table: dict[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
+def _text(table: dict[str, Any], key: str, where: str) -> str:
     value = table.get(key)
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not value.strip():
         raise ProtocolError(f"{where}.{key}" if where else key, "must be a non-empty string")
     return value.strip()
+
+
+def _optional_text(table: dict[str, Any], key: str, where: str) -> str | None:
+    return None if table.get(key) is None else _text(table, key, where)
 
 
 def _unknown(table: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -89,7 +91,6 @@ def _acknowledgement(table: dict[str, Any], where: str) -> Acknowledgement | Non
         raise ProtocolError(f"{where}.{ACK}.approved_on", "must be a date, e.g. 2026-05-01")
     by = _text(ack, "approved_by", f"{where}.{ACK}")
     reason = _text(ack, "reason", f"{where}.{ACK}")
-    assert by is not None and reason is not None
     return Acknowledgement(by, on, reason)
 
 
@@ -124,8 +125,7 @@ def _reading_rule(reading: str, phase: str, level: str, table: Any, where: str) 
     if condition.join == "and" and len(condition.measures) > 1:
         raise ProtocolError(f"{where}.when", "'and' across measures cannot be judged per measure: use 'or'")
     source = _text(table, "source", where)
-    action = _text(table, "action", where, required=False)
-    assert source is not None
+    action = _optional_text(table, "action", where)
     phases = PHASES if phase == ANY_PHASE else (phase,)
     ack = _acknowledgement(table, where)
     return [Rule(where, reading, p, level, condition, source, action, ack) for p in phases]
@@ -165,8 +165,7 @@ def _rise(value: Any) -> dict[tuple[str, str], Rule]:
             if any(p.direction != "high" or p.limit is None for p in condition.parts):
                 raise ProtocolError(f"{where}.when", "a rise takes > or >= and a number")
             source = _text(table, "source", where)
-            assert source is not None
-            action = _text(table, "action", where, required=False)
+            action = _optional_text(table, "action", where)
             out[(phase, level)] = Rule(
                 where, "blood_pressure", phase, level, condition, source, action, _acknowledgement(table, where)
             )
@@ -194,7 +193,6 @@ def _confirmed(value: Any) -> dict[str, ConfirmedRule]:
         if not isinstance(phases, list) or not phases or any(p not in PHASES for p in phases):
             raise ProtocolError(f"{where}.phases", f"must be a list of {', '.join(PHASES)}")
         source = _text(table, "source", where)
-        assert source is not None
         out[name] = ConfirmedRule(
             name, condition, count, low, high, consecutive, tuple(p for p in PHASES if p in phases), source,
             where, _acknowledgement(table, where),
@@ -207,7 +205,6 @@ def _discharge(value: Any) -> Discharge:
     _unknown(table, {*DISCHARGE_FIELDS, "source", ACK}, "discharge")
     values = {name: _number(table, name, "discharge", kind) for name, (kind, _) in DISCHARGE_FIELDS.items()}
     source = _text(table, "source", "discharge")
-    assert source is not None
     return Discharge(**values, source=source, acknowledged=_acknowledgement(table, "discharge"))
 
 
@@ -228,7 +225,6 @@ def parse(data: bytes, file: str | None, default: Protocol | None) -> Protocol:
             if section not in doc:
                 raise ProtocolError(section, "missing: every section of the default protocol is required")
         name, version = _text(doc, "name", ""), _text(doc, "version", "")
-        assert name is not None and version is not None
         protocol = Protocol(
             name=name,
             version=version,
@@ -238,7 +234,7 @@ def parse(data: bytes, file: str | None, default: Protocol | None) -> Protocol:
             rise=_rise(doc["rise"]),
             confirmed=_confirmed(doc["confirmed"]),
             discharge=_discharge(doc["discharge"]),
-            approved_by=_text(doc, "approved_by", "", required=False),
+            approved_by=_optional_text(doc, "approved_by", ""),
             approved_on=approved_on,
         )
         protocol = weakening.checked(protocol, default)
