@@ -30,9 +30,10 @@ class MappingConfig:
     """The FHIR server's base: transaction entries carry absolute `fullUrl`s under it (R4 Bundle rules)."""
     safety_overrides: tuple[Override, ...] = ()
     """The clinic's safety thresholds over the sheet's defaults (settings `safety_thresholds`, checked there)."""
-    protocol: Protocol = field(default_factory=default_protocol, repr=False)
+    protocol: Protocol = field(default_factory=default_protocol, repr=False, hash=False)
     """The monitoring protocol every vital sign and MOAA/S or CADSS score is interpreted against
-    (`service.monitoring`; default: the shipped defaults)."""
+    (`service.monitoring`; default: the shipped defaults). Compared but left out of the hash: the mappers'
+    caches hash a config on every call, and configs differing only in their protocol are rare."""
 
     @property
     def thresholds(self) -> Thresholds:

@@ -83,20 +83,26 @@ def reference_ranges(protocol: Protocol, measure: str, phase: str | None) -> lis
     return [r for r in (_range(found, False, protocol), _range(found, True, protocol)) if r is not None]
 
 
-def judged(protocol: Protocol, measure: str, phase: str | None, value: float) -> tuple[Json, str | None] | None:
-    """({interpretation, referenceRange} to put on the Observation or component, the level or None), or None
-    when no rule judges `measure` in `phase` (temperature and weight never: they are not measures)."""
+@lru_cache(maxsize=512)
+def _judging(protocol: Protocol, measure: str, phase: str | None) -> tuple[Limits, list[Json]] | None:
+    """The limits and ranges of `measure` in `phase`, looked up once per call of `judged`."""
     if measure not in MEASURES:
         return None
     found = limits(protocol, measure, phase)
-    if found is None:
+    return None if found is None else (found, reference_ranges(protocol, measure, phase))
+
+
+def judged(protocol: Protocol, measure: str, phase: str | None, value: float) -> tuple[Json, str | None] | None:
+    """({interpretation, referenceRange} to put on the Observation or component, the level or None), or None
+    when no rule judges `measure` in `phase` (temperature and weight never: they are not measures)."""
+    table = _judging(protocol, measure, phase)
+    if table is None:
         return None
+    found, ranges = table
     level = found.judge(value)
-    out: Json = {}
-    if level is not None:
-        out["interpretation"] = interpretation(level)
-    out["referenceRange"] = reference_ranges(protocol, measure, phase)
-    return out, level
+    if level is None:
+        return {"referenceRange": ranges}, None
+    return {"interpretation": interpretation(level), "referenceRange": ranges}, level
 
 
 def words(levels: list[tuple[str, str]]) -> str | None:

@@ -10,7 +10,9 @@ unknown (no session found) each limit is the most sensitive one of any phase.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from service.monitoring.condition import HIGH, LOW, Comparison
@@ -63,6 +65,25 @@ class Limits:
     critical_high: Tier | None = None
     low: Tier | None = None
     critical_low: Tier | None = None
+    _checks: tuple[tuple[Callable[[float, float], bool], float, str], ...] = field(init=False, repr=False)
+    _otherwise: str | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """The checks in the order `judge` makes them: critical before plain, high before low."""
+        ordinal = self.measure.ordinal
+        named = (
+            (self.critical_high, "AA" if ordinal else "HH"),
+            (self.high, "A" if ordinal else "H"),
+            (self.critical_low, "AA" if ordinal else "LL"),
+            (self.low, "A" if ordinal else "L"),
+        )
+        checks = tuple(
+            (_OPERATORS[tier.comparison.op], float(tier.comparison.limit), level)
+            for tier, level in named
+            if tier is not None and tier.comparison.limit is not None
+        )
+        object.__setattr__(self, "_checks", checks)
+        object.__setattr__(self, "_otherwise", NORMAL if self.complete else None)
 
     @property
     def complete(self) -> bool:
@@ -71,18 +92,20 @@ class Limits:
         return all(checked[direction] is not None for direction in self.measure.directions)
 
     def judge(self, value: float) -> str | None:
-        """The level of `value`: HH / H / LL / L (A / AA for a scale), `N` when every direction was checked
-        and none is met, else None (no interpretation)."""
-        ordinal = self.measure.ordinal
-        for critical, plain, codes in (
-            (self.critical_high, self.high, ("AA", "A") if ordinal else ("HH", "H")),
-            (self.critical_low, self.low, ("AA", "A") if ordinal else ("LL", "L")),
-        ):
-            if critical is not None and critical.comparison.holds(value):
-                return codes[0]
-            if plain is not None and plain.comparison.holds(value):
-                return codes[1]
-        return NORMAL if self.complete else None
+        """The level of `value`: HH / H / LL / L (A / AA for a scale), the most severe met; `N` when every
+        direction was checked and none is met, else None (no interpretation)."""
+        for compare, limit, level in self._checks:
+            if compare(value, limit):
+                return level
+        return self._otherwise
+
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
 
 
 def _numeric(comparison: Comparison, measure: Measure) -> Comparison:
