@@ -6,9 +6,14 @@ asserts that it emits byte for byte what ours emits, so both produce the same re
 
 A child's session context (see service.mappers.context) is a plain tuple here:
 (link extension list, encounter reference, observation status, infusion start or None when nothing
-can be "during" it, infusion end, partOf list, suspect reference, Flag status). A child sent on its
-own gets the default context of its session key (built once per key); embedded children get their
-session's.
+can be "during" it, infusion end, partOf list, suspect reference, Flag status, phase rule: "timed"
+when start and end place a reading, "before" for a not-done session, None when the phase is unknown).
+A child sent on its own gets the default context of its session key (built once per key); embedded
+children get their session's.
+
+Interpretation (the monitoring protocol, service/monitoring): the limits of each measure in each phase,
+their reference ranges and interpretation codings are made once up front from the protocol; a reading
+is judged by plain comparisons in the order critical high, high, critical low, low.
 """
 
 from __future__ import annotations
@@ -21,14 +26,38 @@ from service.instruments import DEFINITIONS, assess, definition
 from service.instruments.model import Choice, Coding, Item, YesNo
 from service.instruments.model import Coding as DefCoding
 from service.mappers import assessment as assessment_mapper
-from service.mappers import codes, narrative, response
+from service.mappers import codes, interpretation, narrative, response
 from service.mappers.config import MappingConfig
 from service.mappers.ids import SLOTS, base32_prefix, identifier_system, patient_urn, visit_urn
 from service.mappers.questionnaire import questionnaire_canonical
 from service.mappers.session import dosage_text
+from service.monitoring import rules
+from service.monitoring.model import MEASURES, PHASES
 
 Json = dict[str, Any]
-Ctx = tuple[list, Json, str, Any, Any, list, Json, str]
+Ctx = tuple[list, Json, str, Any, Any, list, Json, str, Any]
+Judge = tuple[list[tuple[str, float, Any]], Any, list[Json]]  # (checks in order, normal or None, ranges)
+PHASED = ("in_progress", "completed", "stopped")
+
+
+def _judges(config: MappingConfig) -> dict[tuple[str, Any], Judge]:
+    """(measure, phase or None) -> how a value is judged there; absent where no rule judges it."""
+    out: dict[tuple[str, Any], Judge] = {}
+    for measure, spec in MEASURES.items():
+        for phase in (*PHASES, None):
+            found = rules.limits(config.protocol, measure, phase)
+            if found is None:
+                continue
+            names = ("AA", "A", "AA", "A") if spec.ordinal else ("HH", "H", "LL", "L")
+            tiers = (found.critical_high, found.high, found.critical_low, found.low)
+            checks = [
+                (t.comparison.op, t.comparison.limit, (interpretation.interpretation(n), n))
+                for t, n in zip(tiers, names, strict=True)
+                if t is not None
+            ]
+            normal = (interpretation.interpretation("N"), "N") if found.complete else None
+            out[(measure, phase)] = (checks, normal, interpretation.reference_ranges(config.protocol, measure, phase))
+    return out
 
 
 def _coding(code: codes.Code | codes.LocalCode | Coding, base: str) -> Json:
@@ -119,6 +148,10 @@ class Floor:
         self.weight_code = cc(*codes.VITALS["body_weight"].codes, text=codes.DOSING_WEIGHT_TEXT)
         self.enc_class = _coding(codes.ENCOUNTER_CLASS, base)
         self.enc_type = [{"text": codes.ENCOUNTER_TEXT}]
+        self.judges = _judges(config)
+        self.o2 = cc(codes.SUPPLEMENTAL_O2, text=codes.SUPPLEMENTAL_O2_TEXT)
+        self.said = {level: code.display for level, code in codes.INTERPRETATIONS.items()}
+        self.said_lower = {level: code.display.lower() for level, code in codes.INTERPRETATIONS.items()}
         self.children = (
             ("vital_signs", self.vital_sign),
             ("monitoring_scores", self.monitoring_score),
@@ -157,8 +190,28 @@ class Floor:
                 [proc],
                 self.session_ref(key, "medication-administration", "MedicationAdministration"),
                 "active",
+                None,
             )
         return found
+
+    def judge(self, measure: str, phase: Any, value: float) -> tuple[Any, list[Json]] | None:
+        """((interpretation, level) or None, ranges), or None where no rule judges `measure`."""
+        table = self.judges.get((measure, phase))
+        if table is None:
+            return None
+        checks, normal, ranges = table
+        for op, limit, level in checks:
+            if op == ">":
+                hit = value > limit
+            elif op == ">=":
+                hit = value >= limit
+            elif op == "<":
+                hit = value < limit
+            else:
+                hit = value <= limit
+            if hit:
+                return level, ranges
+        return normal, ranges
 
     def qty(self, value: float, ucum: str) -> Json:
         return {"value": int(value) if float(value).is_integer() else value, **self.unit[ucum]}
@@ -173,16 +226,41 @@ class Floor:
             ctx = self.own_ctx(r.session_key)
         rid, ident = self.ident("vital_sign", r.key, "observation")
         meta, code = self.vital[r.type]
+        at = r.measured_at
+        phase = None if ctx is None else _phase(ctx, at)
+        if r.type == "blood_pressure":
+            said = []
+            parts = []
+            for label, measure_code, value in (
+                ("systolic", self.bp[0], r.systolic),
+                ("diastolic", self.bp[1], r.diastolic),
+            ):
+                part: Json = {"code": measure_code, "valueQuantity": self.qty(value, "mm[Hg]")}
+                judged = self.judge(label, phase, value)
+                if judged is not None:
+                    level, ranges = judged
+                    if level is not None:
+                        part["interpretation"] = level[0]
+                        said.append(f"{label} {self.said_lower[level[1]]}")
+                    part["referenceRange"] = ranges
+                parts.append(part)
+            words = None
+            if said:
+                words = ", ".join(said)
+                words = words[0].upper() + words[1:]
+        else:
+            judged = self.judge(r.type, phase, r.value)
+            level = None if judged is None else judged[0]
+            words = None if level is None else self.said[level[1]]
         out: Json = {"resourceType": "Observation", "id": rid, "meta": meta}
         if ctx is None:
-            out["text"] = narrative.vital_sign(r, False, False)
+            out["text"] = narrative.vital_sign(r, False, False, words)
             out["identifier"] = [ident]
             out["status"] = "final"
         else:
             link, encounter, status, start, end, part_of = ctx[:6]
-            at = r.measured_at
             during = start is not None and start <= at and (end is None or at <= end)
-            out["text"] = narrative.vital_sign(r, during, status == "entered-in-error")
+            out["text"] = narrative.vital_sign(r, during, status == "entered-in-error", words)
             out["extension"] = link
             out["identifier"] = [ident]
             if during:
@@ -193,25 +271,32 @@ class Floor:
         out["subject"] = {"reference": patient_urn(r.patient.mrn, self.config)}
         if ctx is not None:
             out["encounter"] = encounter
-        out["effectiveDateTime"] = _dt(r.measured_at)
+        out["effectiveDateTime"] = _dt(at)
         if r.type == "blood_pressure":
-            out["component"] = [
-                {"code": self.bp[0], "valueQuantity": self.qty(r.systolic, "mm[Hg]")},
-                {"code": self.bp[1], "valueQuantity": self.qty(r.diastolic, "mm[Hg]")},
-            ]
-        else:
-            out["valueQuantity"] = self.qty(r.value, r.unit)
+            out["component"] = parts
+            return [out]
+        out["valueQuantity"] = self.qty(r.value, r.unit)
+        if judged is not None:
+            if level is not None:
+                out["interpretation"] = level[0]
+            out["referenceRange"] = judged[1]
+        if r.supplemental_o2 is not None:
+            out["component"] = [{"code": self.o2, "valueBoolean": r.supplemental_o2}]
         return [out]
 
     def monitoring_score(self, r: Any, ctx: Ctx | None = None) -> list[Json]:
-        link, encounter, status, start, end, part_of = (ctx or self.own_ctx(r.session_key))[:6]
+        ctx = ctx or self.own_ctx(r.session_key)
+        link, encounter, status, start, end, part_of = ctx[:6]
         rid, ident = self.ident("monitoring_score", r.key, "observation")
         at = r.measured_at
         during = start is not None and start <= at and (end is None or at <= end)
+        judged = self.judge(r.instrument, _phase(ctx, at), r.score)
+        level = None if judged is None else judged[0]
+        words = None if level is None else self.said[level[1]]
         out: Json = {
             "resourceType": "Observation",
             "id": rid,
-            "text": narrative.monitoring_score(r, during, status == "entered-in-error"),
+            "text": narrative.monitoring_score(r, during, status == "entered-in-error", words),
             "extension": link,
             "identifier": [ident],
         }
@@ -226,6 +311,10 @@ class Floor:
             effectiveDateTime=_dt(at),
             valueInteger=r.score,
         )
+        if judged is not None:
+            if level is not None:
+                out["interpretation"] = level[0]
+            out["referenceRange"] = judged[1]
         return [out]
 
     def adverse_event(self, r: Any, ctx: Ctx | None = None) -> list[Json]:
@@ -697,6 +786,7 @@ class Floor:
             if administered
             else proc_ref,
             "entered-in-error" if retracted else "active",
+            "before" if status == "not_done" else "timed" if status in PHASED else None,
         )
         for field, builder in self.children:
             for child in getattr(r, field):
@@ -746,6 +836,17 @@ class Floor:
                 dosage["rateQuantity"] = self.qty(dose.rate.value, dose.rate.unit)
             ma["dosage"] = dosage
         return ma
+
+
+def _phase(ctx: Ctx, at: Any) -> Any:
+    """before / during / after, or None when the context cannot place `at` (see SessionContext.phase)."""
+    rule = ctx[8]
+    if rule != "timed":
+        return rule
+    start, end = ctx[3], ctx[4]
+    if at < start:
+        return "before"
+    return "during" if end is None or at <= end else "after"
 
 
 def _dt(value: Any) -> str:

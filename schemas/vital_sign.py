@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from schemas.common import (
     KIND_NOTE,
@@ -44,12 +44,13 @@ SYSTOLIC_RANGE = (40, 300)
 DIASTOLIC_RANGE = (20, 200)
 PRESSURE = "blood_pressure"
 SINGLE_VALUED = tuple(vital for vital in UNITS if vital != PRESSURE)
+OXYGEN = "spo2"  # the one type that may say whether the patient was on supplemental oxygen
 
 
 def _stated_rules(model: type[Any]) -> list[JsonSchema]:
     """The validators' rules in JSON Schema: each type's units, and which of value or systolic/diastolic it
     takes, within which range (a unit that is the only one allowed may be omitted, so its range applies
-    by type alone). Not stated: diastolic below systolic (two fields compared)."""
+    by type alone); supplemental_o2 only on spo2. Not stated: diastolic below systolic (two fields compared)."""
     rules = []
     for vital, allowed in UNITS.items():
         if len(allowed) == 1:
@@ -69,6 +70,7 @@ def _stated_rules(model: type[Any]) -> list[JsonSchema]:
             both(bounded("systolic", *SYSTOLIC_RANGE), bounded("diastolic", *DIASTOLIC_RANGE)),
         )
     )
+    rules.append(when(one_of("type", [v for v in UNITS if v != OXYGEN]), absent("supplemental_o2")))
     return rules
 
 
@@ -98,6 +100,11 @@ class VitalSign(RecordBase):
     value: Number | None = Field(None, validate_default=True, description="The measurement (not for blood pressure).")
     systolic: Number | None = Field(None, validate_default=True, description="Systolic pressure, mm[Hg].")
     diastolic: Number | None = Field(None, validate_default=True, description="Diastolic pressure, mm[Hg].")
+    supplemental_o2: StrictBool | None = Field(
+        None,
+        description="spo2 only: whether the patient was on supplemental oxygen when it was measured "
+        "(omit when unknown; the protocol's discharge criterion wants SpO2 without supplemental oxygen).",
+    )
 
     @field_validator("unit")
     @classmethod
@@ -129,6 +136,14 @@ class VitalSign(RecordBase):
         unit = info.data.get("unit")
         if unit is not None:
             _in_range(value, RANGES[(vital, unit)], f"{vital} in {unit}")
+        return value
+
+    @field_validator("supplemental_o2")
+    @classmethod
+    def _oxygen_only_on_spo2(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        vital = info.data.get("type")
+        if value is not None and vital is not None and vital != OXYGEN:
+            raise rule(f"only allowed for spo2, not {vital}")
         return value
 
     @field_validator("systolic")

@@ -1,5 +1,5 @@
-"""`create_app()`: wires settings, the shared FHIR client, the sync engine, the Questionnaires and the routers;
-nothing else."""
+"""`create_app()`: wires settings, the monitoring protocol, the shared FHIR client, the sync engine, the
+Questionnaires and the routers; nothing else."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from fastapi import Depends, FastAPI
 
 from service.access_tokens import open_token_verifier
 from service.auth import require_caller
+from service.exit_codes import ExitCode
 from service.fhir_client import open_fhir_client
 from service.http_edge import EdgeMiddleware, install_error_handlers
 from service.logs import configure_logging
 from service.metrics import Metrics
+from service.monitoring import ProtocolError, announce
 from service.openapi import install_openapi
 from service.routes import convert, docs, health, jwks, metrics, patients, records
 from service.safety_thresholds import announce_thresholds
@@ -30,10 +32,16 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
     """The FastAPI application; `transport` lets tests put fake servers (FHIR, OAuth issuer) under its clients."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    try:  # a protocol file that cannot be used stops the service before it serves anything (exit 2)
+        protocol = settings.monitoring_protocol()
+    except ProtocolError as exc:
+        log.error("app.protocol_invalid", extra={"field": exc.field, "reason": exc.message, "protocol_file": exc.file})
+        raise SystemExit(ExitCode.STOPPED) from None
     app_metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        announce(protocol, log)  # which protocol, and every rule it made less sensitive than the default
         if not settings.api_key_digests() and not settings.oauth_issuer:
             log.warning("app.no_api_keys", extra={"hint": "set INFUSION_FHIR_API_KEYS; every /v1 call is refused"})
         async with (

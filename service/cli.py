@@ -6,27 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import ValidationError
 
-from service.batch.command import sync_command, validate_command
+from service.batch.command import settings_or_stop, start_logging, sync_command, validate_command
 from service.demo.command import demo_data_command
 from service.exit_codes import ExitCode
 from service.help_format import Command, Group
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, cls=Group)
-
-
-def _settings() -> Any:
-    """The settings; a bad configuration (an unacknowledged weaker safety threshold among them) stops here in one
-    line (exit 2)."""
-    from service.settings import Settings
-
-    try:
-        return Settings()
-    except ValidationError as exc:
-        fields = ", ".join(".".join(map(str, e["loc"])) or "(settings)" for e in exc.errors())
-        typer.echo(f"configuration error in: {fields}: {exc.errors()[0]['msg']}", err=True)
-        raise typer.Exit(ExitCode.STOPPED) from None
 
 
 @app.command(cls=Command)
@@ -42,7 +28,7 @@ def serve(
 
     from service.app import create_app
 
-    settings = _settings()
+    settings = settings_or_stop()  # a bad configuration or protocol file: exit 2 before anything listens
     options: dict[str, Any] = {
         "host": host or settings.host,
         "port": port or settings.port,
@@ -65,17 +51,17 @@ def map_file(
 ) -> None:
     """Map records to FHIR transaction Bundles offline (NDJSON out).
 
-    Bad lines go to stderr. Exit code 0 when every line was mapped, 1 when any line was rejected, 2 when FILE cannot be read.
+    Bad lines go to stderr. Exit code 0 when every line was mapped, 1 when any line was rejected, 2 when FILE cannot
+    be read or the configuration (the monitoring protocol file among it) cannot be used.
     """
     import sys
 
     from service.batch.mapfile import map_lines
     from service.batch.source import read_lines
-    from service.logs import configure_logging
     from service.safety_thresholds import announce_thresholds
 
-    settings = _settings()
-    configure_logging(settings.log_level)
+    settings = settings_or_stop()
+    start_logging(settings)
     config = settings.mapping_config()
     announce_thresholds(config)  # each weakened safety rule named, once
     try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.instruments import DEFINITIONS, Override, ThresholdError, apply_overrides, parse_overrides
 from service.mappers.config import MappingConfig
+from service.monitoring import Protocol, load_protocol
 from service.smart import DEFAULT_SMART_SCOPES, load_signing_key
 
 DEFAULT_FHIR_BASE_URL = "http://localhost:8080/fhir"
@@ -105,6 +106,13 @@ class Settings(BaseSettings):
         'A more sensitive rule needs nothing more; a less sensitive one needs `"acknowledge_less_sensitive": true` '
         "and is logged at start and named in every trend answer that used it. A rule cannot be switched off.",
     )
+    monitoring_protocol_file: str | None = Field(
+        None,
+        description="TOML file of the clinic's infusion monitoring protocol, the limits every reading is interpreted "
+        "against (default: the shipped defaults, service/monitoring/default-protocol.toml). Its medical director "
+        "owns the numbers. A bad file stops the service and the batch commands at start (exit 2), naming the field.",
+    )
+    _protocol: Protocol | None = PrivateAttr(None)
 
     @field_validator("fhir_base_url")
     @classmethod
@@ -114,6 +122,11 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             raise ValueError("FHIR_BASE_URL must be an absolute http(s) URL, e.g. https://fhir.example.org/r4")
         return value.strip().rstrip("/")
+
+    @field_validator("monitoring_protocol_file")
+    @classmethod
+    def _blank_protocol_is_default(cls, value: str | None) -> str | None:
+        return (value.strip() or None) if value is not None else None
 
     @field_validator("smart_client_id", "smart_private_key_file", "smart_key_id", "smart_token_url")
     @classmethod
@@ -188,8 +201,14 @@ class Settings(BaseSettings):
         """The accepted API key digests, lower-cased, blanks dropped."""
         return frozenset(d.strip().lower() for d in self.api_keys.split(",") if d.strip())
 
+    def monitoring_protocol(self) -> Protocol:
+        """The monitoring protocol, read once per settings object (`ProtocolError` naming the field when unusable)."""
+        if self._protocol is None:
+            self._protocol = load_protocol(self.monitoring_protocol_file)
+        return self._protocol
+
     def mapping_config(self) -> MappingConfig:
-        """The URIs the pure mappers need, taken from these settings."""
+        """The URIs and monitoring protocol the pure mappers need, taken from these settings."""
         return MappingConfig(
             identifier_system_base=self.identifier_system_base,
             mrn_system=self.mrn_system,
@@ -200,6 +219,7 @@ class Settings(BaseSettings):
             medication_product_coding=self._product_coding(),
             fhir_base_url=self.fhir_base_url,
             safety_overrides=self.safety_overrides(),
+            protocol=self.monitoring_protocol(),
         )
 
     def _product_coding(self) -> tuple[str, str, str] | None:

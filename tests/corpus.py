@@ -77,6 +77,9 @@ def vital_sign(rng: random.Random, i: int, key: str, base: dt.datetime) -> dict[
         record["value"] = rng.randint(low, high)
     elif vital == "spo2":
         record["value"] = rng.choice((88, 94, 97, 99, 100, 96.5))
+        turn = i // len(VITAL_UNITS) % 3  # supplemental oxygen: unknown (omitted), on, off
+        if turn:
+            record["supplemental_o2"] = turn == 1
     elif vital == "temperature":
         record["value"] = round(rng.uniform(35.8, 38.2), 1) if unit == "Cel" else round(rng.uniform(96.4, 100.8), 1)
     else:

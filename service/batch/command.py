@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -29,20 +30,36 @@ from service.exit_codes import ExitCode
 from service.fhir_client import FhirClient, open_fhir_client
 from service.logs import configure_logging
 from service.mappers import mapper_for
+from service.monitoring import ProtocolError, announce
 from service.safety_thresholds import announce_thresholds
 from service.settings import Settings
 from service.sync import SyncEngine
 from service.sync.questionnaires import ensure_questionnaires
 
+log = logging.getLogger("infusion_fhir.batch")
 
-def _settings(fhir_url: str | None) -> Settings:
-    """The settings, with `--fhir-url` over the environment; a bad configuration stops here (exit 2)."""
+
+def settings_or_stop(fhir_url: str | None = None) -> Settings:
+    """The settings, with `--fhir-url` over the environment, and the monitoring protocol they name; a bad
+    configuration or protocol file stops here (exit 2), naming the field."""
     try:
-        return Settings(FHIR_BASE_URL=fhir_url) if fhir_url else Settings()
+        settings = Settings(FHIR_BASE_URL=fhir_url) if fhir_url else Settings()
     except ValidationError as exc:
         fields = ", ".join(".".join(map(str, e["loc"])) or "(settings)" for e in exc.errors())
         typer.echo(f"configuration error in: {fields}: {exc.errors()[0]['msg']}", err=True)
         raise typer.Exit(ExitCode.STOPPED) from None
+    try:
+        settings.monitoring_protocol()
+    except ProtocolError as exc:
+        typer.echo(f"configuration error in: monitoring_protocol_file: {exc}", err=True)
+        raise typer.Exit(ExitCode.STOPPED) from None
+    return settings
+
+
+def start_logging(settings: Settings) -> None:
+    """Logs as configured, then which monitoring protocol the run uses and what it made less sensitive."""
+    configure_logging(settings.log_level)
+    announce(settings.monitoring_protocol(), log)
 
 
 def _total_bytes(files: list[str]) -> int | None:
@@ -86,8 +103,8 @@ def sync_command(
     Exit codes: 0 every line synced; 1 some lines rejected (see --rejects); 2 stopped early
     (FHIR server unreachable after retries, or interrupted): re-run the same command to finish.
     """
-    settings = _settings(fhir_url)
-    configure_logging(settings.log_level)
+    settings = settings_or_stop(fhir_url)
+    start_logging(settings)
     announce_thresholds(settings.mapping_config())  # each weakened safety rule named, once
     try:
         shard = Shard.parse(shard_text)
@@ -220,8 +237,8 @@ def validate_command(
     when no resource has an error, 1 when some do (or some lines are not valid records), 2 when the
     server cannot be used (unreachable, credentials refused, not a FHIR R4 server).
     """
-    settings = _settings(fhir_url)
-    configure_logging(settings.log_level)
+    settings = settings_or_stop(fhir_url)
+    start_logging(settings)
     announce_thresholds(settings.mapping_config())  # each weakened safety rule named, once
     try:
         validation = asyncio.run(_validate(file, settings, concurrency, all_issues=all_issues))

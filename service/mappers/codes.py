@@ -161,6 +161,39 @@ MONITORING_TEXT: dict[str, str] = {
     "rass": "Richmond Agitation-Sedation Scale (RASS)",
 }
 
+# A pulse-oximetry reading taken on supplemental oxygen (the record's `supplemental_o2`): a component of the SpO2
+# Observation, as US Core's pulse-oximetry profile carries inhaled oxygen as components. No standard code for
+# "on supplemental oxygen: yes/no" was verified here: a local code, valueBoolean.
+SUPPLEMENTAL_O2 = LocalCode("vital-sign-qualifier", "supplemental-oxygen", "Supplemental oxygen")
+SUPPLEMENTAL_O2_TEXT = "On supplemental oxygen"
+
+# --- Interpretation against the clinic's monitoring protocol (../shared/monitoring-protocol.md section 4) ---
+# Observation.interpretation: v3 ObservationInterpretation (terminology.hl7.org/CodeSystem/v3-ObservationInterpretation);
+# H/L/HH/LL for vital signs, A/AA for the ordinal scales (MOAA/S, CADSS); N only where every direction was checked.
+INTERPRETATIONS: dict[str, Code] = {
+    "N": Code(V3_OBSERVATION_INTERPRETATION, "N", "Normal"),
+    "H": Code(V3_OBSERVATION_INTERPRETATION, "H", "High"),
+    "HH": Code(V3_OBSERVATION_INTERPRETATION, "HH", "Critical high"),
+    "L": Code(V3_OBSERVATION_INTERPRETATION, "L", "Low"),
+    "LL": Code(V3_OBSERVATION_INTERPRETATION, "LL", "Critical low"),
+    "A": Code(V3_OBSERVATION_INTERPRETATION, "A", "Abnormal"),
+    "AA": Code(V3_OBSERVATION_INTERPRETATION, "AA", "Critical abnormal"),
+}
+# Observation.referenceRange.type: R4 referencerange-meaning (hl7.org/fhir/R4/valueset-referencerange-meaning.html).
+# `normal` carries the H / L (A) limits, `treatment` the HH / LL (AA) limits; `text` names the protocol and version.
+REFERENCE_RANGE_MEANING = "http://terminology.hl7.org/CodeSystem/referencerange-meaning"
+RANGE_NORMAL = Code(REFERENCE_RANGE_MEANING, "normal", "Normal Range")
+RANGE_TREATMENT = Code(REFERENCE_RANGE_MEANING, "treatment", "Treatment Range")
+PHASE_WORDS: dict[str | None, str] = {
+    "before": "before the infusion",
+    "during": "during the infusion",
+    "after": "after the infusion",
+    None: "phase unknown (no session with infusion times found), so the strictest limit of any phase",
+}
+RANGE_PRE_INFUSION_ASSUMED = "standing for the pre-infusion score, which the session summary compares"
+RANGE_PRE_INFUSION_ALSO = "the session summary also compares the pre-infusion score"
+RANGE_WEAKENED = "less sensitive than the protocol's default, approved by"
+
 # --- Section 3: PHQ-9 (LOINC panel, items, answers LL358-3 and LL359-1) ---
 # Display: LOINC's long common name of 44249-1, exactly (loinc.org/44249-1; the 44261-6 page lists it as a panel).
 PHQ9_PANEL = Code(LOINC, "44249-1", "PHQ-9 quick depression assessment panel [Reported.PHQ]")

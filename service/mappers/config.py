@@ -1,17 +1,19 @@
-"""Clinic-specific configuration the mappers read: URIs (identifier systems, local code systems) and the
-safety thresholds in force."""
+"""Clinic-specific configuration the mappers read: URIs (identifier systems, local code systems), the safety
+thresholds in force, and the clinic's monitoring protocol."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from service.instruments import DEFINITIONS, Override, Thresholds, apply_overrides
+from service.monitoring import Protocol, default_protocol
 
 
 @dataclass(frozen=True)
 class MappingConfig:
-    """Clinic-specific URIs and safety thresholds; the URI defaults sit under the service's own canonical base."""
+    """Clinic-specific URIs, safety thresholds and monitoring protocol; the URI defaults sit under the service's own
+    canonical base."""
 
     identifier_system_base: str = "https://infusion-fhir.example.org/fhir/sid"
     mrn_system: str = "https://infusion-fhir.example.org/fhir/sid/mrn"
@@ -28,6 +30,10 @@ class MappingConfig:
     """The FHIR server's base: transaction entries carry absolute `fullUrl`s under it (R4 Bundle rules)."""
     safety_overrides: tuple[Override, ...] = ()
     """The clinic's safety thresholds over the sheet's defaults (settings `safety_thresholds`, checked there)."""
+    protocol: Protocol = field(default_factory=default_protocol, repr=False, hash=False)
+    """The monitoring protocol every vital sign and MOAA/S or CADSS score is interpreted against
+    (`service.monitoring`; default: the shipped defaults). Compared but left out of the hash: the mappers'
+    caches hash a config on every call, and configs differing only in their protocol are rare."""
 
     @property
     def thresholds(self) -> Thresholds:

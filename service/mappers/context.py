@@ -19,6 +19,7 @@ from service.mappers.config import MappingConfig
 from service.mappers.ids import parse_identifier, resource_ref, visit_urn
 
 NOT_ADMINISTERED = ("planned", "not_done")  # no ketamine was given: nothing can be "during" it
+PHASED = ("in_progress", "completed", "stopped")  # the infusion was given: its start and end place a reading
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,19 @@ class SessionContext:
     def retracts_children(self) -> bool:
         """An embedded child of a session sent as entered_in_error is entered-in-error too."""
         return self.embedded and self.status == SESSION_ENTERED_IN_ERROR
+
+    def phase(self, when: dt.datetime) -> str | None:
+        """`before`, `during` or `after` the infusion for the monitoring protocol, None when the session
+        cannot place `when` (unknown status, as offline; planned, whose record may be stale once the
+        infusion starts; entered in error). Not done: no infusion took place, so every reading is `before`.
+        Instants are compared, so any UTC offsets on either side are fine."""
+        if self.status == "not_done":
+            return "before"
+        if self.status not in PHASED or self.started_at is None:
+            return None
+        if when < self.started_at:
+            return "before"
+        return "during" if self.ended_at is None or when <= self.ended_at else "after"
 
     def during(self, when: dt.datetime) -> bool:
         """Whether `when` falls within the infusion (start and end inclusive; open while in progress)."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from schemas import kinds
 from schemas.monitoring_score import MonitoringScore
-from service.mappers import codes, narrative
+from service.mappers import codes, interpretation, narrative
 from service.mappers.build import (
     Json,
     Parts,
@@ -29,11 +29,15 @@ PART = "observation"
 
 
 def to_fhir_json(record: MonitoringScore, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
-    """One survey Observation in the session's visit, `partOf` its Procedure when scored during the infusion."""
+    """One survey Observation in the session's visit, `partOf` its Procedure when scored during the infusion;
+    MOAA/S and CADSS interpreted (A / AA) against the monitoring protocol in the score's phase."""
     scale = codes.MONITORING_SCALES[record.instrument]
     ctx = context_for(record.session_key, session, config)
     part_of, status = observation_links(record.measured_at, ctx, config)
-    text = narrative.monitoring_score(record, bool(part_of), status == codes.ENTERED_IN_ERROR)
+    phase = None if ctx is None else ctx.phase(record.measured_at)
+    judged = interpretation.judged(config.protocol, record.instrument, phase, record.score)
+    said = None if judged is None or judged[1] is None else interpretation.words([("", judged[1])])
+    text = narrative.monitoring_score(record, bool(part_of), status == codes.ENTERED_IN_ERROR, said)
     out = resource_head(KIND, record.key, PART, config, extension=session_link(ctx, config), text=text)
     if part_of:
         out["partOf"] = part_of
@@ -46,6 +50,8 @@ def to_fhir_json(record: MonitoringScore, config: MappingConfig, session: Sessio
         effectiveDateTime=when(record.measured_at),
         valueInteger=record.score,
     )
+    if judged is not None:
+        out.update(judged[0])
     return [out]
 
 

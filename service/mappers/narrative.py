@@ -173,20 +173,21 @@ def dosing_weight(weight_kg: float, when: dt.datetime, entered_in_error: bool) -
 # --- Children: vital signs, monitoring scores, PHQ-9, adverse events ---
 
 
-def vital_sign(record: Any, during: bool, entered_in_error: bool) -> Json:
-    """`Heart rate 80 /min, <when>[, during infusion]`; `Blood pressure 128/82 mmHg, ...`."""
+def vital_sign(record: Any, during: bool, entered_in_error: bool, interpreted: str | None = None) -> Json:
+    """`Heart rate 80 /min, <when>[, during infusion][. <interpretation>]`; `Blood pressure 128/82 mmHg, ...`;
+    `interpreted` is the Observation's own interpretation in words (`interpretation.words`)."""
     label = codes.VITALS[record.type].text
     if record.type == "blood_pressure":
         value = f"{number(record.systolic)}/{number(record.diastolic)} {unit('mm[Hg]')}"
     else:
         value = f"{number(record.value)} {unit(record.unit)}"
-    return observed(f"{label} {value}", at(record.measured_at), during, entered_in_error)
+    return observed(f"{label} {value}", at(record.measured_at), during, entered_in_error, interpreted)
 
 
-def monitoring_score(record: Any, during: bool, entered_in_error: bool) -> Json:
-    """`RASS score -1, <when>[, during infusion]`."""
+def monitoring_score(record: Any, during: bool, entered_in_error: bool, interpreted: str | None = None) -> Json:
+    """`MOAA/S score 2, <when>[, during infusion][. Critical abnormal]`."""
     label = codes.MONITORING_SCALES[record.instrument].display
-    return observed(f"{label} {record.score}", at(record.measured_at), during, entered_in_error)
+    return observed(f"{label} {record.score}", at(record.measured_at), during, entered_in_error, interpreted)
 
 
 def phq9_item(number_: int, score: int, when: str, during: bool, entered_in_error: bool) -> Json:

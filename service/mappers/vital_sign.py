@@ -6,7 +6,7 @@ from typing import Any
 
 from schemas import kinds
 from schemas.vital_sign import VitalSign
-from service.mappers import codes, narrative
+from service.mappers import codes, interpretation, narrative
 from service.mappers.build import (
     Json,
     Parts,
@@ -33,12 +33,52 @@ PART = "observation"
 BP_UNIT = "mm[Hg]"
 
 
+def _measured(record: VitalSign, phase: str | None, config: MappingConfig) -> tuple[Json, str | None]:
+    """The value elements (valueQuantity, or blood pressure's components) with their interpretation and
+    reference ranges in `phase`, and the interpretation in words for the narrative."""
+    levels: list[tuple[str, str]] = []
+    if record.type == "blood_pressure":
+        # The record's validators require systolic and diastolic for blood_pressure.
+        assert record.systolic is not None and record.diastolic is not None
+        components = []
+        for measure, code, value in (
+            ("systolic", codes.BP_SYSTOLIC, record.systolic),
+            ("diastolic", codes.BP_DIASTOLIC, record.diastolic),
+        ):
+            component = {"code": concept((code,), config), "valueQuantity": quantity(value, BP_UNIT)}
+            judged = interpretation.judged(config.protocol, measure, phase, value)
+            if judged is not None:
+                component.update(judged[0])
+                if judged[1] is not None:
+                    levels.append((measure, judged[1]))
+            components.append(component)
+        return {"component": components}, interpretation.words(levels)
+    # The record's validators require value for the other types, and fill in unit when only one is allowed.
+    assert record.value is not None and record.unit is not None
+    out: Json = {"valueQuantity": quantity(record.value, record.unit)}
+    judged = interpretation.judged(config.protocol, record.type, phase, record.value)
+    if judged is not None:
+        out.update(judged[0])
+        if judged[1] is not None:
+            levels.append(("", judged[1]))
+    if record.supplemental_o2 is not None:
+        out["component"] = [
+            {
+                "code": concept((codes.SUPPLEMENTAL_O2,), config, codes.SUPPLEMENTAL_O2_TEXT),
+                "valueBoolean": record.supplemental_o2,
+            }
+        ]
+    return out, interpretation.words(levels)
+
+
 def to_fhir_json(record: VitalSign, config: MappingConfig, session: SessionContext | None = None) -> list[Json]:
-    """One Observation in the session's visit; `partOf` its Procedure when measured during the infusion."""
+    """One Observation in the session's visit; `partOf` its Procedure when measured during the infusion;
+    interpreted against the monitoring protocol in the reading's phase (`interpretation.py`)."""
     vital = codes.VITALS[record.type]
     ctx = context_for(record.session_key, session, config)
     part_of, status = observation_links(record.measured_at, ctx, config)
-    text = narrative.vital_sign(record, bool(part_of), status == codes.ENTERED_IN_ERROR)
+    measured, said = _measured(record, None if ctx is None else ctx.phase(record.measured_at), config)
+    text = narrative.vital_sign(record, bool(part_of), status == codes.ENTERED_IN_ERROR, said)
     out = resource_head(
         KIND, record.key, PART, config, meta=profile(vital.profile), extension=session_link(ctx, config), text=text
     )
@@ -51,17 +91,7 @@ def to_fhir_json(record: VitalSign, config: MappingConfig, session: SessionConte
     if ctx is not None:
         out["encounter"] = encounter_reference(ctx)
     out["effectiveDateTime"] = when(record.measured_at)
-    if record.type == "blood_pressure":
-        # The record's validators require systolic and diastolic for blood_pressure.
-        assert record.systolic is not None and record.diastolic is not None
-        out["component"] = [
-            {"code": concept((code,), config), "valueQuantity": quantity(value, BP_UNIT)}
-            for code, value in ((codes.BP_SYSTOLIC, record.systolic), (codes.BP_DIASTOLIC, record.diastolic))
-        ]
-    else:
-        # The record's validators require value for the other types, and fill in unit when only one is allowed.
-        assert record.value is not None and record.unit is not None
-        out["valueQuantity"] = quantity(record.value, record.unit)
+    out.update(measured)
     return [out]
 
 
@@ -86,6 +116,9 @@ def observation_fields(observation: Observation, config: MappingConfig) -> dict[
     elif observation.valueQuantity is not None:
         fields["value"] = from_decimal(observation.valueQuantity.value)
         fields["unit"] = observation.valueQuantity.code
+        for component in observation.component or []:
+            if has_code(component.code, codes.SUPPLEMENTAL_O2, config) and component.valueBoolean is not None:
+                fields["supplemental_o2"] = component.valueBoolean
     return fields
 
 

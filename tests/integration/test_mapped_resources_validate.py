@@ -240,3 +240,91 @@ def test_transaction_is_accepted_idempotent_and_reads_back_to_the_same_records(
         assert mapper.from_fhir(own, patient, CONFIG) == record
     for record in records[2:]:  # and picked by key from everything that was written
         assert mapper_for(record.kind).from_fhir(list(by_ref.values()), patient, CONFIG, key=record.key) == record
+
+
+# --- Interpreted readings (issue 22): every level, both reference ranges, the unknown phase, a weakened rule ---
+
+INTERPRETED_SESSION: dict[str, Any] = {
+    "kind": "infusion_session",
+    "key": "S-INT",
+    "patient": {"mrn": "MRN-INT"},
+    "status": "completed",
+    "started_at": "2026-03-02T09:00:00-05:00",
+    "ended_at": "2026-03-02T09:40:00-05:00",
+    "drug": "ketamine",
+    "dose": {"total_mg": 35, "mg_per_kg": 0.5, "weight_kg": 70},
+    "indications": ["trd"],
+    "vital_signs": [
+        {"key": "I-1", "measured_at": "2026-03-02T08:50:00-05:00", "type": "blood_pressure", "systolic": 150, "diastolic": 95},
+        {"key": "I-2", "measured_at": "2026-03-02T15:20:00+01:00", "type": "blood_pressure", "systolic": 212, "diastolic": 124},
+        {"key": "I-3", "measured_at": "2026-03-02T10:20:00-05:00", "type": "blood_pressure", "systolic": 76, "diastolic": 48},
+        {"key": "I-4", "measured_at": "2026-03-02T09:25:00-05:00", "type": "spo2", "value": 86, "supplemental_o2": True},
+        {"key": "I-5", "measured_at": "2026-03-02T10:45:00-05:00", "type": "spo2", "value": 97, "supplemental_o2": False},
+        {"key": "I-6", "measured_at": "2026-03-02T09:30:00-05:00", "type": "heart_rate", "value": 38},
+        {"key": "I-7", "measured_at": "2026-03-02T09:31:00-05:00", "type": "heart_rate", "value": 130},
+        {"key": "I-8", "measured_at": "2026-03-02T09:32:00-05:00", "type": "respiratory_rate", "value": 32},
+        {"key": "I-9", "measured_at": "2026-03-02T09:33:00-05:00", "type": "respiratory_rate", "value": 6},
+        {"key": "I-10", "measured_at": "2026-03-02T09:34:00-05:00", "type": "temperature", "value": 37.1, "unit": "Cel"},
+    ],
+    "monitoring_scores": [
+        {"key": "I-11", "measured_at": "2026-03-02T09:35:00-05:00", "instrument": "moaas", "score": 1},
+        {"key": "I-12", "measured_at": "2026-03-02T10:30:00-05:00", "instrument": "moaas", "score": 5},
+        {"key": "I-13", "measured_at": "2026-03-02T09:36:00-05:00", "instrument": "cadss", "score": 12},
+    ],
+}  # fmt: skip
+# A reading offline (its session unknown: the strictest limits) and one under a weakened rule.
+ALONE = {"kind": "vital_sign", "key": "I-14", "patient": {"mrn": "MRN-INT"}, "session_key": "S-INT",
+         "measured_at": "2026-03-02T09:20:00-05:00", "type": "blood_pressure", "systolic": 185, "diastolic": 100}  # fmt: skip
+WEAKENED_HR = (
+    'when = "heart_rate > 120"\nsource = "clinic"\nless_sensitive_than_default = '
+    '{ approved_by = "Dr Mensah", approved_on = 2026-05-01, reason = "athletes" }'
+)
+
+
+def _levels(resource: dict[str, Any]) -> list[str]:
+    parts = [resource, *resource.get("component", [])]  # blood pressure: on its components
+    return [i["coding"][0]["code"] for part in parts for i in part.get("interpretation", [])]
+
+
+def test_interpreted_readings_pass_validate_without_errors(fhir_base_url: str, tmp_path: Path) -> None:
+    """A hypertensive, desaturating, over-sedated session: every level, both ranges, the unknown phase, and a
+    reading under a rule the clinic weakened (its range names the approval)."""
+    from service.monitoring import load_protocol
+    from service.monitoring.loader import DEFAULT_FILE
+
+    session = parse_record(INTERPRETED_SESSION)
+    resources = [
+        r for r in mapper_for(session.kind).to_fhir_json(session, CONFIG) if r["resourceType"] == "Observation"
+    ]
+    alone = parse_record(ALONE)
+    resources += mapper_for(alone.kind).to_fhir_json(alone, CONFIG)
+    text = (Path(__file__).resolve().parents[2] / "service" / "monitoring" / DEFAULT_FILE).read_text()
+    protocol_file = tmp_path / "protocol.toml"
+    protocol_file.write_text(
+        text.replace(
+            'when = "heart_rate > 110"\nsource = "Bounds of an ICU ketamine trial (HR > 120, < 50)"', WEAKENED_HR
+        )
+    )
+    weakened = MappingConfig(protocol=load_protocol(protocol_file))
+    hr_115 = {**ALONE, "key": "I-15", "type": "heart_rate", "value": 115, "systolic": None, "diastolic": None}
+    resources += mapper_for("vital_sign").to_fhir_json(parse_record(hr_115), weakened)
+
+    levels = {r["identifier"][0]["value"]: _levels(r) for r in resources}
+    assert levels == {
+        "S-INT/dosing-weight": [], "I-1": ["H", "H"], "I-2": ["HH", "HH"], "I-3": ["LL"], "I-4": ["LL"], "I-5": ["N"],
+        "I-6": ["LL"], "I-7": ["H"], "I-8": ["HH"], "I-9": ["LL"], "I-10": [], "I-11": ["AA"], "I-12": ["N"],
+        "I-13": ["A"], "I-14": ["HH", "H"], "I-15": ["N"],
+    }  # fmt: skip
+    assert "approved by Dr Mensah on 2026-05-01" in resources[-1]["referenceRange"][0]["text"]
+    assert "phase unknown" in resources[-2]["component"][0]["referenceRange"][0]["text"]
+
+    with httpx.Client(base_url=fhir_base_url, headers=HEADERS, timeout=60) as http:
+        _publish_extensions(http)
+        results = [_validate(http, r) for r in resources]
+    errors = [
+        f"{_where(r)}: {i.get('location')}: {i.get('diagnostics')}"
+        for r, issues in results
+        for i in issues
+        if i.get("severity") in ("error", "fatal")
+    ]
+    assert errors == []

@@ -112,7 +112,8 @@ def test_the_example_session_reads_as_a_clinician_would_say_it() -> None:
     assert sentences[1] == (
         "35 mg ketamine IV (0.5 mg/kg) at 0.75 mg/kg/h over 40 min, completed, 12 Apr 2024 09:05-09:45 UTC-04:00"
     )
-    assert "Heart rate 80 /min, 12 Apr 2024 09:05 UTC-04:00, during infusion" in sentences
+    # interpreted against the monitoring protocol: every direction of heart rate has a limit, none is met
+    assert "Heart rate 80 /min, 12 Apr 2024 09:05 UTC-04:00, during infusion. Normal" in sentences
     assert _paragraph(patient_json(record.patient, CONFIG)) == "Patient Ada Okafor, MRN MRN-1, born 14 Jul 1981"
 
 

@@ -139,6 +139,10 @@ RULES: dict[str, list[Case | Unstated]] = {
         Case("diastolic within its range", V, {"diastolic": 10}),
         Unstated("diastolic below systolic", ORDER, V, {"diastolic": 130}),
     ],
+    "VitalSign._oxygen_only_on_spo2": [
+        Case("supplemental_o2 only on spo2", V, {"supplemental_o2": True}),
+        Case("supplemental_o2 only on spo2, false too", V, bp_to("heart_rate", value=80, supplemental_o2=False)),
+    ],
     "MonitoringScore._score_in_range": [
         Case("cadss 0-92", M, {"score": 93}),
         Case("moaas 0-5", M, {"instrument": "moaas", "score": 6}),
