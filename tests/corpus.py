@@ -219,6 +219,21 @@ def _session(rng: random.Random, i: int, patient: dict, base: dt.datetime) -> di
     return record
 
 
+def monitored_session(patient: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A completed 40-minute infusion, 09:00-09:40 at UTC-05:00 (14:00-14:40 UTC): the session the monitoring
+    tests place readings around; `fields` adds or overrides (`kind`, `key`, `vital_signs`, ...)."""
+    return {
+        "patient": patient,
+        "status": "completed",
+        "started_at": "2026-03-02T09:00:00-05:00",
+        "ended_at": "2026-03-02T09:40:00-05:00",
+        "drug": "ketamine",
+        "dose": {"total_mg": 35, "mg_per_kg": 0.5, "weight_kg": 70},
+        "indications": ["trd"],
+        **fields,
+    }
+
+
 def generate(seed: int = 2024, sessions: int = 90) -> Iterator[dict[str, Any]]:
     """Valid record dicts, standalone and embedded, deterministic for a seed (about 8 per session)."""
     rng = random.Random(seed)

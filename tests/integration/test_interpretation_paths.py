@@ -16,17 +16,10 @@ from schemas import parse_record
 from service.fhir_client import open_fhir_client
 from service.settings import Settings
 from service.sync import SyncEngine
+from tests.corpus import monitored_session
 
 PATIENT = {"mrn": "MRN-PATHS"}
-SESSION: dict[str, Any] = {
-    "patient": PATIENT,
-    "status": "completed",
-    "started_at": "2026-03-02T09:00:00-05:00",
-    "ended_at": "2026-03-02T09:40:00-05:00",
-    "drug": "ketamine",
-    "dose": {"total_mg": 35, "mg_per_kg": 0.5, "weight_kg": 70},
-    "indications": ["trd"],
-}
+SESSION = monitored_session(PATIENT)
 VITALS = [
     ("P-1", "2026-03-02T13:50:00Z", {"type": "blood_pressure", "systolic": 150, "diastolic": 92}),  # before
     ("P-2", "2026-03-02T15:20:00+01:00", {"type": "blood_pressure", "systolic": 212, "diastolic": 124}),  # during

@@ -30,7 +30,7 @@ from service.mappers import (
 )
 from service.mappers.fhir import RESOURCE_CLASSES, to_json
 from service.mappers.session import visit_encounter
-from tests.corpus import coverage_gaps, generate
+from tests.corpus import coverage_gaps, generate, monitored_session
 
 FHIR_JSON = "application/fhir+json"
 HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
@@ -244,17 +244,11 @@ def test_transaction_is_accepted_idempotent_and_reads_back_to_the_same_records(
 
 # --- Interpreted readings (issue 22): every level, both reference ranges, the unknown phase, a weakened rule ---
 
-INTERPRETED_SESSION: dict[str, Any] = {
-    "kind": "infusion_session",
-    "key": "S-INT",
-    "patient": {"mrn": "MRN-INT"},
-    "status": "completed",
-    "started_at": "2026-03-02T09:00:00-05:00",
-    "ended_at": "2026-03-02T09:40:00-05:00",
-    "drug": "ketamine",
-    "dose": {"total_mg": 35, "mg_per_kg": 0.5, "weight_kg": 70},
-    "indications": ["trd"],
-    "vital_signs": [
+INTERPRETED_SESSION = monitored_session(
+    {"mrn": "MRN-INT"},
+    kind="infusion_session",
+    key="S-INT",
+    vital_signs=[
         {"key": "I-1", "measured_at": "2026-03-02T08:50:00-05:00", "type": "blood_pressure", "systolic": 150, "diastolic": 95},
         {"key": "I-2", "measured_at": "2026-03-02T15:20:00+01:00", "type": "blood_pressure", "systolic": 212, "diastolic": 124},
         {"key": "I-3", "measured_at": "2026-03-02T10:20:00-05:00", "type": "blood_pressure", "systolic": 76, "diastolic": 48},
@@ -266,12 +260,12 @@ INTERPRETED_SESSION: dict[str, Any] = {
         {"key": "I-9", "measured_at": "2026-03-02T09:33:00-05:00", "type": "respiratory_rate", "value": 6},
         {"key": "I-10", "measured_at": "2026-03-02T09:34:00-05:00", "type": "temperature", "value": 37.1, "unit": "Cel"},
     ],
-    "monitoring_scores": [
+    monitoring_scores=[
         {"key": "I-11", "measured_at": "2026-03-02T09:35:00-05:00", "instrument": "moaas", "score": 1},
         {"key": "I-12", "measured_at": "2026-03-02T10:30:00-05:00", "instrument": "moaas", "score": 5},
         {"key": "I-13", "measured_at": "2026-03-02T09:36:00-05:00", "instrument": "cadss", "score": 12},
     ],
-}  # fmt: skip
+)  # fmt: skip
 # A reading offline (its session unknown: the strictest limits) and one under a weakened rule.
 ALONE = {"kind": "vital_sign", "key": "I-14", "patient": {"mrn": "MRN-INT"}, "session_key": "S-INT",
          "measured_at": "2026-03-02T09:20:00-05:00", "type": "blood_pressure", "systolic": 185, "diastolic": 100}  # fmt: skip

@@ -17,21 +17,12 @@ from schemas import parse_record
 from service.mappers import MappingConfig, mapper_for, transaction_bundle
 from service.mappers.context import SessionContext, context_from_procedure
 from service.mappers.ids import resource_ref
+from tests.corpus import monitored_session
 
 CONFIG = MappingConfig()
 PATIENT = {"mrn": "MRN-PH"}
 # 09:00-09:40 at UTC-05:00 is 14:00-14:40 UTC.
-SESSION: dict[str, Any] = {
-    "kind": "infusion_session",
-    "key": "S-PH",
-    "patient": PATIENT,
-    "status": "completed",
-    "started_at": "2026-03-02T09:00:00-05:00",
-    "ended_at": "2026-03-02T09:40:00-05:00",
-    "drug": "ketamine",
-    "dose": {"total_mg": 35, "mg_per_kg": 0.5, "weight_kg": 70},
-    "indications": ["trd"],
-}
+SESSION = monitored_session(PATIENT, kind="infusion_session", key="S-PH")
 # (time, phase): each time in an offset other than the session's; as text, several sort the wrong way.
 TIMES = [
     ("2026-03-02T15:59:00+02:00", "before"),  # 13:59Z, one minute before the start
