@@ -17,12 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import httpx
 import orjson
+
+from service.fhir_client import open_fhir_client
+from service.mappers import MappingConfig
+from service.settings import Settings
+from service.sync import SyncEngine
 
 BASE = "http://fhir.test/fhir"
 CAPABILITY = {
@@ -309,3 +316,24 @@ class InstantSleep:
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+
+
+@dataclass
+class EngineRig:
+    """A sync engine on a `FakeFhir`: drive the engine, inspect the fake."""
+
+    fake: FakeFhir
+    engine: SyncEngine
+
+    @property
+    def config(self) -> MappingConfig:
+        return self.engine.config
+
+
+@asynccontextmanager
+async def engine_rig() -> AsyncIterator[EngineRig]:
+    """An `EngineRig` with the default settings, its client closed on exit."""
+    fake = FakeFhir()
+    settings = Settings(FHIR_BASE_URL=BASE)
+    async with open_fhir_client(settings, transport=fake.transport()) as fhir:
+        yield EngineRig(fake, SyncEngine(fhir, settings.mapping_config()))

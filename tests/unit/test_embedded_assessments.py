@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, get_args
 
 import pytest
 
 from schemas import parse_record
 from service.errors import Conflict
-from service.fhir_client import open_fhir_client
 from service.mappers import MappingConfig, mapper_for, resource_ids, transaction_bundle
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.ids import resource_ref
 from service.safety.flags import details
-from service.settings import Settings
-from service.sync import SyncEngine
 from service.sync.questionnaires import carry_questionnaire_responses
 from tests.unit.examples import BASE as EXAMPLES
-from tests.unit.fake_fhir import BASE, FakeFhir
+from tests.unit.fake_fhir import EngineRig as Rig
+from tests.unit.fake_fhir import engine_rig
 
 SESSION_KEY = "S-1"
 GAD7 = {
@@ -45,18 +42,10 @@ CSSRS_POSITIVE = {
 CONFIG = MappingConfig()
 
 
-@dataclass
-class Rig:
-    fake: FakeFhir
-    engine: SyncEngine
-
-
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    fake = FakeFhir()
-    settings = Settings(FHIR_BASE_URL=BASE)
-    async with open_fhir_client(settings, transport=fake.transport()) as fhir:
-        yield Rig(fake, SyncEngine(fhir, settings.mapping_config()))
+    async with engine_rig() as made:
+        yield made
 
 
 def session(*assessments: dict[str, Any], **changes: Any) -> Any:

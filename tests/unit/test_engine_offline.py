@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -15,7 +14,6 @@ import pytest
 
 from schemas import parse_record
 from service.errors import Conflict, NotFound
-from service.fhir_client import open_fhir_client
 from service.mappers import MappingConfig, mapper_for, resource_ids, search_escape
 from service.mappers.codes import (
     ENTERED_IN_ERROR,
@@ -27,32 +25,20 @@ from service.mappers.ids import patient_token, resource_ref
 from service.mappers.session import session_context
 from service.safety.flags import details
 from service.settings import Settings
-from service.sync import SyncEngine
 from service.sync.engine import SessionRefused
 from tests.unit.examples import BASE as EXAMPLES
 from tests.unit.examples import T0
-from tests.unit.fake_fhir import BASE, FakeFhir, outcome
+from tests.unit.fake_fhir import BASE, FakeFhir, engine_rig, outcome
+from tests.unit.fake_fhir import EngineRig as Rig
 
 SESSION_KEY = "S-1"
 EMBEDDED_PHQ9 = {"key": "P-E", "completed_at": T0, "items": [1, 1, 1, 1, 1, 1, 1, 1, 2], "difficulty": "somewhat"}
 
 
-@dataclass
-class Rig:
-    fake: FakeFhir
-    engine: SyncEngine
-
-    @property
-    def config(self) -> MappingConfig:
-        return self.engine.config
-
-
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    fake = FakeFhir()
-    settings = Settings(FHIR_BASE_URL=BASE)
-    async with open_fhir_client(settings, transport=fake.transport()) as fhir:
-        yield Rig(fake, SyncEngine(fhir, settings.mapping_config()))
+    async with engine_rig() as made:
+        yield made
 
 
 def record(kind: str, **changes: Any) -> Any:
