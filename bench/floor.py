@@ -19,6 +19,7 @@ is judged by plain comparisons in the order critical high, high, critical low, l
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from schemas.assessment import DIFFICULTY_ORDER
@@ -356,6 +357,37 @@ class Floor:
             out["suspectEntity"] = [suspect]
         return [out]
 
+    def survey_obs(
+        self,
+        kind: str,
+        key: str,
+        link: Any,
+        part_of: Any,
+        status: str,
+        subject: Json,
+        encounter: Json | None,
+        when: str,
+        derived: list[Json],
+    ) -> Callable[..., Json]:
+        """The Observation builder of one form: its panel, items and scores differ only in part, code and text."""
+
+        def obs(part: str, code: Json, text: Json, **rest: Any) -> Json:
+            rid, ident = self.ident(kind, key, part)
+            out: Json = {"resourceType": "Observation", "id": rid, "text": text}
+            if link:
+                out["extension"] = link
+            out["identifier"] = [ident]
+            if part_of:
+                out["partOf"] = part_of
+            out.update(status=status, category=self.survey_category, code=code, subject=subject)
+            if encounter is not None:
+                out["encounter"] = encounter
+            out.update(effectiveDateTime=when, **rest)
+            out["derivedFrom"] = derived
+            return out
+
+        return obs
+
     def phq9_assessment(self, r: Any, ctx: Ctx | None = None) -> list[Json]:
         if ctx is None and r.session_key is not None:
             ctx = self.own_ctx(r.session_key)
@@ -394,20 +426,7 @@ class Floor:
         response["item"] = answered
         derived = [{"reference": f"QuestionnaireResponse/{qid}"}]
 
-        def obs(part: str, code: Json, text: Json, **rest: Any) -> Json:
-            rid, ident = self.ident("phq9_assessment", r.key, part)
-            out: Json = {"resourceType": "Observation", "id": rid, "text": text}
-            if link:
-                out["extension"] = link
-            out["identifier"] = [ident]
-            if part_of:
-                out["partOf"] = part_of
-            out.update(status=status, category=self.survey_category, code=code, subject=subject)
-            if encounter is not None:
-                out["encounter"] = encounter
-            out.update(effectiveDateTime=when, **rest)
-            out["derivedFrom"] = derived
-            return out
+        obs = self.survey_obs("phq9_assessment", r.key, link, part_of, status, subject, encounter, when, derived)
 
         members = [
             obs(
@@ -574,20 +593,7 @@ class Floor:
         qid, qident = self.ident("assessment", r.key, "response")
         derived = [{"reference": f"QuestionnaireResponse/{qid}"}]
 
-        def obs(part: str, code: Json, text: Json, **rest: Any) -> Json:
-            rid, ident = self.ident("assessment", r.key, part)
-            out: Json = {"resourceType": "Observation", "id": rid, "text": text}
-            if link:
-                out["extension"] = link
-            out["identifier"] = [ident]
-            if part_of:
-                out["partOf"] = part_of
-            out.update(status=status, category=self.survey_category, code=code, subject=subject)
-            if encounter is not None:
-                out["encounter"] = encounter
-            out.update(effectiveDateTime=when, **rest)
-            out["derivedFrom"] = derived
-            return out
+        obs = self.survey_obs("assessment", r.key, link, part_of, status, subject, encounter, when, derived)
 
         result = assess(defn, r.items, self.config.thresholds.of(defn.id))
         qr_items, members = [], []
