@@ -86,7 +86,18 @@ def run_sync_cli(
         "maxrss_mb": int(rss.read_text().split()[-1]) / 1024,
         "patient_race_retries": text.count("sync.patient_race_retry"),
         "fhir_retries": text.count('"fhir.retry"'),
+        "questionnaires_written": _questionnaires_written(text),
     }
+
+
+def _questionnaires_written(log_text: str) -> int | None:
+    """The Questionnaires a `sync` run wrote (created or changed) before its first line, from its
+    `sync.questionnaires` log line; None when the run logged none (a dry run, or a stop before it)."""
+    for line in log_text.splitlines():
+        if '"sync.questionnaires"' in line:
+            event = orjson.loads(line)
+            return int(event.get("questionnaires_created", 0)) + int(event.get("questionnaires_updated", 0))
+    return None
 
 
 @dataclass

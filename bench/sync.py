@@ -85,6 +85,17 @@ class Runs:
         }
 
 
+def _questionnaire_responses(records: list[Any]) -> int:
+    """How many QuestionnaireResponses the corpus maps to (each names a Questionnaire written once per run)."""
+    config = MappingConfig()
+    return sum(
+        1
+        for r in records
+        for resource in mapper_for(r.kind).to_fhir_json(r, config)
+        if resource["resourceType"] == "QuestionnaireResponse"
+    )
+
+
 def _rate(rows: list[dict[str, Any]], resources: int) -> None:
     for row in rows:
         row["resources_per_s"] = resources / row["seconds"] if row["ok"] else 0.0
@@ -139,6 +150,7 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         "patients": patients,
         "records": len(records),
         "resources": resources,
+        "questionnaire_responses": _questionnaire_responses(records),
         "sweep": sweep,
         "best_settings": best_settings,
         "ceiling_runs": ceilings,
