@@ -20,7 +20,7 @@ from typing import Any
 
 from service.errors import NotFound
 from service.instruments import Definition, Thresholds, asked, band, change, safety_positives
-from service.instruments.model import Safety, TriageLevel
+from service.instruments.model import Remission, Response, Safety, TriageLevel
 from service.instruments.thresholds import rule_text
 from service.outcomes.points import Answer, Point
 
@@ -106,25 +106,17 @@ def _levels(definition: Definition) -> tuple[TriageLevel, ...]:
     return (*definition.triage.levels, definition.triage.otherwise)
 
 
+def _named_rule(rule: Response | Remission | None) -> Json | None:
+    return None if rule is None else {"name": rule.name, "source": rule.source, "published": rule.published}
+
+
 def rules_in_force(definition: Definition, thresholds: Thresholds) -> Json:
     """The response and remission rules (names, sources), the safety thresholds in force and the weakened ones."""
     rules = thresholds.of(definition.id)
     defaults = {rule.link_id: rule.at_least for rule in definition.safety.rules}
     return {
-        "response": None
-        if definition.response is None
-        else {
-            "name": definition.response.name,
-            "source": definition.response.source,
-            "published": definition.response.published,
-        },
-        "remission": None
-        if definition.remission is None
-        else {
-            "name": definition.remission.name,
-            "source": definition.remission.source,
-            "published": definition.remission.published,
-        },
+        "response": _named_rule(definition.response),
+        "remission": _named_rule(definition.remission),
         "safety": {
             "source": definition.safety.source,
             "thresholds": [
