@@ -11,6 +11,7 @@ import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 
 from schemas import parse_record
 from schemas.kinds import CHILD_LISTS
+from service.instruments import DEFINITIONS
 from service.mappers import (
     MappingConfig,
     mapper_for,
@@ -29,6 +31,7 @@ from service.mappers import (
     transaction_bundle,
 )
 from service.mappers.fhir import RESOURCE_CLASSES, to_json
+from service.mappers.questionnaire import questionnaire_id, to_questionnaire_json
 from service.mappers.session import visit_encounter
 from tests.corpus import coverage_gaps, generate, monitored_session
 
@@ -36,11 +39,12 @@ FHIR_JSON = "application/fhir+json"
 HEADERS = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
 CONFIG = MappingConfig()
 WORKERS = 4
+UNRESOLVED = re.compile(r"questionnaire .* (could not be resolved|not found)", re.IGNORECASE)
 DOM_6 = "dom-6"  # "A resource should have narrative for robust management" (R4 DomainResource)
 EXTENSIONS = Path(__file__).resolve().parents[2] / "docs" / "fhir"
 
 
-def _corpus_resources() -> tuple[int, list[dict[str, Any]]]:
+def _corpus_resources(config: MappingConfig) -> tuple[int, list[dict[str, Any]]]:
     """(number of records incl. embedded ones, every distinct resource the corpus maps to, Patients first)."""
     raw = list(generate())
     assert coverage_gaps(raw) == []
@@ -50,10 +54,10 @@ def _corpus_resources() -> tuple[int, list[dict[str, Any]]]:
     for item in raw:
         record = parse_record(item)
         count += 1 + sum(len(getattr(record, name, [])) for name in CHILD_LISTS)
-        patients.setdefault(record.patient.mrn, to_json(patient_resource(record.patient, CONFIG)))
+        patients.setdefault(record.patient.mrn, to_json(patient_resource(record.patient, config)))
         if record.kind == "infusion_session" and record.visit_id is not None:  # the EHR visit's Encounter
-            resources[("Encounter", f"visit:{record.visit_id}")] = visit_encounter(record, CONFIG)
-        for resource in mapper_for(record.kind).to_fhir(record, CONFIG):
+            resources[("Encounter", f"visit:{record.visit_id}")] = visit_encounter(record, config)
+        for resource in mapper_for(record.kind).to_fhir(record, config):
             resources[(resource.get_resource_type(), resource.id)] = to_json(resource)
     return count, [*patients.values(), *resources.values()]
 
@@ -65,6 +69,19 @@ def _publish_extensions(http: httpx.Client) -> None:
         definition = orjson.loads(path.read_bytes())
         response = http.put(f"/StructureDefinition/{definition['id']}", content=orjson.dumps(definition))
         assert response.status_code in (200, 201), response.text[:500]
+
+
+def _publish_questionnaires(http: httpx.Client, config: MappingConfig) -> list[str]:
+    """PUT the service's Questionnaires under `config`'s canonical base, as `sync` does before any line, so that
+    `$validate` checks every QuestionnaireResponse against its form; their ids, to delete afterwards."""
+    ids = []
+    for instrument in DEFINITIONS:
+        ids.append(questionnaire_id(config, instrument))
+        response = http.put(
+            f"/Questionnaire/{ids[-1]}", content=orjson.dumps(to_questionnaire_json(config, instrument))
+        )
+        assert response.status_code in (200, 201), response.text[:500]
+    return ids
 
 
 def _post_validate(http: httpx.Client, resource: dict[str, Any]) -> httpx.Response:
@@ -106,9 +123,12 @@ def _pattern(message: str) -> str:
 
 
 def test_every_mapped_resource_passes_validate_without_errors(
-    fhir_base_url: str, capsys: pytest.CaptureFixture
+    fhir_base_url: str, run_id: str, capsys: pytest.CaptureFixture
 ) -> None:
-    count, resources = _corpus_resources()
+    # A canonical base of this run's own: no earlier validation on the server can have cached its
+    # Questionnaires as missing.
+    config = replace(CONFIG, canonical_base=f"https://test.infusion-fhir.example/{run_id}/fhir")
+    count, resources = _corpus_resources(config)
     assert count >= 500
     # One retracted copy of each retractable type: the narrative says so, and is still there.
     retracted = {r["resourceType"]: r for r in retract(resources)}
@@ -121,7 +141,12 @@ def test_every_mapped_resource_passes_validate_without_errors(
         ThreadPoolExecutor(max_workers=WORKERS) as pool,
     ):
         _publish_extensions(http)
-        results = list(pool.map(lambda r: _validate(http, r), resources))
+        questionnaires = _publish_questionnaires(http, config)
+        try:
+            results = list(pool.map(lambda r: _validate(http, r), resources))
+        finally:
+            for questionnaire in questionnaires:
+                http.delete(f"/Questionnaire/{questionnaire}")
     kinds = Counter(r["resourceType"] for r in resources)
     assert {
         "Patient",
@@ -133,10 +158,12 @@ def test_every_mapped_resource_passes_validate_without_errors(
         "Flag",
     } <= set(kinds)
 
-    errors, warnings, no_narrative = [], Counter(), []
+    errors, warnings, no_narrative, unresolved = [], Counter(), [], []
     for resource, issues in results:
         for issue in issues:
             text = issue.get("diagnostics", "")
+            if UNRESOLVED.search(text):
+                unresolved.append(_where(resource))
             if DOM_6 in text or "should have narrative" in text:
                 no_narrative.append(f"{_where(resource)}: {issue.get('severity')}: {text}")
             if issue.get("severity") in ("error", "fatal"):
@@ -152,6 +179,8 @@ def test_every_mapped_resource_passes_validate_without_errors(
             print(f"  warning x{n} {resource_type}: {message}")
     assert errors == []
     assert no_narrative == []
+    assert kinds["QuestionnaireResponse"] > 0
+    assert unresolved == []  # every QuestionnaireResponse was checked against its stored Questionnaire
 
 
 def _read_back(http: httpx.Client, refs: list[str]) -> list[dict[str, Any]]:
