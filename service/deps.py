@@ -1,5 +1,8 @@
-"""FastAPI dependencies: settings, the shared FHIR client, the sync engine and the Questionnaires, as `Annotated`
-aliases."""
+"""FastAPI dependencies (settings, the FHIR client, the sync engine, the Questionnaires) as `Annotated` aliases.
+
+Each is `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request for what is
+one attribute read.
+"""
 
 from __future__ import annotations
 
@@ -13,22 +16,22 @@ from service.sync import SyncEngine
 from service.sync.questionnaires import QuestionnairesOnce
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_fhir_client(request: Request) -> FhirClient:
+async def get_fhir_client(request: Request) -> FhirClient:
     fhir: FhirClient = request.app.state.fhir
     return fhir
 
 
-def get_sync_engine(request: Request) -> SyncEngine:
+async def get_sync_engine(request: Request) -> SyncEngine:
     engine: SyncEngine = request.app.state.engine
     return engine
 
 
-def get_questionnaires(request: Request) -> QuestionnairesOnce:
+async def get_questionnaires(request: Request) -> QuestionnairesOnce:
     questionnaires: QuestionnairesOnce = request.app.state.questionnaires
     return questionnaires
 
