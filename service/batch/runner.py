@@ -242,8 +242,7 @@ class BatchSync:
             read_ahead = await batch.read_ahead
         except (FhirRejected, Conflict):
             return None  # e.g. two Patients with one MRN: each batch's own lookup rejects just its lines
-        config = self.engine.config
-        return read_ahead.only(ref for line in batch.first for ref in record_refs(line.record, config))
+        return read_ahead.only([line.record for line in batch.first], self.engine.config)
 
     async def _sync(self, lines: list[Line], read_ahead: ReadAhead | None = None) -> None:
         """Sync lines as one Bundle; on rejection, split to find the bad ones.

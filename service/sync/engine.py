@@ -50,7 +50,7 @@ from service.mappers.context import SessionContext, child_link, context_from_pro
 from service.mappers.ids import mrn_of, patient_token, resource_ref, visit_token
 from service.mappers.session import child_searches, is_child_of
 from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
-from service.sync.instruments_kept import instruments_kept
+from service.sync.instruments_kept import instruments_kept, kept_refs
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.redact import redact_error
 
@@ -94,9 +94,9 @@ class ReadAhead:
     read: frozenset[str]
     copies: Mapping[str, dict[str, Any]]
 
-    def only(self, refs: Iterable[str]) -> ReadAhead:
-        """The same lookups, with copies of `refs` only: a Bundle is given the copies it may use."""
-        read = self.read & frozenset(refs)
+    def only(self, records: Iterable[Record], config: MappingConfig) -> ReadAhead:
+        """The same lookups, with the copies a Bundle of `records` may use only (`_ahead_refs`)."""
+        read = self.read & frozenset(ref for r in records for ref in _ahead_refs(r, config))
         return ReadAhead(self.mrns, self.patient_ids, read, {r: self.copies[r] for r in read if r in self.copies})
 
 
@@ -344,13 +344,14 @@ class SyncEngine:
         """The Patient lookup of `records` and the server's copies of the resources of `readable` (some of
         them), in one go for several Bundles: one search per type per ~500 ids instead of per Bundle.
 
-        As in `upsert`, only records of Patients the server held (and this run did not create) are read.
+        As in `upsert`, only records of Patients the server held (and this run did not create) are read,
+        and for every record what the instrument check reads (`_ahead_refs`).
         The caller hands each Bundle only the copies of records no earlier unfinished Bundle carries,
         so no copy can predate a write of this run (`ReadAhead.only`).
         """
         patient_ids = await self._patients_on_server(records)
         held = {mrn for mrn, ref in patient_ids.items() if ref not in new_patients}
-        refs = [ref for r in readable if r.patient.mrn in held for ref in record_refs(r, self.config)]
+        refs = list(dict.fromkeys(ref for r in readable for ref in _ahead_refs(r, self.config, held)))
         copies = await self._current(refs)
         mrns = frozenset(r.patient.mrn for r in records)
         return ReadAhead(mrns, patient_ids, frozenset(refs), copies)
@@ -580,6 +581,13 @@ def _content(resource: dict[str, Any]) -> bytes:
 
 def _without_meta(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k not in ("meta", "text")}
+
+
+def _ahead_refs(record: Record, config: MappingConfig, held: Container[str] | None = None) -> list[str]:
+    """The refs a Bundle reads for `record`, so a read-ahead can read them for it: what the instrument
+    check reads, and with the diff its own resources when its Patient is `held` (None: whichever)."""
+    own = record_refs(record, config) if held is None or record.patient.mrn in held else []
+    return [*own, *kept_refs(record, config)]
 
 
 def _ids_by_type(refs: Iterable[str]) -> dict[str, list[str]]:

@@ -36,9 +36,8 @@ def _questionnaire(held: dict[str, Any]) -> str:
     return str(held.get("questionnaire", "")).split("|")[0]
 
 
-async def instruments_kept(records: Sequence[Any], copies: Copies, config: MappingConfig) -> None:
-    """Conflict naming the keys re-sent with another instrument than the one the server holds for them."""
-    # (record, ref, the Questionnaire a held copy must name; None: any held copy refuses the record)
+def _checks(records: Sequence[Any], config: MappingConfig) -> list[tuple[Any, str, str | None]]:
+    """(form, ref, the Questionnaire a held copy must name; None: any held copy refuses the form)."""
     checks: list[tuple[Any, str, str | None]] = []
     for record in _forms(records):
         if isinstance(record, Assessment):
@@ -47,6 +46,17 @@ async def instruments_kept(records: Sequence[Any], copies: Copies, config: Mappi
             checks.append((record, resource_ref(PHQ9, record.key, PANEL, config), None))
         elif isinstance(record, Phq9Assessment):
             checks.append((record, resource_ref(ASSESSMENT, record.key, RESPONSE, config), None))
+    return checks
+
+
+def kept_refs(record: Any, config: MappingConfig) -> list[str]:
+    """The refs `instruments_kept` reads for a record, so a caller can read them ahead with its own."""
+    return [ref for _, ref, _ in _checks([record], config)]
+
+
+async def instruments_kept(records: Sequence[Any], copies: Copies, config: MappingConfig) -> None:
+    """Conflict naming the keys re-sent with another instrument than the one the server holds for them."""
+    checks = _checks(records, config)
     if not checks:
         return
     held = await copies(list(dict.fromkeys(ref for _, ref, _ in checks)))

@@ -445,3 +445,44 @@ def test_the_report_states_the_jobs_own_cpu_time_not_the_processs() -> None:
     burn(0.1)
     cpu = report.as_dict(retries=0)["cpu_s"]
     assert 0.1 <= cpu < 0.2
+
+
+def form(kind: str, key: str) -> dict[str, Any]:
+    """A standalone PHQ-9 (`phq9_assessment`) or GAD-7 (`assessment`) of the batch patient."""
+    out = {**copy.deepcopy(EXAMPLES[kind]), "key": key, "patient": {"mrn": MRN}}
+    out.pop("session_key")
+    return out
+
+
+async def test_a_rerun_of_rating_scales_reads_the_instrument_check_ahead_with_the_rest(
+    fake: FakeFhir, engine: RecordingEngine
+) -> None:
+    """Issue 21 (the unchanged re-sync fell from 3.5x to 2.4x): the check that a key keeps its
+    instrument reads the other kind's copy (a GAD-7's PHQ-9 panel, a PHQ-9's assessment response).
+    Read by each Bundle for itself, it cost every Bundle a search per type on the server."""
+    lines = [form("phq9_assessment" if i % 2 else "assessment", f"F{i}") for i in range(8)]
+    await job_for(engine, batch_size=1, concurrency=1).run(lines_of(lines))
+    fake.events.clear()
+
+    report = await job_for(engine, batch_size=2, concurrency=2, diff=True).run(lines_of(lines))
+
+    searched = id_searches(fake)
+    assert searched and sorted(searched) == sorted(set(searched)), searched  # 4 Bundles: one read per type
+    assert report.transactions == 0 and report.rejected == 0 and report.resources["unchanged"] > 0
+
+
+@pytest.mark.parametrize("held", ["phq9_assessment", "assessment"])
+async def test_a_key_changing_instrument_is_refused_though_its_copy_was_read_ahead(
+    fake: FakeFhir, engine: RecordingEngine, held: str
+) -> None:
+    """A key keeps its instrument on the read-ahead path too: the server holds it as one kind, the file
+    sends it as the other (later in the file than the unchanged lines), and only that line is rejected."""
+    other = "assessment" if held == "phq9_assessment" else "phq9_assessment"
+    await job_for(engine, batch_size=1, concurrency=1).run(lines_of([form(held, "K-1")]))
+
+    lines = [vital(f"v{i}") for i in range(3)] + [form(other, "K-1")]
+    report = await job_for(engine, batch_size=1, concurrency=2, diff=True).run(lines_of(lines))
+
+    (reject,) = rejects_of(report)
+    assert reject["line"] == 4 and "keeps its instrument" in orjson.dumps(reject).decode()
+    assert report.synced == 3
