@@ -146,7 +146,8 @@ class ConfirmedRule:
     min_apart_minutes: float
     max_apart_minutes: float | None
     consecutive: bool
-    """Repeat: True when no other reading may come between the two; False when none below the limits may."""
+    """Repeat: consecutive readings (True), or none below the limits between the two (False). Judged alike
+    (`service.monitoring.confirmed`): readings joined by a run of readings all meeting the rule are consecutive."""
     phases: tuple[str, ...]
     source: str
     field: str = ""
