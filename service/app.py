@@ -19,7 +19,7 @@ from service.logs import configure_logging
 from service.metrics import Metrics
 from service.monitoring import ProtocolError, announce
 from service.openapi import install_openapi
-from service.routes import convert, docs, health, jwks, metrics, patients, records
+from service.routes import convert, docs, health, jwks, metrics, patients, records, sessions
 from service.safety_thresholds import announce_thresholds
 from service.settings import Settings
 from service.sync import SyncEngine
@@ -74,6 +74,6 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
     app.include_router(metrics.router)
     app.include_router(docs.router)
     app.include_router(jwks.router)  # the SMART client's public key (404 when SMART is off)
-    for router in (records.router, convert.router, patients.router):
+    for router in (records.router, sessions.router, convert.router, patients.router):
         app.include_router(router, dependencies=[Depends(require_caller)])
     return app

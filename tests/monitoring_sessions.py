@@ -37,11 +37,16 @@ def session(key: str, mrn: str, **changes: Any) -> dict[str, Any]:
     }
 
 
+def _n(key: str) -> int:
+    """Which offset a reading's time is written in: by its key without the prefix, so that two sessions
+    built by one function with two prefixes write the same times."""
+    return sum(map(ord, key.split("-", 1)[-1]))
+
+
 def bp(key: str, minutes: float, systolic: float, diastolic: float) -> dict[str, Any]:
-    n = sum(map(ord, key))
     return {
         "key": key,
-        "measured_at": at(minutes, n),
+        "measured_at": at(minutes, _n(key)),
         "type": "blood_pressure",
         "systolic": systolic,
         "diastolic": diastolic,
@@ -49,11 +54,11 @@ def bp(key: str, minutes: float, systolic: float, diastolic: float) -> dict[str,
 
 
 def vital(key: str, minutes: float, kind: str, value: float, **extra: Any) -> dict[str, Any]:
-    return {"key": key, "measured_at": at(minutes, sum(map(ord, key))), "type": kind, "value": value, **extra}
+    return {"key": key, "measured_at": at(minutes, _n(key)), "type": kind, "value": value, **extra}
 
 
 def score(key: str, minutes: float, instrument: str, value: int) -> dict[str, Any]:
-    return {"key": key, "measured_at": at(minutes, sum(map(ord, key))), "instrument": instrument, "score": value}
+    return {"key": key, "measured_at": at(minutes, _n(key)), "instrument": instrument, "score": value}
 
 
 def hypertensive(prefix: str) -> dict[str, list[dict[str, Any]]]:

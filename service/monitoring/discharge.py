@@ -14,6 +14,7 @@ leave: a clinician's sign-off is not recorded here.
   the last n; more readings make it harder to meet, as the protocol's weakening check assumes.
 - All from the same time on: `met_from` is the earliest reading time from which every criterion is met at
   every later reading time too; judged only at reading times, so the answer never runs ahead of the data.
+  Its times are written in the offset of the infusion's end (readings of one instant may carry several).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def judge(
     before = {kind: [r for r in ordered if r.reading == kind and r.phase == "before"] for kind in JUDGED}
     pre = {kind: (found[-1] if found else None) for kind, found in before.items()}
     after = [r for r in ordered if r.reading in JUDGED and ended_at is not None and r.at > ended_at]
-    times = sorted({r.at for r in after})
+    zone = ended_at.tzinfo if ended_at is not None else None
+    times = list(dict.fromkeys(r.at.astimezone(zone) for r in after))  # in order, in the offset of the end
     if not times:
         last = _State(ended_at or dt.datetime.min.replace(tzinfo=dt.UTC), {kind: [] for kind in JUDGED})
         nothing = _all(last, ended_at, pre, events, rules)

@@ -36,6 +36,7 @@ BASELINE = ("blood_pressure", "heart_rate", "respiratory_rate", "spo2", "moaas",
 NEAR_MINUTES = 40.0
 SEVERITY = {"HH": 2, "LL": 2, "AA": 2, "H": 1, "L": 1, "A": 1, "N": 0}
 NO_LEVEL = "none"
+LEVEL_ORDER = ("HH", "LL", "AA", "H", "L", "A", "N", NO_LEVEL)
 SEDATION_EVENTS = ("excessive_sedation",)
 DISSOCIATION_EVENTS = ("dissociation", "emergence_reaction", "hallucinations")
 
@@ -171,10 +172,11 @@ def reading_level(reading: Reading) -> str:
 
 
 def _levels(readings: list[Reading]) -> dict[str, dict[str, tuple[Reading, ...]]]:
+    """Reading kind -> level -> readings: kinds by name, levels most severe first (`LEVEL_ORDER`)."""
     out: dict[str, dict[str, list[Reading]]] = {}
     for reading in readings:
         out.setdefault(reading.reading, {}).setdefault(reading_level(reading), []).append(reading)
-    return {kind: {level: tuple(found) for level, found in by.items()} for kind, by in out.items()}
+    return {kind: {level: tuple(by[level]) for level in LEVEL_ORDER if level in by} for kind, by in sorted(out.items())}
 
 
 def _nearest(pressures: list[Reading], started_at: dt.datetime | None) -> Reading | None:

@@ -11,11 +11,11 @@ in the document resolves.
 |--------|------|------|
 | 401 | no accepted API key or OAuth access token | every /v1 set |
 | 403 | an OAuth access token without the operation's scope (`service.auth.accepted_scopes`) | every /v1 set |
-| 404 | the record (or the MRN's patient, or the named baseline) is not on the FHIR server; no SMART key to publish | record_get, RECORD_DELETE, PHQ9_TREND, OUTCOME_TREND, JWKS |
+| 404 | the record (or the MRN's patient, or the named baseline, or the session) is not on the FHIR server; no SMART key to publish | record_get, RECORD_DELETE, PHQ9_TREND, OUTCOME_TREND, MONITORING_SUMMARY, JWKS |
 | 409 | a version conflict, or a session/visit that is missing or another patient's | record_put |
 | 413 | body over `max_body_bytes` | record_put, CONVERT, PHQ9_TREND, OUTCOME_TREND |
 | 422 | the key in the URL or the body breaks the record contract | every /v1 set |
-| 502 | the FHIR server refused the data or the service's credentials, or holds data we cannot read | record_put, record_get, RECORD_DELETE, PHQ9_TREND, OUTCOME_TREND |
+| 502 | the FHIR server refused the data or the service's credentials, or holds data we cannot read | record_put, record_get, RECORD_DELETE, PHQ9_TREND, OUTCOME_TREND, MONITORING_SUMMARY |
 | 503 | the FHIR server is unreachable, overloaded, or not a FHIR R4 server; or the OAuth issuer's keys cannot be fetched | every /v1 set, READYZ |
 """
 
@@ -29,6 +29,7 @@ from schemas import KINDS, record_json_schema
 from service.media import FHIR_JSON, JSON, NDJSON
 from service.routes.examples import CONVERT_EXAMPLE, RECORD_EXAMPLES
 from service.routes.outcome_schemas import OUTCOME_TREND_EXAMPLE, SUMMARIES, TREND, outcome_components
+from service.routes.summary_schemas import summary_answer, summary_components
 
 Json = dict[str, Any]
 COMPONENTS = "#/components/schemas/"
@@ -163,6 +164,13 @@ OUTCOME_TREND: dict[int | str, Json] = {
         "of the instrument (with a result, in the window) (`not-found`)."
     ),
     **TOO_LARGE,
+    **INVALID,
+    **FHIR_SERVER,
+}
+MONITORING_SUMMARY: dict[int | str, Json] = {
+    200: summary_answer("The session's monitoring summary, computed from what the FHIR server holds now."),
+    **UNAUTHORIZED,
+    404: outcome("The session is not on the FHIR server, or only retracted (`not-found`)."),
     **INVALID,
     **FHIR_SERVER,
 }
@@ -475,6 +483,7 @@ def component_schemas() -> dict[str, Json]:
         "Readiness": _READINESS,
         "JsonWebKeySet": _JWKS,
         **outcome_components(),
+        **summary_components(),
     }
     # A discriminated oneOf of plain `$ref`s (the shape client generators parse); `required` beside it makes
     # `kind`, optional in each record schema (a PUT's URL names the kind), required here.

