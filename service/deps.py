@@ -1,5 +1,5 @@
-"""FastAPI dependencies: settings, the shared FHIR client, the sync engine and the Questionnaires, as `Annotated`
-aliases."""
+"""FastAPI dependencies: settings, the shared FHIR client, the sync engine, the Questionnaires and the monitoring
+summaries, as `Annotated` aliases."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.fhir_client import FhirClient
+from service.monitoring.write import MonitoringSummaries
 from service.settings import Settings
 from service.sync import SyncEngine
 from service.sync.questionnaires import QuestionnairesOnce
@@ -33,7 +34,13 @@ def get_questionnaires(request: Request) -> QuestionnairesOnce:
     return questionnaires
 
 
+def get_summaries(request: Request) -> MonitoringSummaries:
+    summaries: MonitoringSummaries = request.app.state.summaries
+    return summaries
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 FhirClientDep = Annotated[FhirClient, Depends(get_fhir_client)]
 SyncEngineDep = Annotated[SyncEngine, Depends(get_sync_engine)]
 QuestionnairesDep = Annotated[QuestionnairesOnce, Depends(get_questionnaires)]
+SummariesDep = Annotated[MonitoringSummaries, Depends(get_summaries)]

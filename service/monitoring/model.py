@@ -50,6 +50,9 @@ READINGS: dict[str, tuple[str, ...]] = {
     for reading in dict.fromkeys(m.reading for m in MEASURES.values())
 }
 """Reading (vital-sign type or instrument) -> the measures read from it (blood pressure: systolic, diastolic)."""
+STATISTIC_MEASURES = ("systolic", "diastolic", "heart_rate", "respiratory_rate", "spo2")
+"""The measures the session summary gives peak, trough and count of (temperature has no protocol rule, and its
+readings may come in two units)."""
 RISE_MEASURES = ("systolic_rise", "diastolic_rise")
 """The rise of a blood pressure from the session's last pre-infusion reading (judged by the summary only)."""
 

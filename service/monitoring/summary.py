@@ -28,10 +28,10 @@ from service.monitoring import rules
 from service.monitoring.confirmed import Fired, fired
 from service.monitoring.discharge import DischargeResult, judge
 from service.monitoring.held import HeldEvent, HeldSession
-from service.monitoring.model import MEASURES, PHASES, Protocol, Weakening
+from service.monitoring.model import MEASURES, PHASES, STATISTIC_MEASURES, Protocol, Weakening
 from service.monitoring.readings import Reading, meets, minutes_between, of
 
-STATISTICS = ("systolic", "diastolic", "heart_rate", "respiratory_rate", "spo2")
+STATISTICS = STATISTIC_MEASURES
 BASELINE = ("blood_pressure", "heart_rate", "respiratory_rate", "spo2", "moaas", "cadss")
 NEAR_MINUTES = 40.0
 SEVERITY = {"HH": 2, "LL": 2, "AA": 2, "H": 1, "L": 1, "A": 1, "N": 0}

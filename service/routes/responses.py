@@ -35,6 +35,7 @@ Json = dict[str, Any]
 COMPONENTS = "#/components/schemas/"
 OUTCOME = "OperationOutcome"
 WRITE_RESULT = "WriteResult"
+MONITORING_SUMMARY_KEY = "monitoring_summary"
 
 
 class FhirJsonResponse(JSONResponse):
@@ -171,6 +172,17 @@ MONITORING_SUMMARY: dict[int | str, Json] = {
     200: summary_answer("The session's monitoring summary, computed from what the FHIR server holds now."),
     **UNAUTHORIZED,
     404: outcome("The session is not on the FHIR server, or only retracted (`not-found`)."),
+    **INVALID,
+    **FHIR_SERVER,
+}
+MONITORING_SUMMARY_WRITE: dict[int | str, Json] = {
+    200: _json(
+        "Written; nothing was created (updated, or already exactly so: then nothing was sent).", ref(WRITE_RESULT)
+    ),
+    201: _json("Written; at least one resource was created.", ref(WRITE_RESULT)),
+    **UNAUTHORIZED,
+    404: outcome("The session is not on the FHIR server, or only retracted (`not-found`)."),
+    409: outcome("Another writer changed the summary or its Flag while it was written, twice (`conflict`): try again."),
     **INVALID,
     **FHIR_SERVER,
 }
@@ -316,30 +328,40 @@ _OPERATION_OUTCOME: Json = {
         },
     },
 }
+_WRITTEN: Json = {
+    "resources": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["resourceType", "id", "version", "outcome"],
+            "properties": {
+                "resourceType": {"type": "string"},
+                "id": {"type": "string"},
+                "version": {"type": ["string", "null"]},
+                "outcome": {"enum": ["created", "updated", "unchanged", "deleted"]},
+            },
+        },
+    },
+    "counts": {
+        "type": "object",
+        "description": "Resources by outcome.",
+        "propertyNames": {"enum": ["created", "updated", "unchanged", "deleted"]},
+        "additionalProperties": {"type": "integer", "minimum": 1},
+    },
+}
 _WRITE_RESULT: Json = {
     "title": WRITE_RESULT,
     "description": "What the write did to each FHIR resource the record maps to.",
     "type": "object",
     "required": ["resources", "counts"],
     "properties": {
-        "resources": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["resourceType", "id", "version", "outcome"],
-                "properties": {
-                    "resourceType": {"type": "string"},
-                    "id": {"type": "string"},
-                    "version": {"type": ["string", "null"]},
-                    "outcome": {"enum": ["created", "updated", "unchanged", "deleted"]},
-                },
-            },
-        },
-        "counts": {
+        **_WRITTEN,
+        MONITORING_SUMMARY_KEY: {
             "type": "object",
-            "description": "Resources by outcome.",
-            "propertyNames": {"enum": ["created", "updated", "unchanged", "deleted"]},
-            "additionalProperties": {"type": "integer", "minimum": 1},
+            "description": "The monitoring summary and critical-episode Flag of the session the record belongs to, "
+            "written after it (present when that session has one): its resources and counts.",
+            "required": ["resources", "counts"],
+            "properties": _WRITTEN,
         },
     },
 }
