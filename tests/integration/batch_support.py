@@ -14,6 +14,7 @@ FHIR_JSON = {"Accept": "application/fhir+json"}
 CLI = str(Path(sys.executable).parent / "infusion-fhir")
 # What references a Patient, referrers first: deleted in this order before the Patient.
 DEPENDENTS = (
+    "DiagnosticReport",  # a session's monitoring summary: it references the readings and the statistics
     "Flag",
     "AdverseEvent",
     "Observation",
