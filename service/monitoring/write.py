@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from schemas.kinds import ADVERSE_EVENT, MONITORING_SCORE, SESSION, VITAL_SIGN
-from service.errors import Conflict, InfusionFhirError, NotFound
+from service.errors import Conflict, FhirRejected, InfusionFhirError, NotFound
 from service.fhir_client import FhirClient
 from service.keyed_locks import KeyedLocks
 from service.mappers import MappingConfig, codes
@@ -161,7 +161,13 @@ class MonitoringSummaries:
             return unchanged
         entries = [self._entry(w, held.get(self._ref_of(w))) for w in writes]
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-        response = await self.fhir.transaction(bundle, idempotent=True)
+        try:
+            response = await self.fhir.transaction(bundle, idempotent=True)
+        except FhirRejected as exc:  # its diagnostics may quote the summary (values): not passed on, nor logged
+            log.warning("monitoring.summary_refused", extra={"session": key, "status": exc.status_code})
+            raise FhirRejected(
+                f"the FHIR server refused the monitoring summary of session {key}", status_code=exc.status_code
+            ) from None
         written = written_resources(bundle, response)
         log.info("monitoring.summary", extra={"session": key, "written": len(written), "fired": len(summary.fired)})
         return written + unchanged

@@ -345,3 +345,24 @@ def test_a_summary_that_cannot_be_written_after_the_record_says_so_and_a_resend_
         refuse["on"] = False
         put(api, "infusion-sessions", "S-D", body)  # the same request again
     assert stored(fake, "S-D", "flag")["status"] == "active"  # type: ignore[index]
+
+
+def test_a_refused_summary_passes_on_none_of_the_servers_diagnostics() -> None:
+    """The server's diagnostics may quote the summary's text (values): the answer names the session only."""
+    import httpx
+
+    fake = FakeFhir()
+
+    def refuse(request: httpx.Request, body: Any) -> httpx.Response | None:
+        entries = body.get("entry", []) if isinstance(body, dict) and body.get("resourceType") == "Bundle" else []
+        if any(e["request"]["url"].startswith("DiagnosticReport") for e in entries):
+            outcome = {"severity": "error", "code": "processing", "diagnostics": "bad conclusion: 212/124 mmHg"}
+            return httpx.Response(400, json={"resourceType": "OperationOutcome", "issue": [outcome]})
+        return None
+
+    fake.intercept = refuse
+    body = {**session("S-Q", MRN), "vital_signs": [bp("Q-1", 10, 212, 124)]}
+    with client(fake) as api:
+        answer = api.put("/v1/infusion-sessions/S-Q", json={k: v for k, v in body.items() if k != "key"}, headers=AUTH)
+    assert answer.status_code == 502
+    assert "212" not in answer.text and "monitoring summary of session S-Q" in answer.text
