@@ -1,16 +1,18 @@
 """The summary in plain words: a confirmed rule, the discharge criteria, the conclusion a clinician reads.
 
-Deterministic (no clock, no locale): times as the narratives write them (`2 Mar 2026 10:35 UTC-04:00`), in
-the offset each was recorded in. No free text from a record (an adverse event's description, a note) and no
+Deterministic (no clock, no locale): times as the narratives write them (`2 Mar 2026 10:35 UTC-04:00`); in
+the conclusion all in the offset of the infusion's start (else each in its own), so one report reads in one clock. No free text from a record (an adverse event's description, a note) and no
 identifier: codes' displays, values and times only. Never says a patient may leave: the discharge criteria are
 the protocol's, and a clinician's sign-off is not recorded here.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 from service.mappers import codes
 from service.mappers.build import number
-from service.mappers.narrative import at
+from service.mappers.narrative import at as said_at
 from service.monitoring.discharge import DischargeResult
 from service.monitoring.model import MEASURES, ConfirmedRule
 from service.monitoring.readings import Reading
@@ -62,7 +64,7 @@ def value_words(reading: Reading) -> str:
 def discharge_words(result: DischargeResult) -> str:
     """`Protocol discharge criteria all met from <time> (clinician sign-off not recorded)`, or those not met."""
     if result.met_from is not None:
-        return f"Protocol discharge criteria all met from {at(result.met_from)} {SIGN_OFF}"
+        return f"Protocol discharge criteria all met from {said_at(result.met_from)} {SIGN_OFF}"
     missing = "; ".join(c.detail + (" (not confirmed)" if c.status == "not_confirmed" else "") for c in result.not_met)
     return f"Protocol discharge criteria not met {SIGN_OFF}: {missing}"
 
@@ -74,6 +76,11 @@ def _change(value: float | None) -> str:
 def conclusion(summary: Summary) -> str:
     """The summary's conclusion in plain words (DiagnosticReport.conclusion, and the JSON's `conclusion`)."""
     held = summary.held
+    zone = held.started_at.tzinfo if held.started_at is not None else None
+
+    def at(value: dt.datetime) -> str:
+        return said_at(value.astimezone(zone) if zone is not None else value)
+
     sentences = [f"{summary.protocol.title}: {len(held.readings)} readings"]
     if summary.fired:
         for found in summary.fired:
@@ -99,7 +106,8 @@ def conclusion(summary: Summary) -> str:
     for measure, word in (("heart_rate", "Heart rate"), ("respiratory_rate", "Respiratory rate")):
         if measure in stats:
             span = stats[measure]
-            sentences.append(f"{word} {number(span.value(span.trough))}-{number(span.value(span.peak))} /min")
+            low, high = number(span.value(span.trough)), number(span.value(span.peak))
+            sentences.append(f"{word} {low}-{high} /min" if low != high else f"{word} {low} /min")
     if "spo2" in stats:
         trough = stats["spo2"].trough
         sentences.append(f"Lowest SpO2 {value_words(trough)} at {at(trough.at)}")

@@ -222,7 +222,12 @@ def test_the_conclusion_says_the_episode_the_peak_the_rise_and_the_discharge_in_
     assert (
         "Critical episode: systolic at or above 200 mmHg or diastolic at or above 120 mmHg (1 reading, first at" in text
     )
-    assert "Peak blood pressure 212/124 mmHg at " in text and "(+62/+34 from the pre-infusion 150/90 mmHg)" in text
+    assert (
+        "Peak blood pressure 212/124 mmHg at 2 Mar 2026 09:50 UTC-04:00 (+62/+34 from the pre-infusion 150/90 mmHg)"
+        in text
+    )
+    assert "UTC+" not in text and " UTC." not in text  # every time in the infusion's own offset, whatever the readings'
+    assert "Respiratory rate 14 /min" in text
     assert "Marked rise from the pre-infusion blood pressure on 2 reading(s)" in text
     assert "Adverse events: finding of increased blood pressure (resolved)" in text
     assert "Protocol discharge criteria all met from" in text
