@@ -89,6 +89,8 @@ def test_the_report_its_statistics_and_the_flag_pass_validate(api: Any, settings
         assert _errors(fhir_base_url, resource) == [], resource["resourceType"]
     report, flag = written[0], written[1]
     assert report["status"] == "final" and flag["status"] == "active"
+    again = api.post("/v1/infusion-sessions/S-V/$monitoring-summary")  # HAPI's copies equal ours: nothing written
+    assert again.status_code == 200 and again.json()["counts"] == {"unchanged": 7}, again.text
     for statistic in written[2:]:
         assert all(c["system"] != codes.LOINC for c in statistic["code"]["coding"])
 
