@@ -34,14 +34,13 @@ from service.mappers.ids import MONITORING_SUMMARY, SLOTS, resource_id, resource
 from service.mappers.monitoring_report import REPORT, ChartRenderer, report, statistics
 from service.mappers.retract import retract
 from service.monitoring.flag_plan import plan_session_flag
-from service.monitoring.held import read_session
+from service.monitoring.store import CHILD_TYPES, readable
 from service.monitoring.summary import Summary, summarise
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.session_read import session_children
 
 log = logging.getLogger("infusion_fhir.monitoring")
 Json = dict[str, Any]
-CHILD_TYPES = ("Observation", "AdverseEvent")
 READINGS_KINDS = (VITAL_SIGN, MONITORING_SCORE, ADVERSE_EVENT)
 """Record kinds whose write or retraction changes their session's summary (besides the session itself)."""
 ENDED_STATUSES = ("final", "amended", "corrected")
@@ -141,7 +140,7 @@ class MonitoringSummaries:
                 raise NotFound(f"{SESSION} {key} not found on the FHIR server")
             return []
         children = await session_children(self.fhir, self.config, key, procedure, types=CHILD_TYPES)
-        summary = summarise(read_session(key, [procedure, *children], self.config), self.config.protocol)
+        summary = summarise(readable(key, [procedure, *children], self.config), self.config.protocol)
         report_ref = self._ref(key, REPORT)
         if not summary.held.readings and not summary.held.events and report_ref not in held:
             return []  # nothing to summarise, and no summary to update

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,3 +256,22 @@ def test_every_order_of_a_repeat_gives_one_answer(base: list[Reading], expected:
 def test_readings_at_one_instant_never_break_a_pair_whatever_their_order() -> None:
     for order in itertools.permutations([hr(1, 0, 130), hr(2, 0, 80), hr(3, 6, 130)]):
         assert _fired(list(order)) == {"heart_rate_repeated": ("Observation/r01", "Observation/r03")}
+
+
+def test_the_limits_come_from_the_protocol_a_more_sensitive_clinic_file_fires_earlier(tmp_path: Path) -> None:
+    from service.monitoring import load_protocol
+
+    text = (Path(__file__).parents[2] / "service/monitoring/default-protocol.toml").read_text()
+    text = text.replace('when = "spo2 < 90"\nreadings = 1', 'when = "spo2 < 92"\nreadings = 1')
+    text = text.replace(
+        "min_apart_minutes = 5\nmax_apart_minutes = 15", "min_apart_minutes = 3\nmax_apart_minutes = 20"
+    )
+    file = tmp_path / "protocol.toml"
+    file.write_text(text)
+    clinic = load_protocol(file)
+    readings = [one(1, 0, "spo2", 91), bp(2, 10, 185, 90), bp(3, 13, 186, 90)]
+    assert _fired(readings) == {}
+    assert {f.rule.name: [r.ref for r in f.readings] for f in fired(readings, clinic)} == {
+        "blood_pressure_repeated": ["Observation/r02", "Observation/r03"],
+        "desaturation": ["Observation/r01"],
+    }

@@ -99,3 +99,14 @@ def test_no_mrn_in_any_url_and_only_reads() -> None:
     asked = fake.requests[before:]
     assert asked and all(r.method == "GET" or r.url.path.endswith("/_search") for r in asked)
     assert not any("MRN" in str(r.url) for r in fake.requests)
+
+
+def test_a_reading_the_service_cannot_read_back_is_a_502_not_a_crash() -> None:
+    fake = FakeFhir()
+    with client(fake) as api:
+        _put(api, "infusion-sessions", {**session("S-B", MRN), **hypertensive("B")})
+        broken = next(o for o in fake.of_type("Observation") if o["identifier"][0]["value"] == "B-hr1")
+        fake.put({**broken, "code": {"text": "not a vital sign this service writes"}})
+        got, posted = _summary(api, "S-B"), api.post("/v1/infusion-sessions/S-B/$monitoring-summary", headers=AUTH)
+    assert got.status_code == posted.status_code == 502
+    assert got.json()["resourceType"] == "OperationOutcome" and "S-B" in got.text
