@@ -30,7 +30,8 @@ def critical_flag(summary: Summary, config: MappingConfig) -> Json:
     found = triggers(summary.fired)
     if summary.fired:
         rules = "; ".join(rule_words(f.rule) for f in summary.fired)
-        sentence = f"{codes.NARRATIVE_CRITICAL_EPISODE} from {narrative.at(found[0].at)}: {rules}"
+        first = found[0].at if held.started_at is None else found[0].at.astimezone(held.started_at.tzinfo)
+        sentence = f"{codes.NARRATIVE_CRITICAL_EPISODE} from {narrative.at(first)}: {rules}"  # the infusion's clock
     else:
         sentence = codes.NARRATIVE_CRITICAL_EPISODE
     detail = [{"url": codes.EXT_FLAG_DETAIL, "valueReference": {"reference": r.ref}} for r in found]
