@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         "against (default: the shipped defaults, service/monitoring/default-protocol.toml). Its medical director "
         "owns the numbers. A bad file stops the service and the batch commands at start (exit 2), naming the field.",
     )
+    monitoring_summaries: bool = Field(
+        True,
+        description="Write each infusion session's monitoring summary (DiagnosticReport, statistics Observations) and "
+        "critical-episode Flag whenever the API or batch `sync` changes its readings, scores, adverse events or times. "
+        "Off: only `POST .../$monitoring-summary` writes them (the GET computes the summary either way).",
+    )
     _protocol: Protocol | None = PrivateAttr(None)
 
     @field_validator("fhir_base_url")

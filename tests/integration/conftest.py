@@ -67,6 +67,9 @@ def track(response: httpx.Response, cleanup) -> None:
             # Patients first so that, deleted newest-first, they go after what references them.
             for item in sorted(resources, key=lambda r: r["resourceType"] != "Patient"):
                 cleanup.track(f"{item['resourceType']}/{item['id']}")
+            # the session's monitoring summary the write refreshed references the record's resources: deleted first
+            summary = body.get("monitoring_summary", {}).get("resources", [])
+            cleanup.track_last(*(f"{item['resourceType']}/{item['id']}" for item in summary))
 
 
 @pytest.fixture

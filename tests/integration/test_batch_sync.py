@@ -71,7 +71,7 @@ def server_matches_mapping(ns: Namespace, path: Path) -> None:
     expected = {f"{rtype}/{rid}": resource for (rtype, rid), resource in resources.items() if rtype != "Flag"}
     held: dict[str, dict] = {}
     for resource_type in (t for t in TYPE_ORDER if t != "Flag"):  # the Flags are checked per patient below
-        for resource in ns.all_of(resource_type):
+        for resource in ns.mapped_of(resource_type):
             held[f"{resource_type}/{resource['id']}"] = resource
     assert sorted(held) == sorted(expected)
     for ref, resource in held.items():
@@ -91,7 +91,7 @@ def flags_match_mapping(ns: Namespace, config: MappingConfig, own_flags: list[di
     for flag in own_flags:
         wanted.setdefault(flag["subject"]["reference"], []).append(flag)
     held: dict[str, list[dict]] = {}
-    for flag in ns.all_of("Flag"):
+    for flag in ns.mapped_of("Flag"):
         held.setdefault(urn_of[flag["subject"]["reference"]], []).append(flag)
     assert sorted(held) == sorted(wanted)
     for patient, flags in held.items():

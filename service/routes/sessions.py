@@ -1,0 +1,43 @@
+"""Operations on one infusion session beyond its record: its monitoring summary (`$monitoring-summary`), read
+(GET, computed, nothing written) or written (POST)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from schemas.kinds import SEGMENT_OF, SESSION
+from service.deps import SummariesDep, SyncEngineDep
+from service.monitoring.store import read_held
+from service.monitoring.summary import summarise
+from service.monitoring.summary_json import as_json
+from service.routes.records import RecordKey
+from service.routes.responses import MONITORING_SUMMARY, MONITORING_SUMMARY_WRITE
+from service.sync import SyncResult
+
+SESSIONS = SEGMENT_OF[SESSION]
+router = APIRouter(prefix="/v1", tags=[SESSIONS])
+SUMMARY_PATH = f"/{SESSIONS}/{{key}}/$monitoring-summary"
+
+
+@router.get(SUMMARY_PATH, operation_id="get_monitoring_summary", response_model=None, responses=MONITORING_SUMMARY)
+async def get_monitoring_summary(key: RecordKey, engine: SyncEngineDep) -> dict[str, Any]:
+    """The session's monitoring summary, computed from what the FHIR server holds for it now: baseline, peak
+    and trough of each vital, readings by level, the confirmed rules that fired, the session fields modelled on
+    the esketamine REMS patient monitoring form, adverse events and the discharge criteria (documentation, not
+    an alarm)."""
+    held = await read_held(engine.fhir, engine.config, key)
+    return as_json(summarise(held, engine.config.protocol))
+
+
+@router.post(
+    SUMMARY_PATH, operation_id="write_monitoring_summary", response_model=None, responses=MONITORING_SUMMARY_WRITE
+)
+async def write_monitoring_summary(key: RecordKey, summaries: SummariesDep) -> JSONResponse:
+    """Compute the session's monitoring summary and write it: a DiagnosticReport (preliminary, final or amended)
+    with a statistics Observation per monitored vital, and the session's critical-episode Flag when a confirmed
+    rule fired (never written over once a clinician changed it). What did not change is not written again."""
+    result = SyncResult(await summaries.refresh(key, required=True), transactions=0)
+    return JSONResponse(result.as_dict(), status_code=201 if result.created_any else 200)
