@@ -40,6 +40,7 @@ INK, GRID, SHADE = "#222222", "#DDDDDD", "#8A8A8A"
 TIER_COLOURS = {1: "#E69F00", 2: "#D55E00"}  # Okabe-Ito orange and vermillion: readable with colour blindness
 TIER_STYLES: dict[int, LineStyleType] = {1: "dashed", 2: "solid"}
 RING_SIZES = {1: 150.0, 2: 260.0}
+CLUSTER_MINUTES = 12
 SERIES = {  # measure: (legend label, colour, marker), Okabe-Ito blues and greens
     "systolic": ("systolic", "#0072B2", "v"),
     "diastolic": ("diastolic", "#56B4E9", "^"),
@@ -161,7 +162,7 @@ def _readings(ax: Axes, chart: ChartInput, measures: tuple[str, ...], flagged: l
                 gid=f"marked:{measure}:{tier}",
             )
             if tier == 2:
-                for m in ringed:
+                for m in _extremes(chart, ringed):
                     below = m.level == "LL"
                     ax.annotate(
                         f"{m.point.value:g}",
@@ -175,6 +176,18 @@ def _readings(ax: Axes, chart: ChartInput, measures: tuple[str, ...], flagged: l
                     )
     if not any(getattr(chart, measure) for measure in measures):
         ax.text(0.5, 0.5, "no readings", transform=ax.transAxes, ha="center", va="center", color=SHADE)
+
+
+def _extremes(chart: ChartInput, critical: list[Marked]) -> list[Marked]:
+    """The most extreme reading of each run of critical readings less than `CLUSTER_MINUTES` apart (a recheck
+    every 5 minutes would stack their values on top of each other): the one whose value is shown."""
+    runs: list[list[Marked]] = []
+    for m in sorted(critical, key=lambda m: m.point.at):
+        if runs and chart.minutes(m.point.at) - chart.minutes(runs[-1][-1].point.at) < CLUSTER_MINUTES:
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+    return [max(run, key=lambda m: -m.point.value if m.level == "LL" else m.point.value) for run in runs]
 
 
 def _marks(ax: Axes, chart: ChartInput, right: float) -> None:
@@ -226,7 +239,7 @@ def _legend(fig: Figure, chart: ChartInput) -> None:
         Line2D([], [], linestyle="none", marker="o", markersize=10, markerfacecolor="none",
                markeredgecolor=TIER_COLOURS[1], markeredgewidth=1.6, label="out of limit"),
         Line2D([], [], linestyle="none", marker="o", markersize=12, markerfacecolor="none",
-               markeredgecolor=TIER_COLOURS[2], markeredgewidth=2.4, label="critical (value shown)"),
+               markeredgecolor=TIER_COLOURS[2], markeredgewidth=2.4, label="critical (most extreme value shown)"),
     ]  # fmt: skip
     if chart.infused:
         handles.append(Patch(facecolor=SHADE, alpha=0.16, label="infusion"))
@@ -278,8 +291,9 @@ def _figure(chart: ChartInput) -> Figure:
         fontsize=9,
         color=INK,
     )
-    top = axes[0].secondary_xaxis("top")
-    top.xaxis.set_major_locator(MultipleLocator(step))
+    top = axes[0].secondary_xaxis("top")  # clock times, on the quarter hours of the start's offset
+    past = chart.started_at.minute + chart.started_at.second / 60
+    top.xaxis.set_major_locator(MultipleLocator(step, offset=-past % step))
     top.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: _clock(chart, x)))
     top.tick_params(labelsize=8, colors=INK)
     _title(fig, chart)

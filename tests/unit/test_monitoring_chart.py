@@ -20,6 +20,7 @@ from matplotlib.collections import LineCollection, PathCollection, PolyCollectio
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
+from matplotlib.text import Annotation
 
 from service.monitoring import default_protocol, load_protocol
 from service.monitoring.chart import (
@@ -199,6 +200,19 @@ def test_the_hypertensive_and_desaturating_sessions_show_their_critical_readings
         rings = _ringed(fig)
         assert rings[("spo2", 2)] == {(30.0, 87.0)}  # < 90
         assert rings[("spo2", 1)] == {(20.0, 92.0), (40.0, 93.0)}  # < 94
+
+
+def test_the_most_extreme_value_of_each_run_of_critical_readings_is_written_beside_it() -> None:
+    """Rechecks 5-10 minutes apart would stack their values: each run (less than 12 minutes apart) shows its most
+    extreme one; every reading of the run is still ringed."""
+    with drawn(HYPERTENSIVE) as fig:
+        written = {
+            (ax.get_ylabel(), a.get_text(), a.xy) for ax in fig.axes for a in ax.texts if isinstance(a, Annotation)
+        }
+        assert written == {("systolic BP (mmHg)", "194", (30.0, 194.0)), ("diastolic BP (mmHg)", "116", (30.0, 116.0))}
+    with drawn(DESATURATING) as fig:
+        written = {(a.get_text(), a.xy) for ax in fig.axes for a in ax.texts if isinstance(a, Annotation)}
+        assert written == {("87", (30.0, 87.0))}
 
 
 def test_a_reading_past_a_drawn_limit_is_marked_whatever_its_interpretation_says() -> None:
