@@ -259,7 +259,7 @@ def _legend(fig: Figure, chart: ChartInput) -> None:
     )
 
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: a chart rendered while another is being inspected in the same thread
 
 
 @contextmanager
