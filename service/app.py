@@ -56,8 +56,11 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
             app.state.engine = SyncEngine(fhir, mapping_config)
             # Written at most once per process, before the first transaction with a QuestionnaireResponse.
             app.state.questionnaires = QuestionnairesOnce(fhir, mapping_config)
-            app.state.summaries = MonitoringSummaries(fhir, mapping_config, automatic=settings.monitoring_summaries)
+            app.state.summaries = MonitoringSummaries(
+                fhir, mapping_config, automatic=settings.monitoring_summaries, charts=settings.monitoring_charts
+            )
             yield
+            await app.state.summaries.close(settings.monitoring_drain_seconds)  # before the FHIR client closes
 
     app = FastAPI(
         title="infusion-fhir",

@@ -222,7 +222,7 @@ async def _write_summaries(
     stops (exit 2) saying so: the records are written, and the re-run writes what is missing."""
     if not settings.monitoring_summaries or report.stopped_reason:
         return {}
-    writer = MonitoringSummaries(fhir, settings.mapping_config())
+    writer = MonitoringSummaries(fhir, settings.mapping_config(), charts=settings.monitoring_charts)
     try:
         written = await writer.refresh_all(touched, concurrency)
     except InfusionFhirError as exc:

@@ -7,7 +7,8 @@ deterministic ids (`ids.MONITORING_SUMMARY` under the session's key), no clock (
 - DiagnosticReport: local code and text (LOINC has none), `subject`, `encounter` = the session's visit (R4 cannot
   point a report at a Procedure), `effectivePeriod` = the infusion, `status` as the caller decides (preliminary,
   final, amended), `result` -> the vital signs, the statistics, then the scores, `conclusion` in plain words,
-  `presentedForm` the chart when a renderer is given (the seam for the chart: `ChartRenderer`).
+  `presentedForm` the chart when the caller gives it (`presented_form`: rendered by
+  `service.monitoring.summary_chart`, outside this pure mapper).
 - Statistics Observation: a local code per vital (never the vital's LOINC code, so no vital-signs profile
   applies), the vital named in `code.text`, components `maximum` / `minimum` (in the vital's unit) and `count`
   from observation-statistics, `derivedFrom` the readings, the peak first and the trough second.
@@ -16,7 +17,6 @@ deterministic ids (`ids.MONITORING_SUMMARY` under the session's key), no clock (
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 
 from service.mappers import codes, narrative
 from service.mappers.build import Json, concept, configured_system, number, quantity, when
@@ -27,9 +27,6 @@ from service.monitoring.readings import Reading
 from service.monitoring.summary import Statistic, Summary
 from service.monitoring.words import conclusion
 
-ChartRenderer = Callable[[Summary], tuple[str, bytes] | None]
-"""Renders a summary's chart: (content type, bytes), or None for no chart. Must be deterministic: a summary whose
-content did not change is not written again, and its chart is part of its content."""
 SCORES = ("moaas", "cadss", "rass")
 REPORT = "report"
 CHART_TITLE = "Infusion monitoring chart"
@@ -99,10 +96,17 @@ def _results(summary: Summary, stats: list[Json]) -> list[Json]:
     return [{"reference": ref} for ref in refs]
 
 
+def presented_form(content_type: str, data: bytes) -> list[Json]:
+    """`DiagnosticReport.presentedForm`: the chart, inline (base64), with its size and title."""
+    encoded = base64.b64encode(data).decode("ascii")
+    return [{"contentType": content_type, "data": encoded, "size": len(data), "title": CHART_TITLE}]
+
+
 def report(
-    summary: Summary, status: str, config: MappingConfig, stats: list[Json], chart: ChartRenderer | None = None
+    summary: Summary, status: str, config: MappingConfig, stats: list[Json], presented: list[Json] | None = None
 ) -> Json:
-    """The session's DiagnosticReport (see the module); `stats` are the statistics Observations it results in."""
+    """The session's DiagnosticReport (see the module); `stats` are the statistics Observations it results in,
+    `presented` its `presentedForm` (the chart), when there is one."""
     held = summary.held
     said = conclusion(summary)
     when_ = "" if held.started_at is None else f", {narrative.span(held.started_at, held.ended_at)}"
@@ -118,10 +122,6 @@ def report(
     if results:
         out["result"] = results
     out["conclusion"] = said
-    rendered = chart(summary) if chart is not None else None
-    if rendered is not None:
-        content_type, data = rendered
-        out["presentedForm"] = [
-            {"contentType": content_type, "data": base64.b64encode(data).decode("ascii"), "title": CHART_TITLE}
-        ]
+    if presented:
+        out["presentedForm"] = presented
     return out

@@ -3,7 +3,9 @@
 `MonitoringSummaries.refresh(key)` reads the session as its GET does, with what the server holds of its summary,
 recomputes it (`summary.py`, the pure mappers) and sends one transaction with what changed, nothing when
 nothing did. Called by `POST .../$monitoring-summary`, after every API write or retraction that touches a
-session's readings, scores, adverse events or times, and by batch `sync` for each session the run touched.
+session's readings, scores, adverse events or times (before the answer when the write may raise the Flag or is
+a retraction, else right after it: `urgency.py`, `deferred.py`), and by batch `sync` for each session the run
+touched. The report presents the session's chart (`summary_chart.py`), drawn only when what it shows changed.
 
 - Status: `preliminary` while the infusion has not ended, then `final`; a summary that changes after it was
   final is `amended`. A session retracted since: the report and statistics are entered in error.
@@ -19,6 +21,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -31,11 +34,15 @@ from service.mappers import MappingConfig, codes
 from service.mappers.context import child_link
 from service.mappers.critical_flag import FLAG, critical_flag
 from service.mappers.ids import MONITORING_SUMMARY, SLOTS, resource_id, resource_ids, resource_type
-from service.mappers.monitoring_report import REPORT, ChartRenderer, report, statistics
+from service.mappers.monitoring_report import REPORT, presented_form, report, statistics
 from service.mappers.retract import retract
+from service.monitoring.chart import PNG, render
+from service.monitoring.deferred import Deferred
 from service.monitoring.flag_plan import plan_session_flag
 from service.monitoring.store import CHILD_TYPES, readable
 from service.monitoring.summary import Summary, summarise
+from service.monitoring.summary_chart import Drawn, chart_input
+from service.monitoring.urgency import urgent
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.session_read import session_children
 
@@ -44,6 +51,23 @@ Json = dict[str, Any]
 READINGS_KINDS = (VITAL_SIGN, MONITORING_SCORE, ADVERSE_EVENT)
 """Record kinds whose write or retraction changes their session's summary (besides the session itself)."""
 ENDED_STATUSES = ("final", "amended", "corrected")
+
+
+@dataclass(frozen=True)
+class AfterWrite:
+    """What a write did to its sessions' summaries: refreshed before the answer (`written`), or after (`deferred`)."""
+
+    written: list[WrittenResource] = field(default_factory=list)
+    deferred: tuple[str, ...] = ()
+
+    def as_dict(self) -> Json | None:
+        """The answer's `monitoring_summary`: None when the write touched no session's summary."""
+        if not self.written and not self.deferred:
+            return None
+        out: Json = {"resources": [w.as_dict() for w in self.written], "counts": counts(self.written)}
+        if self.deferred:
+            out["deferred"] = list(self.deferred)
+        return out
 
 
 def summary_sessions(records: Iterable[Any]) -> set[str]:
@@ -61,20 +85,31 @@ def summary_sessions(records: Iterable[Any]) -> set[str]:
 class MonitoringSummaries:
     """Recomputes and writes session summaries through the one FHIR client (see the module)."""
 
-    def __init__(
-        self, fhir: FhirClient, config: MappingConfig, *, automatic: bool = True, chart: ChartRenderer | None = None
-    ) -> None:
+    def __init__(self, fhir: FhirClient, config: MappingConfig, *, automatic: bool = True, charts: bool = True) -> None:
         self.fhir = fhir
         self.config = config
         self.automatic = automatic
         """Refresh after writes and retractions (`after_write`, `after_retract`); off: only when asked (`refresh`)."""
-        self.chart = chart
-        """Renders `presentedForm` (None: no chart). The seam for service/monitoring/chart.py."""
+        self.charts = charts
+        """The report presents the session's chart (`presentedForm`, PNG); off: no chart."""
         self.locks = KeyedLocks()  # one refresh per session at a time
+        self.deferred = Deferred(self.refresh)
+        self.drawn = Drawn()
 
-    async def after_write(self, records: Iterable[Any]) -> list[WrittenResource]:
-        """Refresh the summaries of the sessions `records` (just written) touch."""
-        return await self._after(summary_sessions(records))
+    async def after_write(self, records: Sequence[Any], written: Sequence[WrittenResource]) -> AfterWrite:
+        """Refresh the summaries of the sessions `records` (just written, `written` what it did) touch: before
+        answering when the write may raise a Flag (`urgency.py`), else right after (`deferred.py`)."""
+        sessions = summary_sessions(records) if self.automatic else set()
+        if not sessions:
+            return AfterWrite()
+        if urgent(records, written, self.config.protocol):
+            return AfterWrite(await self._after(sessions))
+        self.deferred.schedule(sorted(sessions))
+        return AfterWrite(deferred=tuple(sorted(sessions)))
+
+    async def close(self, seconds: float) -> None:
+        """At shutdown: the deferred refreshes finish, up to `seconds` (then they are named in the log)."""
+        await self.deferred.drain(seconds)
 
     async def before_retract(self, kind: str, key: str) -> str | None:
         """The session whose summary retracting this record changes (read first: an adverse event is deleted)."""
@@ -148,7 +183,7 @@ class MonitoringSummaries:
             writes = self._retracted(held)
         else:
             own = {self._ref(key, slot.part) for slot in SLOTS[MONITORING_SUMMARY]}
-            writes = self._writes(summary, held, corrected(held.get(report_ref), children, summary, own))
+            writes = await self._writes(summary, held, corrected(held.get(report_ref), children, summary, own))
         flag_ref = self._ref(key, FLAG)
         flags = plan_session_flag(
             critical_flag(summary, self.config), bool(summary.fired) and not retracted, held.get(flag_ref)
@@ -171,12 +206,12 @@ class MonitoringSummaries:
         log.info("monitoring.summary", extra={"session": key, "written": len(written), "fired": len(summary.fired)})
         return written + unchanged
 
-    def _writes(self, summary: Summary, held: dict[str, Json], was_corrected: bool) -> list[Json]:
+    async def _writes(self, summary: Summary, held: dict[str, Json], was_corrected: bool) -> list[Json]:
         """The report and statistics that differ from the server's copies, each with its status (see `_status`);
         statistics no longer produced, entered in error."""
         ended = not summary.in_progress
         stats = statistics(summary, "final", self.config)
-        ours = [*stats, report(summary, "final", self.config, stats, self.chart)]
+        ours = [*stats, await self._report(summary, stats, held, was_corrected)]
         produced = {self._ref_of(r) for r in ours}
         stale = [
             r
@@ -195,6 +230,28 @@ class MonitoringSummaries:
             resource["status"] = _status(ended, held.get(ref), whole and was_corrected)
         writes = [r for r in ours if _content(r) != _content(held.get(self._ref_of(r)))]
         return writes + retract(stale)
+
+    async def _report(self, summary: Summary, stats: list[Json], held: dict[str, Json], was_corrected: bool) -> Json:
+        """The report, with its chart. The chart (about a quarter of a second of CPU) is drawn only when what it
+        shows may have changed: the report's own content changed (readings added or gone, the infusion's times,
+        the discharge time and the protocol named in the conclusion), or a reading was corrected since the report
+        (`corrected`) and this process did not draw this very chart before (`Drawn`), or the server's copy has
+        none. Otherwise the server's chart is kept as it is."""
+        ours = report(summary, "final", self.config, stats)
+        chart = chart_input(summary) if self.charts else None
+        if chart is None:
+            return ours
+        before = held.get(self._ref_of(ours)) or {}
+        kept = before.get("presentedForm")
+        if kept and (
+            self.drawn.presents(chart, kept[0].get("data", ""))
+            or (not was_corrected and _content(ours, status=False) == _content(_without_chart(before), status=False))
+        ):
+            return report(summary, "final", self.config, stats, kept)
+        png = await asyncio.to_thread(render, chart, PNG)  # off the event loop
+        presented = presented_form(PNG, png)
+        self.drawn.remember(chart, presented[0]["data"])
+        return report(summary, "final", self.config, stats, presented)
 
     def _retracted(self, held: dict[str, Json]) -> list[Json]:
         """The held report and statistics of a retracted session, entered in error."""
@@ -277,6 +334,10 @@ def _instant(value: Any) -> dt.datetime | None:
     if not isinstance(value, str):
         return None
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _without_chart(resource: Json) -> Json:
+    return {k: v for k, v in resource.items() if k != "presentedForm"}
 
 
 def _content(resource: Json | None, *, status: bool = True) -> bytes | None:

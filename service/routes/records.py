@@ -20,7 +20,6 @@ from service.routes.responses import (
     record_put,
     record_put_body,
 )
-from service.sync import SyncResult
 from service.sync.questionnaires import carry_questionnaire_responses
 from service.sync.same_phq9 import read_record, retract_record
 
@@ -67,9 +66,10 @@ def _record_routes(segment: str, kind: str) -> None:
             refused.safety = tuple(safety_issues(kind, record))
             raise
         answer = result.as_dict()
-        summary = await summaries.after_write([record])  # its session's monitoring summary and critical-episode Flag
-        if summary:
-            answer[MONITORING_SUMMARY_KEY] = SyncResult(summary).as_dict()
+        # its session's monitoring summary and critical-episode Flag: refreshed now, or right after the answer
+        summary = (await summaries.after_write([record], result.resources)).as_dict()
+        if summary is not None:
+            answer[MONITORING_SUMMARY_KEY] = summary
         return JSONResponse(answer, status_code=201 if result.created_any else 200)
 
     put_record.__doc__ = f"Map and sync one {kind} record (idempotent; re-sending changes nothing)."

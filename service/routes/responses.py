@@ -169,9 +169,15 @@ OUTCOME_TREND: dict[int | str, Json] = {
     **FHIR_SERVER,
 }
 MONITORING_SUMMARY: dict[int | str, Json] = {
-    200: summary_answer("The session's monitoring summary, computed from what the FHIR server holds now."),
+    200: summary_answer(
+        "The session's monitoring summary, computed from what the FHIR server holds now; with `Accept: image/png` "
+        "or `application/pdf`, its chart."
+    ),
     **UNAUTHORIZED,
-    404: outcome("The session is not on the FHIR server, or only retracted (`not-found`)."),
+    404: outcome(
+        "The session is not on the FHIR server, or only retracted; or a chart was asked for and the infusion has "
+        "no start time (`not-found`)."
+    ),
     **INVALID,
     **FHIR_SERVER,
 }
@@ -358,10 +364,19 @@ _WRITE_RESULT: Json = {
         **_WRITTEN,
         MONITORING_SUMMARY_KEY: {
             "type": "object",
-            "description": "The monitoring summary and critical-episode Flag of the session the record belongs to, "
-            "written after it (present when that session has one): its resources and counts.",
+            "description": "The monitoring summary and critical-episode Flag of the session the record belongs to "
+            "(present when the record touches a session): refreshed before this answer when the write may raise "
+            "the Flag (its resources and counts), else right after it (`deferred` names the sessions; `resources` "
+            "is empty: GET or POST `.../$monitoring-summary` for the outcome).",
             "required": ["resources", "counts"],
-            "properties": _WRITTEN,
+            "properties": {
+                **_WRITTEN,
+                "deferred": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Keys of the sessions whose summary is refreshed right after this answer.",
+                },
+            },
         },
     },
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.media import JSON
+from service.monitoring.chart import PDF, PNG
 from service.monitoring.discharge import MET, NOT_CONFIRMED, NOT_MET
 from service.monitoring.model import PHASES
 
@@ -204,4 +205,5 @@ def summary_components() -> dict[str, Json]:
 
 
 def summary_answer(description: str) -> Json:
-    return {"description": description, "content": {JSON: {"schema": _ref(SUMMARY)}}}
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {"description": description, "content": {JSON: {"schema": _ref(SUMMARY)}, PNG: binary, PDF: binary}}

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 from typing import Any
 
@@ -89,6 +90,10 @@ def test_the_report_its_statistics_and_the_flag_pass_validate(api: Any, settings
         assert _errors(fhir_base_url, resource) == [], resource["resourceType"]
     report, flag = written[0], written[1]
     assert report["status"] == "final" and flag["status"] == "active"
+    (chart,) = report["presentedForm"]  # validated with the report above; the GET draws the same from HAPI's copy
+    png = api.get("/v1/infusion-sessions/S-V/$monitoring-summary", headers={"Accept": "image/png"})
+    assert chart["contentType"] == png.headers["content-type"] == "image/png"
+    assert base64.b64decode(chart["data"]) == png.content
     again = api.post("/v1/infusion-sessions/S-V/$monitoring-summary")  # HAPI's copies equal ours: nothing written
     assert again.status_code == 200 and again.json()["counts"] == {"unchanged": 7}, again.text
     for statistic in written[2:]:

@@ -8,6 +8,7 @@ them; the Flag is never written over once a clinician changed it, and is retract
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 from typing import Any
@@ -20,6 +21,7 @@ from service.auth import key_digest
 from service.mappers import MappingConfig, codes
 from service.mappers.fhir import as_resource
 from service.mappers.monitoring_report import part_ref
+from service.monitoring.chart import render
 from service.settings import Settings
 from tests.monitoring_sessions import END, START, at, bp, hypertensive, session, vital
 from tests.unit.fake_fhir import BASE, FakeFhir
@@ -35,10 +37,18 @@ def client(fake: FakeFhir, **overrides: Any) -> TestClient:
     return TestClient(create_app(settings, transport=fake.transport()))
 
 
-def put(api: TestClient, segment: str, key: str, body: dict[str, Any]) -> None:
+def settle(api: TestClient) -> None:
+    """Wait for the summaries the app refreshes right after its answers (`deferred.py`)."""
+    assert api.portal is not None
+    api.portal.call(api.app.state.summaries.deferred.settled)  # type: ignore[attr-defined]
+
+
+def put(api: TestClient, segment: str, key: str, body: dict[str, Any]) -> Any:
     body = {k: v for k, v in body.items() if k not in ("key", "kind")}
     response = api.put(f"/v1/{segment}/{key}", json=body, headers=AUTH)
     assert response.status_code in (200, 201), response.text
+    settle(api)
+    return response.json()
 
 
 def put_vital(api: TestClient, session_key: str, reading: dict[str, Any]) -> None:
@@ -73,7 +83,10 @@ def test_a_hypertensive_session_gets_its_report_statistics_and_flag_with_its_fir
     assert report["code"]["coding"][0]["code"] == "infusion-monitoring-summary"
     assert report["encounter"] == fake.store[f"Procedure/{_procedure_id('S-W')}"]["encounter"]
     assert report["effectivePeriod"] == {"start": START.isoformat(), "end": END.isoformat()}
-    assert "presentedForm" not in report  # the chart seam is empty until the chart is wired
+    (chart,) = report["presentedForm"]  # the session's chart, drawn from what the server holds
+    assert chart["contentType"] == "image/png" and chart["title"] == "Infusion monitoring chart"
+    png = base64.b64decode(chart["data"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and chart["size"] == len(png)
     results = [r["reference"] for r in report["result"]]
     assert results[0] == observation_of(fake, "W-bp0") and observation_of(fake, "W-c2") == results[-1]
     stats = {
@@ -366,3 +379,84 @@ def test_a_refused_summary_passes_on_none_of_the_servers_diagnostics() -> None:
         answer = api.put("/v1/infusion-sessions/S-Q", json={k: v for k, v in body.items() if k != "key"}, headers=AUTH)
     assert answer.status_code == 502
     assert "212" not in answer.text and "monitoring summary of session S-Q" in answer.text
+
+
+def test_a_reading_that_may_raise_the_flag_is_answered_only_once_the_flag_is_written() -> None:
+    fake = FakeFhir()
+    with client(fake) as api:
+        put(api, "infusion-sessions", "S-U", session("S-U", MRN))
+        body = {**bp("U-1", 20, 212, 124), "patient": {"mrn": MRN}, "session_key": "S-U"}
+        answer = api.put("/v1/vital-signs/U-1", json={k: v for k, v in body.items() if k != "key"}, headers=AUTH)
+        flag = stored(fake, "S-U", "flag")  # read before anything else runs: no settle
+        assert flag is not None and flag["status"] == "active"
+        summary = answer.json()["monitoring_summary"]
+        assert "deferred" not in summary
+        assert f"Flag/{flag['id']}" in {f"{r['resourceType']}/{r['id']}" for r in summary["resources"]}
+
+
+def test_a_calm_reading_is_answered_first_and_its_summary_follows_right_after() -> None:
+    fake = FakeFhir()
+    with client(fake) as api:
+        put(api, "infusion-sessions", "S-C", session("S-C", MRN))
+        body = {**bp("C-1", 20, 150, 92), "patient": {"mrn": MRN}, "session_key": "S-C"}
+        answer = api.put("/v1/vital-signs/C-1", json={k: v for k, v in body.items() if k != "key"}, headers=AUTH)
+        assert answer.status_code == 201
+        assert answer.json()["monitoring_summary"] == {"resources": [], "counts": {}, "deferred": ["S-C"]}
+        settle(api)
+        report = stored(fake, "S-C", "report")
+        assert report is not None and [r["reference"] for r in report["result"]][0] == observation_of(fake, "C-1")
+        assert stored(fake, "S-C", "flag") is None
+        body = {**bp("C-2", 30, 155, 95), "patient": {"mrn": MRN}, "session_key": "S-C"}
+        api.put("/v1/vital-signs/C-2", json={k: v for k, v in body.items() if k != "key"}, headers=AUTH)
+    # not settled by the test: the app's shutdown waits for the refresh it still owes
+    report = stored(fake, "S-C", "report")
+    assert report is not None and observation_of(fake, "C-2") in [r["reference"] for r in report["result"]]
+
+
+def test_the_chart_is_drawn_only_when_what_it_shows_may_have_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.monitoring import write
+
+    drawn: list[str] = []
+
+    def counting(chart: Any, media_type: str) -> bytes:
+        drawn.append(chart.session_key)
+        return render(chart, media_type)
+
+    monkeypatch.setattr(write, "render", counting)
+    fake = FakeFhir()
+    children = {"vital_signs": [bp("G-0", -10, 130, 80), bp("G-1", 10, 150, 90), bp("G-2", 20, 140, 85)]}
+    with client(fake) as api:
+        put(api, "infusion-sessions", "S-G", {**session("S-G", MRN), **children})
+        first = stored(fake, "S-G", "report")["presentedForm"]  # type: ignore[index]
+        assert len(drawn) == 1
+        post(api, "S-G")
+        put(api, "infusion-sessions", "S-G", {**session("S-G", MRN), **children})  # the same again
+        assert len(drawn) == 1  # nothing changed: the server's chart is kept, not drawn again
+        put_vital(api, "S-G", bp("G-2", 20, 141, 85))  # neither peak nor trough: only the chart shows it
+        assert len(drawn) == 2
+        corrected = stored(fake, "S-G", "report")
+        assert corrected is not None and corrected["presentedForm"] != first and corrected["status"] == "amended"
+        post(api, "S-G")
+        assert len(drawn) == 2  # the corrected chart is on the server now: not drawn again
+    with client(fake, monitoring_charts=False) as api:
+        put_vital(api, "S-G", bp("G-3", 30, 139, 85))
+    assert "presentedForm" not in stored(fake, "S-G", "report")  # type: ignore[operator]  # no stale chart kept
+
+
+def test_the_summary_answers_as_json_or_as_its_chart_by_accept() -> None:
+    fake = FakeFhir()
+    with client(fake) as api:
+        put(api, "infusion-sessions", "S-P", {**session("S-P", MRN), **hypertensive("P")})
+        url = "/v1/infusion-sessions/S-P/$monitoring-summary"
+        answers = {
+            accept: api.get(url, headers={**AUTH, "Accept": accept})
+            for accept in ("application/json", "*/*", "image/png", "application/pdf", "image/*;q=0.9, */*;q=0.1")
+        }
+        unknown = api.get("/v1/infusion-sessions/S-X/$monitoring-summary", headers={**AUTH, "Accept": "image/png"})
+    assert answers["application/json"].json() == answers["*/*"].json() and answers["*/*"].json()["session_key"] == "S-P"
+    assert answers["image/png"].headers["content-type"] == "image/png"
+    assert answers["image/png"].content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert answers["image/png"].content == base64.b64decode(stored(fake, "S-P", "report")["presentedForm"][0]["data"])  # type: ignore[index]
+    assert answers["application/pdf"].content.startswith(b"%PDF-")
+    assert answers["image/*;q=0.9, */*;q=0.1"].headers["content-type"] == "image/png"
+    assert unknown.status_code == 404 and unknown.json()["resourceType"] == "OperationOutcome"
