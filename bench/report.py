@@ -311,6 +311,47 @@ def _api(a: dict[str, Any]) -> list[str]:
     ]
 
 
+def _summaries(sm: dict[str, Any]) -> list[str]:
+    words = {
+        "get_json": "GET, JSON (read, computed)",
+        "get_png": "GET, `Accept: image/png` (read, computed, chart drawn)",
+        "post_unchanged": "POST, nothing changed (read, computed, compared; nothing written)",
+        "post_corrected": "POST after a corrected reading (report amended with its chart redrawn, statistics written)",
+    }
+    lat = sm["latency_ms"]
+    rows = [
+        [words[op], lat[op]["n"], _n(lat[op]["p50"], 1), _n(lat[op]["p95"], 1), _n(lat[op]["p99"], 1)] for op in lat
+    ]
+    sy = sm["sync"]
+    sync_rows = [
+        [
+            side,
+            len(sy[side]["runs"]),
+            _n(sy[side]["mean_seconds"], 1),
+            _n(sy[side]["records_per_s"], 1),
+            ", ".join(_n(r["server_cpu_s"], 1) for r in sy[side]["runs"]),
+            ", ".join(_n(r["client_cpu_s"], 1) for r in sy[side]["runs"]),
+            str(sy[side]["summaries"] or "-"),
+        ]
+        for side in ("off", "on")
+    ]
+    return [
+        f"API latency of one session's monitoring summary ({sm['readings_per_session']} vital signs per session, "
+        f"{sm['sessions']} sessions in rotation, {sm['rounds']} rounds of the four operations taken in turn, one "
+        "client; the service writes summaries only when asked).",
+        "",
+        *_table(["operation", "n", "p50 ms", "p95 ms", "p99 ms"], rows),
+        f"Batch `sync` of {sy['records']:,} records ({sy['patients']} patients) with monitoring summaries on (the "
+        "default: each touched session's summary, chart and Flag at the end of the run) and off, ABBA, each on a "
+        f"fresh server: on/off throughput **{sy['ratio_on_off']:.2f}x**.",
+        "",
+        *_table(
+            ["summaries", "runs", "mean s", "records/s", "server CPU s", "client CPU s", "summary resources"],
+            sync_rows,
+        ),
+    ]
+
+
 def _memory(mem: dict[str, Any]) -> list[str]:
     rows = [
         [
@@ -472,6 +513,7 @@ def render(results: dict[str, Any]) -> str:
         ("mapping", "1. Mapping", _mapping),
         ("sync", "2. Sync throughput", _sync),
         ("api", "3. API latency", _api),
+        ("summaries", "3b. Monitoring summaries", _summaries),
         ("memory", "4. Memory", _memory),
         ("scale", "5. Scale: H2 vs PostgreSQL, re-syncs, shards", _scale),
     ):
