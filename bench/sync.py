@@ -17,6 +17,7 @@ the FHIR server (when local) and of the client are recorded for every run.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 from bench import corpus
@@ -30,9 +31,15 @@ DEFAULTS = {"batch_size": 50, "concurrency": 4}  # `infusion-fhir sync` defaults
 GRID = [(25, 1), (50, 2), (100, 4), (50, 1), (100, 2), (25, 4), (100, 1), (25, 2), (50, 4)]
 
 
+def corpus_types(records: list[Any]) -> Counter[str]:
+    """How many resources of each type (Patients aside) the corpus maps to."""
+    config = MappingConfig()
+    return Counter(resource["resourceType"] for r in records for resource in mapper_for(r.kind).to_fhir_json(r, config))
+
+
 def corpus_resources(records: list[Any]) -> int:
     """How many resources (Patients aside) the corpus maps to."""
-    return sum(len(mapper_for(r.kind).to_fhir_json(r, MappingConfig())) for r in records)
+    return sum(corpus_types(records).values())
 
 
 class Runs:
@@ -86,17 +93,6 @@ class Runs:
         }
 
 
-def _questionnaire_responses(records: list[Any]) -> int:
-    """How many QuestionnaireResponses the corpus maps to (each names a Questionnaire written once per run)."""
-    config = MappingConfig()
-    return sum(
-        1
-        for r in records
-        for resource in mapper_for(r.kind).to_fhir_json(r, config)
-        if resource["resourceType"] == "QuestionnaireResponse"
-    )
-
-
 def _rate(rows: list[dict[str, Any]], resources: int) -> None:
     for row in rows:
         row["resources_per_s"] = resources / row["seconds"] if row["ok"] else 0.0
@@ -142,7 +138,8 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
                 side()
     finally:
         cleanup = purge(base_url, runs.used)
-    resources = corpus_resources(records)
+    types = corpus_types(records)
+    resources = sum(types.values())
     _rate(ceilings + ours_default + ours_best, resources)
     ceiling_side = _side(ceilings, resources)
     ours_side = _side(ours_default, resources)
@@ -151,7 +148,7 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         "patients": patients,
         "records": len(records),
         "resources": resources,
-        "questionnaire_responses": _questionnaire_responses(records),
+        "questionnaire_responses": types["QuestionnaireResponse"],
         "sweep": sweep,
         "best_settings": best_settings,
         "ceiling_runs": ceilings,
