@@ -51,6 +51,15 @@ def put(api: TestClient, segment: str, key: str, body: dict[str, Any]) -> Any:
     return response.json()
 
 
+def put_unsettled(api: TestClient, session_key: str, reading: dict[str, Any]) -> Any:
+    """PUT a vital sign of the session and return the answer at once: what the app refreshes after it may be
+    still running."""
+    body = {**reading, "patient": {"mrn": MRN}, "session_key": session_key}
+    return api.put(
+        f"/v1/vital-signs/{reading['key']}", json={k: v for k, v in body.items() if k != "key"}, headers=AUTH
+    )
+
+
 def put_vital(api: TestClient, session_key: str, reading: dict[str, Any]) -> None:
     put(api, "vital-signs", reading["key"], {**reading, "patient": {"mrn": MRN}, "session_key": session_key})
 
@@ -385,8 +394,7 @@ def test_a_reading_that_may_raise_the_flag_is_answered_only_once_the_flag_is_wri
     fake = FakeFhir()
     with client(fake) as api:
         put(api, "infusion-sessions", "S-U", session("S-U", MRN))
-        body = {**bp("U-1", 20, 212, 124), "patient": {"mrn": MRN}, "session_key": "S-U"}
-        answer = api.put("/v1/vital-signs/U-1", json={k: v for k, v in body.items() if k != "key"}, headers=AUTH)
+        answer = put_unsettled(api, "S-U", bp("U-1", 20, 212, 124))
         flag = stored(fake, "S-U", "flag")  # read before anything else runs: no settle
         assert flag is not None and flag["status"] == "active"
         summary = answer.json()["monitoring_summary"]
@@ -398,16 +406,14 @@ def test_a_calm_reading_is_answered_first_and_its_summary_follows_right_after() 
     fake = FakeFhir()
     with client(fake) as api:
         put(api, "infusion-sessions", "S-C", session("S-C", MRN))
-        body = {**bp("C-1", 20, 150, 92), "patient": {"mrn": MRN}, "session_key": "S-C"}
-        answer = api.put("/v1/vital-signs/C-1", json={k: v for k, v in body.items() if k != "key"}, headers=AUTH)
+        answer = put_unsettled(api, "S-C", bp("C-1", 20, 150, 92))
         assert answer.status_code == 201
         assert answer.json()["monitoring_summary"] == {"resources": [], "counts": {}, "deferred": ["S-C"]}
         settle(api)
         report = stored(fake, "S-C", "report")
         assert report is not None and [r["reference"] for r in report["result"]][0] == observation_of(fake, "C-1")
         assert stored(fake, "S-C", "flag") is None
-        body = {**bp("C-2", 30, 155, 95), "patient": {"mrn": MRN}, "session_key": "S-C"}
-        api.put("/v1/vital-signs/C-2", json={k: v for k, v in body.items() if k != "key"}, headers=AUTH)
+        put_unsettled(api, "S-C", bp("C-2", 30, 155, 95))
     # not settled by the test: the app's shutdown waits for the refresh it still owes
     report = stored(fake, "S-C", "report")
     assert report is not None and observation_of(fake, "C-2") in [r["reference"] for r in report["result"]]
