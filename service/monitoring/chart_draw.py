@@ -55,6 +55,10 @@ PANELS = (  # y label, measures, the y range always shown (readings and limits w
     ("heart rate (/min)", ("heart_rate",), (35.0, 115.0)),
     ("SpO2 (%)", ("spo2",), (88.0, 100.0)),
 )
+WINDOW_MINUTES = 24 * 60
+"""How far before the start and after the end the chart reaches (`_window`)."""
+STEPS = (15, 30, 60, 120, 180, 360, 720, 1440)
+"""Minutes between x ticks, by the span shown (`_step`)."""
 PNG_METADATA: dict[str, str | None] = {"Software": None}
 PDF_METADATA: dict[str, str | None] = {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None}
 
@@ -69,13 +73,34 @@ def _clock(chart: ChartInput, minutes: float) -> str:
     return f"{when.hour:02d}:{when.minute:02d}"
 
 
+def _window(chart: ChartInput) -> tuple[float, float]:
+    """The minutes the chart can show: from `WINDOW_MINUTES` before the start to as long after the end (or the
+    start, while in progress). A reading further away belongs to no view of this infusion: it is left out of
+    the x range (which it would stretch to years, the infusion a pixel) and counted in the title."""
+    end = 0.0 if chart.ended_at is None else chart.minutes(chart.ended_at)
+    return -WINDOW_MINUTES, end + WINDOW_MINUTES
+
+
+def outside(chart: ChartInput) -> int:
+    """How many charted readings lie outside the chart's window (`_window`)."""
+    low, high = _window(chart)
+    return sum(1 for _, points in chart.series() for p in points if not low <= chart.minutes(p.at) <= high)
+
+
 def _x_range(chart: ChartInput) -> tuple[float, float]:
+    low, high = _window(chart)
     xs = [chart.minutes(point.at) for _, points in chart.series() for point in points]
     xs += [0.0] + [chart.minutes(t) for t in (chart.ended_at, chart.discharge_met_at) if t is not None]
+    xs = [x for x in xs if low <= x <= high]
     left, right = min(xs), max(xs)
     if right - left < 60:
         right = left + 60
     return left - 5, right + 5
+
+
+def _step(span: float) -> int:
+    """Minutes between x ticks: the smallest of `STEPS` that keeps the ticks to about sixteen."""
+    return next((step for step in STEPS if span / step <= 16), STEPS[-1])
 
 
 def _phase_spans(chart: ChartInput, left: float, right: float) -> dict[str, tuple[float, float]]:
@@ -226,6 +251,12 @@ def _title(fig: Figure, chart: ChartInput) -> None:
         fontsize=9,
         color=INK,
     )
+    if far := outside(chart):
+        hours = WINDOW_MINUTES // 60
+        said = (
+            f"{far} reading{'s' if far != 1 else ''} more than {hours} h from the infusion not drawn (see the summary)"
+        )
+        fig.text(0.55, 0.958, said, fontsize=9, color=TIER_COLOURS[2])
 
 
 def _legend(fig: Figure, chart: ChartInput) -> None:
@@ -284,7 +315,7 @@ def _figure(chart: ChartInput) -> Figure:
         _limits(ax, chart, measures, spans)
         _readings(ax, chart, measures, flagged)
         _style(ax, label)
-    step = 15 if right - left <= 240 else 30
+    step = _step(right - left)
     axes[-1].xaxis.set_major_locator(MultipleLocator(step))
     axes[-1].set_xlabel(
         f"minutes from the infusion start ({_clock(chart, 0)} {_offset(chart.started_at)})",

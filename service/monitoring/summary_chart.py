@@ -8,8 +8,12 @@ were met. So the chart the DiagnosticReport presents, and the one `GET .../$moni
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import multiprocessing
 from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from service.monitoring.chart import CHARTED, ChartInput, Point, protocol_limits, render
 from service.monitoring.summary import Summary
@@ -43,10 +47,29 @@ def chart_input(summary: Summary) -> ChartInput | None:
     )
 
 
-def render_summary(summary: Summary, media_type: str) -> bytes | None:
-    """The chart of `summary` as `image/png` or `application/pdf` bytes; None when it has nothing to draw from."""
+_pool: ProcessPoolExecutor | None = None
+
+
+async def draw(chart: ChartInput, media_type: str) -> bytes:
+    """`render` in a worker process of this process's own, one chart at a time. matplotlib holds the interpreter
+    lock while it draws (about a quarter of a second a chart): drawn in the service's own process, even in a
+    thread, it would slow every request the event loop serves meanwhile. The worker starts with the first chart
+    (`spawn`: a fresh interpreter, nothing inherited from the server's threads), serves every later one and is
+    joined when the process exits; one that died is replaced on the next chart."""
+    global _pool
+    if _pool is None:
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_pool, render, chart, media_type)
+    except BrokenProcessPool:
+        _pool = None  # the next chart starts a new worker
+        raise
+
+
+async def draw_summary(summary: Summary, media_type: str) -> bytes | None:
+    """The chart of `summary` (`draw`); None when it has nothing to draw from."""
     chart = chart_input(summary)
-    return None if chart is None else render(chart, media_type)
+    return None if chart is None else await draw(chart, media_type)
 
 
 class Drawn:

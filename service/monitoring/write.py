@@ -36,7 +36,8 @@ from service.mappers.critical_flag import FLAG, critical_flag
 from service.mappers.ids import MONITORING_SUMMARY, SLOTS, resource_id, resource_ids, resource_type
 from service.mappers.monitoring_report import REPORT, presented_form, report, statistics
 from service.mappers.retract import retract
-from service.monitoring.chart import PNG, render
+from service.monitoring import summary_chart
+from service.monitoring.chart import PNG
 from service.monitoring.deferred import Deferred
 from service.monitoring.flag_plan import plan_session_flag
 from service.monitoring.store import CHILD_TYPES, readable
@@ -248,7 +249,7 @@ class MonitoringSummaries:
             or (not was_corrected and _content(ours, status=False) == _content(_without_chart(before), status=False))
         ):
             return report(summary, "final", self.config, stats, kept)
-        png = await asyncio.to_thread(render, chart, PNG)  # off the event loop
+        png = await summary_chart.draw(chart, PNG)  # in the chart worker: the event loop keeps serving
         presented = presented_form(PNG, png)
         self.drawn.remember(chart, presented[0]["data"])
         return report(summary, "final", self.config, stats, presented)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -15,7 +13,7 @@ from service.media import JSON, negotiate
 from service.monitoring.chart import PDF, PNG
 from service.monitoring.store import read_held
 from service.monitoring.summary import summarise
-from service.monitoring.summary_chart import render_summary
+from service.monitoring.summary_chart import draw_summary
 from service.monitoring.summary_json import as_json
 from service.routes.records import RecordKey
 from service.routes.responses import MONITORING_SUMMARY, MONITORING_SUMMARY_WRITE
@@ -38,7 +36,7 @@ async def get_monitoring_summary(key: RecordKey, request: Request, engine: SyncE
     summary = summarise(held, engine.config.protocol)
     if media == JSON:
         return JSONResponse(as_json(summary))
-    drawn = await asyncio.to_thread(render_summary, summary, media)  # off the event loop
+    drawn = await draw_summary(summary, media)  # in the chart worker: the event loop keeps serving
     if drawn is None:
         raise NotFound(f"{SESSION} {key} has no chart: its infusion has no start time")
     return Response(drawn, media_type=media)

@@ -33,7 +33,7 @@ from service.monitoring.chart import (
     protocol_limits,
     render,
 )
-from service.monitoring.chart_draw import DPI, HEIGHT_IN, WIDTH_IN, drawn
+from service.monitoring.chart_draw import DPI, HEIGHT_IN, PANELS, WIDTH_IN, drawn
 from service.monitoring.rules import limits
 
 PROTOCOL = default_protocol()
@@ -371,3 +371,26 @@ def test_naive_times_and_other_media_types_are_refused() -> None:
         ChartInput("k", START, None, (), PROTOCOL.title, spo2=(Point(dt.datetime(2026, 3, 2, 10, 0), 97, "N"),))
     with pytest.raises(ValueError, match="image/png or application/pdf"):
         render(NORMAL, "image/svg+xml")
+
+
+def test_a_reading_days_away_is_counted_not_stretched_over_the_axis() -> None:
+    """A reading years from the infusion (a wrong date) once made the x axis span millions of ticks and the
+    drawing take minutes. It is left out of the x range and counted in the title; the axis keeps its ticks few."""
+    far = Point(START - dt.timedelta(days=3 * 365), 250, "HH")
+    chart = ChartInput(
+        "p000001.s07",
+        START,
+        END,
+        protocol_limits(PROTOCOL),
+        PROTOCOL.title,
+        systolic=(far, *NORMAL.systolic),
+        diastolic=NORMAL.diastolic,
+    )
+    with drawn(chart) as fig:
+        left, right = fig.axes[0].get_xlim()
+        assert left >= -24 * 60 - 5 and right <= 40 + 24 * 60 + 5
+        assert len(fig.axes[len(PANELS) - 1].get_xticks()) <= 20
+        said = [t.get_text() for t in fig.texts]
+        assert any(s.startswith("1 reading more than 24 h from the infusion not drawn") for s in said), said
+    with drawn(NORMAL) as fig:
+        assert not any("not drawn" in t.get_text() for t in fig.texts)

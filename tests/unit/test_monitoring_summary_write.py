@@ -21,6 +21,7 @@ from service.auth import key_digest
 from service.mappers import MappingConfig, codes
 from service.mappers.fhir import as_resource
 from service.mappers.monitoring_report import part_ref
+from service.monitoring import summary_chart
 from service.monitoring.chart import render
 from service.settings import Settings
 from tests.monitoring_sessions import END, START, at, bp, hypertensive, session, vital
@@ -420,15 +421,13 @@ def test_a_calm_reading_is_answered_first_and_its_summary_follows_right_after() 
 
 
 def test_the_chart_is_drawn_only_when_what_it_shows_may_have_changed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.monitoring import write
-
     drawn: list[str] = []
 
-    def counting(chart: Any, media_type: str) -> bytes:
+    async def counting(chart: Any, media_type: str) -> bytes:
         drawn.append(chart.session_key)
-        return render(chart, media_type)
+        return render(chart, media_type)  # (in this process: the count is what is checked)
 
-    monkeypatch.setattr(write, "render", counting)
+    monkeypatch.setattr(summary_chart, "draw", counting)
     fake = FakeFhir()
     children = {"vital_signs": [bp("G-0", -10, 130, 80), bp("G-1", 10, 150, 90), bp("G-2", 20, 140, 85)]}
     with client(fake) as api:
