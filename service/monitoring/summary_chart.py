@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import multiprocessing
+import os
+import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,6 +51,20 @@ def chart_input(summary: Summary) -> ChartInput | None:
 
 
 _pool: ProcessPoolExecutor | None = None
+PARENT_CHECK_S = 1.0
+"""How often the chart worker checks that the process it draws for is still alive."""
+
+
+def _orphan_watch(parent: int) -> None:
+    """In the worker: end it once the process that started it is gone, whatever it was drawing (a killed
+    service must not leave a worker behind, still drawing for no one)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 async def draw(chart: ChartInput, media_type: str) -> bytes:
@@ -58,12 +75,25 @@ async def draw(chart: ChartInput, media_type: str) -> bytes:
     joined when the process exits; one that died is replaced on the next chart."""
     global _pool
     if _pool is None:
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        _pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_orphan_watch,
+            initargs=(os.getpid(),),
+        )
     try:
         return await asyncio.get_running_loop().run_in_executor(_pool, render, chart, media_type)
     except BrokenProcessPool:
         _pool = None  # the next chart starts a new worker
         raise
+
+
+def shutdown() -> None:
+    """Stop the worker now: charts not yet started are dropped (their reports are drawn by the next refresh)."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
 
 
 async def draw_summary(summary: Summary, media_type: str) -> bytes | None:

@@ -109,8 +109,10 @@ class MonitoringSummaries:
         return AfterWrite(deferred=tuple(sorted(sessions)))
 
     async def close(self, seconds: float) -> None:
-        """At shutdown: the deferred refreshes finish, up to `seconds` (then they are named in the log)."""
+        """At shutdown: the deferred refreshes finish, up to `seconds` (then they are named in the log); then the
+        chart worker stops."""
         await self.deferred.drain(seconds)
+        summary_chart.shutdown()
 
     async def before_retract(self, kind: str, key: str) -> str | None:
         """The session whose summary retracting this record changes (read first: an adverse event is deleted)."""
