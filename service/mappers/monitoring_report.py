@@ -7,7 +7,7 @@ deterministic ids (`ids.MONITORING_SUMMARY` under the session's key), no clock (
 - DiagnosticReport: local code and text (LOINC has none), `subject`, `encounter` = the session's visit (R4 cannot
   point a report at a Procedure), `effectivePeriod` = the infusion, `status` as the caller decides (preliminary,
   final, amended), `result` -> the vital signs, the statistics, then the scores, `conclusion` in plain words,
-  `presentedForm` the chart when the caller gives it (`presented_form`: rendered by
+  `presentedForm` the chart when the caller adds it (`presenting`, `presented_form`: rendered by
   `service.monitoring.summary_chart`, outside this pure mapper).
 - Statistics Observation: a local code per vital (never the vital's LOINC code, so no vital-signs profile
   applies), the vital named in `code.text`, components `maximum` / `minimum` (in the vital's unit) and `count`
@@ -102,11 +102,9 @@ def presented_form(content_type: str, data: bytes) -> list[Json]:
     return [{"contentType": content_type, "data": encoded, "size": len(data), "title": CHART_TITLE}]
 
 
-def report(
-    summary: Summary, status: str, config: MappingConfig, stats: list[Json], presented: list[Json] | None = None
-) -> Json:
-    """The session's DiagnosticReport (see the module); `stats` are the statistics Observations it results in,
-    `presented` its `presentedForm` (the chart), when there is one."""
+def report(summary: Summary, status: str, config: MappingConfig, stats: list[Json]) -> Json:
+    """The session's DiagnosticReport (see the module), without its chart (`presenting` adds it); `stats` are the
+    statistics Observations it results in."""
     held = summary.held
     said = conclusion(summary)
     when_ = "" if held.started_at is None else f", {narrative.span(held.started_at, held.ended_at)}"
@@ -122,6 +120,9 @@ def report(
     if results:
         out["result"] = results
     out["conclusion"] = said
-    if presented:
-        out["presentedForm"] = presented
     return out
+
+
+def presenting(built: Json, presented: list[Json]) -> Json:
+    """`built` (a `report`) presenting `presented` (`presented_form`, or the server's copy of it)."""
+    return {**built, "presentedForm": presented}

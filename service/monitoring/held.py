@@ -19,7 +19,7 @@ from service.mappers import MappingConfig, adverse_event, codes, monitoring_scor
 from service.mappers.build import parts_of
 from service.mappers.context import SessionContext, context_from_procedure
 from service.monitoring.discharge import Event
-from service.monitoring.readings import Reading, in_order
+from service.monitoring.readings import Reading, in_order, vital_values
 
 Json = dict[str, Any]
 _LEVELS = {code.code: level for level, code in codes.INTERPRETATIONS.items()}
@@ -136,19 +136,16 @@ def _vital(fields: Json, resource: Any, ref: str, context: SessionContext) -> Re
     kind = fields["type"]
     if kind == "body_weight":
         return None  # not a monitoring reading
+    values = vital_values(kind, fields.get("value"), fields.get("systolic"), fields.get("diastolic"))
+    if values is None:
+        return None
+    levels: dict[str, str] = {}
     if kind == "blood_pressure":
-        if fields.get("systolic") is None or fields.get("diastolic") is None:
-            return None
-        values = {"systolic": float(fields["systolic"]), "diastolic": float(fields["diastolic"])}
-        levels: dict[str, str] = {}
         for component in resource.component or []:
             for measure, code in _BP:
                 if any(c.system == code.system and c.code == code.code for c in component.code.coding or []):
                     levels.update(_levels(component.interpretation, measure))
     else:
-        if fields.get("value") is None:
-            return None
-        values = {kind: float(fields["value"])}
         levels = _levels(resource.interpretation, kind)
     o2 = fields.get("supplemental_o2")
     return Reading(ref, at, kind, values, context.phase(at), fields["key"], o2, levels)

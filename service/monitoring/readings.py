@@ -37,6 +37,18 @@ class Reading:
     """Measure -> the interpretation code the reading carries on the server (`H`, `LL`, `AA`, ...)."""
 
 
+def vital_values(
+    kind: str, value: float | None, systolic: float | None, diastolic: float | None
+) -> dict[str, float] | None:
+    """Measure -> value of one vital sign (a record's fields): `systolic` and `diastolic` of a blood pressure, else
+    the reading's own name; None when the values its type needs are missing."""
+    if kind == "blood_pressure":
+        if systolic is None or diastolic is None:
+            return None
+        return {"systolic": float(systolic), "diastolic": float(diastolic)}
+    return None if value is None else {kind: float(value)}
+
+
 def in_order(readings: Iterable[Reading]) -> list[Reading]:
     """`readings` by instant, then by reference: the one order every judgement takes them in."""
     return sorted(readings, key=lambda r: (r.at, r.ref))

@@ -23,7 +23,7 @@ from typing import Any
 from schemas.kinds import MONITORING_SCORE, SESSION, VITAL_SIGN
 from service.monitoring.condition import Condition
 from service.monitoring.model import Protocol
-from service.monitoring.readings import meets
+from service.monitoring.readings import meets, vital_values
 from service.sync.outcomes import WriteOutcome, WrittenResource
 
 CORRECTED_TYPES = frozenset({"Observation", "Procedure"})
@@ -38,10 +38,9 @@ def reading_values(record: Any) -> Iterator[Mapping[str, float]]:
         for score in record.monitoring_scores:
             yield from reading_values(score)
     elif record.kind == VITAL_SIGN:
-        if record.type == "blood_pressure":
-            yield {"systolic": float(record.systolic), "diastolic": float(record.diastolic)}
-        elif record.value is not None:
-            yield {record.type: float(record.value)}
+        values = vital_values(record.type, record.value, record.systolic, record.diastolic)
+        if values is not None:
+            yield values
     elif record.kind == MONITORING_SCORE:
         yield {record.instrument: float(record.score)}
 

@@ -34,7 +34,7 @@ from service.mappers import MappingConfig, codes
 from service.mappers.context import child_link
 from service.mappers.critical_flag import FLAG, critical_flag
 from service.mappers.ids import MONITORING_SUMMARY, SLOTS, resource_id, resource_ids, resource_type
-from service.mappers.monitoring_report import REPORT, presented_form, report, statistics
+from service.mappers.monitoring_report import REPORT, presented_form, presenting, report, statistics
 from service.mappers.retract import retract
 from service.monitoring import summary_chart
 from service.monitoring.chart import PNG
@@ -250,11 +250,11 @@ class MonitoringSummaries:
             self.drawn.presents(chart, kept[0].get("data", ""))
             or (not was_corrected and _content(ours, status=False) == _content(_without_chart(before), status=False))
         ):
-            return report(summary, "final", self.config, stats, kept)
+            return presenting(ours, kept)
         png = await summary_chart.draw(chart, PNG)  # in the chart worker: the event loop keeps serving
         presented = presented_form(PNG, png)
         self.drawn.remember(chart, presented[0]["data"])
-        return report(summary, "final", self.config, stats, presented)
+        return presenting(ours, presented)
 
     def _retracted(self, held: dict[str, Json]) -> list[Json]:
         """The held report and statistics of a retracted session, entered in error."""
