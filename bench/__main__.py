@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         help="measure nothing: write the markdown again from the last run's bench/out/results.json "
         "(after editing bench/NOTES.md)",
     )
+    parser.add_argument(
+        "--into-last",
+        action="store_true",
+        help="keep the other sections of the last run's bench/out/results.json and put the sections run now "
+        "into it; the markdown names them as measured later, with their own command, date and load",
+    )
     args = parser.parse_args(argv)
     if args.render:
         return _write(orjson.loads((OUT / "results.json").read_bytes()), args.out)
@@ -55,21 +61,28 @@ def main(argv: list[str] | None = None) -> int:
     base_url = os.environ.get("FHIR_BASE_URL", "http://localhost:8080/fhir").rstrip("/")
     OUT.mkdir(exist_ok=True)
     started = time.monotonic()
-    results: dict = {"machine": describe(base_url if NEEDS_SERVER & set(only) else None)}
+    machine = describe(base_url if NEEDS_SERVER & set(only) else None)
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'" if (argv or sys.argv[1:]) else "")
-    results["meta"] = {
+    run_meta = {
         "command": command,
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "seconds": 0.0,
         "fhir_base_url": base_url,
     }
+    if args.into_last:
+        results = orjson.loads((OUT / "results.json").read_bytes())
+        later = [e for e in results["meta"].get("later", []) if not set(e["sections"]) & set(only)]
+        run_meta = {**run_meta, "sections": only, "load_average_at_start": machine.get("load_average_at_start")}
+        results["meta"]["later"] = [*later, run_meta]
+    else:
+        results = {"machine": machine, "meta": run_meta}
     for name in only:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         section_started = time.monotonic()
         run = SECTIONS[name]
         results[name] = run(quick=args.quick) if name == "mapping" else run(base_url, quick=args.quick)
         print(f"bench: {name} done in {time.monotonic() - section_started:.0f} s", file=sys.stderr, flush=True)
-        results["meta"]["seconds"] = time.monotonic() - started
+        run_meta["seconds"] = time.monotonic() - started
         _save(results)  # a later section's failure does not lose this one's figures
     return _write(results, args.out)
 

@@ -493,15 +493,40 @@ def _scale(sc: dict[str, Any]) -> list[str]:
     return out
 
 
+SECTIONS = (
+    ("mapping", "1. Mapping", _mapping),
+    ("sync", "2. Sync throughput", _sync),
+    ("api", "3. API latency", _api),
+    ("summaries", "3b. Monitoring summaries", _summaries),
+    ("memory", "4. Memory", _memory),
+    ("scale", "5. Scale: H2 vs PostgreSQL, re-syncs, shards", _scale),
+)
+"""(results key, heading, renderer) in the order BENCHMARKS.md shows them."""
+
+
+def _later_run(run: dict[str, Any]) -> str:
+    titles = {key: title for key, title, _ in SECTIONS}
+    load = run.get("load_average_at_start")
+    return (
+        f"- Section {', '.join(titles.get(k, k) for k in run['sections'])}: `{run['command']}` on {run['date']} "
+        f"({run['seconds']:.0f} s"
+        + (f"; load average at start {', '.join(f'{x:.2f}' for x in load)})" if load else ")")
+    )
+
+
 def render(results: dict[str, Any]) -> str:
     """The whole BENCHMARKS.md."""
     meta = results["meta"]
+    later = meta.get("later", [])
     lines = [
         "# Benchmarks",
         "",
         f"Written by `{meta['command']}` on {meta['date']} ({meta['seconds']:.0f} s). Every figure and ratio below "
-        "comes from this one run, each pair measured side by side.",
+        "comes from this one run, each pair measured side by side"
+        + (", except the sections named next, each from a later run of its own (`--into-last`)." if later else "."),
         "",
+        *[_later_run(run) for run in later],
+        *([""] if later else []),
         "## Machine and versions",
         "",
         *_machine(results["machine"]),
@@ -509,14 +534,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         *_table(["target", "measured", "met"], [[t, m, "yes" if ok else "**no**"] for t, m, ok in targets(results)]),
     ]
-    for key, title, section in (
-        ("mapping", "1. Mapping", _mapping),
-        ("sync", "2. Sync throughput", _sync),
-        ("api", "3. API latency", _api),
-        ("summaries", "3b. Monitoring summaries", _summaries),
-        ("memory", "4. Memory", _memory),
-        ("scale", "5. Scale: H2 vs PostgreSQL, re-syncs, shards", _scale),
-    ):
+    for key, title, section in SECTIONS:
         if key in results:
             lines += [f"## {title}", "", *section(results[key])]
     if NOTES.exists():
