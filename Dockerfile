@@ -4,14 +4,20 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MPLBACKEND=Agg \
+    MPLCONFIGDIR=/var/cache/matplotlib
 
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY service ./service
 COPY schemas ./schemas
+# matplotlib (the monitoring chart) builds its font cache here once, in a directory the service user owns: at
+# run time it needs a writable config directory and would otherwise rebuild the cache in a temporary one.
 RUN pip install -c constraints.txt . \
-    && useradd --system --uid 10001 --no-create-home infusion
+    && useradd --system --uid 10001 --no-create-home infusion \
+    && mkdir -p "$MPLCONFIGDIR" && python -c "import matplotlib.font_manager" \
+    && chown -R infusion "$MPLCONFIGDIR"
 
 USER infusion
 EXPOSE 8000

@@ -8,7 +8,7 @@ HAPICTL := tools/hapi-server/hapictl
 TOXIPROXYCTL := tools/faults/toxiproxyctl
 export HAPI_PORT
 
-.PHONY: run test test-postgres preflight lint faults venv openapi-client-tool hapi-up hapi-down hapi-status smart-up smart-down smart-status schemas openapi questionnaires bench clean
+.PHONY: run test test-postgres preflight lint faults venv openapi-client-tool hapi-up hapi-down hapi-status smart-up smart-down smart-status schemas openapi questionnaires charts bench clean
 
 ## venv: the virtualenv at .venv with the project and its test tools (pinned by constraints.txt)
 venv: $(VENV)/.installed
@@ -125,6 +125,11 @@ openapi: venv
 ## one is stale)
 questionnaires: venv
 	$(VENV)/bin/python -m service.mappers.questionnaire
+
+## charts: redraw the example monitoring charts, docs/charts/<kind>.png (a normal, a hypertensive and a desaturating
+## demo session; a unit test fails while one is stale)
+charts: venv
+	$(VENV)/bin/python -m service.demo.charts
 
 clean:
 	rm -rf $(VENV) $(OPENAPI_CLIENT_VENV) .pytest_cache .hypothesis

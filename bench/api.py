@@ -87,7 +87,9 @@ def start_service(
     base_url: str, ns: Namespace, profile: Path | None = None, **settings: str
 ) -> tuple[subprocess.Popen, str]:
     """The service under uvicorn (profiled when `profile` names the output), writing into `ns`;
-    `settings` are further INFUSION_FHIR_* variables."""
+    `settings` are further INFUSION_FHIR_* variables. Monitoring summaries are off unless `settings` turn them on:
+    the direct side writes none (section `summaries` measures them)."""
+    settings.setdefault("INFUSION_FHIR_MONITORING_SUMMARIES", "false")
     port = _free_port()
     env = ns.env(base_url, INFUSION_FHIR_API_KEYS=key_digest(API_KEY), INFUSION_FHIR_LOG_LEVEL="WARNING", **settings)
     args = [

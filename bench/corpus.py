@@ -13,7 +13,7 @@ from service.demo import generate_records, write_ndjson
 from service.mappers import MappingConfig
 
 SEED = 20240412
-PATIENTS = 4  # the corpus: demo-data --patients 4 --seed 20240412 (645 lines)
+PATIENTS = 4  # the corpus: demo-data --patients 4 --seed 20240412 (870 lines since the monitoring schedule of issue 22)
 OUT = Path(__file__).resolve().parent / "out"
 
 

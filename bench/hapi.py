@@ -21,7 +21,17 @@ ACCEPT = {"Accept": FHIR_JSON}
 HEADERS = {**ACCEPT, "Content-Type": FHIR_JSON}
 CLI = str(Path(sys.executable).parent / "infusion-fhir")
 GNU_TIME = "/usr/bin/time"  # Debian's `time` package
-OWN_TYPES = ("AdverseEvent", "Observation", "MedicationAdministration", "Procedure")
+OWN_TYPES = (
+    "DiagnosticReport",
+    "Flag",
+    "QuestionnaireResponse",
+    "AdverseEvent",
+    "Observation",
+    "MedicationAdministration",
+    "Procedure",
+    "Encounter",
+)
+"""What a patient's records (and their sessions' summaries) become: deleted with the Patient, in one transaction."""
 HAPI_DIR = Path(__file__).resolve().parents[1] / "tools" / "hapi-server"
 HAPICTL = HAPI_DIR / "hapictl"
 
@@ -54,8 +64,10 @@ def run_sync_cli(
     batch_size: int | None = None,
     concurrency: int | None = None,
     dry_run: bool = False,
+    summaries: bool = False,
 ) -> dict[str, Any]:
-    """`infusion-fhir sync` as a user runs it; its report, wall time, CPU time and peak RSS.
+    """`infusion-fhir sync` as a user runs it; its report, wall time, CPU time and peak RSS. Its monitoring
+    summaries only when `summaries` (section `summaries`): elsewhere ours is compared with a ceiling that writes none.
 
     Peak RSS comes from GNU time (`%M`) run in between: the kilobytes `wait4` reports for a child
     of this process start from this process's own peak, which the child inherits at fork on Linux.
@@ -72,7 +84,10 @@ def run_sync_cli(
     started = time.perf_counter()
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            [GNU_TIME, "-f", "%M", "-o", str(rss), *args], env=ns.env(base_url), stdout=subprocess.DEVNULL, stderr=err
+            [GNU_TIME, "-f", "%M", "-o", str(rss), *args],
+            env=ns.env(base_url, INFUSION_FHIR_MONITORING_SUMMARIES=str(summaries).lower()),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
         )
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)

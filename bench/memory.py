@@ -1,7 +1,7 @@
 """Memory: peak RSS of `infusion-fhir sync` (GNU time's `%M`) as the corpus grows 10x and 100x.
 
-The unit is the benchmarks' corpus (demo-data, 4 patients, 645 lines). Real runs sync into a
-fresh namespace on the FHIR server (the 100x one, 400 patients and ~125,000 resources, keeps HAPI
+The unit is the benchmarks' corpus (demo-data, 4 patients, 870 lines). Real runs sync into a
+fresh namespace on the FHIR server (the 100x one, 400 patients and ~170,000 resources, keeps HAPI
 busy for 20-30 minutes here); `--dry-run` maps and validates every record without a server, which
 separates the job's own memory from what the HTTP side holds. The largest dry run runs beside the
 largest real run (peak RSS does not depend on CPU share).

@@ -311,6 +311,47 @@ def _api(a: dict[str, Any]) -> list[str]:
     ]
 
 
+def _summaries(sm: dict[str, Any]) -> list[str]:
+    words = {
+        "get_json": "GET, JSON (read, computed)",
+        "get_png": "GET, `Accept: image/png` (read, computed, chart drawn)",
+        "post_unchanged": "POST, nothing changed (read, computed, compared; nothing written)",
+        "post_corrected": "POST after a corrected reading (report amended with its chart redrawn, statistics written)",
+    }
+    lat = sm["latency_ms"]
+    rows = [
+        [words[op], lat[op]["n"], _n(lat[op]["p50"], 1), _n(lat[op]["p95"], 1), _n(lat[op]["p99"], 1)] for op in lat
+    ]
+    sy = sm["sync"]
+    sync_rows = [
+        [
+            side,
+            len(sy[side]["runs"]),
+            _n(sy[side]["mean_seconds"], 1),
+            _n(sy[side]["records_per_s"], 1),
+            ", ".join(_n(r["server_cpu_s"], 1) for r in sy[side]["runs"]),
+            ", ".join(_n(r["client_cpu_s"], 1) for r in sy[side]["runs"]),
+            str(sy[side]["summaries"] or "-"),
+        ]
+        for side in ("off", "on")
+    ]
+    return [
+        f"API latency of one session's monitoring summary ({sm['readings_per_session']} vital signs per session, "
+        f"{sm['sessions']} sessions in rotation, {sm['rounds']} rounds of the four operations taken in turn, one "
+        "client; the service writes summaries only when asked).",
+        "",
+        *_table(["operation", "n", "p50 ms", "p95 ms", "p99 ms"], rows),
+        f"Batch `sync` of {sy['records']:,} records ({sy['patients']} patients) with monitoring summaries on (the "
+        "default: each touched session's summary, chart and Flag at the end of the run) and off, ABBA, each on a "
+        f"fresh server: on/off throughput **{sy['ratio_on_off']:.2f}x**.",
+        "",
+        *_table(
+            ["summaries", "runs", "mean s", "records/s", "server CPU s", "client CPU s", "summary resources"],
+            sync_rows,
+        ),
+    ]
+
+
 def _memory(mem: dict[str, Any]) -> list[str]:
     rows = [
         [
@@ -452,15 +493,40 @@ def _scale(sc: dict[str, Any]) -> list[str]:
     return out
 
 
+SECTIONS = (
+    ("mapping", "1. Mapping", _mapping),
+    ("sync", "2. Sync throughput", _sync),
+    ("api", "3. API latency", _api),
+    ("summaries", "3b. Monitoring summaries", _summaries),
+    ("memory", "4. Memory", _memory),
+    ("scale", "5. Scale: H2 vs PostgreSQL, re-syncs, shards", _scale),
+)
+"""(results key, heading, renderer) in the order BENCHMARKS.md shows them."""
+
+
+def _later_run(run: dict[str, Any]) -> str:
+    titles = {key: title for key, title, _ in SECTIONS}
+    load = run.get("load_average_at_start")
+    return (
+        f"- Section {', '.join(titles.get(k, k) for k in run['sections'])}: `{run['command']}` on {run['date']} "
+        f"({run['seconds']:.0f} s"
+        + (f"; load average at start {', '.join(f'{x:.2f}' for x in load)})" if load else ")")
+    )
+
+
 def render(results: dict[str, Any]) -> str:
     """The whole BENCHMARKS.md."""
     meta = results["meta"]
+    later = meta.get("later", [])
     lines = [
         "# Benchmarks",
         "",
         f"Written by `{meta['command']}` on {meta['date']} ({meta['seconds']:.0f} s). Every figure and ratio below "
-        "comes from this one run, each pair measured side by side.",
+        "comes from this one run, each pair measured side by side"
+        + (", except the sections named next, each from a later run of its own (`--into-last`)." if later else "."),
         "",
+        *[_later_run(run) for run in later],
+        *([""] if later else []),
         "## Machine and versions",
         "",
         *_machine(results["machine"]),
@@ -468,13 +534,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         *_table(["target", "measured", "met"], [[t, m, "yes" if ok else "**no**"] for t, m, ok in targets(results)]),
     ]
-    for key, title, section in (
-        ("mapping", "1. Mapping", _mapping),
-        ("sync", "2. Sync throughput", _sync),
-        ("api", "3. API latency", _api),
-        ("memory", "4. Memory", _memory),
-        ("scale", "5. Scale: H2 vs PostgreSQL, re-syncs, shards", _scale),
-    ):
+    for key, title, section in SECTIONS:
         if key in results:
             lines += [f"## {title}", "", *section(results[key])]
     if NOTES.exists():

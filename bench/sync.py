@@ -75,12 +75,13 @@ class Runs:
             "client_cpu_s": cpu.own_s,
         }
 
-    def ours(self, patients: int, **settings: int) -> dict[str, Any]:
-        """`infusion-fhir sync` of the corpus file into a fresh namespace."""
+    def ours(self, patients: int, summaries: bool = False, **settings: int) -> dict[str, Any]:
+        """`infusion-fhir sync` of the corpus file into a fresh namespace (with its monitoring summaries when
+        `summaries`: the ceiling writes none)."""
         ns = Namespace.fresh("ours")
         self.used.append(ns)
         with CpuMeter(self.server_pid) as cpu:
-            result = run_sync_cli(corpus.ndjson_file(patients), ns, self.base_url, **settings)
+            result = run_sync_cli(corpus.ndjson_file(patients), ns, self.base_url, summaries=summaries, **settings)
         ok = result["exit_code"] == 0
         return {
             **settings,

@@ -23,6 +23,9 @@ SEGMENTS: dict[str, str] = {  # REST path segment -> kind (`/v1/<segment>/{key}`
     "assessments": ASSESSMENT,
 }
 
+SEGMENT_OF: dict[str, str] = {kind: segment for segment, kind in SEGMENTS.items()}
+"""Kind -> its REST path segment."""
+
 CHILD_LISTS: dict[str, str] = {  # a session's list field -> the kind of its children, in mapping order
     "vital_signs": VITAL_SIGN,
     "monitoring_scores": MONITORING_SCORE,

@@ -1,5 +1,5 @@
 """`create_app()`: wires settings, the monitoring protocol, the shared FHIR client, the sync engine, the
-Questionnaires and the routers; nothing else."""
+Questionnaires, the monitoring summaries and the routers; nothing else."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from service.http_edge import EdgeMiddleware, install_error_handlers
 from service.logs import configure_logging
 from service.metrics import Metrics
 from service.monitoring import ProtocolError, announce
+from service.monitoring.write import MonitoringSummaries
 from service.openapi import install_openapi
-from service.routes import convert, docs, health, jwks, metrics, patients, records
+from service.routes import convert, docs, health, jwks, metrics, patients, records, sessions
 from service.safety_thresholds import announce_thresholds
 from service.settings import Settings
 from service.sync import SyncEngine
@@ -55,7 +56,11 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
             app.state.engine = SyncEngine(fhir, mapping_config)
             # Written at most once per process, before the first transaction with a QuestionnaireResponse.
             app.state.questionnaires = QuestionnairesOnce(fhir, mapping_config)
+            app.state.summaries = MonitoringSummaries(
+                fhir, mapping_config, automatic=settings.monitoring_summaries, charts=settings.monitoring_charts
+            )
             yield
+            await app.state.summaries.close(settings.monitoring_drain_seconds)  # before the FHIR client closes
 
     app = FastAPI(
         title="infusion-fhir",
@@ -74,6 +79,6 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
     app.include_router(metrics.router)
     app.include_router(docs.router)
     app.include_router(jwks.router)  # the SMART client's public key (404 when SMART is off)
-    for router in (records.router, convert.router, patients.router):
+    for router in (records.router, sessions.router, convert.router, patients.router):
         app.include_router(router, dependencies=[Depends(require_caller)])
     return app

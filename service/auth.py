@@ -7,9 +7,9 @@ issuer (`service.access_tokens`) and must then carry a scope the operation accep
 | operation                                   | scope (any one of)                         |
 |---------------------------------------------|--------------------------------------------|
 | PUT, DELETE `/v1/<kind>/{key}`              | `infusion-fhir.write`                      |
-| GET `/v1/<kind>/{key}`, the trends         | `infusion-fhir.read`                       |
+| GET `/v1/<kind>/{key}`, the trends, GET `$monitoring-summary` | `infusion-fhir.read`        |
 | `$convert` (writes nothing)                 | `infusion-fhir.read` or `infusion-fhir.write` |
-| any other (none today)                      | `infusion-fhir.write`                      |
+| POST `$monitoring-summary` (writes), any other | `infusion-fhir.write`                   |
 
 No credential, or a refused one: 401 (`WWW-Authenticate: Bearer`, with `error="invalid_token"` for a
 refused token); a valid token without the scope: 403 (`error="insufficient_scope", scope="..."`).

@@ -1,4 +1,5 @@
-"""FastAPI dependencies (settings, the FHIR client, the sync engine, the Questionnaires) as `Annotated` aliases.
+"""FastAPI dependencies (settings, the FHIR client, the sync engine, the Questionnaires, the monitoring summaries)
+as `Annotated` aliases.
 
 Each is `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request for what is
 one attribute read.
@@ -11,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.fhir_client import FhirClient
+from service.monitoring.write import MonitoringSummaries
 from service.settings import Settings
 from service.sync import SyncEngine
 from service.sync.questionnaires import QuestionnairesOnce
@@ -36,7 +38,13 @@ async def get_questionnaires(request: Request) -> QuestionnairesOnce:
     return questionnaires
 
 
+async def get_summaries(request: Request) -> MonitoringSummaries:
+    summaries: MonitoringSummaries = request.app.state.summaries
+    return summaries
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 FhirClientDep = Annotated[FhirClient, Depends(get_fhir_client)]
 SyncEngineDep = Annotated[SyncEngine, Depends(get_sync_engine)]
 QuestionnairesDep = Annotated[QuestionnairesOnce, Depends(get_questionnaires)]
+SummariesDep = Annotated[MonitoringSummaries, Depends(get_summaries)]

@@ -112,6 +112,25 @@ class Settings(BaseSettings):
         "against (default: the shipped defaults, service/monitoring/default-protocol.toml). Its medical director "
         "owns the numbers. A bad file stops the service and the batch commands at start (exit 2), naming the field.",
     )
+    monitoring_summaries: bool = Field(
+        True,
+        description="Write each infusion session's monitoring summary (DiagnosticReport, statistics Observations) and "
+        "critical-episode Flag whenever the API or batch `sync` changes its readings, scores, adverse events or times. "
+        "Off: only `POST .../$monitoring-summary` writes them (the GET computes the summary either way). A write "
+        "that may raise the Flag, and every retraction, refreshes them before it is answered; any other write, "
+        "right after it (its answer's `monitoring_summary.deferred` names the sessions).",
+    )
+    monitoring_charts: bool = Field(
+        True,
+        description="Each summary's DiagnosticReport presents the session's chart as a PNG (`presentedForm`); off: "
+        "no chart in the report (`GET .../$monitoring-summary` with `Accept: image/png` draws it either way).",
+    )
+    monitoring_drain_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="At shutdown, how long the service waits for the summaries it is still refreshing after "
+        "answered writes; those left are named (by session key) in the log, for a POST or a sync to redo.",
+    )
     _protocol: Protocol | None = PrivateAttr(None)
 
     @field_validator("fhir_base_url")

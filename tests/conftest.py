@@ -48,6 +48,14 @@ class FhirCleanup:
             if ref not in self.refs:
                 self.refs.append(ref)
 
+    def track_last(self, *refs: str) -> None:
+        """Track refs as the newest, also when already tracked: what references the test's latest writes (a
+        session's monitoring summary, rewritten after each of its readings) is deleted before them."""
+        for ref in refs:
+            if ref in self.refs:
+                self.refs.remove(ref)
+            self.refs.append(ref)
+
     def run(self) -> None:
         with httpx.Client(base_url=self.base_url, timeout=60, headers={"Accept": FHIR_JSON}) as http:
             for ref in reversed(self.refs):

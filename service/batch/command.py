@@ -31,6 +31,7 @@ from service.fhir_client import FhirClient, open_fhir_client
 from service.logs import configure_logging
 from service.mappers import mapper_for
 from service.monitoring import ProtocolError, announce
+from service.monitoring.write import MonitoringSummaries, counts
 from service.safety_thresholds import announce_thresholds
 from service.settings import Settings
 from service.sync import SyncEngine
@@ -209,7 +210,26 @@ async def _sync(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, job.interrupt, f"interrupted by {signal.Signals(sig).name}")
         await job.run(lines, progress)
-        return _summary(report, fhir)
+        summaries = await _write_summaries(fhir, settings, report, job.touched, concurrency)
+        return {**_summary(report, fhir), **summaries}
+
+
+async def _write_summaries(
+    fhir: FhirClient, settings: Settings, report: Report, touched: set[str], concurrency: int
+) -> dict[str, Any]:
+    """At the end of the run, the monitoring summary and critical-episode Flag of each session the run touched
+    (reads for those sessions only). A job that stopped writes none (its re-run does); one that cannot write them
+    stops (exit 2) saying so: the records are written, and the re-run writes what is missing."""
+    if not settings.monitoring_summaries or report.stopped_reason:
+        return {}
+    writer = MonitoringSummaries(fhir, settings.mapping_config(), charts=settings.monitoring_charts)
+    try:
+        written = await writer.refresh_all(touched, concurrency)
+    except InfusionFhirError as exc:
+        log.error("batch.summaries_failed", extra={"sessions": len(touched), "error": type(exc).__name__})
+        report.stopped_reason = f"monitoring summaries not written: {stop_reason(exc)}; run the job again"
+        return {"monitoring_summaries": {"sessions": len(touched), "resources": {}}}
+    return {"monitoring_summaries": {"sessions": len(touched), "resources": dict(sorted(counts(written).items()))}}
 
 
 def _summary(report: Report, fhir: FhirClient) -> dict[str, Any]:

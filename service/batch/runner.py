@@ -39,6 +39,7 @@ from service.errors import (
 from service.mappers import record_refs
 from service.mappers.context import SessionContext
 from service.mappers.session import session_context
+from service.monitoring.write import summary_sessions
 from service.sync import SyncEngine, SyncResult, WriteOutcome
 from service.sync.engine import ReadAhead, SessionRefused
 
@@ -124,6 +125,9 @@ class BatchSync:
         """`Patient/id`s this run created: their records had nothing on the server to compare with."""
         self.in_flight: dict[str, asyncio.Event] = {}
         self.stop = asyncio.Event()
+        self.touched: set[str] = set()
+        """Keys of the sessions whose readings, scores, adverse events or times this run wrote (their monitoring
+        summaries are written at the end of the run: `service.batch.command`)."""
 
     async def run(self, lines: Iterable[Line], progress: Ticker | None = None) -> Report:
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.concurrency)
@@ -306,6 +310,7 @@ class BatchSync:
             seen = {outcomes[ref] for ref in refs if ref in outcomes}
             outcome = "created" if "created" in seen else "updated" if "updated" in seen else "unchanged"
             self.report.record_synced(line, outcome)
+            self.touched |= summary_sessions((record,))
             if record.kind == SESSION and record.visit_id is None:
                 # (A session with the EHR's visit is read from the server by its children's
                 # bundles: only the server knows its Encounter's id.)

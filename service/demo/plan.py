@@ -32,7 +32,7 @@ class Plan:
     mg_per_kg: float  # planned
     duration: int  # planned
     end: int  # when the infusion actually ended
-    discharge: int  # last observation before the patient leaves
+    discharge: int  # the last observation, an hour or more after the end
     infused: int = 0  # minutes the pump ran (less than end - start after a pause or slowing)
     events: list[Event] = field(default_factory=list)
     stop_reason: str | None = None
@@ -48,6 +48,10 @@ class Plan:
     def has(self, *events: str) -> Event | None:
         """The first adverse event of one of these kinds, if the session had one."""
         return next((e for e in self.events if e.shape.event in events), None)
+
+    def episode(self, name: str) -> Event | None:
+        """The adverse event whose readings show this monitoring episode (`tables.EventShape.episode`), if any."""
+        return next((e for e in self.events if e.shape.episode == name), None)
 
 
 def planned_mg_per_kg(patient: Patient, index: int) -> float:
@@ -88,7 +92,7 @@ def plan_session(rng: random.Random, patient: Patient, key: str, index: int, sta
         end, infused = duration + delays, duration
     else:  # stopped at a wall-clock time; pauses before it cut what ran
         end, infused = stop_at, max(1, stop_at - delays)
-    discharge = end + rng.randint(20, 35)
+    discharge = end + rng.choice(t.OBSERVED_AFTER_END)
     for event in events:
         event.onset = min(event.onset, discharge - 3)
     events.sort(key=lambda e: e.onset)

@@ -139,7 +139,12 @@ class EventShape:
     stop_reason: str = ""
     medication: str = ""  # the note when action_taken is medication_given
     description: tuple[str, ...] = ()  # for `other`
+    episode: str = ""  # what the session's readings show of it (service/demo/episodes.py); "" for nothing
 
+
+# Monitoring episodes (service/demo/episodes.py): what an adverse event does to the session's readings.
+RAISED_BP, HYPERTENSIVE_SURGE = "raised_bp", "hypertensive_surge"
+DESATURATION, HYPOTENSION, OVER_SEDATION = "desaturation", "hypotension", "over_sedation"
 
 EVENTS = (
     EventShape(
@@ -178,6 +183,20 @@ EVENTS = (
         stops=0.25,
         stop_reason="Systolic blood pressure above 180 mmHg",
         medication="Labetalol 10 mg IV given",
+        episode=RAISED_BP,
+    ),
+    # Severe hypertension in about 1% of infusions (0.98% of 2,342 in the Yale chart review, Gen Hosp Psychiatry
+    # 2024): 186-212 systolic at its peak, confirmed by the recheck the protocol asks for.
+    EventShape(
+        "elevated_blood_pressure",
+        0.01,
+        (15, 35),
+        (0.0, 0.6, 0.4),
+        (("medication_given", 0.5), ("infusion_paused", 0.3), ("infusion_slowed", 0.2)),
+        stops=0.35,
+        stop_reason="Blood pressure at or above 180/110 on two readings",
+        medication="Labetalol 10 mg IV given",
+        episode=HYPERTENSIVE_SURGE,
     ),
     EventShape("tachycardia", 0.02, (10, 35), (0.8, 0.2, 0.0), (("none", 0.7), ("infusion_slowed", 0.3))),
     EventShape("hallucinations", 0.02, (10, 40), (0.7, 0.3, 0.0), (("none", 0.6), ("infusion_slowed", 0.4))),
@@ -221,7 +240,12 @@ EVENTS = (
         medication="Midazolam 1 mg IV given",
     ),
     EventShape(
-        "excessive_sedation", 0.025, (20, 40), (0.7, 0.3, 0.0), (("infusion_slowed", 0.6), ("infusion_paused", 0.4))
+        "excessive_sedation",
+        0.025,
+        (20, 40),
+        (0.7, 0.3, 0.0),
+        (("infusion_slowed", 0.6), ("infusion_paused", 0.4)),
+        episode=OVER_SEDATION,
     ),
     EventShape("blurred_vision", 0.04, (10, 50), (0.95, 0.05, 0.0), (("none", 1.0),)),
     EventShape("diplopia", 0.02, (10, 45), (0.95, 0.05, 0.0), (("none", 1.0),)),
@@ -233,8 +257,41 @@ EVENTS = (
         (("none", 1.0),),
         description=("Tingling in hands", "Dry mouth", "Discomfort at the cannula site", "Feeling cold"),
     ),
+    # Rare at these doses; in the demo so that a session shows each critical reading the protocol confirms.
+    EventShape(
+        "other",
+        0.01,
+        (10, 35),
+        (0.4, 0.6, 0.0),
+        (("infusion_paused", 0.6), ("infusion_slowed", 0.4)),
+        description=("Oxygen saturation below 90%; airway repositioned and supplemental oxygen given",),
+        episode=DESATURATION,
+    ),
+    EventShape(
+        "other",
+        0.008,
+        (25, 70),
+        (0.5, 0.5, 0.0),
+        (("none", 0.5), ("infusion_paused", 0.5)),
+        description=("Vasovagal episode with low blood pressure; laid flat and IV fluids given",),
+        episode=HYPOTENSION,
+    ),
 )
 SHARE_STOPPED_OTHER = 0.008  # early stops without an adverse event (IV access, patient request)
+
+# Monitoring schedule, as published series describe it (../shared/monitoring-protocol.md section 2): readings on
+# arrival and just before the start (the baseline), every 10-15 minutes during the infusion with one near 40
+# minutes and one at its end, then every 15 minutes for an hour or more (the protocol's discharge criteria need
+# 60 minutes after the end).
+ARRIVAL_MINUTES = (20, 30)  # before the start
+BASELINE_MINUTES = (3, 8)  # before the start
+INTERVALS = (("10", 0.45), ("15", 0.4), ("12", 0.15))  # minutes between readings during the infusion
+NEAR_40 = 40
+AFTER_INTERVAL = 15
+OBSERVED_AFTER_END = (60, 60, 75)  # minutes of readings after the end
+RECHECK_AT = (180, 110)  # a blood pressure at or above this (systolic or diastolic) is measured again ...
+RECHECK_AFTER = 5  # ... this many minutes later (the protocol's "recheck now")
+SHARE_O2_RECORDED = 0.6  # sessions whose SpO2 readings say whether the patient was on supplemental oxygen
 
 OUTCOMES = (("resolved", 0.9), ("recovering", 0.06), ("ongoing", 0.02), ("unknown", 0.02))
 CAUSALITY = (("probable", 0.55), ("possible", 0.35), ("certain", 0.05), ("unlikely", 0.05))

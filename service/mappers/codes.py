@@ -194,6 +194,42 @@ RANGE_PRE_INFUSION_ASSUMED = "standing for the pre-infusion score, which the ses
 RANGE_PRE_INFUSION_ALSO = "the session summary also compares the pre-infusion score"
 RANGE_WEAKENED = "less sensitive than the protocol's default, approved by"
 
+# --- The per-session monitoring summary and its critical-episode Flag (../shared/monitoring-protocol.md section 4) ---
+# DiagnosticReport.code: LOINC has no monitoring-report code, so a local code with text.
+MONITORING_REPORT = LocalCode("monitoring-report", "infusion-monitoring-summary", "Infusion monitoring summary")
+MONITORING_REPORT_TEXT = "Ketamine infusion monitoring summary"
+# Session statistics after R4's Observation/$stats output: one component per statistic, codes from
+# observation-statistics (hl7.org/fhir/R4/codesystem-observation-statistics.html). The Observation itself must not
+# carry the vital's LOINC code (the validator would apply the vital-signs profile by code and fail a component-only
+# Observation): local codes, the vital named in code.text.
+OBSERVATION_STATISTICS = "http://terminology.hl7.org/CodeSystem/observation-statistics"
+STATISTIC_MAXIMUM = Code(OBSERVATION_STATISTICS, "maximum", "Maximum")
+STATISTIC_MINIMUM = Code(OBSERVATION_STATISTICS, "minimum", "Minimum")
+STATISTIC_COUNT = Code(OBSERVATION_STATISTICS, "count", "Count")
+SESSION_STATISTICS: dict[str, LocalCode] = {  # measure -> the local code of its session statistics
+    "systolic": LocalCode("monitoring-statistics", "systolic-session", "Systolic blood pressure, session statistics"),
+    "diastolic": LocalCode(
+        "monitoring-statistics", "diastolic-session", "Diastolic blood pressure, session statistics"
+    ),
+    "heart_rate": LocalCode("monitoring-statistics", "heart-rate-session", "Heart rate, session statistics"),
+    "respiratory_rate": LocalCode(
+        "monitoring-statistics", "respiratory-rate-session", "Respiratory rate, session statistics"
+    ),
+    "spo2": LocalCode("monitoring-statistics", "spo2-session", "Oxygen saturation (SpO2), session statistics"),
+}
+# The session's critical-episode Flag (category safety), raised by the protocol's confirmed rules only. No SNOMED
+# concept for "critical episode during an infusion" was verified here: a local code; code.text stays the same
+# whichever rules fired (the narrative names them), so a clinician's edit of the text can be told from ours.
+CRITICAL_EPISODE = LocalCode("flag", "infusion-critical-episode", "Critical episode during a ketamine infusion")
+CRITICAL_EPISODE_TEXT = (
+    "Critical episode during a ketamine infusion: the clinic's monitoring protocol's confirmed rules fired. "
+    "See the session's monitoring summary."
+)
+FLAG_LAPSES_AFTER_HOURS = 24  # period.end: 24 h after the session ends (the Flag lapses without a status change)
+NARRATIVE_MONITORING_SUMMARY = "Monitoring summary"
+NARRATIVE_STATISTICS = "session statistics"
+NARRATIVE_CRITICAL_EPISODE = "Critical episode during a ketamine infusion"
+
 # --- Section 3: PHQ-9 (LOINC panel, items, answers LL358-3 and LL359-1) ---
 # Display: LOINC's long common name of 44249-1, exactly (loinc.org/44249-1; the 44261-6 page lists it as a panel).
 PHQ9_PANEL = Code(LOINC, "44249-1", "PHQ-9 quick depression assessment panel [Reported.PHQ]")

@@ -13,6 +13,7 @@ from fhir.resources.R4B.adverseevent import (
 from fhir.resources.R4B.annotation import Annotation
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.domainresource import DomainResource
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.extension import Extension
@@ -38,6 +39,7 @@ from fhir_core.fhirabstractmodel import FHIRAbstractModel
 
 RESOURCE_CLASSES: dict[str, type[DomainResource]] = {
     "AdverseEvent": AdverseEvent,
+    "DiagnosticReport": DiagnosticReport,
     "Encounter": Encounter,
     "Flag": Flag,
     "MedicationAdministration": MedicationAdministration,

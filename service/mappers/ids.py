@@ -24,6 +24,11 @@ from typing import Any
 from schemas.kinds import embedded_children
 from service.instruments import DEFINITIONS
 from service.mappers.config import MappingConfig
+from service.monitoring.model import STATISTIC_MEASURES
+
+MONITORING_SUMMARY = "monitoring_summary"
+"""Not a record kind: the resources the service derives for a session (its summary and critical-episode Flag),
+under the session's key."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,11 @@ def _assessment_slots() -> tuple[Slot, ...]:
 
 
 SLOTS["assessment"] = _assessment_slots()
+SLOTS[MONITORING_SUMMARY] = (
+    Slot("DiagnosticReport", "report", "mr", primary=True),
+    *(Slot("Observation", f"statistics-{measure}", "mt", optional=True) for measure in STATISTIC_MEASURES),
+    Slot("Flag", "flag", "mf", optional=True),  # only while a confirmed rule fired
+)
 _SLOT_BY_PART = {(kind, slot.part): slot for kind, slots in SLOTS.items() for slot in slots}
 _KIND_BY_SYSTEM_SUFFIX = {kind.replace("_", "-"): kind for kind in SLOTS}
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648, lower-cased

@@ -19,7 +19,15 @@ from service.mappers.narrative import DIV_OPEN, GENERATED, escape, narrative
 
 # Each has entered-in-error in its R4 status value set. The service's own Encounter is retracted
 # with its session; an EHR visit's Encounter is never passed here (the service never writes over it).
-RETRACTABLE = ("Encounter", "Procedure", "MedicationAdministration", "QuestionnaireResponse", "Observation", "Flag")
+RETRACTABLE = (
+    "Encounter",
+    "Procedure",
+    "MedicationAdministration",
+    "QuestionnaireResponse",
+    "Observation",
+    "Flag",
+    "DiagnosticReport",  # a session's monitoring summary (service.monitoring.write)
+)
 RETRACTED_STATUS = ENTERED_IN_ERROR
 Resource = TypeVar("Resource", DomainResource, dict[str, Any])
 """Models or JSON as read back: each function returns the kind it is given."""

@@ -50,6 +50,9 @@ READINGS: dict[str, tuple[str, ...]] = {
     for reading in dict.fromkeys(m.reading for m in MEASURES.values())
 }
 """Reading (vital-sign type or instrument) -> the measures read from it (blood pressure: systolic, diastolic)."""
+STATISTIC_MEASURES = ("systolic", "diastolic", "heart_rate", "respiratory_rate", "spo2")
+"""The measures the session summary gives peak, trough and count of (temperature has no protocol rule, and its
+readings may come in two units)."""
 RISE_MEASURES = ("systolic_rise", "diastolic_rise")
 """The rise of a blood pressure from the session's last pre-infusion reading (judged by the summary only)."""
 
@@ -146,7 +149,8 @@ class ConfirmedRule:
     min_apart_minutes: float
     max_apart_minutes: float | None
     consecutive: bool
-    """Repeat: True when no other reading may come between the two; False when none below the limits may."""
+    """Repeat: consecutive readings (True), or none below the limits between the two (False). Judged alike
+    (`service.monitoring.confirmed`): readings joined by a run of readings all meeting the rule are consecutive."""
     phases: tuple[str, ...]
     source: str
     field: str = ""

@@ -11,9 +11,15 @@ from fastapi.responses import JSONResponse
 from schemas import RecordInvalid, parse_record_of_kind, safety_issues
 from schemas.common import KEY_PATTERN
 from schemas.kinds import SEGMENTS
-from service.deps import QuestionnairesDep, SettingsDep, SyncEngineDep
+from service.deps import QuestionnairesDep, SettingsDep, SummariesDep, SyncEngineDep
 from service.errors import Conflict, FhirRejected
-from service.routes.responses import RECORD_DELETE, record_get, record_put, record_put_body
+from service.routes.responses import (
+    MONITORING_SUMMARY_KEY,
+    RECORD_DELETE,
+    record_get,
+    record_put,
+    record_put_body,
+)
 from service.sync.questionnaires import carry_questionnaire_responses
 from service.sync.same_phq9 import read_record, retract_record
 
@@ -48,6 +54,7 @@ def _record_routes(segment: str, kind: str) -> None:
         engine: SyncEngineDep,
         settings: SettingsDep,
         questionnaires: QuestionnairesDep,
+        summaries: SummariesDep,
     ) -> JSONResponse:
         body = await read_json_body(request)
         record = parse_record_of_kind(kind, body, key=key)
@@ -58,7 +65,12 @@ def _record_routes(segment: str, kind: str) -> None:
         except (Conflict, FhirRejected) as refused:  # nothing written: say so of a safety answer it holds
             refused.safety = tuple(safety_issues(kind, record))
             raise
-        return JSONResponse(result.as_dict(), status_code=201 if result.created_any else 200)
+        answer = result.as_dict()
+        # its session's monitoring summary and critical-episode Flag: refreshed now, or right after the answer
+        summary = (await summaries.after_write([record], result.resources)).as_dict()
+        if summary is not None:
+            answer[MONITORING_SUMMARY_KEY] = summary
+        return JSONResponse(answer, status_code=201 if result.created_any else 200)
 
     put_record.__doc__ = f"Map and sync one {kind} record (idempotent; re-sending changes nothing)."
 
@@ -79,8 +91,10 @@ def _record_routes(segment: str, kind: str) -> None:
         operation_id=f"delete_{kind}",
         responses=RECORD_DELETE,
     )
-    async def delete_record(key: RecordKey, engine: SyncEngineDep) -> Response:
+    async def delete_record(key: RecordKey, engine: SyncEngineDep, summaries: SummariesDep) -> Response:
+        session = await summaries.before_retract(kind, key)
         await retract_record(engine, kind, key)
+        await summaries.after_retract(session)
         return Response(status_code=204)
 
     delete_record.__doc__ = f"Retract the {kind} record: its resources become entered-in-error (repeatable)."

@@ -11,11 +11,11 @@ in the document resolves.
 |--------|------|------|
 | 401 | no accepted API key or OAuth access token | every /v1 set |
 | 403 | an OAuth access token without the operation's scope (`service.auth.accepted_scopes`) | every /v1 set |
-| 404 | the record (or the MRN's patient, or the named baseline) is not on the FHIR server; no SMART key to publish | record_get, RECORD_DELETE, PHQ9_TREND, OUTCOME_TREND, JWKS |
+| 404 | the record (or the MRN's patient, or the named baseline, or the session) is not on the FHIR server; no SMART key to publish | record_get, RECORD_DELETE, PHQ9_TREND, OUTCOME_TREND, MONITORING_SUMMARY, JWKS |
 | 409 | a version conflict, or a session/visit that is missing or another patient's | record_put |
 | 413 | body over `max_body_bytes` | record_put, CONVERT, PHQ9_TREND, OUTCOME_TREND |
 | 422 | the key in the URL or the body breaks the record contract | every /v1 set |
-| 502 | the FHIR server refused the data or the service's credentials, or holds data we cannot read | record_put, record_get, RECORD_DELETE, PHQ9_TREND, OUTCOME_TREND |
+| 502 | the FHIR server refused the data or the service's credentials, or holds data we cannot read | record_put, record_get, RECORD_DELETE, PHQ9_TREND, OUTCOME_TREND, MONITORING_SUMMARY |
 | 503 | the FHIR server is unreachable, overloaded, or not a FHIR R4 server; or the OAuth issuer's keys cannot be fetched | every /v1 set, READYZ |
 """
 
@@ -29,11 +29,13 @@ from schemas import KINDS, record_json_schema
 from service.media import FHIR_JSON, JSON, NDJSON
 from service.routes.examples import CONVERT_EXAMPLE, RECORD_EXAMPLES
 from service.routes.outcome_schemas import OUTCOME_TREND_EXAMPLE, SUMMARIES, TREND, outcome_components
+from service.routes.summary_schemas import summary_answer, summary_components
 
 Json = dict[str, Any]
 COMPONENTS = "#/components/schemas/"
 OUTCOME = "OperationOutcome"
 WRITE_RESULT = "WriteResult"
+MONITORING_SUMMARY_KEY = "monitoring_summary"
 
 
 class FhirJsonResponse(JSONResponse):
@@ -163,6 +165,30 @@ OUTCOME_TREND: dict[int | str, Json] = {
         "of the instrument (with a result, in the window) (`not-found`)."
     ),
     **TOO_LARGE,
+    **INVALID,
+    **FHIR_SERVER,
+}
+MONITORING_SUMMARY: dict[int | str, Json] = {
+    200: summary_answer(
+        "The session's monitoring summary, computed from what the FHIR server holds now; with `Accept: image/png` "
+        "or `application/pdf`, its chart."
+    ),
+    **UNAUTHORIZED,
+    404: outcome(
+        "The session is not on the FHIR server, or only retracted; or a chart was asked for and the infusion has "
+        "no start time (`not-found`)."
+    ),
+    **INVALID,
+    **FHIR_SERVER,
+}
+MONITORING_SUMMARY_WRITE: dict[int | str, Json] = {
+    200: _json(
+        "Written; nothing was created (updated, or already exactly so: then nothing was sent).", ref(WRITE_RESULT)
+    ),
+    201: _json("Written; at least one resource was created.", ref(WRITE_RESULT)),
+    **UNAUTHORIZED,
+    404: outcome("The session is not on the FHIR server, or only retracted (`not-found`)."),
+    409: outcome("Another writer changed the summary or its Flag while it was written, twice (`conflict`): try again."),
     **INVALID,
     **FHIR_SERVER,
 }
@@ -308,30 +334,49 @@ _OPERATION_OUTCOME: Json = {
         },
     },
 }
+_WRITTEN: Json = {
+    "resources": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["resourceType", "id", "version", "outcome"],
+            "properties": {
+                "resourceType": {"type": "string"},
+                "id": {"type": "string"},
+                "version": {"type": ["string", "null"]},
+                "outcome": {"enum": ["created", "updated", "unchanged", "deleted"]},
+            },
+        },
+    },
+    "counts": {
+        "type": "object",
+        "description": "Resources by outcome.",
+        "propertyNames": {"enum": ["created", "updated", "unchanged", "deleted"]},
+        "additionalProperties": {"type": "integer", "minimum": 1},
+    },
+}
 _WRITE_RESULT: Json = {
     "title": WRITE_RESULT,
     "description": "What the write did to each FHIR resource the record maps to.",
     "type": "object",
     "required": ["resources", "counts"],
     "properties": {
-        "resources": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["resourceType", "id", "version", "outcome"],
-                "properties": {
-                    "resourceType": {"type": "string"},
-                    "id": {"type": "string"},
-                    "version": {"type": ["string", "null"]},
-                    "outcome": {"enum": ["created", "updated", "unchanged", "deleted"]},
+        **_WRITTEN,
+        MONITORING_SUMMARY_KEY: {
+            "type": "object",
+            "description": "The monitoring summary and critical-episode Flag of the session the record belongs to "
+            "(present when the record touches a session): refreshed before this answer when the write may raise "
+            "the Flag (its resources and counts), else right after it (`deferred` names the sessions; `resources` "
+            "is empty: GET or POST `.../$monitoring-summary` for the outcome).",
+            "required": ["resources", "counts"],
+            "properties": {
+                **_WRITTEN,
+                "deferred": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Keys of the sessions whose summary is refreshed right after this answer.",
                 },
             },
-        },
-        "counts": {
-            "type": "object",
-            "description": "Resources by outcome.",
-            "propertyNames": {"enum": ["created", "updated", "unchanged", "deleted"]},
-            "additionalProperties": {"type": "integer", "minimum": 1},
         },
     },
 }
@@ -475,6 +520,7 @@ def component_schemas() -> dict[str, Json]:
         "Readiness": _READINESS,
         "JsonWebKeySet": _JWKS,
         **outcome_components(),
+        **summary_components(),
     }
     # A discriminated oneOf of plain `$ref`s (the shape client generators parse); `required` beside it makes
     # `kind`, optional in each record schema (a PUT's URL names the kind), required here.

@@ -95,7 +95,7 @@ def details(flag: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _with_details(flag: Json, refs: Iterable[str]) -> Json:
+def with_details(flag: Json, refs: Iterable[str]) -> Json:
     """`flag` with its `flag-detail` extensions replaced by `refs` (other extensions kept, first)."""
     out = copy.deepcopy(flag)
     others = [ext for ext in flag.get("extension", []) if ext.get("url") != EXT_FLAG_DETAIL]
@@ -135,10 +135,10 @@ def _plan_patient(plan: FlagPlan, raised: list[Raised], held: list[Json]) -> Non
         )
         if active:
             target = active[0]
-            changed[f"Flag/{target['id']}"] = _with_details(target, [*details(target), *evidence])
+            changed[f"Flag/{target['id']}"] = with_details(target, [*details(target), *evidence])
         else:
             taken = {flag["id"] for flag in held if flag.get("status") != ENTERED_IN_ERROR}
-            opener = _with_details(new[0].flag, evidence)
+            opener = with_details(new[0].flag, evidence)
             opener["id"] = _free_id(opener["id"], taken)
             plan.opened.append(opener)
     for ref, flag in changed.items():
@@ -167,5 +167,5 @@ def withdrawn_from(held: Iterable[Json], refs: Iterable[str]) -> list[Json]:
         if flag.get("status") == ENTERED_IN_ERROR or not gone.intersection(named):
             continue
         kept = [d for d in named if d not in gone]
-        out.append(_with_details(flag, kept) if kept else retract([flag])[0])
+        out.append(with_details(flag, kept) if kept else retract([flag])[0])
     return out

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from schemas.kinds import ASSESSMENT, PHQ9, embedded_children
 from service.fhir_client import FhirClient
+from service.keyed_locks import KeyedLocks
 from service.mappers.codes import ENTERED_IN_ERROR, SNOMED
 from service.mappers.config import MappingConfig
 from service.mappers.ids import identifier_system, mrn_of, patient_token, resource_ref, search_escape
@@ -51,44 +50,12 @@ async def withdrawn_flag_entries(
     return FlagPlan(rewritten=withdrawn_from(held, refs)).entries(config.fhir_base_url)
 
 
-class PatientLocks:
+class PatientLocks(KeyedLocks):
     """One writer at a time per patient for the Flag step: from reading the patient's Flags to the end of
     the transaction that writes them. Without it, two transactions of one process (the batch's workers,
     concurrent API calls) could each find no active Flag and open one each. Patients are locked in
     sorted order (no deadlock); a lock no one holds or waits for is dropped. Writers in other processes
     are caught by `If-Match` on joins; two opening a first Flag at the same instant remain possible."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, mrns: Iterable[str]) -> AsyncIterator[None]:
-        held: list[str] = []
-        try:
-            for mrn in sorted(set(mrns)):
-                lock = self._locks.setdefault(mrn, asyncio.Lock())
-                self._users[mrn] = self._users.get(mrn, 0) + 1
-                try:
-                    await lock.acquire()
-                except BaseException:
-                    self._drop(mrn)
-                    raise
-                held.append(mrn)
-            yield
-        finally:
-            for mrn in reversed(held):
-                self._locks[mrn].release()
-                self._drop(mrn)
-
-    def _drop(self, mrn: str) -> None:
-        self._users[mrn] -= 1
-        if not self._users[mrn]:
-            del self._users[mrn], self._locks[mrn]
-
-    def __len__(self) -> int:
-        """Patients whose lock is held or waited for (none once every writer is done)."""
-        return len(self._locks)
 
 
 def flag_patients(records: Sequence[Any]) -> list[str]:

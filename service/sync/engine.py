@@ -48,11 +48,11 @@ from service.mappers.bundle import rewrite_references
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
 from service.mappers.ids import mrn_of, patient_token, resource_ref, visit_token
-from service.mappers.session import child_searches, is_child_of
 from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
 from service.sync.instruments_kept import instruments_kept, kept_refs
 from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 from service.sync.redact import redact_error
+from service.sync.session_read import session_children
 
 log = logging.getLogger("infusion_fhir.sync")
 
@@ -429,15 +429,9 @@ class SyncEngine:
     async def _session_children(self, key: str, session_resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Observations and AdverseEvents of the session's patient that name this session (how they
         are found and recognised is the mappers' knowledge: `session.child_searches`, `is_child_of`)."""
-        refs = {f"{r['resourceType']}/{r['id']}": r for r in session_resources}
         procedure = next(r for r in session_resources if r["resourceType"] == "Procedure")
-        children: dict[str, dict[str, Any]] = {}
-        for resource_type, params in child_searches(key, procedure, self.config):
-            for child in await self.fhir.search(resource_type, params):
-                ref = f"{child['resourceType']}/{child['id']}"
-                if ref not in refs and is_child_of(child, key, procedure, self.config):
-                    children[ref] = child
-        return list(children.values())
+        own = {f"{r['resourceType']}/{r['id']}" for r in session_resources}
+        return await session_children(self.fhir, self.config, key, procedure, known=own)
 
     async def _visit_of(self, key: str, procedure: dict[str, Any]) -> dict[str, Any] | None:
         """The EHR visit Encounter the session's Procedure references (None for the service's own)."""

@@ -14,6 +14,7 @@ FHIR_JSON = {"Accept": "application/fhir+json"}
 CLI = str(Path(sys.executable).parent / "infusion-fhir")
 # What references a Patient, referrers first: deleted in this order before the Patient.
 DEPENDENTS = (
+    "DiagnosticReport",  # a session's monitoring summary: it references the readings and the statistics
     "Flag",
     "AdverseEvent",
     "Observation",
@@ -90,6 +91,17 @@ class Namespace:
             if not next_url:
                 return out
             bundle = httpx.get(next_url, headers=FHIR_JSON, timeout=120).json()
+
+    def mapped_of(self, resource_type: str) -> list[dict[str, Any]]:
+        """`all_of` without what the service derives for a session (its monitoring summary and critical-episode
+        Flag, identifier system `<base>/monitoring-summary`): what the records themselves map to."""
+        derived = f"{self.identifier_base}/monitoring-summary"
+
+        def systems(resource: dict[str, Any]) -> list[Any]:
+            found = resource.get("identifier", [])  # AdverseEvent.identifier is one Identifier in R4
+            return [i.get("system") for i in ([found] if isinstance(found, dict) else found)]
+
+        return [r for r in self.all_of(resource_type) if derived not in systems(r)]
 
     def purge(self) -> None:
         """Delete and expunge everything this namespace wrote: one transaction per Patient.

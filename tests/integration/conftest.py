@@ -39,12 +39,18 @@ class TrackingApi:
     def __init__(self, client: TestClient, cleanup) -> None:
         self.client = client
         self.cleanup = cleanup
+        track_deferred(client.app.state.summaries, cleanup)
 
     def request(self, method: str, url: str, **kwargs) -> httpx.Response:
         headers = {**AUTH, **kwargs.pop("headers", {})}
         response = self.client.request(method, url, headers=headers, **kwargs)
         track(response, self.cleanup)
+        self.settle()
         return response
+
+    def settle(self) -> None:
+        """Wait for the summaries the app refreshes right after its answers, so a test reads the server settled."""
+        self.client.portal.call(self.client.app.state.summaries.deferred.settled)
 
     def put(self, url: str, **kwargs) -> httpx.Response:
         return self.request("PUT", url, **kwargs)
@@ -67,6 +73,21 @@ def track(response: httpx.Response, cleanup) -> None:
             # Patients first so that, deleted newest-first, they go after what references them.
             for item in sorted(resources, key=lambda r: r["resourceType"] != "Patient"):
                 cleanup.track(f"{item['resourceType']}/{item['id']}")
+            # the session's monitoring summary the write refreshed references the record's resources: deleted first
+            summary = body.get("monitoring_summary", {}).get("resources", [])
+            cleanup.track_last(*(f"{item['resourceType']}/{item['id']}" for item in summary))
+
+
+def track_deferred(summaries, cleanup) -> None:
+    """Track, for cleanup, what the summaries refreshed after an answer write (they are not in the answer)."""
+    refresh = summaries.deferred._refresh
+
+    async def tracked(key: str):
+        written = await refresh(key)
+        cleanup.track_last(*(f"{w.resource_type}/{w.id}" for w in written))
+        return written
+
+    summaries.deferred._refresh = tracked
 
 
 @pytest.fixture
@@ -76,10 +97,13 @@ def api(settings: Settings, fhir_cleanup) -> Iterator[TrackingApi]:
 
 
 @contextlib.asynccontextmanager
-async def async_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app over an in-process ASGI transport, for truly concurrent requests."""
+async def async_api(settings: Settings, cleanup=None) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over an in-process ASGI transport, for truly concurrent requests; with `cleanup`, what it writes
+    after its answers (deferred summaries) is tracked too, and is written by the time the block ends."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
+        if cleanup is not None:
+            track_deferred(app.state.summaries, cleanup)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH, timeout=120) as client:
             yield client

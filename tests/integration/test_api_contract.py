@@ -42,6 +42,7 @@ SEEDS = {"fixed": SEED, "random": RANDOM_SEED}
 FHIR_JSON = "application/fhir+json"
 # Every resource the service writes names its patient as `subject`.
 PATIENT_OWNED = (
+    "DiagnosticReport",  # a session's monitoring summary
     "Flag",
     "Observation",
     "QuestionnaireResponse",

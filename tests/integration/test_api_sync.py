@@ -176,7 +176,7 @@ async def test_concurrent_first_syncs_of_one_mrn_make_one_patient(
 ) -> None:
     mrn = f"RACE|{run_id}"
     bodies = [session_body(f"s{i}-{run_id}", mrn) for i in range(8)]
-    async with async_api(settings) as client:
+    async with async_api(settings, fhir_cleanup) as client:
         responses = await asyncio.gather(*(client.put(f"/v1/infusion-sessions/{b['key']}", json=b) for b in bodies))
     for response in responses:
         track(response, fhir_cleanup)

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.openapi import DOC_PATH
 from service.settings import Settings
-from tests.integration.conftest import AUTH, track
+from tests.integration.conftest import AUTH, track, track_deferred
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / ".venv-openapi-client" / "bin" / "openapi-python-client"
@@ -74,6 +74,7 @@ def client(generated: ModuleType, settings: Settings, fhir_cleanup) -> Iterator[
         track(response, fhir_cleanup)
 
     with TestClient(create_app(settings), headers=AUTH) as http:
+        track_deferred(http.app.state.summaries, fhir_cleanup)  # summaries written after the answers
         http.event_hooks = {"request": [], "response": [record_writes]}
         api = generated.AuthenticatedClient(base_url=str(http.base_url), token="unused: the httpx client has it")
         api.set_httpx_client(http)

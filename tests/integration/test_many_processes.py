@@ -179,7 +179,7 @@ def test_workers_syncs_and_api_writes_at_once_write_everything_exactly_once(ns, 
     # suicide-risk Flags become the patient's (service/safety), checked on their own below.
     own_flags = [r for (t, _), r in resources.items() if t == "Flag"]
     resources = {(t, i): r for (t, i), r in resources.items() if t != "Flag"}
-    held = {f"{t}/{r['id']}": r for t in RESOURCE_TYPES if t != "Flag" for r in ns.all_of(t)}
+    held = {f"{t}/{r['id']}": r for t in RESOURCE_TYPES if t != "Flag" for r in ns.mapped_of(t)}
     assert sorted(held) == sorted(f"{t}/{i}" for t, i in resources)
     held_identifiers = Counter((ref.split("/")[0], *ident) for ref, r in held.items() for ident in identifiers(r))
     assert [k for k, n in held_identifiers.items() if n > 1] == []
@@ -207,7 +207,7 @@ def flags_name_every_positive(ns: Namespace, config: MappingConfig, own_flags: l
     for flag in own_flags:
         wanted.setdefault(flag["subject"]["reference"], {})[flag["id"]] = flag
     held: dict[str, list[dict[str, Any]]] = {}
-    for flag in ns.all_of("Flag"):
+    for flag in ns.mapped_of("Flag"):
         held.setdefault(urn_of[flag["subject"]["reference"]], []).append(flag)
     assert sorted(held) == sorted(wanted)
     for patient, flags in held.items():

@@ -139,3 +139,49 @@ def test_the_bench_floor_maps_every_instruments_assessment_byte_for_byte(data: s
     floor = [orjson.dumps(r) for r in Floor(config).map(record)]
 
     assert floor == [orjson.dumps(r) for r in mapper_for(record.kind).to_fhir_json(record, config)]
+
+
+def test_a_section_run_into_the_last_run_replaces_only_itself(tmp_path, monkeypatch) -> None:
+    import orjson
+
+    import bench.__main__ as bench_main
+
+    monkeypatch.setattr(bench_main, "OUT", tmp_path)
+    monkeypatch.setattr(bench_main, "describe", lambda _url: {"load_average_at_start": (0.5, 0.25, 0.125)})
+    monkeypatch.setattr(bench_main.report, "render", lambda results: orjson.dumps(results).decode())
+    monkeypatch.setattr(bench_main.report, "targets", lambda results: [])
+    last = {
+        "machine": {"cores": 2},
+        "meta": {"command": "make bench", "date": "d0", "seconds": 9.0},
+        "sync": {"old": 1},
+    }
+    (tmp_path / "results.json").write_bytes(orjson.dumps(last))
+    monkeypatch.setitem(bench_main.SECTIONS, "summaries", lambda base_url, quick: {"new": 2})
+    monkeypatch.setitem(bench_main.SECTIONS, "sync", lambda base_url, quick: pytest.fail("sync must not run"))
+
+    bench_main.main(["--only", "summaries", "--into-last", "--out", str(tmp_path / "B.md")])
+    bench_main.main(["--only", "summaries", "--into-last", "--out", str(tmp_path / "B.md")])
+
+    saved = orjson.loads((tmp_path / "results.json").read_bytes())
+    assert saved["sync"] == {"old": 1} and saved["summaries"] == {"new": 2}
+    assert saved["machine"] == {"cores": 2} and saved["meta"]["date"] == "d0"
+    (later,) = saved["meta"]["later"]  # the second run replaced the first's entry
+    assert later["sections"] == ["summaries"] and later["load_average_at_start"] == [0.5, 0.25, 0.125]
+
+
+def test_the_header_names_each_later_section_run(monkeypatch, tmp_path) -> None:
+    from bench import report
+
+    monkeypatch.setattr(report, "_machine", lambda machine: [])
+    monkeypatch.setattr(report, "NOTES", tmp_path / "absent.md")
+    meta = {"command": "make bench", "date": "d0", "seconds": 9.0}
+    later = {"sections": ["summaries"], "command": "make bench X", "date": "d1", "seconds": 3.0}
+
+    alone, with_later = (
+        report.render({"machine": {}, "meta": meta}),
+        report.render({"machine": {}, "meta": {**meta, "later": [later]}}),
+    )
+
+    assert "except the sections" not in alone and "make bench X" not in alone
+    assert "except the sections named next" in with_later
+    assert "- Section 3b. Monitoring summaries: `make bench X` on d1 (3 s)" in with_later

@@ -28,6 +28,18 @@ EXPECTED_STATUSES: dict[tuple[str, str], set[str]] = {
     **{(f"/v1/{segment}/{{key}}", "put"): PUT for segment in SEGMENTS},
     **{(f"/v1/{segment}/{{key}}", "get"): GET for segment in SEGMENTS},
     **{(f"/v1/{segment}/{{key}}", "delete"): DELETE for segment in SEGMENTS},
+    ("/v1/infusion-sessions/{key}/$monitoring-summary", "get"): GET,
+    ("/v1/infusion-sessions/{key}/$monitoring-summary", "post"): {
+        "200",
+        "201",
+        "401",
+        "403",
+        "404",
+        "409",
+        "422",
+        "502",
+        "503",
+    },
     ("/v1/$convert", "post"): {"200", "401", "403", "413", "422", "503"},
     ("/v1/patients/$phq9-trend", "post"): {"200", "401", "403", "404", "413", "422", "502", "503"},
     ("/v1/patients/$outcome-trend", "post"): {"200", "401", "403", "404", "413", "422", "502", "503"},
@@ -129,7 +141,7 @@ def test_every_v1_operation_names_the_api_key_or_an_oauth_token_with_its_scope(d
             elif method == "get" or path in ("/v1/patients/$phq9-trend", "/v1/patients/$outcome-trend"):
                 scopes = [READ]
             else:
-                assert method in ("put", "delete"), (method, path)
+                assert method in ("put", "delete") or path.endswith("/$monitoring-summary"), (method, path)
                 scopes = [WRITE]
             assert operation["security"] == [{"apiKey": []}, *({"oauthToken": [s]} for s in scopes)], (method, path)
 

@@ -77,7 +77,8 @@ def test_api_writes_the_questionnaires_before_a_session_carrying_an_assessment()
         assert api.put("/v1/infusion-sessions/S-1", json=body, headers=AUTH).status_code == 201
     kinds = [types_in(b) for b in fake.transactions]
     assert kinds[0] == {"Questionnaire"}
-    assert len(kinds) == 2 and "QuestionnaireResponse" in kinds[1]
+    assert "QuestionnaireResponse" in kinds[1]
+    assert kinds[2:] == [{"DiagnosticReport", "Observation"}]  # then the session's monitoring summary
 
 
 def test_api_writes_the_questionnaires_once_before_the_first_questionnaire_response() -> None:
