@@ -116,7 +116,9 @@ def _spawn(
     report = OUT / f"report-{ns.token}-{len(extra)}-{time.monotonic_ns()}.json"
     args = [CLI, "sync", str(path), "--report", str(report), "--rejects", str(OUT / f"rejects-{ns.token}.ndjson")]
     args += ["--batch-size", str(batch_size), "--concurrency", str(TUNED["concurrency"]), *extra]
-    proc = subprocess.Popen(args, env=ns.env(base_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Monitoring summaries off, as in every section but their own: the same work as the runs before them.
+    env = ns.env(base_url, INFUSION_FHIR_MONITORING_SUMMARIES="false")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, report
 
 
