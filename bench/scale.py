@@ -72,9 +72,8 @@ class Server:
         """CPU seconds PostgreSQL has used so far (None on H2, inside HAPI's own process)."""
         if self.env is None:
             return None
-        run_dir = Path(self.env["HAPI_RUN_DIR"])
-        try:  # hapictl keeps the cluster outside the clone and names it in pg.home (before that: run dir/pg)
-            home = Path((run_dir / "pg.home").read_text().strip()) if (run_dir / "pg.home").exists() else run_dir / "pg"
+        try:  # hapictl keeps the cluster outside the clone and names it in pg.home (`postgres_server` resets it)
+            home = Path((Path(self.env["HAPI_RUN_DIR"]) / "pg.home").read_text().strip())
             postmaster = int((home / "data/postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
