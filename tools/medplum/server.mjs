@@ -183,7 +183,23 @@ async function handle(req, res) {
     repo,
   );
   sendRouterAnswer(req, res, answer);
-  return getStatus(answer[0]);
+  const status = getStatus(answer[0]);
+  return status >= 400 && path === '' && body?.resourceType === 'Bundle' ? `${status} ${bundleShape(body)}` : status;
+}
+
+/** What a refused Bundle held, for the log: its type and entries by method, conditional ones counted (no URLs:
+ * a conditional URL may carry an MRN). */
+function bundleShape(bundle) {
+  const counts = {};
+  let conditional = 0;
+  for (const entry of bundle.entry ?? []) {
+    const method = entry.request?.method ?? '?';
+    const type = (entry.request?.url ?? '').split(/[/?]/)[0];
+    counts[`${method} ${type}`] = (counts[`${method} ${type}`] ?? 0) + 1;
+    if (entry.request?.ifNoneExist || entry.request?.url?.includes('?')) conditional += 1;
+  }
+  const parts = Object.entries(counts).map(([what, n]) => `${what}:${n}`);
+  return `[${bundle.type} entries=${bundle.entry?.length ?? 0} conditional=${conditional} ${parts.join(' ')}]`;
 }
 
 // One request at a time (see the header): each waits for the one before it.
