@@ -8,7 +8,7 @@ HAPICTL := tools/hapi-server/hapictl
 TOXIPROXYCTL := tools/faults/toxiproxyctl
 export HAPI_PORT
 
-.PHONY: run test test-postgres preflight lint faults venv openapi-client-tool hapi-up hapi-down hapi-status smart-up smart-down smart-status schemas openapi questionnaires charts bench clean
+.PHONY: run test test-postgres preflight lint faults venv openapi-client-tool hapi-up hapi-down hapi-status medplum-up medplum-down medplum-status smart-up smart-down smart-status schemas openapi questionnaires charts bench clean
 
 ## venv: the virtualenv at .venv with the project and its test tools (pinned by constraints.txt)
 venv: $(VENV)/.installed
@@ -36,6 +36,16 @@ hapi-down:
 	@$(HAPICTL) down
 hapi-status:
 	@$(HAPICTL) status
+
+## medplum-up / medplum-down: a second, independently written FHIR engine for compatibility checks: Medplum's FHIR
+## router over its in-memory repository behind our own listener (:8093, MEDPLUM_PORT), installed by npm ci on first
+## use; data lives in memory only (tools/medplum/README.md, docs/compatibility.md)
+medplum-up:
+	@tools/medplum/medplumctl up
+medplum-down:
+	@tools/medplum/medplumctl down
+medplum-status:
+	@tools/medplum/medplumctl status
 
 ## smart-up / smart-down: the SMART test bed beside the plain HAPI: Keycloak (realm `infusion`, :8180) and a
 ## token-protected HAPI (:8091); smart-up makes the service's key pair if missing and writes
