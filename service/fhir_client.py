@@ -170,6 +170,9 @@ class FhirClient:
         self._current_slots = asyncio.Semaphore(CURRENT_IN_FLIGHT)
         self.current_chunk = CURRENT_CHUNK
         """Ids per `current` search: CURRENT_CHUNK, or the most this server was seen to answer in one."""
+        self.tells_creates = False
+        """Whether this server was seen to tell a create-by-PUT from an update in its transaction answers (a
+        201, or HAPI's storage codes): until then, a writer reads what it holds first (`service.sync.outcomes`)."""
 
     # -- operations ---------------------------------------------------------------------------
 
