@@ -171,6 +171,20 @@ async def test_a_rewrite_is_updated_with_the_new_version(style: str, httpx_mock:
         assert not result.created_any  # the API answers 200
 
 
+@pytest.mark.parametrize("style", [HAPI, MEDPLUM])
+@pytest.mark.parametrize("diff", [False, True], ids=["api", "batch-diff"])
+async def test_a_suicide_risk_flag_the_safety_step_opens_is_created(
+    style: str, diff: bool, httpx_mock: HTTPXMock
+) -> None:
+    server = Server(style)
+    positive = {**EXAMPLES["phq9_assessment"], "session_key": None, "items": [1, 1, 1, 1, 1, 1, 1, 1, 2], "total": 10}
+    async with engine_on(server, httpx_mock) as engine:
+        result = await engine.upsert([parse_record(positive)], diff=diff)
+
+        assert "Flag" in {r.resource_type for r in result.resources}
+        assert result.counts() == {"created": len(result.resources)}
+
+
 async def test_a_put_that_left_the_version_as_it_was_is_unchanged_on_a_server_without_storage_codes(
     httpx_mock: HTTPXMock,
 ) -> None:
