@@ -6,6 +6,8 @@
     │                       credentials; no record is at fault (API 502, batch exit 2)
     ├── FhirMisconfigured   the base URL is not a FHIR R4 server (404, not FHIR, wrong version):
     │                       fix the configuration (API /readyz 503, batch exit 2 before any input)
+    │   └── FhirLacksCapability  the server lacks an operation or interaction a command needs (501, or
+    │                       404/405 to a `$operation`): use a server that has it (CLI exit 2)
     ├── FhirRejected        the FHIR server refused the data; its OperationOutcome says why
     ├── FhirDataUnreadable  the FHIR server holds data this service cannot read back (API 502)
     ├── NotFound            the resource or record is not on the FHIR server
@@ -60,6 +62,10 @@ class FhirAuthRefused(InfusionFhirError):
 
 class FhirMisconfigured(InfusionFhirError):
     """The configured base URL does not answer as a FHIR R4 server: a configuration error."""
+
+
+class FhirLacksCapability(FhirMisconfigured):
+    """The FHIR server answers, but lacks an operation or interaction this needs (e.g. no `$validate`)."""
 
 
 class FhirRejected(InfusionFhirError):

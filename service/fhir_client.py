@@ -21,6 +21,7 @@ import orjson
 from service.errors import (
     Conflict,
     FhirAuthRefused,
+    FhirLacksCapability,
     FhirMisconfigured,
     FhirRejected,
     FhirUnavailable,
@@ -170,6 +171,9 @@ class FhirClient:
         self._current_slots = asyncio.Semaphore(CURRENT_IN_FLIGHT)
         self.current_chunk = CURRENT_CHUNK
         """Ids per `current` search: CURRENT_CHUNK, or the most this server was seen to answer in one."""
+        self.tells_creates = False
+        """Whether this server was seen to tell a create-by-PUT from an update in its transaction answers (a
+        201, or HAPI's storage codes): until then, a writer reads what it holds first (`service.sync.outcomes`)."""
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -367,6 +371,8 @@ def _classify(
     error_class: type[InfusionFhirError]
     if status in (401, 403):
         error_class, text = FhirAuthRefused, f"the FHIR server refused the service's credentials ({status})"
+    elif status == 501 or (status in (404, 405) and "/$" in operation):
+        error_class, text = FhirLacksCapability, _lacking(operation, status)
     elif status == 404 and _addresses_the_server(operation):
         error_class, text = FhirMisconfigured, "the FHIR base URL answered 404: it is not the base of a FHIR server"
     elif status in (404, 410):
@@ -381,6 +387,14 @@ def _classify(
     if isinstance(error, FhirUnavailable):
         error.retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
     return error
+
+
+def _lacking(operation: str, status: int) -> str:
+    """What a server that answered `status` to an operation (`$name`) or interaction lacks, by name."""
+    name = operation.rpartition("/")[2]
+    if name.startswith("$"):
+        return f"the FHIR server has no {name} operation (it answered {status})"
+    return f"the FHIR server does not implement this interaction (it answered {status})"
 
 
 def _addresses_the_server(operation: str) -> bool:

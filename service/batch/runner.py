@@ -31,6 +31,7 @@ from service.batch.source import Line
 from service.errors import (
     Conflict,
     FhirAuthRefused,
+    FhirLacksCapability,
     FhirMisconfigured,
     FhirRejected,
     FhirUnavailable,
@@ -344,6 +345,8 @@ def stop_reason(exc: InfusionFhirError) -> str:
     """Why a job stopped, as the report says it (no record is at fault)."""
     if isinstance(exc, FhirAuthRefused):
         return f"the FHIR server refused the service's credentials: {exc.message}"
+    if isinstance(exc, FhirLacksCapability):
+        return exc.message  # e.g. "POST Patient/$validate: the FHIR server has no $validate operation (...)"
     if isinstance(exc, FhirMisconfigured):
         return f"the FHIR server is misconfigured: {exc.message}"
     if isinstance(exc, FhirUnavailable):

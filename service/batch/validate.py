@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from service.batch.source import Line
-from service.errors import Conflict, FhirRejected, NotFound
+from service.errors import Conflict, FhirRejected, InfusionFhirError, NotFound
 from service.fhir_client import FhirClient
 from service.mappers import MappingConfig, mapper_for, patient_resource
 from service.mappers.fhir import to_json
@@ -107,6 +107,8 @@ class Validator:
         self.fhir = fhir
         self.semaphore = asyncio.Semaphore(concurrency)
         self.verdicts: OrderedDict[str, asyncio.Task[list[Issue]]] = OrderedDict()
+        self.stopped: InfusionFhirError | None = None
+        """What stopped the run (an unusable server), once one verdict met it."""
 
     def issues(self, resource: dict[str, Any]) -> tuple[asyncio.Task[list[Issue]], bool]:
         """The resource's issues (a task), and whether this is the first time it was asked for."""
@@ -120,13 +122,27 @@ class Validator:
             self.verdicts.popitem(last=False)
         return task, True
 
+    async def close(self) -> None:
+        """Cancel the verdicts still asked for and wait until they end, so that none outlives the FHIR client
+        (a stop raised by one left the others running: their connections were torn down by the closing loop,
+        "coroutine ... was never awaited")."""
+        pending = [task for task in self.verdicts.values() if not task.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def _check(self, resource: dict[str, Any]) -> list[Issue]:
         ref = f"{resource['resourceType']}/{resource.get('id', '(patient)')}"
         try:
             async with self.semaphore:
+                if self.stopped is not None:  # the server cannot be used: ask it nothing more
+                    raise self.stopped
                 outcome = await self.fhir.validate(resource)
         except (FhirRejected, Conflict, NotFound) as exc:  # about this resource; anything else stops
             return [{"resource": ref, "severity": "error", "diagnostics": exc.message, "expression": None}]
+        except InfusionFhirError as exc:
+            self.stopped = exc
+            raise
         return [
             {
                 "resource": ref,
@@ -153,39 +169,42 @@ async def validate_lines(
     goes (a progress bar reads it)."""
     validation = Validation() if into is None else into
     validator = Validator(fhir, concurrency)
-    for line in lines:
-        validation.bytes_done += line.size
-        if line.record is None:
-            if line.issues:
-                validation.add_invalid(line)
-                if each:
-                    each(
-                        {
-                            "line": line.number,
-                            "key": line.key,
-                            "invalid": [{"path": i.path, "message": i.message} for i in line.issues],
-                        }
-                    )
-            continue
-        record = line.record
-        resources = [to_json(patient_resource(record.patient, config))]
-        resources += [to_json(r) for r in mapper_for(record.kind).to_fhir(record, config)]
-        asked = [validator.issues(r) for r in resources]
-        verdicts = await asyncio.gather(*(task for task, _ in asked))
-        found = [i for issues in verdicts for i in issues]
-        validation.counts["records"] += 1
-        validation.counts["resources"] += len(resources)
-        validation.counts["validated"] += sum(first for _, first in asked)
-        validation.add_found(
-            record.key, [i for (_, first), issues in zip(asked, verdicts, strict=True) if first for i in issues]
-        )
-        if any(i["severity"] in ERRORS for i in found):
-            validation.counts["records_with_errors"] += 1
-            for issue in found:  # a shared resource's errors name every record that carries it
-                if issue["severity"] in ERRORS:
-                    validation.errors.setdefault(message_of(issue), Group()).seen_in(record.key)
-        if each and found:
-            each({"line": line.number, "kind": record.kind, "key": record.key, "issues": found})
+    try:
+        for line in lines:
+            validation.bytes_done += line.size
+            if line.record is None:
+                if line.issues:
+                    validation.add_invalid(line)
+                    if each:
+                        each(
+                            {
+                                "line": line.number,
+                                "key": line.key,
+                                "invalid": [{"path": i.path, "message": i.message} for i in line.issues],
+                            }
+                        )
+                continue
+            record = line.record
+            resources = [to_json(patient_resource(record.patient, config))]
+            resources += [to_json(r) for r in mapper_for(record.kind).to_fhir(record, config)]
+            asked = [validator.issues(r) for r in resources]
+            verdicts = await asyncio.gather(*(task for task, _ in asked))
+            found = [i for issues in verdicts for i in issues]
+            validation.counts["records"] += 1
+            validation.counts["resources"] += len(resources)
+            validation.counts["validated"] += sum(first for _, first in asked)
+            validation.add_found(
+                record.key, [i for (_, first), issues in zip(asked, verdicts, strict=True) if first for i in issues]
+            )
+            if any(i["severity"] in ERRORS for i in found):
+                validation.counts["records_with_errors"] += 1
+                for issue in found:  # a shared resource's errors name every record that carries it
+                    if issue["severity"] in ERRORS:
+                        validation.errors.setdefault(message_of(issue), Group()).seen_in(record.key)
+            if each and found:
+                each({"line": line.number, "kind": record.kind, "key": record.key, "issues": found})
+    finally:
+        await validator.close()
     return validation
 
 

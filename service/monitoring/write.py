@@ -44,7 +44,7 @@ from service.monitoring.store import CHILD_TYPES, readable
 from service.monitoring.summary import Summary, summarise
 from service.monitoring.summary_chart import Drawn, chart_input
 from service.monitoring.urgency import urgent
-from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
+from service.sync.outcomes import HeldBefore, WriteOutcome, WrittenResource, written_resources
 from service.sync.session_read import session_children
 
 log = logging.getLogger("infusion_fhir.monitoring")
@@ -205,7 +205,8 @@ class MonitoringSummaries:
             raise FhirRejected(
                 f"the FHIR server refused the monitoring summary of session {key}", status_code=exc.status_code
             ) from None
-        written = written_resources(bundle, response)
+        read = {self._ref(key, slot.part) for slot in SLOTS[MONITORING_SUMMARY]}  # what `_held` read
+        written = written_resources(bundle, response, HeldBefore.of(read, held))
         log.info("monitoring.summary", extra={"session": key, "written": len(written), "fired": len(summary.fired)})
         return written + unchanged
 

@@ -50,7 +50,7 @@ from service.mappers.context import SessionContext, child_link, context_from_pro
 from service.mappers.ids import mrn_of, patient_token, resource_ref, visit_token
 from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
 from service.sync.instruments_kept import instruments_kept, kept_refs
-from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
+from service.sync.outcomes import HeldBefore, WriteOutcome, WrittenResource, states_creates, written_resources
 from service.sync.redact import redact_error
 from service.sync.session_read import session_children
 
@@ -191,11 +191,16 @@ class SyncEngine:
                     return_exceptions=True,
                 )
             )
-            is_unchanged = None
-            if diff:
+            is_unchanged = before = None
+            if diff or not self.fhir.tells_creates:  # a server that may answer 200 to a create: read (outcomes.py)
                 held = {mrn for mrn, ref in (patient_ids or {}).items() if ref not in new_patients}
-                to_read = [ref for r in records if r.patient.mrn in held for ref in record_refs(r, self.config)]
-                is_unchanged = _Unchanged(await self._server_copies(to_read, read_ahead))
+                every = not self.fhir.tells_creates
+                to_read = [
+                    ref for r in records if every or r.patient.mrn in held for ref in record_refs(r, self.config)
+                ]
+                copies = await self._server_copies(to_read, read_ahead)
+                before = HeldBefore.of(to_read, copies)
+                is_unchanged = _Unchanged(copies) if diff else None
             # one writer at a time per patient whose records may raise or join the suicide-risk Flag
             async with self.flag_locks.hold(flag_patients(records)):
                 bundle, kept = await self._bundle(
@@ -225,7 +230,8 @@ class SyncEngine:
             if isinstance(exc, SessionRefused):
                 raise
             raise redact_error(exc, records) from None
-        result = SyncResult(written_resources(bundle, response) + unchanged + kept, transactions=transactions)
+        self.fhir.tells_creates = self.fhir.tells_creates or states_creates(bundle, response)
+        result = SyncResult(written_resources(bundle, response, before) + unchanged + kept, transactions=transactions)
         log.debug("sync.upsert", extra={"records": len(records), "outcomes": result.counts()})
         return result
 

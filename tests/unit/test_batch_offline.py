@@ -281,6 +281,7 @@ async def test_with_concurrency_a_childs_bundle_never_starts_before_its_sessions
         records.append(session(f"S-{s}", mrn=f"M-{s}") | ({"visit_id": f"VISIT-{s}"} if ehr_visit else {}))
         records += [vital(f"S-{s}.v{n}", f"S-{s}", mrn=f"M-{s}") for n in range(3)]
     fake.transaction_turns = 25  # each transaction stays open for 25 loop turns: other workers run meanwhile
+    engine.engine.fhir.tells_creates = True  # as HAPI after its first 201: no read before writing (outcomes.py)
 
     report = await job_for(engine, batch_size=1, concurrency=4).run(lines_of(records))
 
@@ -412,6 +413,7 @@ async def test_a_first_diff_load_reads_nothing_back_and_a_rerun_reads_it_all_and
     fake: FakeFhir, engine: RecordingEngine
 ) -> None:
     lines = [vital(f"v{i}") for i in range(4)] + [vital(f"w{i}", mrn="BATCH-MRN-32") for i in range(4)]
+    engine.engine.fhir.tells_creates = True  # as HAPI after its first 201: a fresh client reads its first Bundle
 
     first = await BatchSync(engine.engine, Report(io.BytesIO()), batch_size=2, concurrency=1, diff=True).run(
         lines_of(lines)
