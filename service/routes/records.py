@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from schemas import RecordInvalid, parse_record_of_kind, safety_issues
 from schemas.common import KEY_PATTERN
 from schemas.kinds import SEGMENTS
+from service.audit import involve_patient
 from service.deps import QuestionnairesDep, SettingsDep, SummariesDep, SyncEngineDep
 from service.errors import Conflict, FhirRejected
 from service.routes.responses import (
@@ -37,6 +38,12 @@ async def read_json_body(request: Request) -> Any:
         raise RecordInvalid.single("", "request body is not valid JSON") from None
 
 
+def _mrn(record: Any) -> str | None:
+    """The MRN a record names (the audit's patient; records sent under their session may name none)."""
+    patient = getattr(record, "patient", None)
+    return getattr(patient, "mrn", None)
+
+
 def _record_routes(segment: str, kind: str) -> None:
     tag = segment
 
@@ -58,6 +65,7 @@ def _record_routes(segment: str, kind: str) -> None:
     ) -> JSONResponse:
         body = await read_json_body(request)
         record = parse_record_of_kind(kind, body, key=key)
+        involve_patient(_mrn(record))
         if carry_questionnaire_responses([record]):  # the form is on the server before any response to it
             await questionnaires.ensure()
         try:
@@ -79,6 +87,7 @@ def _record_routes(segment: str, kind: str) -> None:
     )
     async def get_record(key: RecordKey, engine: SyncEngineDep) -> Response:
         record = await read_record(engine, kind, key)
+        involve_patient(_mrn(record))
         return Response(record.model_dump_json(exclude_none=True), media_type="application/json")
 
     get_record.__doc__ = f"The {kind} record as read back from the FHIR server (404 when absent)."
