@@ -15,6 +15,8 @@ import orjson
 import typer
 from pydantic import ValidationError
 
+from service.audit.batch import JobPatients, record_job
+from service.audit.trail import open_audit_trail
 from service.batch.report import Progress, Report, Ticker
 from service.batch.runner import BatchSync, stop_reason
 from service.batch.source import Line, Shard, in_shard, read_lines
@@ -191,7 +193,11 @@ async def _sync(
     *,
     diff: bool = True,
 ) -> dict[str, Any]:
-    async with open_fhir_client(settings, max_connections=max(concurrency * 2, 4)) as fhir:
+    async with (
+        open_fhir_client(settings, max_connections=max(concurrency * 2, 4)) as fhir,
+        open_audit_trail(settings) as trail,
+    ):
+        report.patients = JobPatients()
         try:  # a server we cannot use stops the job before any line is read
             await fhir.require_r4()
             # Every Questionnaire before any QuestionnaireResponse names it (a no-op when all are there).
@@ -211,6 +217,8 @@ async def _sync(
             loop.add_signal_handler(sig, job.interrupt, f"interrupted by {signal.Signals(sig).name}")
         await job.run(lines, progress)
         summaries = await _write_summaries(fhir, settings, report, job.touched, concurrency)
+        stopped = report.stopped_reason is not None
+        await record_job(trail, report.patients, stopped=stopped, fhir_url=settings.fhir_base_url)
         return {**_summary(report, fhir), **summaries}
 
 
