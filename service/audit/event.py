@@ -152,14 +152,9 @@ def _entities(access: Access, systems: AuditSystems) -> list[dict[str, Any]]:
             }
         )
     for patient in access.patients:
-        what: dict[str, Any] = {"type": "Patient"}
-        if patient.mrn is not None:
-            what["identifier"] = {"system": systems.mrn, "value": patient.mrn}
-        else:
-            what["reference"] = patient.url
         entities.append(
             {
-                "what": what,
+                "what": {"type": "Patient", "identifier": {"system": systems.mrn, "value": patient.mrn}},
                 "type": codes.PERSON,
                 "role": codes.ROLE_PATIENT,
             }

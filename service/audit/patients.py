@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PatientRef:
-    """A patient as the audit names it: by MRN (identifier-only), or, where only the server's id is known, by the
-    absolute URL of its Patient."""
+    """A patient as the audit names it: by MRN, an identifier-only reference (an audit store need not hold the
+    Patient, and a literal reference would tie the Patient's deletion to the audit trail)."""
 
-    mrn: str | None = None
-    url: str | None = None
+    mrn: str
 
 
 _involved: ContextVar[list[PatientRef] | None] = ContextVar("infusion_fhir_audit_patients", default=None)
@@ -36,12 +35,6 @@ def involve_patient(mrn: str | None) -> None:
     """The request in progress involves the patient of this MRN."""
     if mrn:
         _add(PatientRef(mrn=mrn))
-
-
-def involve_patient_at(url: str) -> None:
-    """The request in progress involves the Patient at this absolute URL (its MRN unknown here)."""
-    if url:
-        _add(PatientRef(url=url))
 
 
 def _add(ref: PatientRef) -> None:

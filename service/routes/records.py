@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 import orjson
@@ -13,7 +14,7 @@ from schemas.common import KEY_PATTERN
 from schemas.kinds import SEGMENTS
 from service.audit import involve_patient
 from service.deps import QuestionnairesDep, SettingsDep, SummariesDep, SyncEngineDep
-from service.errors import Conflict, FhirRejected
+from service.errors import Conflict, FhirRejected, NotFound
 from service.routes.responses import (
     MONITORING_SUMMARY_KEY,
     RECORD_DELETE,
@@ -21,6 +22,7 @@ from service.routes.responses import (
     record_put,
     record_put_body,
 )
+from service.sync import SyncEngine
 from service.sync.questionnaires import carry_questionnaire_responses
 from service.sync.same_phq9 import read_record, retract_record
 
@@ -42,6 +44,12 @@ def _mrn(record: Any) -> str | None:
     """The MRN a record names (the audit's patient; records sent under their session may name none)."""
     patient = getattr(record, "patient", None)
     return getattr(patient, "mrn", None)
+
+
+async def _involve_patient_of(engine: SyncEngine, kind: str, key: str) -> None:
+    """Tell the audit whose record a retraction is about (one read; none when the server has no such record)."""
+    with contextlib.suppress(NotFound):
+        involve_patient(_mrn(await read_record(engine, kind, key)))
 
 
 def _record_routes(segment: str, kind: str) -> None:
@@ -101,6 +109,7 @@ def _record_routes(segment: str, kind: str) -> None:
         responses=RECORD_DELETE,
     )
     async def delete_record(key: RecordKey, engine: SyncEngineDep, summaries: SummariesDep) -> Response:
+        await _involve_patient_of(engine, kind, key)
         session = await summaries.before_retract(kind, key)
         await retract_record(engine, kind, key)
         await summaries.after_retract(session)

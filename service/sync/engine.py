@@ -31,7 +31,6 @@ from pydantic import ValidationError
 
 from schemas import InfusionSession, Record
 from schemas.kinds import PHQ9, SESSION
-from service.audit.patients import involve_patient_at
 from service.errors import Conflict, FhirDataUnreadable, FhirRejected, NotFound
 from service.fhir_client import FhirClient
 from service.mappers import (
@@ -470,7 +469,6 @@ class SyncEngine:
             resources += embedded + await self._responses_of(embedded)
         resources = [r for r in resources if not is_own_flag(r, self.config)]
         patient = str((resources[0].get("subject") or {}).get("reference", ""))
-        involve_patient_at(f"{self.config.fhir_base_url}/{patient}" if patient.startswith("Patient/") else patient)
         flags = await withdrawn_flag_entries(self.fhir, self.config, patient, resources)
         entries = [
             {

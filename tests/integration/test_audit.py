@@ -94,7 +94,7 @@ def test_every_operation_leaves_one_event_in_the_file_and_the_store(
         ("PUT", f"/v1/vital-signs/{orphan['key']}", orphan, auth, 409, mrn),
         ("PUT", f"/v1/vital-signs/bad-{run_id}", {"key": f"bad-{run_id}"}, auth, 422, None),
         ("GET", f"/v1/infusion-sessions/{key}", None, {}, 401, None),
-        ("DELETE", f"/v1/infusion-sessions/{key}", None, auth, 204, None),
+        ("DELETE", f"/v1/infusion-sessions/{key}", None, auth, 204, mrn),
     ]
     answered = []
     with TestClient(create_app(settings)) as client:

@@ -121,12 +121,6 @@ def test_entities_patient_by_identifier_record_and_request_id() -> None:
     assert data["what"] == {"identifier": {"system": "https://example.org/sid/vital_sign", "value": "v-1"}}
 
 
-def test_a_patient_known_only_by_url_is_a_reference() -> None:
-    url = "http://fhir.example/fhir/Patient/p1"
-    entities = audit_event(access(patients=(PatientRef(url=url),)), SYSTEMS)["entity"]
-    assert {"type": "Patient", "reference": url} in [e["what"] for e in entities]
-
-
 @pytest.mark.parametrize(
     ("interaction", "action", "with_patient", "profile"),
     [
