@@ -28,19 +28,19 @@ FHIR_JSON = "application/fhir+json"
 
 
 def audited_settings(fhir_base_url: str, run_id: str, where: Path, store_url: str | None, **extra: object) -> Settings:
-    return Settings(
-        FHIR_BASE_URL=fhir_base_url,
-        api_keys=f"{CALLER}={key_digest(API_KEY)}",
-        identifier_system_base=f"https://test.infusion-fhir.example/{run_id}/sid",
-        mrn_system=f"https://test.infusion-fhir.example/{run_id}/mrn",
-        audit_log=str(where / "audit.jsonl"),
-        audit_spool_dir=str(where / "spool"),
-        audit_fhir_url=store_url,
-        audit_drain_seconds=5,
-        retry_max_attempts=2,
-        retry_backoff_base_s=0.01,
-        **extra,
-    )
+    values: dict[str, object] = {
+        "FHIR_BASE_URL": fhir_base_url,
+        "api_keys": f"{CALLER}={key_digest(API_KEY)}",
+        "identifier_system_base": f"https://test.infusion-fhir.example/{run_id}/sid",
+        "mrn_system": f"https://test.infusion-fhir.example/{run_id}/mrn",
+        "audit_log": str(where / "audit.jsonl"),
+        "audit_spool_dir": str(where / "spool"),
+        "audit_fhir_url": store_url,
+        "audit_drain_seconds": 5,
+        "retry_max_attempts": 2,
+        "retry_backoff_base_s": 0.01,
+    }
+    return Settings(**{**values, **extra})  # type: ignore[arg-type]
 
 
 def events_in(path: Path) -> list[dict]:
