@@ -41,7 +41,6 @@ class AuditFile:
         self.fsync = fsync
         self._fd: int | None = None
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def append(self, event: dict[str, Any]) -> None:
         """Write the event as one line; OSError when it could not be written."""
@@ -71,7 +70,8 @@ class AuditFile:
                 self._fd = None
 
     def _current(self) -> int:
-        if self._fd is None:
+        if self._fd is None:  # a directory that cannot be made fails the append, as the policy decides
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         return self._fd
 

@@ -233,7 +233,9 @@ async def _sync(
         await job.run(lines, progress)
         summaries = await _write_summaries(fhir, settings, report, job.touched, concurrency)
         stopped = report.stopped_reason is not None
-        await record_job(trail, report.patients, stopped=stopped, fhir_url=settings.fhir_base_url)
+        unrecorded = await record_job(trail, report.patients, stopped=stopped, fhir_url=settings.fhir_base_url)
+        if unrecorded and trail.refuses and not stopped:  # written but not audited: the re-run records it
+            report.stopped_reason = f"the audit trail could not record {unrecorded} patients' events; run the job again"
         return {**_summary(report, fhir), **summaries}
 
 
