@@ -15,7 +15,7 @@ from service.audit.event import AuditSystems
 from service.audit.file_sink import AuditFile
 from service.audit.spool import Spool
 from service.audit.store_sink import AuditStore
-from service.fhir_client import FhirClient, build_http_client, retry_policy
+from service.fhir_client import open_audit_store_client
 from service.settings import Settings
 
 log = logging.getLogger("infusion_fhir.audit")
@@ -117,20 +117,8 @@ async def open_audit_trail(
             stack.callback(file.close)
         store = None
         if settings.audit_fhir_url:
-            http = await stack.enter_async_context(
-                build_http_client(
-                    settings.audit_fhir_url,
-                    connect_timeout_s=settings.connect_timeout_s,
-                    read_timeout_s=settings.read_timeout_s,
-                    max_connections=4,
-                    transport=transport,
-                )
-            )
-            store = AuditStore(
-                Spool(Path(settings.audit_spool_dir)),
-                FhirClient(http, retry_policy(settings)),
-                batch_size=settings.audit_batch_size,
-            )
+            client = await stack.enter_async_context(open_audit_store_client(settings, transport=transport))
+            store = AuditStore(Spool(Path(settings.audit_spool_dir)), client, batch_size=settings.audit_batch_size)
             store.start()
             stack.push_async_callback(store.close, settings.audit_drain_seconds)
         yield AuditTrail(
