@@ -42,15 +42,17 @@ class Spool:
     def pending(self) -> int:
         return sum(1 for p in self.directory.iterdir() if p.name.endswith(SUFFIX))
 
-    @staticmethod
-    def read(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
-        """The events of `paths` that are still there (another worker may have sent some)."""
+    def read(self, paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+        """The events of `paths` that are still there (another worker may have sent some); a file that is not an
+        event (damaged) is set aside rather than blocking the spool."""
         events = []
         for path in paths:
             try:
                 events.append((path, orjson.loads(path.read_bytes())))
             except FileNotFoundError:
                 continue
+            except orjson.JSONDecodeError:
+                self.set_aside([path])
         return events
 
     @staticmethod

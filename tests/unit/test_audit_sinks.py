@@ -170,3 +170,14 @@ async def test_a_refused_batch_is_set_aside_not_retried_forever(tmp_path: Path) 
     await http.aclose()
     assert list((tmp_path / "spool").glob("*.json")) == []
     assert len(list((tmp_path / "spool" / "rejected").glob("*.json"))) == 1
+
+
+async def test_a_damaged_spool_file_is_set_aside_and_the_rest_is_sent(tmp_path: Path) -> None:
+    store = Store()
+    audit, http = sink(store, tmp_path / "spool")
+    (tmp_path / "spool" / "00000000000000000001-damaged.json").write_bytes(b"{not json")
+    audit.record(event(1))
+    await audit.drain()
+    await http.aclose()
+    assert list(store.kept) == ["audit-0001"]
+    assert [p.name for p in (tmp_path / "spool" / "rejected").iterdir()] == ["00000000000000000001-damaged.json"]
