@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import api, mapping, memory, provenance, report, scale, summaries, sync
+from bench import api, audit, mapping, memory, provenance, report, scale, summaries, sync
 from bench.corpus import OUT
 from bench.machine import describe
 
@@ -20,11 +20,12 @@ SECTIONS = {
     "sync": sync.run,
     "api": api.run,
     "summaries": summaries.run,
+    "audit": audit.run,
     "provenance": provenance.run,
     "memory": memory.run,
     "scale": scale.run,
 }
-NEEDS_SERVER = {"sync", "api", "summaries", "provenance", "memory", "scale"}
+NEEDS_SERVER = {"sync", "api", "summaries", "audit", "provenance", "memory", "scale"}
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -213,3 +213,24 @@ def test_the_provenance_section_shows_both_sides_and_what_was_written() -> None:
     off_row = next(line for line in text.splitlines() if line.startswith("| off |"))
     on_row = next(line for line in text.splitlines() if line.startswith("| on |"))
     assert off_row.endswith("| - |") and on_row.endswith("| 82 |")
+
+
+def test_the_audit_summary_compares_each_sink_with_auditing_off() -> None:
+    from bench.audit import _summary
+
+    off = [10.0 + i % 5 for i in range(200)]
+    samples = {"off": off, "file": [x * 1.02 for x in off], "fhir": [x * 1.10 for x in off]}
+    lat = _summary(samples)
+    assert abs(lat["file_added_p50_pct"] - 2.0) < 0.01 and abs(lat["fhir_added_p50_pct"] - 10.0) < 0.01
+    verdicts = targets({"audit": {"clients": 8, "latency": lat}})
+    assert [(t.split(":")[0], ok) for t, _, ok in verdicts] == [
+        ("Audit (audit file)", True),
+        ("Audit (FHIR audit store)", False),
+    ]
+    from bench.report import SECTIONS
+
+    render = next(section for key, _, section in SECTIONS if key == "audit")
+    text = "\n".join(
+        render({"clients": 8, "requests_per_side": 200, "warmup_per_side": 8, "audit_file_lines": 412, "latency": lat})
+    )
+    assert "| off | 200 |" in text and "+10.0%" in text and "412" in text
