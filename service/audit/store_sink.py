@@ -37,6 +37,7 @@ class AuditStore:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
+        self._closing = False
 
     def record(self, event: dict[str, Any]) -> None:
         """Spool the event (OSError when it could not be) and wake the sender."""
@@ -68,29 +69,37 @@ class AuditStore:
             pass
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             self._wake.clear()
             try:
                 await self.drain()
                 self._failures = 0
+                wait = self.idle_s * 30
             except (InfusionFhirError, OSError) as exc:
                 self._failures += 1
                 log.warning(
                     "audit.store_unavailable",
                     extra={"error": type(exc).__name__, "pending": self.spool.pending(), "failures": self._failures},
                 )
-                await asyncio.sleep(self.fhir.retry.backoff(min(self._failures, 8)) + self.idle_s)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s * 30)
+                wait = self.fhir.retry.backoff(min(self._failures, 8)) + self.idle_s
+            with contextlib.suppress(TimeoutError):  # a new event, or the close, wakes it at once
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
     async def close(self, drain_s: float) -> None:
-        """Stop the sender and try, for at most `drain_s`, to send what is left; the rest stays spooled."""
+        """Let the sender finish the Bundle it is sending (never two sends of one event at once), then try, for
+        at most `drain_s` in all, to send what is left; the rest stays spooled for the next start."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_s
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=drain_s)
+            except TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
         try:
-            await asyncio.wait_for(self.drain(), timeout=drain_s)
+            await asyncio.wait_for(self.drain(), timeout=max(deadline - loop.time(), 0.001))
         except (TimeoutError, InfusionFhirError, OSError) as exc:
             log.warning(
                 "audit.store_left_spooled", extra={"pending": self.spool.pending(), "error": type(exc).__name__}
