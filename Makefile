@@ -8,7 +8,7 @@ HAPICTL := tools/hapi-server/hapictl
 TOXIPROXYCTL := tools/faults/toxiproxyctl
 export HAPI_PORT
 
-.PHONY: run test test-postgres preflight lint faults venv openapi-client-tool hapi-up hapi-down hapi-status smart-up smart-down smart-status schemas openapi questionnaires charts bench clean
+.PHONY: run test test-postgres preflight lint faults venv openapi-client-tool hapi-up hapi-down hapi-status medplum-up medplum-down medplum-status smart-up smart-down smart-status schemas openapi questionnaires charts bench clean
 
 ## venv: the virtualenv at .venv with the project and its test tools (pinned by constraints.txt)
 venv: $(VENV)/.installed
@@ -36,6 +36,16 @@ hapi-down:
 	@$(HAPICTL) down
 hapi-status:
 	@$(HAPICTL) status
+
+## medplum-up / medplum-down: a second, independently written FHIR engine for compatibility checks: Medplum's FHIR
+## router over its in-memory repository behind our own listener (:8093, MEDPLUM_PORT), installed by npm ci on first
+## use; data lives in memory only (tools/medplum/README.md, docs/compatibility.md)
+medplum-up:
+	@tools/medplum/medplumctl up
+medplum-down:
+	@tools/medplum/medplumctl down
+medplum-status:
+	@tools/medplum/medplumctl status
 
 ## smart-up / smart-down: the SMART test bed beside the plain HAPI: Keycloak (realm `infusion`, :8180) and a
 ## token-protected HAPI (:8091); smart-up makes the service's key pair if missing and writes
@@ -67,12 +77,13 @@ test: preflight venv openapi-client-tool faults lint
 	@$(MAKE) --no-print-directory test-postgres
 
 ## test-postgres: the integration tests on HAPI with PostgreSQL (HAPI_DB=postgres, port PG_HAPI_PORT). The SMART
-## bed, the fault proxies, the offline-docs browser test and the test-bed checks are left out here: they ran in
+## bed, the fault proxies, the Medplum bed, the offline-docs browser test and the test-bed checks are left out here: they ran in
 ## the H2 pass, and each of those beds starts once per run (none of them is about how HAPI stores data).
 ## A HAPI it starts it stops, and a cluster it made it deletes (hapictl reset), so nothing stays in /var/tmp.
 PG_HAPI_PORT ?= 8092
 PG_PASS_IGNORES := --ignore=tests/integration/test_smart.py --ignore=tests/integration/test_faults.py \
-	--ignore=tests/integration/test_docs_offline.py --ignore=tests/integration/test_beds_private_clone.py
+	--ignore=tests/integration/test_docs_offline.py --ignore=tests/integration/test_beds_private_clone.py \
+	--ignore=tests/integration/test_medplum_bed.py
 test-postgres: venv openapi-client-tool
 	@if [ -n "$$FHIR_BASE_URL" ]; then echo "make test-postgres: FHIR_BASE_URL is set; the PostgreSQL pass needs the local HAPI"; exit 0; fi; \
 	began=$$SECONDS; export HAPI_DB=postgres HAPI_PORT=$(PG_HAPI_PORT); \
