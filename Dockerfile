@@ -12,12 +12,14 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY service ./service
 COPY schemas ./schemas
+# The audit log's default directory (docs/security.md), the service user's own, mode 0700.
 # matplotlib (the monitoring chart) builds its font cache here once, in a directory the service user owns: at
 # run time it needs a writable config directory and would otherwise rebuild the cache in a temporary one.
 RUN pip install -c constraints.txt . \
     && useradd --system --uid 10001 --no-create-home infusion \
     && mkdir -p "$MPLCONFIGDIR" && python -c "import matplotlib.font_manager" \
-    && chown -R infusion "$MPLCONFIGDIR"
+    && chown -R infusion "$MPLCONFIGDIR" \
+    && mkdir -p /app/var/audit && chown infusion /app/var/audit && chmod 700 /app/var/audit
 
 USER infusion
 EXPOSE 8000

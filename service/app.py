@@ -1,5 +1,5 @@
 """`create_app()`: wires settings, the monitoring protocol, the shared FHIR client, the sync engine, the
-Questionnaires, the monitoring summaries and the routers; nothing else."""
+Questionnaires, the monitoring summaries, the audit trail and the routers; nothing else."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from service.access_tokens import open_token_verifier
+from service.audit.middleware import AuditMiddleware
+from service.audit.trail import open_audit_trail
 from service.auth import require_caller
 from service.exit_codes import ExitCode
 from service.fhir_client import open_fhir_client
@@ -48,7 +50,9 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
         async with (
             open_fhir_client(settings, observer=app_metrics, transport=transport) as fhir,
             open_token_verifier(settings, transport=transport) as token_verifier,
+            open_audit_trail(settings, counter=app_metrics, transport=transport) as audit_trail,
         ):
+            app.state.audit = audit_trail
             app.state.fhir = fhir
             app.state.token_verifier = token_verifier
             mapping_config = settings.mapping_config()
@@ -75,6 +79,8 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app_metrics)
+    # outside the edge, so that its 413 answers are audited too; the trail is the lifespan's (None before it)
+    app.add_middleware(AuditMiddleware, trail=lambda: getattr(app.state, "audit", None))
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(docs.router)

@@ -129,6 +129,24 @@ async def open_fhir_client(
         yield FhirClient(http, retry_policy(settings), observer=observer)
 
 
+@asynccontextmanager
+async def open_audit_store_client(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[FhirClient]:
+    """A client of the FHIR audit store (`INFUSION_FHIR_AUDIT_FHIR_URL`, docs/security.md): the same timeouts and
+    retry policy as the FHIR server's, none of its credentials (a store is a server of its own)."""
+    if not settings.audit_fhir_url:
+        raise ValueError("INFUSION_FHIR_AUDIT_FHIR_URL is not set")
+    async with build_http_client(
+        settings.audit_fhir_url,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+        max_connections=4,
+        transport=transport,
+    ) as http:
+        yield FhirClient(http, retry_policy(settings))
+
+
 def capability_problem(capability: dict[str, Any]) -> str | None:
     """Why a CapabilityStatement rules a server out for us, or None when it is fit."""
     if capability.get("resourceType") != "CapabilityStatement":

@@ -46,6 +46,16 @@ class Metrics:
             "infusion_fhir_fhir_retries_total", "Retried FHIR requests", ["operation"], registry=self.registry
         )
 
+        self.audit_sink_failures = Counter(
+            "infusion_fhir_audit_sink_failures_total",
+            "Audit events a sink could not record",
+            ["sink"],
+            registry=self.registry,
+        )
+
+    def audit_sink_failed(self, sink: str) -> None:
+        self.audit_sink_failures.labels(sink).inc()
+
     # The FHIR client's observer interface.
     def fhir_call(self, operation: str, outcome: str, seconds: float) -> None:
         self.fhir_calls.labels(operation, outcome).inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -134,7 +135,60 @@ class Settings(BaseSettings):
         description="At shutdown, how long the service waits for the summaries it is still refreshing after "
         "answered writes; those left are named (by session key) in the log, for a POST or a sync to redo.",
     )
+    audit_log: str = Field(
+        "var/audit/audit.jsonl",
+        description="The audit log (docs/security.md): one AuditEvent per line (FHIR JSON) for every /v1 request and "
+        "every patient of a batch job, in a file of its own created with mode 0600; a relative path is under the "
+        "working directory. Empty: no audit log file.",
+    )
+    audit_log_max_bytes: int = Field(
+        50_000_000, gt=0, description="The audit log is rotated (`.1`, `.2`, ...) before it grows past this size."
+    )
+    audit_log_keep: int = Field(
+        10,
+        ge=1,
+        description="Rotated audit log files kept; the oldest beyond them is deleted (retention beyond "
+        "this is the deploying organisation's: ship the files to its SIEM).",
+    )
+    audit_log_fsync: bool = Field(
+        False,
+        description="fsync the audit log after each line (survives a power cut, not only a crash of the service; "
+        "costs a disk flush per request). Off: each line is written to the kernel before the answer is sent.",
+    )
+    audit_fhir_url: str | None = Field(
+        None,
+        description="Base URL of a FHIR server that keeps the AuditEvents (an audit store; may be the same HAPI), "
+        "sent in transaction Bundles off the request path. Unset: no audit store.",
+    )
+    audit_spool_dir: str = Field(
+        "var/audit/spool",
+        description="Where AuditEvents wait (one 0600 file each) until the audit store has them: none is lost while "
+        "the store is down or the service restarts; what a run left is sent at the next start.",
+    )
+    audit_batch_size: int = Field(100, ge=1, le=1000, description="AuditEvents per Bundle sent to the audit store.")
+    audit_drain_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="At shutdown, how long the service tries to send the spooled AuditEvents; the rest "
+        "stays spooled for the next start.",
+    )
+    audit_failure: Literal["refuse", "serve"] = Field(
+        "refuse",
+        description="When no audit sink can record a request's event: `refuse` answers 503 (OperationOutcome, "
+        "Retry-After) instead of the answer (docs/security.md says what was still performed); `serve` answers as "
+        "usual and logs `audit.sink_failed` (no PHI), counted in infusion_fhir_audit_sink_failures_total.",
+    )
     _protocol: Protocol | None = PrivateAttr(None)
+
+    @field_validator("audit_fhir_url")
+    @classmethod
+    def _audit_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("INFUSION_FHIR_AUDIT_FHIR_URL must be an absolute http(s) URL")
+        return value.strip().rstrip("/")
 
     @field_validator("fhir_base_url")
     @classmethod

@@ -83,6 +83,14 @@ def fhir_cleanup(fhir_base_url: str) -> Iterator[FhirCleanup]:
     cleanup.run()
 
 
+@pytest.fixture(autouse=True)
+def _audit_under_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every app a test makes keeps its audit trail (on by default) in a temporary directory of its own."""
+    where = tmp_path_factory.mktemp("audit")
+    monkeypatch.setenv("INFUSION_FHIR_AUDIT_LOG", str(where / "audit.jsonl"))
+    monkeypatch.setenv("INFUSION_FHIR_AUDIT_SPOOL_DIR", str(where / "spool"))
+
+
 @pytest.fixture
 def run_id() -> str:
     """A short unique token so that data written by one test run never meets another's."""

@@ -15,6 +15,8 @@ import orjson
 import typer
 from pydantic import ValidationError
 
+from service.audit.batch import JobPatients, record_job
+from service.audit.trail import open_audit_trail
 from service.batch.job import batch_job
 from service.batch.report import Progress, Report, Ticker
 from service.batch.runner import BatchSync, stop_reason
@@ -206,7 +208,11 @@ async def _sync(
     *,
     diff: bool = True,
 ) -> dict[str, Any]:
-    async with open_fhir_client(settings, max_connections=max(concurrency * 2, 4)) as fhir:
+    async with (
+        open_fhir_client(settings, max_connections=max(concurrency * 2, 4)) as fhir,
+        open_audit_trail(settings) as trail,
+    ):
+        report.patients = JobPatients()
         try:  # a server we cannot use stops the job before any line is read
             await fhir.require_r4()
             # Every Questionnaire before any QuestionnaireResponse names it (a no-op when all are there).
@@ -226,6 +232,10 @@ async def _sync(
             loop.add_signal_handler(sig, job.interrupt, f"interrupted by {signal.Signals(sig).name}")
         await job.run(lines, progress)
         summaries = await _write_summaries(fhir, settings, report, job.touched, concurrency)
+        stopped = report.stopped_reason is not None
+        unrecorded = await record_job(trail, report.patients, stopped=stopped, fhir_url=settings.fhir_base_url)
+        if unrecorded and trail.refuses and not stopped:  # written but not audited: the re-run records it
+            report.stopped_reason = f"the audit trail could not record {unrecorded} patients' events; run the job again"
         return {**_summary(report, fhir), **summaries}
 
 

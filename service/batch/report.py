@@ -11,6 +11,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from schemas import Issue, safety_issues
+from service.audit.batch import JobPatients
 from service.batch.source import Line
 from service.exit_codes import ExitCode
 
@@ -41,6 +42,8 @@ class Report:
     """Rejected lines per reason (the first field issue of an invalid record): PHI-free, like the rejects file."""
     safety_rejects: int = 0
     """Rejected lines holding a positive safety answer, which nothing wrote (H-39)."""
+    patients: JobPatients | None = None
+    """Line outcomes per patient, for the job's audit events (`service.audit.batch`)."""
 
     @property
     def synced(self) -> int:
@@ -53,6 +56,8 @@ class Report:
     def record_synced(self, line: Line, outcome: str) -> None:
         self.by_kind[line.kind or "unknown"][outcome] += 1
         self.bytes_done += line.size
+        if self.patients is not None:
+            self.patients.count(line.record, outcome)
 
     def passed_over(self, line: Line) -> None:
         """A line of another shard: not this job's, but read (progress counts it)."""
@@ -64,6 +69,8 @@ class Report:
         record's issues carry them; a record refused at sync (a 409, the server's refusal) is read here."""
         self.by_kind[line.kind or "unknown"]["rejected"] += 1
         self.bytes_done += line.size
+        if self.patients is not None:
+            self.patients.count(line.record, "rejected")
         safety = [i for i in issues if i.safety]
         if not safety and line.record is not None:
             safety = safety_issues(line.record.kind, line.record)

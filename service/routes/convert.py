@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from schemas import Issue, RecordInvalid, format_path, parse_record
+from service.audit import involve_patient
 from service.batch.source import parse_line
 from service.deps import SettingsDep
 from service.mappers import transaction_bundle
@@ -63,5 +64,7 @@ def _refused(issues: list[Issue]) -> RecordInvalid:
 async def convert(request: Request, settings: SettingsDep) -> Response:
     """Map records (a JSON array, or NDJSON) to one FHIR transaction Bundle; nothing is written."""
     records = _records_from_body(await request.body(), request.headers.get("content-type", ""))
+    for record in records:
+        involve_patient(getattr(getattr(record, "patient", None), "mrn", None))
     bundle = transaction_bundle(records, settings.mapping_config())
     return Response(orjson.dumps(bundle), media_type=FHIR_JSON)

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from schemas import RecordInvalid
 from schemas.common import Key, nested
 from schemas.records import issues_from
+from service.audit import involve_patient
 from service.deps import FhirClientDep, SettingsDep
 from service.outcomes import outcome_trend
 from service.routes.examples import OUTCOME_TREND_EXAMPLES, TREND_EXAMPLE
@@ -121,6 +122,7 @@ async def phq9_trend_route(request: Request, fhir: FhirClientDep, settings: Sett
     """The patient's PHQ-9 totals over time: baseline, change, response (>= 50% drop), remission (< 5),
     item 9 on every point, and an alert for every assessment with item 9 > 0 (newest first)."""
     query = _query(TrendRequest, await read_json_body(request))
+    involve_patient(query.mrn)
     return await phq9_trend(fhir, settings.mapping_config(), query.mrn)
 
 
@@ -137,6 +139,7 @@ async def outcome_trend_route(request: Request, fhir: FhirClientDep, settings: S
     first, and the rules in force (a weakened safety threshold named). Without `instrument`: every one the
     patient has."""
     query = _query(OutcomeTrendRequest, await read_json_body(request))
+    involve_patient(query.mrn)
     return await outcome_trend(
         fhir,
         settings.mapping_config(),

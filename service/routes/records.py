@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 import orjson
@@ -11,8 +12,9 @@ from fastapi.responses import JSONResponse
 from schemas import RecordInvalid, parse_record_of_kind, safety_issues
 from schemas.common import KEY_PATTERN
 from schemas.kinds import SEGMENTS
+from service.audit import involve_patient
 from service.deps import QuestionnairesDep, SettingsDep, SummariesDep, SyncEngineDep
-from service.errors import Conflict, FhirRejected
+from service.errors import Conflict, FhirRejected, NotFound
 from service.routes.responses import (
     MONITORING_SUMMARY_KEY,
     RECORD_DELETE,
@@ -20,6 +22,7 @@ from service.routes.responses import (
     record_put,
     record_put_body,
 )
+from service.sync import SyncEngine
 from service.sync.questionnaires import carry_questionnaire_responses
 from service.sync.same_phq9 import read_record, retract_record
 
@@ -35,6 +38,18 @@ async def read_json_body(request: Request) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise RecordInvalid.single("", "request body is not valid JSON") from None
+
+
+def _mrn(record: Any) -> str | None:
+    """The MRN a record names (the audit's patient; records sent under their session may name none)."""
+    patient = getattr(record, "patient", None)
+    return getattr(patient, "mrn", None)
+
+
+async def _involve_patient_of(engine: SyncEngine, kind: str, key: str) -> None:
+    """Tell the audit whose record a retraction is about (one read; none when the server has no such record)."""
+    with contextlib.suppress(NotFound):
+        involve_patient(_mrn(await read_record(engine, kind, key)))
 
 
 def _record_routes(segment: str, kind: str) -> None:
@@ -58,6 +73,7 @@ def _record_routes(segment: str, kind: str) -> None:
     ) -> JSONResponse:
         body = await read_json_body(request)
         record = parse_record_of_kind(kind, body, key=key)
+        involve_patient(_mrn(record))
         if carry_questionnaire_responses([record]):  # the form is on the server before any response to it
             await questionnaires.ensure()
         try:
@@ -79,6 +95,7 @@ def _record_routes(segment: str, kind: str) -> None:
     )
     async def get_record(key: RecordKey, engine: SyncEngineDep) -> Response:
         record = await read_record(engine, kind, key)
+        involve_patient(_mrn(record))
         return Response(record.model_dump_json(exclude_none=True), media_type="application/json")
 
     get_record.__doc__ = f"The {kind} record as read back from the FHIR server (404 when absent)."
@@ -92,6 +109,7 @@ def _record_routes(segment: str, kind: str) -> None:
         responses=RECORD_DELETE,
     )
     async def delete_record(key: RecordKey, engine: SyncEngineDep, summaries: SummariesDep) -> Response:
+        await _involve_patient_of(engine, kind, key)
         session = await summaries.before_retract(kind, key)
         await retract_record(engine, kind, key)
         await summaries.after_retract(session)

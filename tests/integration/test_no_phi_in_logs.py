@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 
 import orjson
+from fastapi.testclient import TestClient
 
+from service.app import create_app
 from tests.integration.test_api_sync import session_body
+from tests.integration.test_audit import API_KEY, audited_settings, closed_port, events_in, mrns_of
 
 MRN = "PHI-MRN|77,31$\\Z"
 FAMILY = "Zzyzxfamilyname"
@@ -58,3 +61,34 @@ def test_api_logs_carry_no_phi(api, caplog, run_id) -> None:
     )
     for secret in (MRN, "PHI-MRN", FAMILY, GIVEN, NOTE, AE_NOTE, BIRTH, "Dr. Example Clinician"):
         assert secret not in logged, f"{secret!r} appeared in the logs"
+
+
+def test_the_audit_trail_names_the_patient_but_the_log_never_does(
+    fhir_base_url, run_id, tmp_path, caplog, fhir_cleanup
+) -> None:
+    """The audit paths (file, spooled store, a store that is down, a sink that fails) write the MRN only into the
+    0600 audit file and spool, never into the application log (H-65)."""
+    caplog.set_level(logging.DEBUG)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    down = f"http://127.0.0.1:{closed_port()}/fhir"
+    settings = audited_settings(fhir_base_url, run_id, tmp_path, store_url=down, audit_failure="serve")
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/patients/$phq9-trend", json={"mrn": MRN}, headers=auth).status_code == 404
+        assert client.get(f"/v1/infusion-sessions/s-{run_id}", headers=auth).status_code == 404
+    failing = tmp_path / "a-directory"
+    failing.mkdir()
+    settings = audited_settings(fhir_base_url, run_id, tmp_path / "b", store_url=None, audit_log=str(failing))
+    with TestClient(create_app(settings)) as client:  # no sink can record: 503, and audit.sink_failed logged
+        assert client.post("/v1/patients/$phq9-trend", json={"mrn": MRN}, headers=auth).status_code == 503
+
+    audited = [e for e in events_in(tmp_path / "audit.jsonl") if MRN in mrns_of(e)]
+    assert audited, "the audit file does not name the patient: the test would prove nothing"
+    spooled = [p for p in (tmp_path / "spool").glob("*.json") if MRN in mrns_of(orjson.loads(p.read_bytes()))]
+    assert spooled, "the spool does not name the patient: the test would prove nothing"
+    events = [r.getMessage() for r in caplog.records]
+    assert "audit.store_unavailable" in events or "audit.store_left_spooled" in events
+    assert "audit.sink_failed" in events
+    logged = "\n".join(
+        record.getMessage() + " " + orjson.dumps(vars(record), default=str).decode() for record in caplog.records
+    )
+    assert MRN not in logged and "PHI-MRN" not in logged
