@@ -172,6 +172,12 @@ class Settings(BaseSettings):
         description="At shutdown, how long the service tries to send the spooled AuditEvents; the rest "
         "stays spooled for the next start.",
     )
+    audit_balp_profiles: bool = Field(
+        False,
+        description="Each AuditEvent that meets an IHE BALP profile names it in `meta.profile` (a success of a read, "
+        "create, update or delete of one record). Off by default: a FHIR server without the BALP package (the local "
+        "HAPI among them) answers `$validate` of such a claim with an error; turn it on where the audit store holds it.",
+    )
     audit_failure: Literal["refuse", "serve"] = Field(
         "refuse",
         description="When no audit sink can record a request's event: `refuse` answers 503 (OperationOutcome, "

@@ -43,6 +43,8 @@ class AuditSystems:
 
     mrn: str
     base: str
+    claim_profiles: bool = False
+    """Name the BALP profile an event meets (`INFUSION_FHIR_AUDIT_BALP_PROFILES`): only where the store knows them."""
 
     def caller(self, kind: str) -> str:
         return f"{self.base}/caller/{kind}"
@@ -69,7 +71,7 @@ def client_is_destination(action: str) -> bool:
 def audit_event(access: Access, systems: AuditSystems) -> dict[str, Any]:
     """The AuditEvent of one access (FHIR R4 JSON)."""
     event: dict[str, Any] = {"resourceType": "AuditEvent", "id": access.event_id}
-    profile = balp_profile(access)
+    profile = balp_profile(access) if systems.claim_profiles else None
     if profile is not None:
         event["meta"] = {"profile": [profile]}
     event.update(

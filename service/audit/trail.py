@@ -97,7 +97,11 @@ def _now(write: Any) -> Any:
 
 
 def audit_systems(settings: Settings) -> AuditSystems:
-    return AuditSystems(mrn=settings.mrn_system, base=settings.identifier_system_base.rstrip("/"))
+    return AuditSystems(
+        mrn=settings.mrn_system,
+        base=settings.identifier_system_base.rstrip("/"),
+        claim_profiles=settings.audit_balp_profiles,
+    )
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ from service.audit.middleware import interaction_of, record_of
 from service.audit.patients import PatientRef, involve_patient, patients_scope
 from service.request_context import Caller
 
-SYSTEMS = AuditSystems(mrn="https://example.org/mrn", base="https://example.org/sid")
+SYSTEMS = AuditSystems(mrn="https://example.org/mrn", base="https://example.org/sid", claim_profiles=True)
 EHR = Caller("api-key", "ehr-main")
 
 
@@ -156,3 +156,10 @@ def test_patients_are_collected_only_within_a_scope() -> None:
         involve_patient("MRN-1")
         involve_patient(None)
     assert involved == [PatientRef(mrn="MRN-1")]
+
+
+def test_no_profile_is_claimed_unless_the_setting_asks() -> None:
+    """By default no `meta.profile`: a store without the BALP package (the local HAPI) refuses the claim."""
+    unclaimed = AuditSystems(mrn=SYSTEMS.mrn, base=SYSTEMS.base)
+    assert balp_profile(access()) is not None  # the event meets a profile...
+    assert "meta" not in audit_event(access(), unclaimed)  # ...and does not claim it
