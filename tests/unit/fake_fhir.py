@@ -286,7 +286,9 @@ class FakeFhir:
                     for r in matches
                     if any((c.get("system"), c.get("code")) in codes for c in (r.get("code") or {}).get("coding", []))
                 ]
-            elif name in ("_include", "_count", "_elements", "_total"):
+            elif name == "target":
+                matches = [r for r in matches if any(t.get("reference") in values for t in r.get("target", []))]
+            elif name in ("_include", "_revinclude", "_count", "_elements", "_total"):
                 continue
             else:
                 raise AssertionError(f"fake FHIR server: unsupported search parameter {name}")
@@ -298,6 +300,13 @@ class FakeFhir:
                 if ref in self.store and ref not in seen:
                     seen.add(ref)
                     entries.append({"resource": self.store[ref], "search": {"mode": "include"}})
+        if form.get("_revinclude") == "Provenance:target":  # the Provenances naming a match
+            named = {f"{r['resourceType']}/{r['id']}" for r in matches}
+            entries += [
+                {"resource": p, "search": {"mode": "include"}}
+                for p in self.of_type("Provenance")
+                if any(t.get("reference") in named for t in p.get("target", []))
+            ]
         return {"resourceType": "Bundle", "type": "searchset", "total": len(matches), "entry": entries}
 
 
