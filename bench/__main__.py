@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import api, mapping, memory, report, scale, summaries, sync
+from bench import api, audit, mapping, memory, provenance, report, scale, summaries, sync
 from bench.corpus import OUT
 from bench.machine import describe
 
@@ -20,10 +20,12 @@ SECTIONS = {
     "sync": sync.run,
     "api": api.run,
     "summaries": summaries.run,
+    "audit": audit.run,
+    "provenance": provenance.run,
     "memory": memory.run,
     "scale": scale.run,
 }
-NEEDS_SERVER = {"sync", "api", "summaries", "memory", "scale"}
+NEEDS_SERVER = {"sync", "api", "summaries", "audit", "provenance", "memory", "scale"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,9 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         help="small corpora and few rounds (about 3.5 minutes): a smoke run of every section; "
         "its runs are too short for its ratios to judge the targets",
     )
-    parser.add_argument(
-        "--only", default=",".join(SECTIONS), help="comma-separated: mapping,sync,api,summaries,memory,scale"
-    )
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ",".join(SECTIONS))
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown to write")
     parser.add_argument(
         "--render",

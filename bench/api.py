@@ -31,7 +31,7 @@ import orjson
 
 from bench import corpus
 from bench.corpus import OUT, Namespace
-from bench.hapi import HEADERS, CpuMeter, local_hapi_pid, process_cpu_seconds, purge, restart_empty
+from bench.hapi import HEADERS, CpuMeter, cli_env, local_hapi_pid, process_cpu_seconds, purge, restart_empty
 from bench.report import profile_top
 from schemas import parse_record
 from service.auth import key_digest
@@ -87,9 +87,10 @@ def start_service(
     base_url: str, ns: Namespace, profile: Path | None = None, **settings: str
 ) -> tuple[subprocess.Popen, str]:
     """The service under uvicorn (profiled when `profile` names the output), writing into `ns`;
-    `settings` are further INFUSION_FHIR_* variables. Monitoring summaries are off unless `settings` turn them on:
-    the direct side writes none (section `summaries` measures them)."""
-    settings.setdefault("INFUSION_FHIR_MONITORING_SUMMARIES", "false")
+    `settings` are further INFUSION_FHIR_* variables. Monitoring summaries, Provenance and the audit trail are off
+    unless `settings` turn them on: the direct side writes none (sections `summaries`, `provenance` and `audit`
+    measure them)."""
+    settings = {**cli_env(), **settings}
     port = _free_port()
     env = ns.env(base_url, INFUSION_FHIR_API_KEYS=key_digest(API_KEY), INFUSION_FHIR_LOG_LEVEL="WARNING", **settings)
     args = [

@@ -56,6 +56,16 @@ def restart_empty() -> float | None:
     return time.perf_counter() - started
 
 
+def cli_env(*, summaries: bool = False, provenance: bool = False) -> dict[str, str]:
+    """The settings of ours in a section: what the service writes beyond the records (monitoring summaries,
+    Provenance) only where the section measures it, and no audit trail (section `audit` measures it)."""
+    return {
+        "INFUSION_FHIR_MONITORING_SUMMARIES": str(summaries).lower(),
+        "INFUSION_FHIR_PROVENANCE": str(provenance).lower(),
+        "INFUSION_FHIR_AUDIT_LOG": "",
+    }
+
+
 def run_sync_cli(
     path: Path,
     ns: Namespace,
@@ -65,9 +75,11 @@ def run_sync_cli(
     concurrency: int | None = None,
     dry_run: bool = False,
     summaries: bool = False,
+    provenance: bool = False,
 ) -> dict[str, Any]:
     """`infusion-fhir sync` as a user runs it; its report, wall time, CPU time and peak RSS. Its monitoring
-    summaries only when `summaries` (section `summaries`): elsewhere ours is compared with a ceiling that writes none.
+    summaries only when `summaries` (section `summaries`), its Provenance only when `provenance` (section
+    `provenance`): elsewhere ours is compared with a ceiling that writes neither.
 
     Peak RSS comes from GNU time (`%M`) run in between: the kilobytes `wait4` reports for a child
     of this process start from this process's own peak, which the child inherits at fork on Linux.
@@ -85,7 +97,7 @@ def run_sync_cli(
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [GNU_TIME, "-f", "%M", "-o", str(rss), *args],
-            env=ns.env(base_url, INFUSION_FHIR_MONITORING_SUMMARIES=str(summaries).lower()),
+            env=ns.env(base_url, **cli_env(summaries=summaries, provenance=provenance)),
             stdout=subprocess.DEVNULL,
             stderr=err,
         )

@@ -10,6 +10,8 @@ from typing import Any
 
 NOTES = Path(__file__).resolve().parent / "NOTES.md"
 FLAT_MB = 5.0  # "within a few MB"
+PROVENANCE_TARGET = 0.9  # issue 23: Provenance costs under 10% of sync throughput
+AUDIT_TARGET_PCT = 5.0  # issue 23: auditing costs under 5% at p50 at 8 clients
 
 
 def profile_top(source: str | Path | cProfile.Profile, lines: int) -> str:
@@ -99,6 +101,27 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
                     worst <= 10,
                 )
             )
+    if au := results.get("audit"):
+        lat = au["latency"]
+        for side, name in (("file", "audit file"), ("fhir", "FHIR audit store")):
+            added = lat[f"{side}_added_p50_pct"]
+            out.append(
+                (
+                    f"Audit ({name}): added latency < {AUDIT_TARGET_PCT:.0f}% at p50, {au['clients']} clients",
+                    f"p50 {added:+.1f}% (95% CI {lat[f'{side}_added_p50_pct_ci95'][0]:+.1f}.."
+                    f"{lat[f'{side}_added_p50_pct_ci95'][1]:+.1f}%)",
+                    added < AUDIT_TARGET_PCT,
+                )
+            )
+    if pv := results.get("provenance"):
+        ratio = pv["ratio_on_off"]
+        out.append(
+            (
+                f"Provenance: sync throughput with it >= {PROVENANCE_TARGET}x without",
+                f"{ratio:.2f}x",
+                ratio >= PROVENANCE_TARGET,
+            )
+        )
     if mem := results.get("memory"):
         (d0, d1, dry), (r0, r1, real) = mem["dry_growth"], mem["real_growth"]
         out.append(
@@ -311,6 +334,63 @@ def _api(a: dict[str, Any]) -> list[str]:
     ]
 
 
+def _on_off_table(sy: dict[str, Any], switch: str, extra: str, extra_header: str) -> list[str]:
+    """The runs of one on/off sync comparison (`bench.sync.on_off`), off first."""
+    rows = [
+        [
+            side,
+            len(sy[side]["runs"]),
+            _n(sy[side]["mean_seconds"], 1),
+            _n(sy[side]["records_per_s"], 1),
+            ", ".join(_n(r["server_cpu_s"], 1) for r in sy[side]["runs"]),
+            ", ".join(_n(r["client_cpu_s"], 1) for r in sy[side]["runs"]),
+            str(sy[side][extra] or "-"),
+        ]
+        for side in ("off", "on")
+    ]
+    return _table([switch, "runs", "mean s", "records/s", "server CPU s", "client CPU s", extra_header], rows)
+
+
+def _audit(au: dict[str, Any]) -> list[str]:
+    lat = au["latency"]
+    words = {
+        "off": "off",
+        "file": "audit file (flushed before the answer)",
+        "fhir": "FHIR audit store (off the request path)",
+    }
+    rows = []
+    for side in ("off", "file", "fhir"):
+        added = (
+            [
+                f"{lat[f'{side}_added_{p}_pct']:+.1f}% (95% CI {lat[f'{side}_added_{p}_pct_ci95'][0]:+.1f}.."
+                f"{lat[f'{side}_added_{p}_pct_ci95'][1]:+.1f}%)"
+                for p in ("p50", "p99")
+            ]
+            if side != "off"
+            else ["-", "-"]
+        )
+        rows.append([words[side], lat[side]["n"], _n(lat[side]["p50"], 1), _n(lat[side]["p99"], 1), *added])
+    return [
+        f"`PUT /v1/infusion-sessions/{{key}}` at {au['clients']} clients, the three sides taken in turn, "
+        f"{au['requests_per_side']} requests each after {au['warmup_per_side']} of warm-up; the FHIR audit store is "
+        "the instant stand-in server, so the figure is the service's own cost of auditing. A/A noise of the off side: "
+        f"p50 {lat['aa_pct']['p50']:+.1f}%, p99 {lat['aa_pct']['p99']:+.1f}%. Audit file lines written: "
+        f"{au['audit_file_lines']:,}.",
+        "",
+        *_table(["auditing", "n", "p50 ms", "p99 ms", "added at p50", "added at p99"], rows),
+    ]
+
+
+def _provenance(pv: dict[str, Any]) -> list[str]:
+    return [
+        f"Batch `sync` of {pv['records']:,} records ({pv['patients']} patients) with Provenance on (the default: one "
+        "per patient and activity in every transaction) and off, ABBA, each on a fresh server: on/off throughput "
+        f"**{pv['ratio_on_off']:.2f}x**.",
+        "",
+        *_on_off_table(pv, "Provenance", "provenances", "Provenances written"),
+    ]
+
+
 def _summaries(sm: dict[str, Any]) -> list[str]:
     words = {
         "get_json": "GET, JSON (read, computed)",
@@ -323,18 +403,6 @@ def _summaries(sm: dict[str, Any]) -> list[str]:
         [words[op], lat[op]["n"], _n(lat[op]["p50"], 1), _n(lat[op]["p95"], 1), _n(lat[op]["p99"], 1)] for op in lat
     ]
     sy = sm["sync"]
-    sync_rows = [
-        [
-            side,
-            len(sy[side]["runs"]),
-            _n(sy[side]["mean_seconds"], 1),
-            _n(sy[side]["records_per_s"], 1),
-            ", ".join(_n(r["server_cpu_s"], 1) for r in sy[side]["runs"]),
-            ", ".join(_n(r["client_cpu_s"], 1) for r in sy[side]["runs"]),
-            str(sy[side]["summaries"] or "-"),
-        ]
-        for side in ("off", "on")
-    ]
     return [
         f"API latency of one session's monitoring summary ({sm['readings_per_session']} vital signs per session, "
         f"{sm['sessions']} sessions in rotation, {sm['rounds']} rounds of the four operations taken in turn, one "
@@ -345,10 +413,7 @@ def _summaries(sm: dict[str, Any]) -> list[str]:
         "default: each touched session's summary, chart and Flag at the end of the run) and off, ABBA, each on a "
         f"fresh server: on/off throughput **{sy['ratio_on_off']:.2f}x**.",
         "",
-        *_table(
-            ["summaries", "runs", "mean s", "records/s", "server CPU s", "client CPU s", "summary resources"],
-            sync_rows,
-        ),
+        *_on_off_table(sy, "summaries", "summaries", "summary resources"),
     ]
 
 
@@ -498,6 +563,8 @@ SECTIONS = (
     ("sync", "2. Sync throughput", _sync),
     ("api", "3. API latency", _api),
     ("summaries", "3b. Monitoring summaries", _summaries),
+    ("audit", "3c. Audit trail", _audit),
+    ("provenance", "3d. Provenance", _provenance),
     ("memory", "4. Memory", _memory),
     ("scale", "5. Scale: H2 vs PostgreSQL, re-syncs, shards", _scale),
 )

@@ -35,7 +35,7 @@ import orjson
 
 from bench import api, corpus
 from bench.corpus import OUT, Namespace
-from bench.hapi import CLI, HAPICTL, disposable_server, proc_stat, process_cpu_seconds, restart_empty
+from bench.hapi import CLI, HAPICTL, cli_env, disposable_server, proc_stat, process_cpu_seconds, restart_empty
 
 TUNED = {"batch_size": 100, "concurrency": 4}
 RESYNC_LARGE_BATCH = 400
@@ -115,8 +115,8 @@ def _spawn(
     report = OUT / f"report-{ns.token}-{len(extra)}-{time.monotonic_ns()}.json"
     args = [CLI, "sync", str(path), "--report", str(report), "--rejects", str(OUT / f"rejects-{ns.token}.ndjson")]
     args += ["--batch-size", str(batch_size), "--concurrency", str(TUNED["concurrency"]), *extra]
-    # Monitoring summaries off, as in every section but their own: the same work as the runs before them.
-    env = ns.env(base_url, INFUSION_FHIR_MONITORING_SUMMARIES="false")
+    # Monitoring summaries, Provenance and the audit trail off, as in every section but their own.
+    env = ns.env(base_url, **cli_env())
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, report
 

@@ -28,7 +28,7 @@ from bench import corpus
 from bench.api import API_KEY, percentiles, start_service
 from bench.corpus import Namespace
 from bench.hapi import purge, restart_empty
-from bench.sync import Runs
+from bench.sync import on_off
 
 READINGS = 12
 SESSIONS = 16  # requests rotate over this many sessions
@@ -101,29 +101,9 @@ async def latency(api_url: str, rounds: int, warmup: int) -> dict[str, Any]:
 
 def sync_on_off(base_url: str, quick: bool) -> dict[str, Any]:
     """The 10x corpus synced with summaries on and off, ABBA, each on a fresh server."""
-    patients = 2 if quick else 10 * corpus.PATIENTS
-    runs = Runs(base_url)
-    rows: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
-    try:
-        order = ("on", "off", "off", "on")[: 2 if quick else 4]
-        for side in order:
-            runs.fresh_server()
-            rows[side].append(runs.ours(patients, summaries=side == "on"))
-    finally:
-        cleanup = purge(base_url, runs.used)
-    out: dict[str, Any] = {"patients": patients, "records": len(corpus.records(patients)), "cleanup": cleanup}
-    for side, side_rows in rows.items():
-        ok = all(r["ok"] for r in side_rows)
-        seconds = sum(r["seconds"] for r in side_rows) / len(side_rows)
-        out[side] = {
-            "runs": [
-                {k: r.get(k) for k in ("seconds", "server_cpu_s", "client_cpu_s", "exit_code", "ok")} for r in side_rows
-            ],
-            "mean_seconds": seconds,
-            "records_per_s": out["records"] / seconds if ok else 0.0,
-            "summaries": side_rows[0]["report"].get("monitoring_summaries"),
-        }
-    out["ratio_on_off"] = out["on"]["records_per_s"] / out["off"]["records_per_s"] if out["off"]["records_per_s"] else 0
+    out = on_off(base_url, quick, "summaries", "monitoring_summaries")
+    for side in ("on", "off"):
+        out[side]["summaries"] = out[side].pop("monitoring_summaries")
     return out
 
 

@@ -75,13 +75,15 @@ class Runs:
             "client_cpu_s": cpu.own_s,
         }
 
-    def ours(self, patients: int, summaries: bool = False, **settings: int) -> dict[str, Any]:
+    def ours(self, patients: int, summaries: bool = False, provenance: bool = False, **settings: int) -> dict[str, Any]:
         """`infusion-fhir sync` of the corpus file into a fresh namespace (with its monitoring summaries when
-        `summaries`: the ceiling writes none)."""
+        `summaries`, its Provenance when `provenance`: the ceiling writes neither)."""
         ns = Namespace.fresh("ours")
         self.used.append(ns)
         with CpuMeter(self.server_pid) as cpu:
-            result = run_sync_cli(corpus.ndjson_file(patients), ns, self.base_url, summaries=summaries, **settings)
+            result = run_sync_cli(
+                corpus.ndjson_file(patients), ns, self.base_url, summaries=summaries, provenance=provenance, **settings
+            )
         ok = result["exit_code"] == 0
         return {
             **settings,
@@ -162,4 +164,32 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         best_side = _side(ours_best, resources)
         out["ours_best_settings"] = best_side
         out["ratio_best_settings"] = best_side["resources_per_s"] / ceiling_side["resources_per_s"]
+    return out
+
+
+def on_off(base_url: str, quick: bool, switch: str, extra: str) -> dict[str, Any]:
+    """The 10x corpus synced by ours with `switch` (`summaries` or `provenance`) on and off, ABBA, each run on a
+    fresh server; per side its runs, mean time, records/s and the report's `extra` entry (what the switch wrote)."""
+    patients = 2 if quick else 10 * corpus.PATIENTS
+    runs = Runs(base_url)
+    rows: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    try:
+        for side in ("on", "off", "off", "on")[: 2 if quick else 4]:
+            runs.fresh_server()
+            rows[side].append(runs.ours(patients, **{switch: side == "on"}))
+    finally:
+        cleanup = purge(base_url, runs.used)
+    out: dict[str, Any] = {"patients": patients, "records": len(corpus.records(patients)), "cleanup": cleanup}
+    for side, side_rows in rows.items():
+        ok = all(r["ok"] for r in side_rows)
+        seconds = sum(r["seconds"] for r in side_rows) / len(side_rows)
+        out[side] = {
+            "runs": [
+                {k: r.get(k) for k in ("seconds", "server_cpu_s", "client_cpu_s", "exit_code", "ok")} for r in side_rows
+            ],
+            "mean_seconds": seconds,
+            "records_per_s": out["records"] / seconds if ok else 0.0,
+            extra: side_rows[0]["report"].get(extra),
+        }
+    out["ratio_on_off"] = out["on"]["records_per_s"] / out["off"]["records_per_s"] if out["off"]["records_per_s"] else 0
     return out

@@ -49,9 +49,11 @@ INVALID_TOKEN = "invalid_token"
 
 @dataclass(frozen=True)
 class AccessToken:
-    """What the service uses of an accepted token: its scopes (`scope` and `scp` claims)."""
+    """What the service uses of an accepted token: its scopes (`scope` and `scp` claims) and who it was issued to
+    (`client_id`, else `azp`, else `sub`; recorded as the caller's name)."""
 
     scopes: frozenset[str]
+    client: str = "unknown"
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class TokenVerifier:
             raise refuse("malformed") from None
         if str(claims.get("typ", "")).lower() in _NOT_ACCESS_TOKENS:
             raise refuse("not an access token")
-        return AccessToken(scopes=token_scopes(claims))
+        return AccessToken(scopes=token_scopes(claims), client=token_client(claims))
 
     async def _signing_key(self, kid: str) -> SigningKey:
         key = self._keys.get(kid)
@@ -229,6 +231,15 @@ def signing_keys(jwks: Mapping[str, Any]) -> dict[str, SigningKey]:
     if not keys:
         raise ValueError("the JWKS has no usable signing key")
     return keys
+
+
+def token_client(claims: Mapping[str, Any]) -> str:
+    """Whom a token was issued to: `client_id` (RFC 9068), else `azp` (OpenID), else `sub`; at most 64 characters."""
+    for claim in ("client_id", "azp", "sub"):
+        value = claims.get(claim)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:64]
+    return "unknown"
 
 
 def token_scopes(claims: Mapping[str, Any]) -> frozenset[str]:

@@ -14,6 +14,9 @@ issuer (`service.access_tokens`) and must then carry a scope the operation accep
 No credential, or a refused one: 401 (`WWW-Authenticate: Bearer`, with `error="invalid_token"` for a
 refused token); a valid token without the scope: 403 (`error="insufficient_scope", scope="..."`).
 Without OAuth configured, only API keys are accepted, as before. Nothing here logs a credential.
+
+An accepted caller is named (`service.request_context`): an API key by the name configured beside its digest, a
+token by its `client_id` (else `azp`, else `sub`); that name, never the credential, is what is recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -28,6 +32,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.access_tokens import TokenVerifier
 from service.errors import Forbidden, Unauthorized
+from service.request_context import API_KEY, OAUTH, Caller, set_caller
 
 log = logging.getLogger("infusion_fhir.auth")
 
@@ -65,10 +70,17 @@ def key_digest(api_key: str) -> str:
 
 def key_is_accepted(presented: str, accepted_digests: frozenset[str]) -> bool:
     """True when the presented key's digest equals one accepted digest (every one is compared)."""
+    return accepted_key_name(presented, dict.fromkeys(accepted_digests, "")) is not None
+
+
+def accepted_key_name(presented: str, names: Mapping[str, str]) -> str | None:
+    """The name of the accepted key (digest -> name) the presented key is, else None; every digest is compared
+    in constant time, whichever matches."""
     digest = key_digest(presented)
-    matched = False
-    for accepted in accepted_digests:
-        matched |= hmac.compare_digest(digest, accepted)
+    matched: str | None = None
+    for accepted, name in names.items():
+        if hmac.compare_digest(digest, accepted):
+            matched = name
     return matched
 
 
@@ -103,7 +115,9 @@ async def require_caller(
     credential = credential.strip()
     if scheme.lower() != "bearer" or not credential:
         raise Unauthorized("missing bearer API key")
-    if key_is_accepted(credential, request.app.state.settings.api_key_digests()):
+    key_name = accepted_key_name(credential, request.app.state.settings.api_key_names())
+    if key_name is not None:
+        _named(request, Caller(API_KEY, key_name))
         return  # an API key may call every operation
     verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
     if verifier is None:
@@ -114,7 +128,14 @@ async def require_caller(
     except Unauthorized:
         log.info("auth.token_refused", extra={"route": route})
         raise
+    _named(request, Caller(OAUTH, token.client))
     accepted = accepted_scopes(request.method, route)
     if token.scopes.isdisjoint(accepted):
         log.info("auth.scope_missing", extra={"route": route})
         raise Forbidden(f"the access token lacks the scope {' or '.join(accepted)}", scope=accepted[0])
+
+
+def _named(request: Request, caller: Caller) -> None:
+    """Record who is calling: for this request's work (`current_caller`) and for its edge (`request.state.caller`)."""
+    request.state.caller = caller
+    set_caller(caller)

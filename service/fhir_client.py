@@ -28,6 +28,7 @@ from service.errors import (
     NotFound,
 )
 from service.media import FHIR_JSON
+from service.request_context import REQUEST_ID_HEADER, current_request_id
 from service.retry import RetryPolicy, is_temporary, parse_retry_after
 from service.smart import SmartBackendAuth, load_signing_key
 
@@ -299,6 +300,8 @@ class FhirClient:
     ) -> httpx.Response:
         content: bytes | None = None
         headers = dict(headers or {})
+        if (request_id := current_request_id()) is not None:  # HAPI keeps it in the resources' `meta.source`
+            headers[REQUEST_ID_HEADER] = request_id
         if body is not None:
             content = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = FHIR_JSON

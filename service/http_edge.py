@@ -1,4 +1,4 @@
-"""The API's edge: errors become FHIR OperationOutcome answers once, here; size limit; metrics.
+"""The API's edge: errors become FHIR OperationOutcome answers once, here; request id; size limit; metrics.
 
 | error                       | status | OperationOutcome issue code |
 |-----------------------------|--------|-----------------------------|
@@ -47,6 +47,7 @@ from service.errors import (
 from service.media import FHIR_JSON
 from service.metrics import Metrics
 from service.outcome import operation_outcome, single_issue
+from service.request_context import accepted_request_id, request_scope
 from service.routes.methods import allow_header
 
 log = logging.getLogger("infusion_fhir.api")
@@ -119,8 +120,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("api.unexpected", extra={"route": _route(request), "error": type(exc).__name__})
-        return outcome_response(single_issue("exception", "internal error; see the service log"), 500)
+        # Starlette answers this one outside every middleware, so the request id is added here
+        request_id = getattr(request.state, "request_id", None)
+        log.error(
+            "api.unexpected", extra={"route": _route(request), "error": type(exc).__name__, "request_id": request_id}
+        )
+        headers = {"X-Request-Id": request_id} if request_id else None
+        return outcome_response(single_issue("exception", "internal error; see the service log"), 500, headers)
 
 
 def _holds(exc: RecordInvalid | InfusionFhirError) -> bool:
@@ -151,7 +157,8 @@ def _route(request: Request) -> str:
 
 
 class EdgeMiddleware:
-    """Pure ASGI middleware: refuses oversized bodies (413) and records request metrics."""
+    """Pure ASGI middleware: the request id (`X-Request-Id`, accepted or made, returned on every answer), oversized
+    bodies refused (413), request metrics."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
         self.app = app
@@ -164,6 +171,22 @@ class EdgeMiddleware:
             return
         started = time.perf_counter()
         status_holder = {"status": 500}
+        request_id = accepted_request_id(_header(scope, b"x-request-id"))
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def answering_send(message: Message) -> None:  # every answer names its request, errors included
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        with request_scope(request_id):
+            await self._answer(scope, receive, answering_send, status_holder, started)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, status_holder: dict[str, int], started: float
+    ) -> None:
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
             await self._too_large(scope, receive, send)
@@ -182,13 +205,8 @@ class EdgeMiddleware:
                     raise PayloadTooLarge(f"request body over {limit} bytes")
             return message
 
-        async def recording_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, recording_send)
+            await self.app(scope, counting_receive, send)
         finally:
             self._observe(scope, status_holder["status"], started)
 
@@ -203,11 +221,19 @@ class EdgeMiddleware:
         self.metrics.request_seconds.labels(method, route).observe(time.perf_counter() - started)
 
 
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (lower-case `name`), or None."""
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
     return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = _header(scope, b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

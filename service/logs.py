@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from service.request_context import current_request_id
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
@@ -21,6 +23,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        if (request_id := current_request_id()) is not None:
+            line["request_id"] = request_id
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             line["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None

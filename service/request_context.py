@@ -15,9 +15,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from schemas.common import KEY_PATTERN
+
 REQUEST_ID_HEADER = "X-Request-Id"
-REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-"""What HAPI keeps as the request id of `meta.source` (and so what the service accepts from a caller)."""
+REQUEST_ID_PATTERN = re.compile(KEY_PATTERN)
+"""What the service accepts as a caller's request id: a record key's characters and length, which HAPI keeps in
+`meta.source` (up to `HAPI_KEEPS` of them)."""
+CALLER_NAME_PATTERN = re.compile(r"[A-Za-z0-9._@:-]{1,64}")
+"""A configured caller name (an API key's or a batch job's)."""
 
 API_KEY = "api-key"
 OAUTH = "oauth"
@@ -36,9 +41,14 @@ _request_id: ContextVar[str | None] = ContextVar("infusion_fhir_request_id", def
 _caller: ContextVar[Caller | None] = ContextVar("infusion_fhir_caller", default=None)
 
 
+HAPI_KEEPS = 16
+"""HAPI stores only the first 16 characters of a request id in `meta.source` (its column `REQUEST_ID` is 16 wide):
+so the ids the service makes are that long, and a longer one a caller sends is found there by its first 16."""
+
+
 def new_request_id() -> str:
-    """A fresh request id (32 hex digits, within `REQUEST_ID_PATTERN`)."""
-    return uuid.uuid4().hex
+    """A fresh request id: 16 random hex digits (64 bits), whole in HAPI's `meta.source`."""
+    return uuid.uuid4().hex[:HAPI_KEEPS]
 
 
 def accepted_request_id(offered: str | None) -> str:

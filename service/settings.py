@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.instruments import DEFINITIONS, Override, ThresholdError, apply_overrides, parse_overrides
 from service.mappers.config import MappingConfig
 from service.monitoring import Protocol, load_protocol
+from service.request_context import CALLER_NAME_PATTERN
 from service.smart import DEFAULT_SMART_SCOPES, load_signing_key
 
 DEFAULT_FHIR_BASE_URL = "http://localhost:8080/fhir"
@@ -56,7 +57,9 @@ class Settings(BaseSettings):
     port: int = 8000
     api_keys: str = Field(
         "",
-        description="Comma-separated SHA-256 hex digests of the accepted API keys.",
+        description="The accepted API keys, comma-separated, each as `name=<SHA-256 hex digest>` (the name is what "
+        "Provenance and the audit trail record as the caller, never the key) or a bare digest (named `key-<first 8 "
+        "hex digits>`).",
     )
     # Inbound OAuth 2.0 (README "How an EHR authenticates"): JWT access tokens of this issuer, beside API keys.
     oauth_issuer: str | None = Field(
@@ -230,9 +233,20 @@ class Settings(BaseSettings):
         """The clinic's safety threshold overrides (checked when the settings were made)."""
         return _overrides(self.safety_thresholds)
 
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: str) -> str:
+        """A bad or repeated name stops the start (a digest that is not one matches no key, as before)."""
+        named_api_keys(value)
+        return value
+
     def api_key_digests(self) -> frozenset[str]:
         """The accepted API key digests, lower-cased, blanks dropped."""
-        return frozenset(d.strip().lower() for d in self.api_keys.split(",") if d.strip())
+        return frozenset(named_api_keys(self.api_keys))
+
+    def api_key_names(self) -> dict[str, str]:
+        """Digest -> the caller name it is recorded under (`name=<digest>`; a bare digest: `key-<first 8 hex>`)."""
+        return named_api_keys(self.api_keys)
 
     def monitoring_protocol(self) -> Protocol:
         """The monitoring protocol, read once per settings object (`ProtocolError` naming the field when unusable)."""
@@ -263,6 +277,22 @@ class Settings(BaseSettings):
             self.medication_product_code,
             self.medication_product_display or self.medication_product_code,
         )
+
+
+def named_api_keys(text: str) -> dict[str, str]:
+    """INFUSION_FHIR_API_KEYS (`name=<sha256>` or a bare `<sha256>`, comma-separated) as digest -> name;
+    ValueError naming the entry's position, never its digest."""
+    out: dict[str, str] = {}
+    for position, entry in enumerate((e.strip() for e in text.split(",") if e.strip()), start=1):
+        name, named, digest = entry.rpartition("=")
+        digest = digest.strip().lower()
+        name = name.strip() if named else f"key-{digest[:8]}"
+        if named and not CALLER_NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"INFUSION_FHIR_API_KEYS entry {position}: a name is 1-64 of A-Z a-z 0-9 . _ - @ :")
+        if name in out.values() and out.get(digest) != name:
+            raise ValueError(f"INFUSION_FHIR_API_KEYS entry {position}: the name {name} is given twice")
+        out[digest] = name
+    return out
 
 
 def _overrides(text: str) -> tuple[Override, ...]:

@@ -15,6 +15,7 @@ import orjson
 import typer
 from pydantic import ValidationError
 
+from service.batch.job import batch_job
 from service.batch.report import Progress, Report, Ticker
 from service.batch.runner import BatchSync, stop_reason
 from service.batch.source import Line, Shard, in_shard, read_lines
@@ -33,6 +34,7 @@ from service.mappers import mapper_for
 from service.monitoring import ProtocolError, announce
 from service.monitoring.write import MonitoringSummaries, counts
 from service.provenance import Transactions, transactions_for
+from service.request_context import request_scope
 from service.safety_thresholds import announce_thresholds
 from service.settings import Settings
 from service.sync import SyncEngine
@@ -96,6 +98,13 @@ def sync_command(
         metavar="I/N",
         help="Only the patients whose MRN hashes to shard I of N (N copies make one load).",
     ),
+    job_name: str = typer.Option(
+        None,
+        "--job-name",
+        metavar="NAME",
+        help="The caller's name recorded for this job (Provenance, audit); 1-64 of A-Z a-z 0-9 . _ - @ : "
+        "(default: the first input file's name @ the start time, UTC). Name no patient in it.",
+    ),
 ) -> None:
     """Stream NDJSON records to the FHIR server in transaction Bundles; every line synced or rejected.
 
@@ -117,6 +126,10 @@ def sync_command(
         if f != "-" and not os.path.isfile(f):
             typer.echo(f"cannot read {f}", err=True)
             raise typer.Exit(ExitCode.STOPPED)
+    job = batch_job(files, job_name)
+    if job is None:
+        typer.echo("--job-name: 1-64 of A-Z a-z 0-9 . _ - @ :", err=True)
+        raise typer.Exit(ExitCode.STOPPED)
     with open(rejects, "wb") as rejects_out:
         report = Report(rejects_out)
         lines = in_shard(read_lines(files), shard, report.passed_over)
@@ -124,9 +137,11 @@ def sync_command(
             summary = _dry_run(lines, settings, report)
         else:
             progress = _ticker(report, _total_bytes(files))
-            summary = asyncio.run(
-                _sync(lines, progress, settings, report, batch_size, concurrency, diff=not always_write)
-            )
+            with request_scope(job.request_id, job.caller):  # the job's calls name it, as an API request's do
+                summary = asyncio.run(
+                    _sync(lines, progress, settings, report, batch_size, concurrency, diff=not always_write)
+                )
+    summary["job"] = {"name": job.caller.name, "id": job.request_id}
     summary["rejects_file"] = str(rejects)
     summary["shard"] = str(shard)
     text = orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode()

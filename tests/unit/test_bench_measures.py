@@ -185,3 +185,52 @@ def test_the_header_names_each_later_section_run(monkeypatch, tmp_path) -> None:
     assert "except the sections" not in alone and "make bench X" not in alone
     assert "except the sections named next" in with_later
     assert "- Section 3b. Monitoring summaries: `make bench X` on d1 (3 s)" in with_later
+
+
+def _on_off(on_s: float, off_s: float, extra: str, written: object) -> dict:
+    side = {"runs": [{"seconds": 1.0, "server_cpu_s": 2.0, "client_cpu_s": 3.0}], extra: None}
+    return {
+        "patients": 40,
+        "records": 1000,
+        "on": {**side, "mean_seconds": on_s, "records_per_s": 1000 / on_s, extra: written},
+        "off": {**side, "mean_seconds": off_s, "records_per_s": 1000 / off_s},
+        "ratio_on_off": off_s / on_s,
+    }
+
+
+@pytest.mark.parametrize(("on_s", "met"), [(10.0, True), (11.1, True), (11.2, False)])
+def test_the_provenance_target_is_met_only_within_ten_percent_of_sync_throughput(on_s: float, met: bool) -> None:
+    verdicts = targets({"provenance": _on_off(on_s, 10.0, "provenances", 82)})
+    assert [(t.startswith("Provenance:"), ok) for t, _, ok in verdicts] == [(True, met)]
+
+
+def test_the_provenance_section_shows_both_sides_and_what_was_written() -> None:
+    from bench.report import SECTIONS
+
+    render = next(section for key, _, section in SECTIONS if key == "provenance")
+    text = "\n".join(render(_on_off(10.5, 10.0, "provenances", 82)))
+    assert "**0.95x**" in text
+    off_row = next(line for line in text.splitlines() if line.startswith("| off |"))
+    on_row = next(line for line in text.splitlines() if line.startswith("| on |"))
+    assert off_row.endswith("| - |") and on_row.endswith("| 82 |")
+
+
+def test_the_audit_summary_compares_each_sink_with_auditing_off() -> None:
+    from bench.audit import _summary
+
+    off = [10.0 + i % 5 for i in range(200)]
+    samples = {"off": off, "file": [x * 1.02 for x in off], "fhir": [x * 1.10 for x in off]}
+    lat = _summary(samples)
+    assert abs(lat["file_added_p50_pct"] - 2.0) < 0.01 and abs(lat["fhir_added_p50_pct"] - 10.0) < 0.01
+    verdicts = targets({"audit": {"clients": 8, "latency": lat}})
+    assert [(t.split(":")[0], ok) for t, _, ok in verdicts] == [
+        ("Audit (audit file)", True),
+        ("Audit (FHIR audit store)", False),
+    ]
+    from bench.report import SECTIONS
+
+    render = next(section for key, _, section in SECTIONS if key == "audit")
+    text = "\n".join(
+        render({"clients": 8, "requests_per_side": 200, "warmup_per_side": 8, "audit_file_lines": 412, "latency": lat})
+    )
+    assert "| off | 200 |" in text and "+10.0%" in text and "412" in text
