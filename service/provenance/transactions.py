@@ -119,7 +119,12 @@ class ProvenanceWriter(Transactions):
         return f"{scope}#{next(self._sequence)}" if self.sequenced else scope
 
     async def _deletes(self, entries: Sequence[Json]) -> tuple[list[Deleted], list[Json]]:
-        """What the DELETE entries remove (as the server holds it), and the rewrites of the Provenances naming it."""
+        """What the DELETE entries remove (as the server holds it), and the rewrites of the Provenances naming it.
+
+        No rewrite when anything else still names a resource being deleted (a resource this Bundle neither
+        writes nor deletes): HAPI then refuses the DELETE (409), as it would without Provenance. Rewriting the
+        Provenances anyway would let that DELETE through, since HAPI checks only the first reference it finds to
+        a deleted resource and drops that conflict when its source is written in the same transaction."""
         by_type: dict[str, list[str]] = {}
         for e in entries:
             url = e.get("request", {}).get("url", "")
@@ -130,13 +135,21 @@ class ProvenanceWriter(Transactions):
             return [], []
         found = await asyncio.gather(
             *(
-                self.fhir.search_with_includes(t, {"_id": ",".join(ids), "_revinclude": "Provenance:target"})
+                self.fhir.search_with_includes(t, {"_id": ",".join(ids), "_revinclude": "*"})
                 for t, ids in by_type.items()
             )
         )
         deleted = [_deleted(r) for matches, _ in found for r in matches]
+        referrers = [r for _, included in found for r in included]
+        written = {e.get("request", {}).get("url") for e in entries}
+        others = [
+            r for r in referrers if r["resourceType"] != PROVENANCE and f"{r['resourceType']}/{r['id']}" not in written
+        ]
+        if others:
+            log.info("provenance.delete_referenced", extra={"deleting": len(deleted), "referrers": len(others)})
+            return deleted, []
         gone = {f"{d.resource_type}/{d.id}" for d in deleted}
-        naming = {p["id"]: p for _, included in found for p in included if p.get("resourceType") == PROVENANCE}
+        naming = {p["id"]: p for p in referrers if p["resourceType"] == PROVENANCE}
         return deleted, [_without(p, gone, self.config.fhir_base_url) for _, p in sorted(naming.items())]
 
 

@@ -300,12 +300,12 @@ class FakeFhir:
                 if ref in self.store and ref not in seen:
                     seen.add(ref)
                     entries.append({"resource": self.store[ref], "search": {"mode": "include"}})
-        if form.get("_revinclude") == "Provenance:target":  # the Provenances naming a match
-            named = {f"{r['resourceType']}/{r['id']}" for r in matches}
+        if form.get("_revinclude") == "*":  # every resource naming a match
+            named = [orjson.dumps({"reference": f"{r['resourceType']}/{r['id']}"})[1:-1] for r in matches]
             entries += [
-                {"resource": p, "search": {"mode": "include"}}
-                for p in self.of_type("Provenance")
-                if any(t.get("reference") in named for t in p.get("target", []))
+                {"resource": r, "search": {"mode": "include"}}
+                for r in self.store.values()
+                if any(n in orjson.dumps(r) for n in named)
             ]
         return {"resourceType": "Bundle", "type": "searchset", "total": len(matches), "entry": entries}
 
