@@ -6,9 +6,8 @@ See docs/security.md, section Provenance, for what each element holds and why.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ from service.provenance import codes
 Json = dict[str, Any]
 PROVENANCE = "Provenance"
 ID_NAMESPACE = uuid.UUID("6f1c2a39-5d3e-4b8e-9a51-0c7e2f4b8d11")
-"""Namespace of the uuid5 Provenance ids (fixed: the same scope, patient, activity and targets, the same id)."""
+"""Namespace of the uuid5 Provenance ids (fixed: the same scope, patient and activity, the same id)."""
 
 
 @dataclass(frozen=True)
@@ -103,10 +102,10 @@ def provenances(
     return out
 
 
-def provenance_id(scope: str, patient: str, activity: str, targets: Iterable[Json]) -> str:
-    """uuid5 of the scope, patient, activity and targets: a retried transaction writes it once, a later one anew."""
-    digest = hashlib.sha256("\n".join(sorted(repr(sorted(t.items())) for t in targets)).encode()).hexdigest()
-    return str(uuid.uuid5(ID_NAMESPACE, "|".join((scope, patient, activity, digest))))
+def provenance_id(scope: str, patient: str, activity: str) -> str:
+    """uuid5 of the scope (request or job id and Bundle sequence), patient and activity: a retried transaction
+    writes it once, a later one anew."""
+    return str(uuid.uuid5(ID_NAMESPACE, "|".join((scope, patient, activity))))
 
 
 def entry(resource: Json, base_url: str) -> Json:
@@ -131,7 +130,7 @@ def _provenance(
         )
     resource: Json = {
         "resourceType": PROVENANCE,
-        "id": provenance_id(stamp.scope, patient, activity, targets),
+        "id": provenance_id(stamp.scope, patient, activity),
         "target": targets,
         "recorded": stamp.recorded,
         "activity": codes.concept(codes.ACTIVITIES[activity]),

@@ -3,8 +3,8 @@
 The sync engine and the monitoring summaries send every write through one of these; the API and the batch pick
 which from `INFUSION_FHIR_PROVENANCE`. The writer adds, to the Bundle it sends (never to the caller's):
 - one Provenance per patient and activity (`build.provenances`), its id derived from the request id (API) or the
-  job id and the Bundle's sequence (batch), with the time the Bundle was first sent: the same Bundle sent again
-  (a retry) carries the very same Provenances, so it writes each once;
+  job id (batch) and the Bundle's sequence in it, with the time the Bundle was first sent: the same Bundle sent
+  again (a retry) carries the very same Provenances, so it writes each once;
 - for each resource a DELETE entry removes: the Provenances naming it, rewritten without it (deleted when it was
   their only target; HAPI keeps their history), since HAPI refuses to delete what a reference names.
 The response handed back has the caller's entries only, so what it reports as written is unchanged.
@@ -18,7 +18,8 @@ import itertools
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from service.fhir_client import FhirClient
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 log = logging.getLogger("infusion_fhir.provenance")
+_bundles: ContextVar[tuple[str, Iterator[int]] | None] = ContextVar("infusion_fhir_provenance_bundles", default=None)
+"""The request id and the count of the Bundles sent for it so far (an API request's tasks share it)."""
 Json = dict[str, Any]
 REMEMBERED = 32
 """Bundles whose additions are kept, so a Bundle sent again gets the same ones (a retry sends it at once)."""
@@ -115,8 +118,19 @@ class ProvenanceWriter(Transactions):
         return added, len(ours)
 
     def _scope(self) -> str:
-        scope = current_request_id() or self._run
-        return f"{scope}#{next(self._sequence)}" if self.sequenced else scope
+        """The request (or job) id and the Bundle's sequence number in it: for a job, this writer's count; for an
+        API request, a count kept in the request's context, so the same request sent again (same `X-Request-Id`)
+        numbers its Bundles alike. With no request id, a scope of this Bundle alone."""
+        request_id = current_request_id()
+        if request_id is None:
+            return f"{self._run}-{uuid.uuid4().hex}"
+        if self.sequenced:
+            return f"{request_id}#{next(self._sequence)}"
+        held = _bundles.get()
+        if held is None or held[0] != request_id:
+            held = (request_id, itertools.count(1))
+            _bundles.set(held)
+        return f"{request_id}#{next(held[1])}"
 
     async def _deletes(self, entries: Sequence[Json]) -> tuple[list[Deleted], list[Json]]:
         """What the DELETE entries remove (as the server holds it), and the rewrites of the Provenances naming it.

@@ -239,6 +239,8 @@ def test_a_resent_unchanged_corpus_adds_no_provenance(fhir_base_url: str, run_id
 def test_an_api_write_carries_its_provenance_and_its_retraction_succeeds(
     settings: Settings, fhir_cleanup: Any, fhir_base_url: str, run_id: str
 ) -> None:
+    """Through the API: the caller named, a request sent again with its `X-Request-Id` writing no second
+    Provenance, a new request writing one, and the adverse event's retraction succeeding."""
     from fastapi.testclient import TestClient
 
     from service.app import create_app
@@ -247,11 +249,20 @@ def test_an_api_write_carries_its_provenance_and_its_retraction_succeeds(
     with TestClient(create_app(settings)) as client:
         api = TrackingApi(client, fhir_cleanup)
         body = session_body(f"s-{run_id}", f"MRN-{run_id}")
-        written = api.put(f"/v1/infusion-sessions/{body['key']}", json=body)
+        url = f"/v1/infusion-sessions/{body['key']}"
+        request_id = {"X-Request-Id": f"rq-{run_id}"}
+        written = api.put(url, json=body, headers=request_id)
         assert written.status_code == 201, written.text
-        event = next(
-            f"AdverseEvent/{r['id']}" for r in written.json()["resources"] if r["resourceType"] == "AdverseEvent"
-        )
-        assert len(provenances_of(fhir_base_url, event)) == 1
+        refs = {r["resourceType"]: f"{r['resourceType']}/{r['id']}" for r in written.json()["resources"]}
+        (first,) = provenances_of(fhir_base_url, refs["Procedure"])
+        assert agent(first, "transmitter")["who"]["identifier"]["value"].startswith("key-")  # the key's name
+        assert api.put(url, json=body, headers=request_id).status_code == 200  # the same request again
+        assert [p["id"] for p in provenances_of(fhir_base_url, refs["Procedure"])] == [first["id"]]
+        assert api.put(url, json=body).status_code == 200  # a new request: a new Provenance
+        assert len(provenances_of(fhir_base_url, refs["Procedure"])) == 2
+
+        event = refs["AdverseEvent"]
+        assert len(provenances_of(fhir_base_url, event)) == 2
         assert api.delete(f"/v1/adverse-events/{body['key']}.ae1").status_code == 204
         assert provenances_of(fhir_base_url, event) == []
+        assert httpx.get(f"{fhir_base_url}/{event}", headers=FHIR_JSON).status_code == 410

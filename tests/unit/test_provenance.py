@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
-
-import pytest
 
 from schemas import parse_record
 from service.fhir_client import open_fhir_client
@@ -105,14 +104,12 @@ def test_a_deleted_resource_is_named_by_its_url_and_its_deleted_version() -> Non
     }
 
 
-def test_ids_follow_the_scope_patient_activity_and_targets() -> None:
-    targets = [{"reference": "Observation/o1"}]
-    same = provenance_id("req-1", "Patient/7", "UPDATE", targets)
-    assert same == provenance_id("req-1", "Patient/7", "UPDATE", list(targets))
-    assert same != provenance_id("req-2", "Patient/7", "UPDATE", targets)
-    assert same != provenance_id("req-1", "Patient/8", "UPDATE", targets)
-    assert same != provenance_id("req-1", "Patient/7", "NULLIFY", targets)
-    assert same != provenance_id("req-1", "Patient/7", "UPDATE", [{"reference": "Observation/o2"}])
+def test_ids_follow_the_scope_patient_and_activity() -> None:
+    same = provenance_id("req-1#1", "Patient/7", "UPDATE")
+    assert same == provenance_id("req-1#1", "Patient/7", "UPDATE")
+    assert same != provenance_id("req-1#2", "Patient/7", "UPDATE")
+    assert same != provenance_id("req-1#1", "Patient/8", "UPDATE")
+    assert same != provenance_id("req-1#1", "Patient/7", "NULLIFY")
 
 
 # -- the writer, on the fake FHIR server --------------------------------------------------------
@@ -163,19 +160,42 @@ async def test_the_same_bundle_sent_again_carries_the_same_provenances_and_the_a
     assert "Provenance" not in {e.get("resource", {}).get("resourceType") for e in bundle["entry"]}  # not mutated
 
 
-@pytest.mark.parametrize("sequenced", [False, True])
-async def test_a_batch_numbers_its_bundles_an_api_request_does_not(sequenced: bool) -> None:
+async def test_an_api_request_sent_again_numbers_its_bundles_alike_and_a_new_request_anew() -> None:
     fake = FakeFhir()
-    writer, context = await writer_on(fake, Clock(), sequenced=sequenced)
-    try:
-        record = session()
-        with request_scope("job-1", Caller("batch", "in.ndjson")):
+    writer, context = await writer_on(fake, Clock())
+    record = session()
+
+    async def request(request_id: str) -> None:  # each API request runs in a task (its own context) of its own
+        with request_scope(request_id, Caller("api-key", "ehr-main")):
             await writer.send(transaction_bundle([record], CONFIG), [record])
-            await writer.send(transaction_bundle([record], CONFIG), [record])  # built anew: a new Bundle
+            await writer.send(transaction_bundle([record], CONFIG), [record])  # a second Bundle of the request
+
+    try:
+        for request_id in ("req-1", "req-1", "req-2"):
+            await asyncio.create_task(request(request_id))
     finally:
         await context.__aexit__(None, None, None)
-    ids = [{p["id"] for p in sent_provenances(b)} for b in fake.transactions[1:]]
-    assert (ids[0] != ids[1]) is sequenced
+    ids = [frozenset(p["id"] for p in sent_provenances(b)) for b in fake.transactions[1:]]
+    assert ids[0] != ids[1]  # two Bundles of one request
+    assert ids[2:4] == ids[0:2]  # the request sent again
+    assert not set(ids[4:6]) & set(ids[0:2])  # a new request
+
+
+async def test_a_batch_numbers_its_bundles_across_its_workers() -> None:
+    fake = FakeFhir()
+    writer, context = await writer_on(fake, Clock(), sequenced=True)
+    record = session()
+
+    async def worker() -> None:
+        await writer.send(transaction_bundle([record], CONFIG), [record])
+
+    try:
+        with request_scope("job-1", Caller("batch", "in.ndjson")):
+            await asyncio.gather(*(asyncio.create_task(worker()) for _ in range(3)))
+    finally:
+        await context.__aexit__(None, None, None)
+    ids = [frozenset(p["id"] for p in sent_provenances(b)) for b in fake.transactions[1:]]
+    assert len(set(ids)) == 3
 
 
 async def test_a_delete_rewrites_the_provenances_naming_what_it_removes() -> None:
