@@ -3,8 +3,8 @@
 It knows just enough FHIR for what the sync engine sends: transaction Bundles (PUT, DELETE and
 conditional-create POST with `ifNoneExist`, `urn:uuid:` references rewritten), reads (404 absent,
 410 deleted), and POST `_search` with a form body over `_id`, `identifier` (FHIR token escaping),
-`part-of`, `encounter`, `substance`, `subject`/`patient`, `patient.identifier`, `code` and
-`_include=<Type>:subject` or `:patient`; a token `system|` matches any value; an `ifMatch` on a stale
+`part-of`, `encounter`, `substance`, `subject`/`patient`, `patient.identifier`, `code`, `target` and
+`_include=<Type>:subject` or `:patient`, `_revinclude=*` (every resource naming a match); a token `system|` matches any value; an `ifMatch` on a stale
 version fails the whole transaction with 412.
 
 Tests steer it with `intercept(request, body) -> httpx.Response | None` (answer before the fake
