@@ -22,6 +22,7 @@ from service.metrics import Metrics
 from service.monitoring import ProtocolError, announce
 from service.monitoring.write import MonitoringSummaries
 from service.openapi import install_openapi
+from service.provenance import transactions_for
 from service.routes import convert, docs, health, jwks, metrics, patients, records, sessions
 from service.safety_thresholds import announce_thresholds
 from service.settings import Settings
@@ -57,11 +58,16 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
             app.state.token_verifier = token_verifier
             mapping_config = settings.mapping_config()
             announce_thresholds(mapping_config)
-            app.state.engine = SyncEngine(fhir, mapping_config)
+            transactions = transactions_for(settings, fhir)  # with their Provenance, or as built
+            app.state.engine = SyncEngine(fhir, mapping_config, transactions)
             # Written at most once per process, before the first transaction with a QuestionnaireResponse.
             app.state.questionnaires = QuestionnairesOnce(fhir, mapping_config)
             app.state.summaries = MonitoringSummaries(
-                fhir, mapping_config, automatic=settings.monitoring_summaries, charts=settings.monitoring_charts
+                fhir,
+                mapping_config,
+                automatic=settings.monitoring_summaries,
+                charts=settings.monitoring_charts,
+                transactions=transactions,
             )
             yield
             await app.state.summaries.close(settings.monitoring_drain_seconds)  # before the FHIR client closes

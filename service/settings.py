@@ -184,6 +184,20 @@ class Settings(BaseSettings):
         "Retry-After) instead of the answer (docs/security.md says what was still performed); `serve` answers as "
         "usual and logs `audit.sink_failed` (no PHI), counted in infusion_fhir_audit_sink_failures_total.",
     )
+    provenance: bool = Field(
+        True,
+        description="Every write transaction carries one Provenance per patient and activity (docs/security.md, "
+        "section Provenance): the service as assembler, the caller as transmitter, the clinic as author, the "
+        "source records as entities. A DELETE (a retraction) rewrites the Provenances naming what it deletes.",
+    )
+    provenance_clinic_name: str = Field(
+        "Infusion clinic", description="Name of the clinic, the Organization every Provenance names as its author."
+    )
+    provenance_clinic_identifier: str = Field(
+        "https://infusion-fhir.example.org/fhir/sid/organization|clinic",
+        description="The clinic Organization's identifier, as `system|value` (e.g. its NPI: "
+        "`http://hl7.org/fhir/sid/us-npi|1234567893`); its resource id derives from it.",
+    )
     _protocol: Protocol | None = PrivateAttr(None)
 
     @field_validator("audit_fhir_url")

@@ -35,6 +35,7 @@ from service.logs import configure_logging
 from service.mappers import mapper_for
 from service.monitoring import ProtocolError, announce
 from service.monitoring.write import MonitoringSummaries, counts
+from service.provenance import Transactions, transactions_for
 from service.request_context import request_scope
 from service.safety_thresholds import announce_thresholds
 from service.settings import Settings
@@ -220,8 +221,9 @@ async def _sync(
         except InfusionFhirError as exc:
             report.stopped_reason = stop_reason(exc)
             return _summary(report, fhir)
+        transactions = transactions_for(settings, fhir, sequenced=True)  # with their Provenance, or as built
         job = BatchSync(
-            SyncEngine(fhir, settings.mapping_config()),
+            SyncEngine(fhir, settings.mapping_config(), transactions),
             report,
             batch_size=batch_size,
             concurrency=concurrency,
@@ -231,23 +233,25 @@ async def _sync(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, job.interrupt, f"interrupted by {signal.Signals(sig).name}")
         await job.run(lines, progress)
-        summaries = await _write_summaries(fhir, settings, report, job.touched, concurrency)
+        summaries = await _write_summaries(transactions, settings, report, job.touched, concurrency)
         stopped = report.stopped_reason is not None
         unrecorded = await record_job(trail, report.patients, stopped=stopped, fhir_url=settings.fhir_base_url)
         if unrecorded and trail.refuses and not stopped:  # written but not audited: the re-run records it
             report.stopped_reason = f"the audit trail could not record {unrecorded} patients' events; run the job again"
-        return {**_summary(report, fhir), **summaries}
+        return {**_summary(report, fhir), **summaries, "provenances": transactions.provenances}
 
 
 async def _write_summaries(
-    fhir: FhirClient, settings: Settings, report: Report, touched: set[str], concurrency: int
+    transactions: Transactions, settings: Settings, report: Report, touched: set[str], concurrency: int
 ) -> dict[str, Any]:
     """At the end of the run, the monitoring summary and critical-episode Flag of each session the run touched
     (reads for those sessions only). A job that stopped writes none (its re-run does); one that cannot write them
     stops (exit 2) saying so: the records are written, and the re-run writes what is missing."""
     if not settings.monitoring_summaries or report.stopped_reason:
         return {}
-    writer = MonitoringSummaries(fhir, settings.mapping_config(), charts=settings.monitoring_charts)
+    writer = MonitoringSummaries(
+        transactions.fhir, settings.mapping_config(), charts=settings.monitoring_charts, transactions=transactions
+    )
     try:
         written = await writer.refresh_all(touched, concurrency)
     except InfusionFhirError as exc:

@@ -41,6 +41,7 @@ from service.mappers import record_refs
 from service.mappers.context import SessionContext
 from service.mappers.session import session_context
 from service.monitoring.write import summary_sessions
+from service.provenance import source_lines
 from service.sync import SyncEngine, SyncResult, WriteOutcome
 from service.sync.engine import ReadAhead, SessionRefused
 
@@ -260,16 +261,8 @@ class BatchSync:
             return
         records = [line.record for line in lines]
         try:
-            if self.diff:
-                result = await self.engine.upsert(
-                    records,
-                    known_sessions=self.known,
-                    diff=True,
-                    new_patients=self.new_patients,
-                    read_ahead=read_ahead,
-                )
-            else:
-                result = await self.engine.upsert(records, known_sessions=self.known)
+            with source_lines(lines):  # their Provenance names each record's file and line
+                result = await self._upsert(records, read_ahead)
         except SessionRefused as refused:
             # Missing sessions, or sessions and visits of another patient: those lines are rejected
             # (naming fields and keys only), the rest of the bundle is sent again without them.
@@ -295,6 +288,13 @@ class BatchSync:
         self.report.bundles += 1
         self.report.transactions += result.transactions
         self._account(lines, result)
+
+    async def _upsert(self, records: list[Any], read_ahead: ReadAhead | None) -> SyncResult:
+        if self.diff:
+            return await self.engine.upsert(
+                records, known_sessions=self.known, diff=True, new_patients=self.new_patients, read_ahead=read_ahead
+            )
+        return await self.engine.upsert(records, known_sessions=self.known)
 
     def _account(self, lines: list[Line], result: SyncResult) -> None:
         outcomes = {f"{r.resource_type}/{r.id}": r.outcome.value for r in result.resources}

@@ -44,6 +44,7 @@ from service.monitoring.store import CHILD_TYPES, readable
 from service.monitoring.summary import Summary, summarise
 from service.monitoring.summary_chart import Drawn, chart_input
 from service.monitoring.urgency import urgent
+from service.provenance import SourceRecord, Transactions
 from service.sync.outcomes import HeldBefore, WriteOutcome, WrittenResource, written_resources
 from service.sync.session_read import session_children
 
@@ -86,8 +87,18 @@ def summary_sessions(records: Iterable[Any]) -> set[str]:
 class MonitoringSummaries:
     """Recomputes and writes session summaries through the one FHIR client (see the module)."""
 
-    def __init__(self, fhir: FhirClient, config: MappingConfig, *, automatic: bool = True, charts: bool = True) -> None:
+    def __init__(
+        self,
+        fhir: FhirClient,
+        config: MappingConfig,
+        *,
+        automatic: bool = True,
+        charts: bool = True,
+        transactions: Transactions | None = None,
+    ) -> None:
         self.fhir = fhir
+        self.transactions = transactions or Transactions(fhir)
+        """How writes are sent: as built, or with their Provenance (source: the session record)."""
         self.config = config
         self.automatic = automatic
         """Refresh after writes and retractions (`after_write`, `after_retract`); off: only when asked (`refresh`)."""
@@ -199,7 +210,7 @@ class MonitoringSummaries:
         entries = [self._entry(w, held.get(self._ref_of(w))) for w in writes]
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         try:
-            response = await self.fhir.transaction(bundle, idempotent=True)
+            response = await self.transactions.send(bundle, [SourceRecord(SESSION, key)])
         except FhirRejected as exc:  # its diagnostics may quote the summary (values): not passed on, nor logged
             log.warning("monitoring.summary_refused", extra={"session": key, "status": exc.status_code})
             raise FhirRejected(

@@ -48,6 +48,7 @@ from service.mappers.bundle import rewrite_references
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
 from service.mappers.ids import mrn_of, patient_token, resource_ref, visit_token
+from service.provenance import SourceRecord, Transactions
 from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
 from service.sync.instruments_kept import instruments_kept, kept_refs
 from service.sync.outcomes import HeldBefore, WriteOutcome, WrittenResource, states_creates, written_resources
@@ -150,8 +151,10 @@ class SessionRefused(Conflict):
 class SyncEngine:
     """Maps records with the pure mappers and writes them through the one FHIR client."""
 
-    def __init__(self, fhir: FhirClient, config: MappingConfig) -> None:
+    def __init__(self, fhir: FhirClient, config: MappingConfig, transactions: Transactions | None = None) -> None:
         self.fhir = fhir
+        self.transactions = transactions or Transactions(fhir)
+        """How writes are sent: as built, or with their Provenance (`service.provenance`)."""
         self.flag_locks = PatientLocks()
         self.config = config
 
@@ -217,14 +220,14 @@ class SyncEngine:
                         log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
                         return SyncResult(unchanged + kept, transactions=0)
                 try:
-                    response = await self.fhir.transaction(bundle, idempotent=True)
+                    response = await self.transactions.send(bundle, records)
                 except Conflict:
                     # A Patient (or visit) created meanwhile, or a Flag changed since it was read: read again, once.
                     patient_ids = await self._patients_on_server(records)
                     visit_ids = await self._existing_visits(records)
                     log.info("sync.patient_race_retry", extra={"records": [r.key for r in records][:20]})
                     bundle, kept = await self._bundle(records, patient_ids, sessions, visit_ids, _any_stale)
-                    response = await self.fhir.transaction(bundle, idempotent=True)
+                    response = await self.transactions.send(bundle, records)
                     transactions = 2
         except (FhirRejected, Conflict) as exc:
             if isinstance(exc, SessionRefused):
@@ -490,7 +493,7 @@ class SyncEngine:
             for r in not_retractable(resources)
         ]
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries + flags}
-        response = await self.fhir.transaction(bundle, idempotent=True)
+        response = await self.transactions.send(bundle, [SourceRecord(kind, key)])
         result = SyncResult(written_resources(bundle, response))
         log.info("sync.retract", extra={"kind": kind, "key": key, "outcomes": result.counts()})
         return result

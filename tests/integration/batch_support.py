@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import provenances_naming
+
 FHIR_JSON = {"Accept": "application/fhir+json"}
 CLI = str(Path(sys.executable).parent / "infusion-fhir")
 # What references a Patient, referrers first: deleted in this order before the Patient.
@@ -113,6 +115,7 @@ class Namespace:
         with httpx.Client(base_url=self.base_url, headers=FHIR_JSON, timeout=300) as http:
             for patient_id in self.patient_ids():
                 refs = [f"{t}/{r['id']}" for t in DEPENDENTS for r in self.all_of(t, [patient_id])]
+                refs = [*provenances_naming(http, [*refs, f"Patient/{patient_id}"]), *refs]  # they name the rest
                 entries = [{"request": {"method": "DELETE", "url": ref}} for ref in (*refs, f"Patient/{patient_id}")]
                 response = http.post(
                     "/",
@@ -120,7 +123,7 @@ class Namespace:
                     headers={"Content-Type": "application/fhir+json"},
                 )
                 response.raise_for_status()
-            for resource_type in (*DEPENDENTS, "Patient"):
+            for resource_type in ("Provenance", *DEPENDENTS, "Patient"):
                 http.post(
                     f"/{resource_type}/$expunge",
                     json={

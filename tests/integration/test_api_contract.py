@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from service.auth import key_digest
+from tests.conftest import provenances_naming
 from tests.integration.run_report import report_line
 from tests.integration.served import served
 
@@ -98,6 +99,7 @@ def remove_run_data(fhir_base_url: str, mrn_system: str) -> None:
         refs += [f"Patient/{p['id']}" for p in patients]
         if not refs:
             return
+        refs = [*provenances_naming(http, refs), *refs]  # deleted in the same transaction as what they name
         # One transaction: resources that reference each other go together.
         bundle = {
             "resourceType": "Bundle",

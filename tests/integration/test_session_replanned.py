@@ -12,8 +12,16 @@ from __future__ import annotations
 import copy
 
 import httpx
+import pytest
 
+from service.settings import Settings
 from tests.unit.examples import BASE
+
+
+@pytest.fixture(params=[True, False], ids=["provenance", "no-provenance"])
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """Each test with Provenance on and off: a stale part's DELETE must act the same (docs/security.md, Deletes)."""
+    return settings.model_copy(update={"provenance": request.param})
 
 
 def test_a_completed_session_put_again_as_planned_reads_back_as_planned_and_its_dose_is_gone(

@@ -3,8 +3,8 @@
 It knows just enough FHIR for what the sync engine sends: transaction Bundles (PUT, DELETE and
 conditional-create POST with `ifNoneExist`, `urn:uuid:` references rewritten), reads (404 absent,
 410 deleted), and POST `_search` with a form body over `_id`, `identifier` (FHIR token escaping),
-`part-of`, `encounter`, `substance`, `subject`/`patient`, `patient.identifier`, `code` and
-`_include=<Type>:subject` or `:patient`; a token `system|` matches any value; an `ifMatch` on a stale
+`part-of`, `encounter`, `substance`, `subject`/`patient`, `patient.identifier`, `code`, `target` and
+`_include=<Type>:subject` or `:patient`, `_revinclude=*` (every resource naming a match); a token `system|` matches any value; an `ifMatch` on a stale
 version fails the whole transaction with 412.
 
 Tests steer it with `intercept(request, body) -> httpx.Response | None` (answer before the fake
@@ -286,7 +286,9 @@ class FakeFhir:
                     for r in matches
                     if any((c.get("system"), c.get("code")) in codes for c in (r.get("code") or {}).get("coding", []))
                 ]
-            elif name in ("_include", "_count", "_elements", "_total"):
+            elif name == "target":
+                matches = [r for r in matches if any(t.get("reference") in values for t in r.get("target", []))]
+            elif name in ("_include", "_revinclude", "_count", "_elements", "_total"):
                 continue
             else:
                 raise AssertionError(f"fake FHIR server: unsupported search parameter {name}")
@@ -298,6 +300,13 @@ class FakeFhir:
                 if ref in self.store and ref not in seen:
                     seen.add(ref)
                     entries.append({"resource": self.store[ref], "search": {"mode": "include"}})
+        if form.get("_revinclude") == "*":  # every resource naming a match
+            named = [orjson.dumps({"reference": f"{r['resourceType']}/{r['id']}"})[1:-1] for r in matches]
+            entries += [
+                {"resource": r, "search": {"mode": "include"}}
+                for r in self.store.values()
+                if any(n in orjson.dumps(r) for n in named)
+            ]
         return {"resourceType": "Bundle", "type": "searchset", "total": len(matches), "entry": entries}
 
 
