@@ -68,11 +68,6 @@ def key_digest(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
-def key_is_accepted(presented: str, accepted_digests: frozenset[str]) -> bool:
-    """True when the presented key's digest equals one accepted digest (every one is compared)."""
-    return accepted_key_name(presented, dict.fromkeys(accepted_digests, "")) is not None
-
-
 def accepted_key_name(presented: str, names: Mapping[str, str]) -> str | None:
     """The name of the accepted key (digest -> name) the presented key is, else None; every digest is compared
     in constant time, whichever matches."""

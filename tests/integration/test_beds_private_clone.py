@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.integration.served import free_port
 
 HAPICTL = Path(__file__).resolve().parents[2] / "tools" / "hapi-server" / "hapictl"
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its terminating NUL (unix(7))
@@ -32,13 +33,6 @@ def _require_postgres() -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _hapictl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -62,7 +56,7 @@ def pg_env(private_dir: Path) -> Iterator[dict[str, str]]:
         **os.environ,
         "HAPI_DB": "postgres",
         "HAPI_RUN_DIR": str(private_dir / "run dir"),
-        "HAPI_PG_PORT": str(_free_port()),
+        "HAPI_PG_PORT": str(free_port()),
     }
     env.pop("HAPI_PG_PARENT", None)
     yield env

@@ -10,7 +10,6 @@ never a skip. Node.js and npm are needed (and, for the first `npm ci`, the npm r
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -20,18 +19,12 @@ import httpx
 import pytest
 
 from service.fhir_client import capability_problem
+from tests.integration.served import free_port
 
 MEDPLUMCTL = Path(__file__).resolve().parents[2] / "tools" / "medplum" / "medplumctl"
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 MEDPLUM_MAX_UPDATES = 50  # updates in one transaction (Medplum's fhir-router 5.2.13)
 MEDPLUM_MAX_STRICT_ENTRIES = 8  # entries in a transaction that holds a conditional entry (idem)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _medplumctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +36,7 @@ def _private_env(directory: Path) -> dict[str, str]:
     holds a space (as `mktemp -d` and a clone into "$d/p q" give), on a free port."""
     directory.mkdir(mode=0o700)
     directory.chmod(0o700)
-    return {**os.environ, "MEDPLUM_RUN_DIR": str(directory / "run dir"), "MEDPLUM_PORT": str(_free_port())}
+    return {**os.environ, "MEDPLUM_RUN_DIR": str(directory / "run dir"), "MEDPLUM_PORT": str(free_port())}
 
 
 @pytest.fixture(scope="module")
