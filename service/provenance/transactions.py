@@ -48,8 +48,9 @@ class Transactions:
         self.provenances = 0
         """Provenances this object created (none here)."""
 
-    async def send(self, bundle: Json, sources: Sequence[Any] = ()) -> Json:
-        """POST the transaction (idempotent: every entry is a PUT, DELETE or conditional create); its response."""
+    async def send(self, bundle: Json, sources: Sequence[Any] = (), *, name: str | None = None) -> Json:
+        """POST the transaction (idempotent: every entry is a PUT, DELETE or conditional create); its response.
+        `name`: the Bundle's name in its request, in place of its sequence number (`ProvenanceWriter._scope`)."""
         return await self.fhir.transaction(bundle, idempotent=True)
 
 
@@ -81,8 +82,8 @@ class ProvenanceWriter(Transactions):
         self._sequence = itertools.count(1)
         self._built: OrderedDict[int, tuple[Json, list[Json], int]] = OrderedDict()
 
-    async def send(self, bundle: Json, sources: Sequence[Any] = ()) -> Json:
-        added, new = await self._additions(bundle, sources)
+    async def send(self, bundle: Json, sources: Sequence[Any] = (), *, name: str | None = None) -> Json:
+        added, new = await self._additions(bundle, sources, name)
         if not added:
             return await self.fhir.transaction(bundle, idempotent=True)
         mine = len(bundle["entry"])
@@ -96,7 +97,7 @@ class ProvenanceWriter(Transactions):
         log.debug("provenance.sent", extra={"provenances": new, "rewritten": len(added) - new})
         return {**response, "entry": answers[:mine]}
 
-    async def _additions(self, bundle: Json, sources: Sequence[Any]) -> tuple[list[Json], int]:
+    async def _additions(self, bundle: Json, sources: Sequence[Any], name: str | None) -> tuple[list[Json], int]:
         """(entries to add, how many of them, at the end, are new Provenances): built once per Bundle."""
         held = self._built.get(id(bundle))
         if held is not None and held[0] is bundle:
@@ -108,7 +109,7 @@ class ProvenanceWriter(Transactions):
             return [], 0
         await self.agents.ensure()
         agents = Agents(self.agents.device_ref, self.agents.organization_ref, self.caller_system, _caller_name())
-        stamp = Stamp(self.clock(), self._scope())
+        stamp = Stamp(self.clock(), self._scope(name))
         base = self.config.fhir_base_url
         ours = provenances(written, sources_of(sources, self.config), agents, stamp, base, deleted)
         added = rewrites + [entry(p, base) for p in ours]
@@ -117,13 +118,17 @@ class ProvenanceWriter(Transactions):
             self._built.popitem(last=False)
         return added, len(ours)
 
-    def _scope(self) -> str:
+    def _scope(self, name: str | None = None) -> str:
         """The request (or job) id and the Bundle's sequence number in it: for a job, this writer's count; for an
         API request, a count kept in the request's context, so the same request sent again (same `X-Request-Id`)
-        numbers its Bundles alike. With no request id, a scope of this Bundle alone."""
+        numbers its Bundles alike. A Bundle sent only sometimes (a new Patient's, before the records': see
+        `service.sync.identities`) is `name`d instead, so it takes no number from the others. With no request id,
+        a scope of this Bundle alone."""
         request_id = current_request_id()
         if request_id is None:
             return f"{self._run}-{uuid.uuid4().hex}"
+        if name is not None:
+            return f"{request_id}#{name}"
         if self.sequenced:
             return f"{request_id}#{next(self._sequence)}"
         held = _bundles.get()
