@@ -1,0 +1,81 @@
+"""The service on the Medplum FHIR engine (issue 24): what used to be refused there is written.
+
+Medplum's engine takes at most 8 entries in a transaction that holds a conditional entry
+(docs/compatibility.md, row 1): when a new Patient rode in the records' transaction, a PHQ-9 or a rating scale
+for a new patient answered 502 every time over the API, and a batch rejected such lines. With the Patient
+created first in its own transaction (`service.sync.identities`) both are written. Runs on the bed of
+`make medplum-up`, else on one of its own (tests/integration/medplum_support.py).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.auth import key_digest
+from service.settings import Settings
+from tests.integration.conftest import API_KEY, AUTH
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
+
+
+@pytest.fixture
+def api(medplum: httpx.Client, tmp_path: Path) -> Iterator[TestClient]:
+    """The service on the bed, its identifier systems new to this test (the bed keeps what earlier tests wrote)."""
+    run = uuid.uuid4().hex[:12]
+    settings = Settings(
+        FHIR_BASE_URL=str(medplum.base_url).rstrip("/"),
+        api_keys=key_digest(API_KEY),
+        identifier_system_base=f"https://test.infusion-fhir.example/{run}/sid",
+        mrn_system=f"https://test.infusion-fhir.example/{run}/mrn",
+        audit_log=str(tmp_path / "audit.jsonl"),
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def golden(kind: str, case: str) -> dict[str, Any]:
+    """The golden input of `case` as a PUT body for a new patient, naming no session."""
+    record = json.loads((GOLDEN / kind / case / "input.json").read_text(encoding="utf-8"))
+    record.pop("session_key", None)
+    record.pop("kind", None)
+    record["patient"] = {**record["patient"], "mrn": f"M-{uuid.uuid4().hex[:10]}"}
+    return record
+
+
+@pytest.mark.parametrize(
+    ("segment", "kind", "case"),
+    [
+        ("phq9-assessments", "phq9_assessment", "item9-positive"),
+        ("assessments", "assessment", "pcl5-probable-ptsd"),
+        ("assessments", "assessment", "cssrs-screen-high"),
+    ],
+)
+def test_a_scale_for_a_new_patient_is_written_and_sent_again(
+    api: TestClient, segment: str, kind: str, case: str
+) -> None:
+    body = golden(kind, case)
+    url = f"/v1/{segment}/{body['key']}"
+
+    first = api.put(url, json=body, headers=AUTH)
+    assert first.status_code == 201, first.text[:800]
+    outcomes = {(r["resourceType"], r["outcome"]) for r in first.json()["resources"]}
+    assert ("Patient", "created") in outcomes
+    assert {o for _, o in outcomes} == {"created"}
+
+    again = api.put(url, json=body, headers=AUTH)
+    assert again.status_code == 200, again.text[:800]
+    # nothing created twice; the bed writes a new version of a PUT even when unchanged (docs/compatibility.md)
+    assert {r["outcome"] for r in again.json()["resources"]} <= {"unchanged", "updated"}
+
+    read = api.get(url, headers=AUTH)
+    assert read.status_code == 200, read.text[:800]
+    assert read.json()["items"] == body["items"]
