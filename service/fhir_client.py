@@ -192,6 +192,10 @@ class FhirClient:
         self.tells_creates = False
         """Whether this server was seen to tell a create-by-PUT from an update in its transaction answers (a
         201, or HAPI's storage codes): until then, a writer reads what it holds first (`service.sync.outcomes`)."""
+        self.quiet_deletes = False
+        """Whether this server was seen to answer with HAPI's storage codes, and so to take a DELETE of what it does
+        not hold (`SUCCESSFUL_DELETE_NOT_FOUND`): until then, a stale part is read before it is deleted
+        (`service.sync.deletes`)."""
 
     # -- operations ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from service.errors import FhirRejected
 from service.fhir_client import FhirClient
 from service.mappers import MappingConfig
 from service.provenance.agents import AgentsOnce, Clinic
@@ -36,6 +37,7 @@ log = logging.getLogger("infusion_fhir.provenance")
 _bundles: ContextVar[tuple[str, Iterator[int]] | None] = ContextVar("infusion_fhir_provenance_bundles", default=None)
 """The request id and the count of the Bundles sent for it so far (an API request's tasks share it)."""
 Json = dict[str, Any]
+WILDCARD, PROVENANCE_TARGETS = "*", "Provenance:target"
 REMEMBERED = 32
 """Bundles whose additions are kept, so a Bundle sent again gets the same ones (a retry sends it at once)."""
 
@@ -81,6 +83,8 @@ class ProvenanceWriter(Transactions):
         self._run = uuid.uuid4().hex  # the scope when no request id is set
         self._sequence = itertools.count(1)
         self._built: OrderedDict[int, tuple[Json, list[Json], int]] = OrderedDict()
+        self._revinclude = WILDCARD
+        """How a DELETE's referrers are found: every one (`*`), or on a server refusing that its Provenances."""
 
     async def send(self, bundle: Json, sources: Sequence[Any] = (), *, name: str | None = None) -> Json:
         added, new = await self._additions(bundle, sources, name)
@@ -152,12 +156,7 @@ class ProvenanceWriter(Transactions):
                 by_type.setdefault(resource_type, []).append(resource_id)
         if not by_type:
             return [], []
-        found = await asyncio.gather(
-            *(
-                self.fhir.search_with_includes(t, {"_id": ",".join(ids), "_revinclude": "*"})
-                for t, ids in by_type.items()
-            )
-        )
+        found = await self._with_referrers(by_type)
         deleted = [_deleted(r) for matches, _ in found for r in matches]
         referrers = [r for _, included in found for r in included]
         written = {e.get("request", {}).get("url") for e in entries}
@@ -170,6 +169,28 @@ class ProvenanceWriter(Transactions):
         gone = {f"{d.resource_type}/{d.id}" for d in deleted}
         naming = {p["id"]: p for p in referrers if p["resourceType"] == PROVENANCE}
         return deleted, [_without(p, gone, self.config.fhir_base_url) for _, p in sorted(naming.items())]
+
+    async def _with_referrers(self, by_type: dict[str, list[str]]) -> list[tuple[list[Json], list[Json]]]:
+        """Per type, (the resources of `by_type`, every resource naming them): `_revinclude=*`; on a server that
+        refuses the wildcard (Medplum's engine: 400), the Provenances naming them (`Provenance:target`) from then on.
+        Such a server keeps no referential integrity, so there is no refusal for others to cause; a dose an adverse
+        event suspects is kept by the engine's own check (`service.sync.deletes`)."""
+
+        async def search(revinclude: str) -> list[tuple[list[Json], list[Json]]]:
+            return await asyncio.gather(
+                *(
+                    self.fhir.search_with_includes(t, {"_id": ",".join(ids), "_revinclude": revinclude})
+                    for t, ids in by_type.items()
+                )
+            )
+
+        if self._revinclude == WILDCARD:
+            try:
+                return await search(WILDCARD)
+            except FhirRejected:
+                log.info("provenance.revinclude_wildcard_refused")
+                self._revinclude = PROVENANCE_TARGETS
+        return await search(self._revinclude)
 
 
 def transactions_for(settings: Settings, fhir: FhirClient, *, sequenced: bool = False) -> Transactions:

@@ -51,9 +51,17 @@ from service.mappers.context import SessionContext, child_link, context_from_pro
 from service.mappers.ids import mrn_of, patient_token, resource_ref, visit_token
 from service.provenance import SourceRecord, Transactions
 from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
+from service.sync.deletes import stale_deletes
 from service.sync.identities import Identities, resolve_identities
 from service.sync.instruments_kept import instruments_kept, kept_refs
-from service.sync.outcomes import HeldBefore, WriteOutcome, WrittenResource, states_creates, written_resources
+from service.sync.outcomes import (
+    HeldBefore,
+    WriteOutcome,
+    WrittenResource,
+    shows_storage_codes,
+    states_creates,
+    written_resources,
+)
 from service.sync.redact import redact_error
 from service.sync.session_read import session_children
 
@@ -211,16 +219,12 @@ class SyncEngine:
                 copies = await self._server_copies(to_read, read_ahead)
                 before = HeldBefore.of(to_read, copies)
                 is_unchanged = _Unchanged(copies) if diff else None
+            read = is_unchanged.holds if is_unchanged else None
+            delete_stale = await stale_deletes(self.fhir, self.config, records, read, self._current)
             identities = await self._identities(records, patient_ids, visit_ids)
             # one writer at a time per patient whose records may raise or join the suicide-risk Flag
             async with self.flag_locks.hold(flag_patients(records)):
-                bundle, kept = await self._bundle(
-                    records,
-                    identities,
-                    sessions,
-                    is_unchanged.holds if is_unchanged else _any_stale,
-                    is_unchanged,
-                )
+                bundle, kept = await self._bundle(records, identities, sessions, delete_stale, is_unchanged)
                 if is_unchanged is not None:
                     unchanged = is_unchanged.left_out
                     if not bundle["entry"]:
@@ -244,13 +248,15 @@ class SyncEngine:
                         identities.written + again.written,
                         identities.transactions + again.transactions + 1,
                     )
-                    bundle, kept = await self._bundle(records, identities, sessions, _any_stale)
+                    delete_stale = await stale_deletes(self.fhir, self.config, records, None, self._current)
+                    bundle, kept = await self._bundle(records, identities, sessions, delete_stale)
                     response = await self.transactions.send(bundle, records)
         except (FhirRejected, Conflict) as exc:
             if isinstance(exc, SessionRefused):
                 raise
             raise redact_error(exc, records) from None
         self.fhir.tells_creates = self.fhir.tells_creates or states_creates(bundle, response)
+        self.fhir.quiet_deletes = self.fhir.quiet_deletes or shows_storage_codes(response)
         written = identities.written + written_resources(bundle, response, before) + unchanged + kept
         result = SyncResult(written, transactions=identities.transactions + 1, patients=identities.resolved)
         log.debug("sync.upsert", extra={"records": len(records), "outcomes": result.counts()})
@@ -553,11 +559,6 @@ class SyncEngine:
 def _session_key(record: Record) -> str | None:
     """The key of the session a record names (None for a session, which names none)."""
     return None if isinstance(record, InfusionSession) else record.session_key
-
-
-def _any_stale(url: str) -> bool:
-    """Without the diff's read, every stale part gets a DELETE (one never written finds nothing)."""
-    return True
 
 
 def _is_retracted(resource: dict[str, Any]) -> bool:

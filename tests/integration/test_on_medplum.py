@@ -3,12 +3,15 @@
 Medplum's engine takes at most 8 entries in a transaction that holds a conditional entry
 (docs/compatibility.md, row 1): when a new Patient rode in the records' transaction, a PHQ-9 or a rating scale
 for a new patient answered 502 every time over the API, and a batch rejected such lines. With the Patient
-created first in its own transaction (`service.sync.identities`) both are written. Runs on the bed of
-`make medplum-up`, else on one of its own (tests/integration/medplum_support.py).
+created first in its own transaction (`service.sync.identities`) both are written. Likewise the deletes of
+parts a record no longer has: only what the server holds, and never a dose an adverse event suspects
+(`service.sync.deletes`). Runs on the bed of `make medplum-up`, else on one of its own
+(tests/integration/medplum_support.py).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Iterator
@@ -23,6 +26,7 @@ from service.app import create_app
 from service.auth import key_digest
 from service.settings import Settings
 from tests.integration.conftest import API_KEY, AUTH
+from tests.unit.examples import BASE as EXAMPLES
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 
@@ -79,3 +83,58 @@ def test_a_scale_for_a_new_patient_is_written_and_sent_again(
     read = api.get(url, headers=AUTH)
     assert read.status_code == 200, read.text[:800]
     assert read.json()["items"] == body["items"]
+
+
+# -- deletes (docs/compatibility.md rows 5 and 15; H-35) -------------------------------------------
+
+
+def test_a_phq9_without_a_difficulty_answer_for_a_new_patient_is_written(api: TestClient) -> None:
+    """Its difficulty Observation was never written: no DELETE of it is sent (the engine answers 404 to one, and
+    refuses the whole transaction)."""
+    body = golden("phq9_assessment", "minimal-no-session")
+    assert "difficulty" not in body
+    put = api.put(f"/v1/phq9-assessments/{body['key']}", json=body, headers=AUTH)
+    assert put.status_code == 201, put.text[:800]
+
+
+def test_a_withdrawn_difficulty_answer_is_deleted(api: TestClient, medplum: httpx.Client) -> None:
+    """With Provenance on (the default), whose rewrite of what names a deleted resource needs a search the engine
+    answers without the `_revinclude=*` wildcard."""
+    body = {**golden("phq9_assessment", "minimal-no-session"), "difficulty": "somewhat"}
+    url = f"/v1/phq9-assessments/{body['key']}"
+    first = api.put(url, json=body, headers=AUTH)
+    assert first.status_code == 201, first.text[:800]
+
+    withdrawn = api.put(url, json={k: v for k, v in body.items() if k != "difficulty"}, headers=AUTH)
+
+    assert withdrawn.status_code == 200, withdrawn.text[:800]
+    (deleted,) = [r for r in withdrawn.json()["resources"] if r["outcome"] == "deleted"]
+    assert medplum.get(f"Observation/{deleted['id']}").status_code in (404, 410)
+    assert "difficulty" not in api.get(url, headers=AUTH).json()
+
+
+def test_a_dose_an_adverse_event_suspects_is_not_withdrawn_under_it(api: TestClient) -> None:
+    """H-35 where the server keeps no referential integrity (it deletes what another resource names): the re-plan
+    is refused with a 409 before anything is sent, and the dose reads back."""
+    mrn = f"M-{uuid.uuid4().hex[:10]}"
+    session = {
+        k: v for k, v in copy.deepcopy(EXAMPLES["infusion_session"]).items() if k not in ("key", "kind", "patient")
+    }
+    session |= {
+        "patient": {**EXAMPLES["infusion_session"]["patient"], "mrn": mrn},
+        "vital_signs": [],
+        "adverse_events": [],
+    }
+    key = f"S-{uuid.uuid4().hex[:8]}"
+    assert api.put(f"/v1/infusion-sessions/{key}", json=session, headers=AUTH).status_code == 201
+    event = {k: v for k, v in copy.deepcopy(EXAMPLES["adverse_event"]).items() if k not in ("key", "kind")}
+    event |= {"session_key": key, "patient": session["patient"]}
+    assert api.put(f"/v1/adverse-events/AE-{key}", json=event, headers=AUTH).status_code == 201
+
+    planned = {k: v for k, v in session.items() if k not in ("dose", "ended_at")} | {"status": "planned"}
+    refused = api.put(f"/v1/infusion-sessions/{key}", json=planned, headers=AUTH)
+
+    assert refused.status_code == 409, refused.text[:800]
+    assert "suspected" in refused.json()["issue"][0]["diagnostics"]
+    read = api.get(f"/v1/infusion-sessions/{key}", headers=AUTH)
+    assert read.status_code == 200 and read.json()["status"] == "completed" and "dose" in read.json()
