@@ -306,6 +306,8 @@ class BatchSync:
 
     def _account(self, lines: list[Line], result: SyncResult) -> None:
         self.run_patients.update(result.patients)
+        if result.parts > 1:  # one record (a Bundle of several is halved instead): not written all or nothing
+            self.report.split_records += [f"{line.kind}/{line.record.key}" for line in lines]
         outcomes = {f"{r.resource_type}/{r.id}": r.outcome.value for r in result.resources}
         for written in result.resources:
             self.report.resources[written.outcome.value] += 1

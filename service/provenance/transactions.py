@@ -83,6 +83,8 @@ class ProvenanceWriter(Transactions):
         self._run = uuid.uuid4().hex  # the scope when no request id is set
         self._sequence = itertools.count(1)
         self._built: OrderedDict[int, tuple[Json, list[Json], int]] = OrderedDict()
+        self._written: OrderedDict[str, None] = OrderedDict()
+        """Ids of the Provenances written lately (`_created`)."""
         self._revinclude = WILDCARD
         """How a DELETE's referrers are found: every one (`*`), or on a server refusing that its Provenances."""
 
@@ -94,13 +96,23 @@ class ProvenanceWriter(Transactions):
         sent = {**bundle, "entry": [*bundle["entry"], *added]}
         response = await self.fhir.transaction(sent, idempotent=True)
         answers = response.get("entry", [])
-        # a 201; on a server that answers 200 to a create too (Medplum's engine), any 2xx: each new Bundle's
-        # Provenances are new (their ids derive from its scope), and only a retry of it could write one again
-        counted = ("201",) if self.fhir.tells_creates else ("200", "201")
-        created = [a for a in answers[len(answers) - new :] if str(a.get("response", {}).get("status"))[:3] in counted]
-        self.provenances += len(created)
+        self.provenances += self._created(added[len(added) - new :], answers[len(answers) - new :])
         log.debug("provenance.sent", extra={"provenances": new, "rewritten": len(added) - new})
         return {**response, "entry": answers[:mine]}
+
+    def _created(self, provenances: Sequence[Json], answers: Sequence[Json]) -> int:
+        """How many of the Provenances sent were created: a 201; on a server that answers 200 to a create too
+        (Medplum's engine), a 2xx for one this writer has not had written before (a Bundle sent again carries the
+        very same ones)."""
+        created = 0
+        for provenance, answer in zip(provenances, answers, strict=False):
+            status = str(answer.get("response", {}).get("status"))[:3]
+            first = provenance["resource"]["id"] not in self._written
+            self._written[provenance["resource"]["id"]] = None
+            created += status == "201" or (status == "200" and first and not self.fhir.tells_creates)
+        while len(self._written) > REMEMBERED * 64:
+            self._written.popitem(last=False)
+        return created
 
     async def _additions(self, bundle: Json, sources: Sequence[Any], name: str | None) -> tuple[list[Json], int]:
         """(entries to add, how many of them, at the end, are new Provenances): built once per Bundle."""

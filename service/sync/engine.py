@@ -54,6 +54,7 @@ from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_fl
 from service.sync.deletes import stale_deletes
 from service.sync.identities import Identities, resolve_identities
 from service.sync.instruments_kept import instruments_kept, kept_refs
+from service.sync.limits import send_fitting
 from service.sync.outcomes import (
     HeldBefore,
     WriteOutcome,
@@ -79,6 +80,9 @@ class SyncResult:
     """Write transactions sent: 0 when the server already held exactly what the records map to."""
     patients: dict[str, str] = field(default_factory=dict)
     """MRN -> `Patient/id` of the Patients this write created or matched first (`identities.py`)."""
+    parts: int = 1
+    """Transactions the records' resources took: more than one only for a record the server could not take in one
+    (`limits.py`), which was then not written all or nothing."""
 
     @property
     def created_any(self) -> bool:
@@ -91,7 +95,10 @@ class SyncResult:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"resources": [r.as_dict() for r in self.resources], "counts": self.counts()}
+        out: dict[str, Any] = {"resources": [r.as_dict() for r in self.resources], "counts": self.counts()}
+        if self.parts > 1:
+            out["split_into_transactions"] = self.parts  # the FHIR server takes fewer updates in one
+        return out
 
 
 @dataclass(frozen=True)
@@ -235,7 +242,7 @@ class SyncEngine:
                             patients=identities.resolved,
                         )
                 try:
-                    response = await self.transactions.send(bundle, records)
+                    response, parts = await send_fitting(self.transactions, self.fhir, bundle, records)
                 except Conflict:
                     # A Flag changed since it was read (or a Patient or visit meanwhile deleted): read again, once.
                     log.info("sync.conflict_retry", extra={"records": [r.key for r in records][:20]})
@@ -250,7 +257,7 @@ class SyncEngine:
                     )
                     delete_stale = await stale_deletes(self.fhir, self.config, records, None, self._current)
                     bundle, kept = await self._bundle(records, identities, sessions, delete_stale)
-                    response = await self.transactions.send(bundle, records)
+                    response, parts = await send_fitting(self.transactions, self.fhir, bundle, records)
         except (FhirRejected, Conflict) as exc:
             if isinstance(exc, SessionRefused):
                 raise
@@ -258,7 +265,9 @@ class SyncEngine:
         self.fhir.tells_creates = self.fhir.tells_creates or states_creates(bundle, response)
         self.fhir.quiet_deletes = self.fhir.quiet_deletes or shows_storage_codes(response)
         written = identities.written + written_resources(bundle, response, before) + unchanged + kept
-        result = SyncResult(written, transactions=identities.transactions + 1, patients=identities.resolved)
+        result = SyncResult(
+            written, transactions=identities.transactions + parts, patients=identities.resolved, parts=parts
+        )
         log.debug("sync.upsert", extra={"records": len(records), "outcomes": result.counts()})
         return result
 
@@ -532,8 +541,8 @@ class SyncEngine:
             for r in not_retractable(resources)
         ]
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries + flags}
-        response = await self.transactions.send(bundle, [SourceRecord(kind, key)])
-        result = SyncResult(written_resources(bundle, response))
+        response, parts = await send_fitting(self.transactions, self.fhir, bundle, [SourceRecord(kind, key)])
+        result = SyncResult(written_resources(bundle, response), transactions=parts, parts=parts)
         log.info("sync.retract", extra={"kind": kind, "key": key, "outcomes": result.counts()})
         return result
 

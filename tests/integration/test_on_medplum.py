@@ -138,3 +138,29 @@ def test_a_dose_an_adverse_event_suspects_is_not_withdrawn_under_it(api: TestCli
     assert "suspected" in refused.json()["issue"][0]["diagnostics"]
     read = api.get(f"/v1/infusion-sessions/{key}", headers=AUTH)
     assert read.status_code == 200 and read.json()["status"] == "completed" and "dose" in read.json()
+
+
+# -- the limit on updates in one transaction (docs/compatibility.md row 2) -------------------------
+
+
+def test_a_session_with_60_embedded_readings_is_written_split_and_reads_back(api: TestClient) -> None:
+    """Medplum takes at most 50 updates in a transaction: the session is written over several, and says so."""
+    mrn = f"M-{uuid.uuid4().hex[:10]}"
+    body = {k: v for k, v in copy.deepcopy(EXAMPLES["infusion_session"]).items() if k not in ("key", "kind")}
+    body["patient"] = {**body["patient"], "mrn": mrn}
+    started = body["started_at"]
+    body["vital_signs"] = [
+        {"key": f"V-{i}", "measured_at": started, "type": "heart_rate", "value": 60 + i % 40} for i in range(50)
+    ]
+    body["monitoring_scores"] = [
+        {"key": f"M-{i}", "measured_at": started, "instrument": "rass", "score": 0} for i in range(10)
+    ]
+    key = f"S-{uuid.uuid4().hex[:8]}"
+
+    first = api.put(f"/v1/infusion-sessions/{key}", json=body, headers=AUTH)
+
+    assert first.status_code == 201, first.text[:800]
+    assert first.json()["split_into_transactions"] >= 2
+    read = api.get(f"/v1/infusion-sessions/{key}", headers=AUTH)
+    assert read.status_code == 200, read.text[:800]
+    assert len(read.json()["vital_signs"]) == 50 and len(read.json()["monitoring_scores"]) == 10

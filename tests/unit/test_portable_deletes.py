@@ -19,8 +19,8 @@ from service.mappers import resource_ids
 from service.mappers.ids import resource_ref
 from service.sync.deletes import DoseSuspected
 from tests.unit.examples import BASE as EXAMPLES
-from tests.unit.fake_fhir import engine_rig, outcome
 from tests.unit.fake_fhir import EngineRig as Rig
+from tests.unit.fake_fhir import engine_rig, outcome
 
 
 @pytest.fixture
@@ -115,7 +115,10 @@ async def test_a_replanned_session_whose_own_event_suspected_the_dose_is_written
     assert administration in rig.fake.store
 
     replan = parse_record(
-        {**planned(completed).model_dump(mode="json", exclude_none=True), "adverse_events": EXAMPLES["infusion_session"]["adverse_events"]}
+        {
+            **planned(completed).model_dump(mode="json", exclude_none=True),
+            "adverse_events": EXAMPLES["infusion_session"]["adverse_events"],
+        }
     )
     await rig.engine.upsert([replan])
 
