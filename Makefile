@@ -83,7 +83,7 @@ test: preflight venv openapi-client-tool faults lint
 PG_HAPI_PORT ?= 8092
 PG_PASS_IGNORES := --ignore=tests/integration/test_smart.py --ignore=tests/integration/test_faults.py \
 	--ignore=tests/integration/test_docs_offline.py --ignore=tests/integration/test_beds_private_clone.py \
-	--ignore=tests/integration/test_medplum_bed.py
+	--ignore=tests/integration/test_medplum_bed.py --ignore=tests/integration/test_on_medplum.py
 test-postgres: venv openapi-client-tool
 	@if [ -n "$$FHIR_BASE_URL" ]; then echo "make test-postgres: FHIR_BASE_URL is set; the PostgreSQL pass needs the local HAPI"; exit 0; fi; \
 	began=$$SECONDS; export HAPI_DB=postgres HAPI_PORT=$(PG_HAPI_PORT); \

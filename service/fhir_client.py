@@ -126,7 +126,9 @@ async def open_fhir_client(
                 transport=transport,
             )
         )
-        yield FhirClient(http, retry_policy(settings), observer=observer)
+        client = FhirClient(http, retry_policy(settings), observer=observer)
+        client.max_updates = settings.transaction_max_updates
+        yield client
 
 
 @asynccontextmanager
@@ -192,6 +194,14 @@ class FhirClient:
         self.tells_creates = False
         """Whether this server was seen to tell a create-by-PUT from an update in its transaction answers (a
         201, or HAPI's storage codes): until then, a writer reads what it holds first (`service.sync.outcomes`)."""
+        self.max_updates: int | None = None
+        """The most updates (PUTs) the server takes in one transaction, when set (`service.sync.limits`)."""
+        self.updates_refused_at: int | None = None
+        """The fewest of our PUTs in a transaction this server refused for holding too many, when it did."""
+        self.quiet_deletes = False
+        """Whether this server was seen to answer with HAPI's storage codes, and so to take a DELETE of what it does
+        not hold (`SUCCESSFUL_DELETE_NOT_FOUND`): until then, a stale part is read before it is deleted
+        (`service.sync.deletes`)."""
 
     # -- operations ---------------------------------------------------------------------------
 

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     )
     oauth_jwks_max_age_s: float = Field(3600.0, gt=0, description="Cached issuer keys are fetched again after this.")
     max_body_bytes: int = 5_000_000
+    transaction_max_updates: int | None = Field(
+        None,
+        gt=3,  # room for a part's Provenances besides (service.sync.limits.PROVENANCE_ROOM)
+        description="The most updates (PUTs) the FHIR server takes in one transaction (Medplum's engine: 50). Unset, "
+        "it is learned from the server's refusal; a single record beyond it is split over several transactions, "
+        "and the answer or the batch report says so (docs/compatibility.md, row 2).",
+    )
     api_read_before_write: bool = Field(
         False,
         description="PUT reads the server's copies first and writes only what changed, as the batch does "

@@ -19,6 +19,8 @@ EXIT_OK, EXIT_REJECTED, EXIT_STOPPED = ExitCode.OK, ExitCode.REJECTED, ExitCode.
 MAX_REASONS = 1000
 """Distinct rejection reasons counted (for the terminal summary); any further ones count as OTHER."""
 OTHER = "(other reasons)"
+SPLIT_KEYS_SHOWN = 100
+"""Keys of split records listed in the report (all are counted)."""
 
 
 @dataclass
@@ -37,6 +39,9 @@ class Report:
     bundles: int = 0
     transactions: int = 0
     splits: int = 0
+    split_records: list[str] = field(default_factory=list)
+    """`kind/key` of records written over several transactions, the FHIR server taking fewer updates in one
+    (`service.sync.limits`): each was not written all or nothing."""
     stopped_reason: str | None = None
     reasons: Counter[str] = field(default_factory=Counter)
     """Rejected lines per reason (the first field issue of an invalid record): PHI-free, like the rejects file."""
@@ -123,6 +128,8 @@ class Report:
             "bundles": self.bundles,
             "transactions": self.transactions,
             "bundle_splits": self.splits,
+            "records_split": len(self.split_records),
+            "records_split_keys": self.split_records[:SPLIT_KEYS_SHOWN],
             "retries": retries,
             "duration_s": round(duration, 3),
             "cpu_s": round(time.process_time() - self.started_cpu, 3),

@@ -125,6 +125,9 @@ class BatchSync:
         self.known = KnownSessions()
         self.new_patients = BoundedSet()
         """`Patient/id`s this run created: their records had nothing on the server to compare with."""
+        self.run_patients: dict[str, str] = {}
+        """MRN -> `Patient/id` of the Patients this run created or matched first: a read-ahead made before then
+        does not see them, and they are not sent again (a round trip each)."""
         self.in_flight: dict[str, asyncio.Event] = {}
         self.stop = asyncio.Event()
         self.touched: set[str] = set()
@@ -292,11 +295,19 @@ class BatchSync:
     async def _upsert(self, records: list[Any], read_ahead: ReadAhead | None) -> SyncResult:
         if self.diff:
             return await self.engine.upsert(
-                records, known_sessions=self.known, diff=True, new_patients=self.new_patients, read_ahead=read_ahead
+                records,
+                known_sessions=self.known,
+                diff=True,
+                new_patients=self.new_patients,
+                read_ahead=read_ahead,
+                run_patients=self.run_patients,
             )
-        return await self.engine.upsert(records, known_sessions=self.known)
+        return await self.engine.upsert(records, known_sessions=self.known, run_patients=self.run_patients)
 
     def _account(self, lines: list[Line], result: SyncResult) -> None:
+        self.run_patients.update(result.patients)
+        if result.parts > 1:  # one record (a Bundle of several is halved instead): not written all or nothing
+            self.report.split_records += [f"{line.kind}/{line.record.key}" for line in lines]
         outcomes = {f"{r.resource_type}/{r.id}": r.outcome.value for r in result.resources}
         for written in result.resources:
             self.report.resources[written.outcome.value] += 1

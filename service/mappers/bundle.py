@@ -125,24 +125,7 @@ def transaction_bundle(
     known_visits = {visit: _literal("Encounter", ref) for visit, ref in (visit_ids or {}).items()}
     replacements = {patient_urn(mrn, config): ref for mrn, ref in known_patients.items() if mrn in patients}
     replacements.update({visit_urn(v, config): ref for v, ref in known_visits.items()})
-    entries: list[dict[str, Any]] = []
-    for mrn, patient in patients.items():
-        if mrn not in known_patients:
-            entries.append(
-                _conditional_create(
-                    patient_urn(mrn, config), patient_json(patient, config), patient_if_none_exist(mrn, config)
-                )
-            )
-    for visit_id, session in visits.items():
-        if visit_id not in known_visits:
-            encounter = _replace_references(visit_encounter(session, config), replacements)
-            entries.append(
-                _conditional_create(
-                    visit_urn(visit_id, config),
-                    encounter,
-                    "identifier=" + quote(visit_token(visit_id, config), safe=""),
-                )
-            )
+    entries = conditional_entries(patients, visits, config, known_patients, known_visits, replacements)
     base = config.fhir_base_url.rstrip("/")
     for resource_type in TYPE_ORDER:
         for (rtype, rid), resource in resources.items():
@@ -159,6 +142,29 @@ def transaction_bundle(
             if delete_stale(url) and tuple(url.split("/", 1)) not in resources:
                 entries.append({"request": {"method": "DELETE", "url": url}})
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def conditional_entries(
+    patients: Mapping[str, PatientInfo],
+    visits: Mapping[str, Any],
+    config: MappingConfig,
+    known_patients: Collection[str] = (),
+    known_visits: Collection[str] = (),
+    replacements: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The conditional creates of the Patients (by MRN) and EHR visits (by visit id, their session record) not
+    known: Patients first, each visit's Encounter referencing its Patient's urn unless `replacements` rewrites it."""
+    entries = [
+        _conditional_create(patient_urn(mrn, config), patient_json(patient, config), patient_if_none_exist(mrn, config))
+        for mrn, patient in patients.items()
+        if mrn not in known_patients
+    ]
+    for visit_id, session in visits.items():
+        if visit_id not in known_visits:
+            encounter = _replace_references(visit_encounter(session, config), replacements or {})
+            if_none_exist = "identifier=" + quote(visit_token(visit_id, config), safe="")
+            entries.append(_conditional_create(visit_urn(visit_id, config), encounter, if_none_exist))
+    return entries
 
 
 def stale_refs(records: Iterable[Any], config: MappingConfig) -> list[str]:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from service.errors import FhirRejected
 from service.fhir_client import FhirClient
 from service.mappers import MappingConfig
 from service.provenance.agents import AgentsOnce, Clinic
@@ -36,6 +37,7 @@ log = logging.getLogger("infusion_fhir.provenance")
 _bundles: ContextVar[tuple[str, Iterator[int]] | None] = ContextVar("infusion_fhir_provenance_bundles", default=None)
 """The request id and the count of the Bundles sent for it so far (an API request's tasks share it)."""
 Json = dict[str, Any]
+WILDCARD, PROVENANCE_TARGETS = "*", "Provenance:target"
 REMEMBERED = 32
 """Bundles whose additions are kept, so a Bundle sent again gets the same ones (a retry sends it at once)."""
 
@@ -48,8 +50,9 @@ class Transactions:
         self.provenances = 0
         """Provenances this object created (none here)."""
 
-    async def send(self, bundle: Json, sources: Sequence[Any] = ()) -> Json:
-        """POST the transaction (idempotent: every entry is a PUT, DELETE or conditional create); its response."""
+    async def send(self, bundle: Json, sources: Sequence[Any] = (), *, name: str | None = None) -> Json:
+        """POST the transaction (idempotent: every entry is a PUT, DELETE or conditional create); its response.
+        `name`: the Bundle's name in its request, in place of its sequence number (`ProvenanceWriter._scope`)."""
         return await self.fhir.transaction(bundle, idempotent=True)
 
 
@@ -80,23 +83,38 @@ class ProvenanceWriter(Transactions):
         self._run = uuid.uuid4().hex  # the scope when no request id is set
         self._sequence = itertools.count(1)
         self._built: OrderedDict[int, tuple[Json, list[Json], int]] = OrderedDict()
+        self._written: OrderedDict[str, None] = OrderedDict()
+        """Ids of the Provenances written lately (`_created`)."""
+        self._revinclude = WILDCARD
+        """How a DELETE's referrers are found: every one (`*`), or on a server refusing that its Provenances."""
 
-    async def send(self, bundle: Json, sources: Sequence[Any] = ()) -> Json:
-        added, new = await self._additions(bundle, sources)
+    async def send(self, bundle: Json, sources: Sequence[Any] = (), *, name: str | None = None) -> Json:
+        added, new = await self._additions(bundle, sources, name)
         if not added:
             return await self.fhir.transaction(bundle, idempotent=True)
         mine = len(bundle["entry"])
         sent = {**bundle, "entry": [*bundle["entry"], *added]}
         response = await self.fhir.transaction(sent, idempotent=True)
         answers = response.get("entry", [])
-        created = [
-            a for a in answers[len(answers) - new :] if str(a.get("response", {}).get("status")).startswith("201")
-        ]
-        self.provenances += len(created)
+        self.provenances += self._created(added[len(added) - new :], answers[len(answers) - new :])
         log.debug("provenance.sent", extra={"provenances": new, "rewritten": len(added) - new})
         return {**response, "entry": answers[:mine]}
 
-    async def _additions(self, bundle: Json, sources: Sequence[Any]) -> tuple[list[Json], int]:
+    def _created(self, provenances: Sequence[Json], answers: Sequence[Json]) -> int:
+        """How many of the Provenances sent were created: a 201; on a server that answers 200 to a create too
+        (Medplum's engine), a 2xx for one this writer has not had written before (a Bundle sent again carries the
+        very same ones)."""
+        created = 0
+        for provenance, answer in zip(provenances, answers, strict=False):
+            status = str(answer.get("response", {}).get("status"))[:3]
+            first = provenance["resource"]["id"] not in self._written
+            self._written[provenance["resource"]["id"]] = None
+            created += status == "201" or (status == "200" and first and not self.fhir.tells_creates)
+        while len(self._written) > REMEMBERED * 64:
+            self._written.popitem(last=False)
+        return created
+
+    async def _additions(self, bundle: Json, sources: Sequence[Any], name: str | None) -> tuple[list[Json], int]:
         """(entries to add, how many of them, at the end, are new Provenances): built once per Bundle."""
         held = self._built.get(id(bundle))
         if held is not None and held[0] is bundle:
@@ -108,7 +126,7 @@ class ProvenanceWriter(Transactions):
             return [], 0
         await self.agents.ensure()
         agents = Agents(self.agents.device_ref, self.agents.organization_ref, self.caller_system, _caller_name())
-        stamp = Stamp(self.clock(), self._scope())
+        stamp = Stamp(self.clock(), self._scope(name))
         base = self.config.fhir_base_url
         ours = provenances(written, sources_of(sources, self.config), agents, stamp, base, deleted)
         added = rewrites + [entry(p, base) for p in ours]
@@ -117,13 +135,17 @@ class ProvenanceWriter(Transactions):
             self._built.popitem(last=False)
         return added, len(ours)
 
-    def _scope(self) -> str:
+    def _scope(self, name: str | None = None) -> str:
         """The request (or job) id and the Bundle's sequence number in it: for a job, this writer's count; for an
         API request, a count kept in the request's context, so the same request sent again (same `X-Request-Id`)
-        numbers its Bundles alike. With no request id, a scope of this Bundle alone."""
+        numbers its Bundles alike. A Bundle sent only sometimes (a new Patient's, before the records': see
+        `service.sync.identities`) is `name`d instead, so it takes no number from the others. With no request id,
+        a scope of this Bundle alone."""
         request_id = current_request_id()
         if request_id is None:
             return f"{self._run}-{uuid.uuid4().hex}"
+        if name is not None:
+            return f"{request_id}#{name}"
         if self.sequenced:
             return f"{request_id}#{next(self._sequence)}"
         held = _bundles.get()
@@ -147,12 +169,7 @@ class ProvenanceWriter(Transactions):
                 by_type.setdefault(resource_type, []).append(resource_id)
         if not by_type:
             return [], []
-        found = await asyncio.gather(
-            *(
-                self.fhir.search_with_includes(t, {"_id": ",".join(ids), "_revinclude": "*"})
-                for t, ids in by_type.items()
-            )
-        )
+        found = await self._with_referrers(by_type)
         deleted = [_deleted(r) for matches, _ in found for r in matches]
         referrers = [r for _, included in found for r in included]
         written = {e.get("request", {}).get("url") for e in entries}
@@ -165,6 +182,28 @@ class ProvenanceWriter(Transactions):
         gone = {f"{d.resource_type}/{d.id}" for d in deleted}
         naming = {p["id"]: p for p in referrers if p["resourceType"] == PROVENANCE}
         return deleted, [_without(p, gone, self.config.fhir_base_url) for _, p in sorted(naming.items())]
+
+    async def _with_referrers(self, by_type: dict[str, list[str]]) -> list[tuple[list[Json], list[Json]]]:
+        """Per type, (the resources of `by_type`, every resource naming them): `_revinclude=*`; on a server that
+        refuses the wildcard (Medplum's engine: 400), the Provenances naming them (`Provenance:target`) from then on.
+        Such a server keeps no referential integrity, so there is no refusal for others to cause; a dose an adverse
+        event suspects is kept by the engine's own check (`service.sync.deletes`)."""
+
+        async def search(revinclude: str) -> list[tuple[list[Json], list[Json]]]:
+            return await asyncio.gather(
+                *(
+                    self.fhir.search_with_includes(t, {"_id": ",".join(ids), "_revinclude": revinclude})
+                    for t, ids in by_type.items()
+                )
+            )
+
+        if self._revinclude == WILDCARD:
+            try:
+                return await search(WILDCARD)
+            except FhirRejected:
+                log.info("provenance.revinclude_wildcard_refused")
+                self._revinclude = PROVENANCE_TARGETS
+        return await search(self._revinclude)
 
 
 def transactions_for(settings: Settings, fhir: FhirClient, *, sequenced: bool = False) -> Transactions:

@@ -2,13 +2,14 @@
 
 No FastAPI here: the REST routes and the batch CLI both drive this class.
 
-How a Patient is written (issue 4 asks us to choose by testing against HAPI; see
-tests/integration/test_api_sync.py): each transaction carries the Patient as a *conditional
-create* on its MRN identifier (`ifNoneExist`), so an existing Patient, possibly created by the
-EHR with demographics we do not hold, is matched and never overwritten. Concurrent first syncs of
-one MRN race on HAPI's unique match-URL index: one wins, the others get 409/412. We then re-read
-the Patient by identifier (POST `_search`, no MRN in any URL) and retry once with a literal
-reference. The EHR's visit (a session's `visit_id`) is an Encounter handled the same way.
+How a Patient is written (issue 4 chose the conditional create by testing against HAPI; issue 24 moved it
+first): a Patient the server lacks is created *conditionally* on its MRN identifier (`ifNoneExist`) in a small
+transaction of its own (`identities.py`), so an existing Patient, possibly created by the EHR with demographics we
+do not hold, is matched and never overwritten, and the records' transaction references it literally and holds no
+conditional entry (servers limit those: docs/compatibility.md). Concurrent first syncs of one MRN race on HAPI's
+unique match-URL index: one wins, the others get 409/412. We then re-read the Patient by identifier (POST
+`_search`, no MRN in any URL) and go on with it. The EHR's visit (a session's `visit_id`) is an Encounter handled
+the same way.
 
 Before anything is written (clinical safety, docs/clinical-safety.md):
 * every record naming a `session_key` must be of that session's patient: checked against the
@@ -50,8 +51,18 @@ from service.mappers.context import SessionContext, child_link, context_from_pro
 from service.mappers.ids import mrn_of, patient_token, resource_ref, visit_token
 from service.provenance import SourceRecord, Transactions
 from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
+from service.sync.deletes import stale_deletes
+from service.sync.identities import Identities, resolve_identities
 from service.sync.instruments_kept import instruments_kept, kept_refs
-from service.sync.outcomes import HeldBefore, WriteOutcome, WrittenResource, states_creates, written_resources
+from service.sync.limits import send_fitting
+from service.sync.outcomes import (
+    HeldBefore,
+    WriteOutcome,
+    WrittenResource,
+    shows_storage_codes,
+    states_creates,
+    written_resources,
+)
 from service.sync.redact import redact_error
 from service.sync.session_read import session_children
 
@@ -67,6 +78,11 @@ class SyncResult:
     resources: list[WrittenResource] = field(default_factory=list)
     transactions: int = 1
     """Write transactions sent: 0 when the server already held exactly what the records map to."""
+    patients: dict[str, str] = field(default_factory=dict)
+    """MRN -> `Patient/id` of the Patients this write created or matched first (`identities.py`)."""
+    parts: int = 1
+    """Transactions the records' resources took: more than one only for a record the server could not take in one
+    (`limits.py`), which was then not written all or nothing."""
 
     @property
     def created_any(self) -> bool:
@@ -79,7 +95,10 @@ class SyncResult:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"resources": [r.as_dict() for r in self.resources], "counts": self.counts()}
+        out: dict[str, Any] = {"resources": [r.as_dict() for r in self.resources], "counts": self.counts()}
+        if self.parts > 1:
+            out["split_into_transactions"] = self.parts  # the FHIR server takes fewer updates in one
+        return out
 
 
 @dataclass(frozen=True)
@@ -168,6 +187,7 @@ class SyncEngine:
         diff: bool = False,
         new_patients: Container[str] = (),
         read_ahead: ReadAhead | None = None,
+        run_patients: Mapping[str, str] | None = None,
     ) -> SyncResult:
         """Write `records` in one transaction (all or nothing); re-sending changes nothing.
 
@@ -179,24 +199,26 @@ class SyncEngine:
         `new_patients` (`Patient/id`s the caller's run created), has nothing older to compare with,
         and its records are written unread, as without `diff`. A `read_ahead` (the batch job's, for
         several Bundles at once) stands in for the Patient search when it looked up every MRN here,
-        and for the reads of the refs it read.
+        and for the reads of the refs it read. `run_patients` (MRN -> `Patient/id`, the batch job's
+        `SyncResult.patients` so far) stand in for Patients the lookup did not find because this run
+        created them after it: they are not created again.
         """
         unchanged: list[WrittenResource] = []
-        transactions = 1
         try:
             # Independent reads, sent at once; what the caller must act on is raised in a fixed order.
             sessions, visit_ids, patient_ids, _ = _first_failure_raised(
                 await asyncio.gather(
                     self.session_contexts(records, known_sessions or {}),
                     self._existing_visits(records),
-                    self._patients_on_server(records, read_ahead) if diff else _none(),
+                    self._patients_on_server(records, read_ahead),
                     instruments_kept(records, lambda refs: self._server_copies(refs, read_ahead), self.config),
                     return_exceptions=True,
                 )
             )
+            patient_ids = {**(run_patients or {}), **patient_ids}
             is_unchanged = before = None
             if diff or not self.fhir.tells_creates:  # a server that may answer 200 to a create: read (outcomes.py)
-                held = {mrn for mrn, ref in (patient_ids or {}).items() if ref not in new_patients}
+                held = {mrn for mrn, ref in patient_ids.items() if ref not in new_patients}
                 every = not self.fhir.tells_creates
                 to_read = [
                     ref for r in records if every or r.patient.mrn in held for ref in record_refs(r, self.config)
@@ -204,57 +226,83 @@ class SyncEngine:
                 copies = await self._server_copies(to_read, read_ahead)
                 before = HeldBefore.of(to_read, copies)
                 is_unchanged = _Unchanged(copies) if diff else None
+            read = is_unchanged.holds if is_unchanged else None
+            delete_stale = await stale_deletes(self.fhir, self.config, records, read, self._current)
+            identities = await self._identities(records, patient_ids, visit_ids)
             # one writer at a time per patient whose records may raise or join the suicide-risk Flag
             async with self.flag_locks.hold(flag_patients(records)):
-                bundle, kept = await self._bundle(
-                    records,
-                    patient_ids,
-                    sessions,
-                    visit_ids,
-                    is_unchanged.holds if is_unchanged else _any_stale,
-                    is_unchanged,
-                )
+                bundle, kept = await self._bundle(records, identities, sessions, delete_stale, is_unchanged)
                 if is_unchanged is not None:
                     unchanged = is_unchanged.left_out
                     if not bundle["entry"]:
                         log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
-                        return SyncResult(unchanged + kept, transactions=0)
+                        return SyncResult(
+                            identities.written + unchanged + kept,
+                            transactions=identities.transactions,
+                            patients=identities.resolved,
+                        )
                 try:
-                    response = await self.transactions.send(bundle, records)
+                    response, parts = await send_fitting(self.transactions, self.fhir, bundle, records)
                 except Conflict:
-                    # A Patient (or visit) created meanwhile, or a Flag changed since it was read: read again, once.
-                    patient_ids = await self._patients_on_server(records)
-                    visit_ids = await self._existing_visits(records)
-                    log.info("sync.patient_race_retry", extra={"records": [r.key for r in records][:20]})
-                    bundle, kept = await self._bundle(records, patient_ids, sessions, visit_ids, _any_stale)
-                    response = await self.transactions.send(bundle, records)
-                    transactions = 2
+                    # A Flag changed since it was read (or a Patient or visit meanwhile deleted): read again, once.
+                    log.info("sync.conflict_retry", extra={"records": [r.key for r in records][:20]})
+                    again = await self._identities(
+                        records, await self._patients_on_server(records), await self._existing_visits(records)
+                    )
+                    identities = Identities(
+                        again.patient_ids,
+                        again.visit_ids,
+                        identities.written + again.written,
+                        identities.transactions + again.transactions + 1,
+                    )
+                    delete_stale = await stale_deletes(self.fhir, self.config, records, None, self._current)
+                    bundle, kept = await self._bundle(records, identities, sessions, delete_stale)
+                    response, parts = await send_fitting(self.transactions, self.fhir, bundle, records)
         except (FhirRejected, Conflict) as exc:
             if isinstance(exc, SessionRefused):
                 raise
             raise redact_error(exc, records) from None
         self.fhir.tells_creates = self.fhir.tells_creates or states_creates(bundle, response)
-        result = SyncResult(written_resources(bundle, response, before) + unchanged + kept, transactions=transactions)
+        self.fhir.quiet_deletes = self.fhir.quiet_deletes or shows_storage_codes(response)
+        written = identities.written + written_resources(bundle, response, before) + unchanged + kept
+        result = SyncResult(
+            written, transactions=identities.transactions + parts, patients=identities.resolved, parts=parts
+        )
         log.debug("sync.upsert", extra={"records": len(records), "outcomes": result.counts()})
         return result
+
+    async def _identities(
+        self, records: Sequence[Record], patient_ids: Mapping[str, str], visit_ids: Mapping[str, str]
+    ) -> Identities:
+        """The records' Patients and visits, those the server lacks created first (`identities`); when a concurrent
+        first sync won the race for one, the Patients and visits read again and the rest created, once."""
+        try:
+            return await resolve_identities(self.transactions, self.config, records, patient_ids, visit_ids)
+        except Conflict:
+            log.info("sync.patient_race_retry", extra={"records": [r.key for r in records][:20]})
+            patient_ids = await self._patients_on_server(records)
+            visit_ids = await self._existing_visits(records)
+            found = await resolve_identities(self.transactions, self.config, records, patient_ids, visit_ids)
+            found.transactions += 1
+            return found
 
     async def _bundle(
         self,
         records: Sequence[Record],
-        patient_ids: Mapping[str, str] | None,
+        identities: Identities,
         sessions: Mapping[str, SessionContext],
-        visit_ids: Mapping[str, str],
         delete_stale: Callable[[str], bool],
         unchanged: _Unchanged | None = None,
     ) -> tuple[dict[str, Any], list[WrittenResource]]:
-        """The transaction for `records`, with the patient-level suicide-risk Flags (`service.safety`), and
-        the held Flags that already name a positive sent again."""
+        """The transaction for `records`, its Patients and visits referenced literally (no conditional entry), with
+        the patient-level suicide-risk Flags (`service.safety`), and the held Flags that already name a positive
+        sent again."""
         bundle = transaction_bundle(
             records,
             self.config,
-            patient_ids,
+            identities.patient_ids,
             sessions=sessions,
-            visit_ids=visit_ids,
+            visit_ids=identities.visit_ids,
             unchanged=unchanged,
             delete_stale=delete_stale,
         )
@@ -493,8 +541,8 @@ class SyncEngine:
             for r in not_retractable(resources)
         ]
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries + flags}
-        response = await self.transactions.send(bundle, [SourceRecord(kind, key)])
-        result = SyncResult(written_resources(bundle, response))
+        response, parts = await send_fitting(self.transactions, self.fhir, bundle, [SourceRecord(kind, key)])
+        result = SyncResult(written_resources(bundle, response), transactions=parts, parts=parts)
         log.info("sync.retract", extra={"kind": kind, "key": key, "outcomes": result.counts()})
         return result
 
@@ -520,11 +568,6 @@ class SyncEngine:
 def _session_key(record: Record) -> str | None:
     """The key of the session a record names (None for a session, which names none)."""
     return None if isinstance(record, InfusionSession) else record.session_key
-
-
-def _any_stale(url: str) -> bool:
-    """Without the diff's read, every stale part gets a DELETE (one never written finds nothing)."""
-    return True
 
 
 def _is_retracted(resource: dict[str, Any]) -> bool:

@@ -92,6 +92,11 @@ def states_creates(request_bundle: dict[str, Any], response_bundle: dict[str, An
     return False
 
 
+def shows_storage_codes(response_bundle: dict[str, Any]) -> bool:
+    """Whether a transaction answer carries HAPI's storage-outcome codes (HAPI takes a DELETE of nothing)."""
+    return any(_storage_codes(answer.get("response", {})) for answer in response_bundle.get("entry", []))
+
+
 def version_of(resource: Mapping[str, Any] | None) -> str | None:
     """A resource's `meta.versionId` as the server gave it (any form: integers, UUIDs, ...), or None."""
     version = ((resource or {}).get("meta") or {}).get("versionId")

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.auth import key_digest
 from service.settings import Settings
+from tests.integration.medplum_support import medplum_bed
 from tests.integration.run_report import write_report
 
 API_KEY = "test-key-for-integration"
@@ -20,6 +21,10 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     write_report(terminalreporter, config)
+
+
+medplum = pytest.fixture(scope="session")(medplum_bed)
+"""A client on the Medplum engine bed's /fhir, started once per run when none answers (medplum_support.py)."""
 
 
 @pytest.fixture

@@ -155,7 +155,8 @@ def test_resend_changes_nothing_and_an_edit_versions_only_what_changed(api, run_
     again = api.put(url, json=body)
     assert again.status_code == 200, again.text
     assert {r["outcome"] for r in again.json()["resources"]} == {"unchanged"}
-    assert versions(again) == versions(first)
+    # the Patient is reported by the write that created it (its own transaction first: service.sync.identities)
+    assert versions(again) == {ref: v for ref, v in versions(first).items() if not ref.startswith("Patient/")}
 
     edited = copy.deepcopy(body)
     edited["vital_signs"][2]["value"] = 91

@@ -9,54 +9,17 @@ never a skip. Node.js and npm are needed (and, for the first `npm ci`, the npm r
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from service.fhir_client import capability_problem
-from tests.integration.served import free_port
+from tests.integration.medplum_support import MEDPLUMCTL, medplumctl, private_env
 
-MEDPLUMCTL = Path(__file__).resolve().parents[2] / "tools" / "medplum" / "medplumctl"
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 MEDPLUM_MAX_UPDATES = 50  # updates in one transaction (Medplum's fhir-router 5.2.13)
 MEDPLUM_MAX_STRICT_ENTRIES = 8  # entries in a transaction that holds a conditional entry (idem)
-
-
-def _medplumctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(MEDPLUMCTL), *args], env=env, capture_output=True, text=True, timeout=300, check=False)
-
-
-def _private_env(directory: Path) -> dict[str, str]:
-    """medplumctl's environment for an instance of its own: a run directory under a 0700 directory whose name
-    holds a space (as `mktemp -d` and a clone into "$d/p q" give), on a free port."""
-    directory.mkdir(mode=0o700)
-    directory.chmod(0o700)
-    return {**os.environ, "MEDPLUM_RUN_DIR": str(directory / "run dir"), "MEDPLUM_PORT": str(free_port())}
-
-
-@pytest.fixture(scope="module")
-def medplum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """A client on a running bed's /fhir: the one on MEDPLUM_PORT, else one started here (and stopped after)."""
-    port = os.environ.get("MEDPLUM_PORT", "8093")
-    env = {**os.environ, "MEDPLUM_PORT": port}
-    started = False
-    if _medplumctl(env, "status").returncode != 0:
-        env = _private_env(tmp_path_factory.mktemp("medplum") / "private bed")
-        up = _medplumctl(env, "up")
-        if up.returncode != 0:
-            pytest.fail(f"the Medplum bed did not start: {up.stdout[-1500:]} {up.stderr[-1500:]}")
-        started = True
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{env['MEDPLUM_PORT']}/fhir", timeout=30) as client:
-            yield client
-    finally:
-        if started:
-            _medplumctl(env, "down")
 
 
 def _patient(mrn: str) -> dict:
@@ -64,29 +27,29 @@ def _patient(mrn: str) -> dict:
 
 
 def test_up_and_down_are_clean_from_a_private_directory(tmp_path: Path) -> None:
-    env = _private_env(tmp_path / "private clone")
+    env = private_env(tmp_path / "private clone")
     run_dir = Path(env["MEDPLUM_RUN_DIR"])
     try:
-        up = _medplumctl(env, "up")
+        up = medplumctl(env, "up")
         assert up.returncode == 0, up.stdout + up.stderr
         pid = int((run_dir / "medplum.pid").read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         assert str(MEDPLUMCTL.parent / "server.mjs").encode() in cmdline
-        assert _medplumctl(env, "status").returncode == 0
+        assert medplumctl(env, "status").returncode == 0
 
-        again = _medplumctl(env, "up")
+        again = medplumctl(env, "up")
         assert again.returncode == 0
         assert f"already up at http://127.0.0.1:{env['MEDPLUM_PORT']}/fhir (pid {pid})" in again.stdout
 
-        down = _medplumctl(env, "down")
+        down = medplumctl(env, "down")
         assert down.returncode == 0, down.stderr
         assert not Path(f"/proc/{pid}").exists()
         assert not (run_dir / "medplum.pid").exists()
         assert not (run_dir / "medplum.port").exists()
-        assert _medplumctl(env, "status").returncode == 3
-        assert "not running" in _medplumctl(env, "down").stdout
+        assert medplumctl(env, "status").returncode == 3
+        assert "not running" in medplumctl(env, "down").stdout
     finally:
-        _medplumctl(env, "down")
+        medplumctl(env, "down")
 
 
 def test_metadata_is_an_r4_capability_statement_with_transactions_that_the_service_accepts(

@@ -280,9 +280,13 @@ async def test_a_lost_patient_race_is_retried_once_with_the_patient_found_by_ide
         for e in first[0]["entry"]
     )
     methods = [(r.method, r.url.path.rstrip("/")) for r in rig.fake.requests]
-    assert methods == [("POST", "/fhir"), ("POST", "/fhir/Patient/_search"), ("POST", "/fhir")]
-    search = rig.fake.requests[1]
-    assert parse_qs(search.content.decode()) == {"identifier": [patient_token(RACE_MRN, config)]}
+    # the lookup, the Patient's own transaction (lost), the lookup again, the record's transaction
+    search = ("POST", "/fhir/Patient/_search")
+    assert methods == [search, ("POST", "/fhir"), search, ("POST", "/fhir")]
+    for n in (0, 2):
+        form = parse_qs(rig.fake.requests[n].content.decode())
+        assert form == {"identifier": [patient_token(RACE_MRN, config)]}
+    assert len(first[0]["entry"]) == 1  # the Patient alone: the record was never sent with a conditional entry
     for request in rig.fake.requests:
         url = str(request.url)
         for form in (
@@ -321,15 +325,14 @@ async def test_a_diff_reads_only_the_records_of_patients_the_server_held_before(
     new = record("vital_sign", key="V-N", session_key=None, patient={"mrn": "MRN-NEW", "family": "Neu"})
     await rig.engine.upsert([held])  # MRN-1's Patient and V-H are on the server; MRN-NEW is not
     rig.fake.events.clear()
+    before = len(rig.fake.transactions)
 
     result = await rig.engine.upsert([held, new], diff=True)
 
     assert id_reads(rig.fake) == [("Observation", resource_ids("vital_sign", "V-H", rig.config)[0].id)]
-    (sent,) = rig.fake.transactions[1:]
-    assert {e["request"]["url"] for e in sent["entry"]} == {
-        "Patient",
-        resource_ids("vital_sign", "V-N", rig.config)[0].ref,
-    }
+    identity, sent = rig.fake.transactions[before:]
+    assert [e["request"]["url"] for e in identity["entry"]] == ["Patient"]  # MRN-NEW's, first and alone
+    assert {e["request"]["url"] for e in sent["entry"]} == {resource_ids("vital_sign", "V-N", rig.config)[0].ref}
     assert result.counts() == {"unchanged": 1, "created": 2}
 
 

@@ -78,8 +78,9 @@ def test_api_writes_the_questionnaires_before_a_session_carrying_an_assessment()
         assert api.put("/v1/infusion-sessions/S-1", json=body, headers=AUTH).status_code == 201
     kinds = [types_in(b) for b in fake.transactions]
     assert kinds[0] == {"Questionnaire"}
-    assert "QuestionnaireResponse" in kinds[1]
-    assert kinds[2:] == [{"DiagnosticReport", "Observation"}]  # then the session's monitoring summary
+    assert kinds[1] == {"Patient"}  # the new patient's own transaction (service.sync.identities)
+    assert "QuestionnaireResponse" in kinds[2]
+    assert kinds[3:] == [{"DiagnosticReport", "Observation"}]  # then the session's monitoring summary
 
 
 def test_api_writes_the_questionnaires_once_before_the_first_questionnaire_response() -> None:
@@ -94,9 +95,10 @@ def test_api_writes_the_questionnaires_once_before_the_first_questionnaire_respo
     kinds = [types_in(b) for b in fake.transactions]
     with_questionnaires = [n for n, t in enumerate(kinds) if "Questionnaire" in t]
     with_responses = [n for n, t in enumerate(kinds) if "QuestionnaireResponse" in t]
-    assert with_questionnaires == [1]  # after the vital sign's, once, alone
-    assert kinds[1] == {"Questionnaire"}
-    assert with_responses and min(with_responses) > 1
+    assert kinds[0] == {"Patient"}  # the new patient's own transaction, then the vital sign's
+    assert with_questionnaires == [2]  # after the vital sign's, once, alone
+    assert kinds[2] == {"Questionnaire"}
+    assert with_responses and min(with_responses) > 2
     assert len(fake.of_type("Questionnaire")) == 8
     searches = [r for r in fake.requests if r.url.path.endswith("Questionnaire/_search")]
     assert len(searches) == 1  # checked once per process, not per request
