@@ -254,6 +254,7 @@ class SyncEngine:
                         again.visit_ids,
                         identities.written + again.written,
                         identities.transactions + again.transactions + 1,
+                        {**identities.resolved, **again.resolved},
                     )
                     delete_stale = await stale_deletes(self.fhir, self.config, records, None, self._current)
                     bundle, kept = await self._bundle(records, identities, sessions, delete_stale)

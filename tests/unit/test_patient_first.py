@@ -131,3 +131,23 @@ async def test_a_lost_race_for_a_new_patient_goes_on_with_the_winner(rig: Rig) -
     assert {e["resource"]["subject"]["reference"] for e in main["entry"]} == {"Patient/winner"}
     assert [p["id"] for p in rig.fake.of_type("Patient")] == ["winner"]
     assert result.counts() == {"created": 1}
+
+
+async def test_a_conflict_on_the_records_transaction_keeps_the_patient_it_created_first(rig: Rig) -> None:
+    """The retry after a 409 (a Flag changed meanwhile) still reports the Patient created before it, so a batch run
+    does not send that Patient again (`BatchSync.run_patients`)."""
+    refused: list[dict[str, Any]] = []
+
+    def refuse_the_first_records_transaction(request: httpx.Request, body: Any) -> httpx.Response | None:
+        transaction = request.method == "POST" and request.url.path.rstrip("/") == "/fhir"
+        if transaction and not conditional(body) and not refused:
+            refused.append(body)
+            return httpx.Response(409, json=outcome("HAPI-0550: resource changed"))
+        return strict_isolation(request, body)
+
+    rig.fake.intercept = refuse_the_first_records_transaction
+    result = await rig.engine.upsert([record("vital_sign", "V-1", mrn="MRN-C", session_key=None)])
+
+    assert refused
+    (patient,) = rig.fake.of_type("Patient")
+    assert result.patients == {"MRN-C": f"Patient/{patient['id']}"}
