@@ -216,7 +216,7 @@ class SyncEngine:
                 )
             )
             patient_ids = {**(run_patients or {}), **patient_ids}
-            is_unchanged = before = None
+            is_unchanged = before = held_now = None
             if diff or not self.fhir.tells_creates:  # a server that may answer 200 to a create: read (outcomes.py)
                 held = {mrn for mrn, ref in patient_ids.items() if ref not in new_patients}
                 every = not self.fhir.tells_creates
@@ -226,8 +226,8 @@ class SyncEngine:
                 copies = await self._server_copies(to_read, read_ahead)
                 before = HeldBefore.of(to_read, copies)
                 is_unchanged = _Unchanged(copies) if diff else None
-            read = is_unchanged.holds if is_unchanged else None
-            delete_stale = await stale_deletes(self.fhir, self.config, records, read, self._current)
+                held_now = copies.__contains__  # a stale part is among `to_read` whenever its record is
+            delete_stale = await stale_deletes(self.fhir, self.config, records, held_now, self._current)
             identities = await self._identities(records, patient_ids, visit_ids)
             # one writer at a time per patient whose records may raise or join the suicide-risk Flag
             async with self.flag_locks.hold(flag_patients(records)):
@@ -604,10 +604,6 @@ class _Unchanged:
         self.left_out.append(WrittenResource(server["resourceType"], server["id"], version, WriteOutcome.unchanged))
         return True
 
-    def holds(self, url: str) -> bool:
-        """Whether the server held `url` when read (a stale part is deleted only then)."""
-        return url in self.copies
-
     @staticmethod
     def _held_exactly(server: dict[str, Any], ours: dict[str, Any], rewrites: Mapping[str, str]) -> bool:
         held = _content(server)
@@ -644,10 +640,6 @@ def _ids_by_type(refs: Iterable[str]) -> dict[str, list[str]]:
         resource_type, _, resource_id = ref.partition("/")
         by_type.setdefault(resource_type, []).append(resource_id)
     return by_type
-
-
-async def _none() -> None:
-    return None
 
 
 def _first_failure_raised(results: Sequence[Any]) -> Sequence[Any]:

@@ -14,7 +14,7 @@ of it written, and the caller reads the Patients again (`SyncEngine.upsert`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,17 +63,18 @@ async def resolve_identities(
     if len(patients) + len(visits) <= PER_TRANSACTION:  # the usual case: one transaction, visits naming urns
         await _send(transactions, config, records, patients, visits, found)
         return found
-    mrns = list(patients)
-    for start in range(0, len(mrns), PER_TRANSACTION):
-        await _send(
-            transactions, config, records, {m: patients[m] for m in mrns[start : start + PER_TRANSACTION]}, {}, found
-        )
-    ids = list(visits)
-    for start in range(0, len(ids), PER_TRANSACTION):
-        await _send(
-            transactions, config, records, {}, {v: visits[v] for v in ids[start : start + PER_TRANSACTION]}, found
-        )
+    for group in _groups(patients):
+        await _send(transactions, config, records, group, {}, found)
+    for group in _groups(visits):  # their Patients are all known now
+        await _send(transactions, config, records, {}, group, found)
     return found
+
+
+def _groups(items: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """`items` in consecutive groups of at most PER_TRANSACTION."""
+    keys = list(items)
+    for start in range(0, len(keys), PER_TRANSACTION):
+        yield {key: items[key] for key in keys[start : start + PER_TRANSACTION]}
 
 
 async def _send(
