@@ -2,9 +2,10 @@
 
 Entries:
 * Patient (one per MRN in the bundle, demographics of its first record): `POST Patient` with
-  `fullUrl` = the patient's `urn:uuid:` and `ifNoneExist` = `identifier=<escaped system|mrn>`
-  (conditional create; the server rewrites the urn references to the real Patient id). For MRNs
-  in `patient_ids` there is no Patient entry and references become the given literal `Patient/id`.
+  `fullUrl` = the patient's `urn:uuid:` and `ifNoneExist` = `identifier=<escaped system|mrn>`, or the MRN's
+  match key when it needs escaping (`ids.match_identifier`) (conditional create; the server rewrites the urn
+  references to the real Patient id). For MRNs in `patient_ids` there is no Patient entry and references
+  become the given literal `Patient/id`.
 * The EHR's visit of a session that names a `visit_id`: `POST Encounter` conditional on the visit
   identifier, exactly like the Patient (matched, never written over); `visit_ids` skips it likewise.
 * Everything else: `PUT Type/id` (deterministic ids), `fullUrl` = the absolute URL under
@@ -30,7 +31,7 @@ from schemas.common import PatientInfo
 from schemas.kinds import SESSION, embedded_children
 from service.mappers.config import MappingConfig
 from service.mappers.context import SessionContext
-from service.mappers.ids import patient_urn, resource_ref, visit_token, visit_urn
+from service.mappers.ids import match_param, patient_urn, resource_ref, visit_urn
 from service.mappers.patient import patient_if_none_exist, patient_json
 from service.mappers.registry import mapper_for
 from service.mappers.session import session_context, visit_encounter
@@ -162,7 +163,7 @@ def conditional_entries(
     for visit_id, session in visits.items():
         if visit_id not in known_visits:
             encounter = _replace_references(visit_encounter(session, config), replacements or {})
-            if_none_exist = "identifier=" + quote(visit_token(visit_id, config), safe="")
+            if_none_exist = "identifier=" + quote(match_param(config.visit_system, visit_id, config), safe="")
             entries.append(_conditional_create(visit_urn(visit_id, config), encounter, if_none_exist))
     return entries
 

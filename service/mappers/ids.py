@@ -11,12 +11,19 @@ Scheme (stable; the sync engine relies on it):
 * The Patient has no deterministic id: it is created conditionally on its MRN identifier and
   referenced as `urn:uuid:<uuid5>` of the escaped `mrn_system|mrn` token (see `patient_urn`).
   The EHR's own visit (a session's `visit_id`) is an Encounter handled the same way (`visit_urn`).
+* An MRN or visit id holding a character FHIR search must escape (`\\ , $ |`) is never matched by that value: some
+  servers do not honour the escapes (Medplum's engine splits a token at every `,` and `|`, so `MRN|` matched the
+  Patient of MRN `MRN`; docs/compatibility.md, row 17). Its Patient or Encounter also carries a match key,
+  identifier `<identifier_system_base>/match-key` = hex SHA-256 of the system and value, which the conditional
+  create matches on and every search adds (`match_identifier`, `patient_tokens`); what a search returns is kept
+  only when it holds exactly the MRN or visit id.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -200,6 +207,81 @@ def search_escape(value: str) -> str:
 def mrn_of(patient: dict[str, Any], config: MappingConfig) -> str | None:
     """The MRN a Patient (JSON) holds under the configured system, if any."""
     return next((i.get("value") for i in patient.get("identifier", []) if i.get("system") == config.mrn_system), None)
+
+
+ESCAPED = frozenset("\\,$|")
+"""The characters FHIR search escapes in a token (search.html#escaping)."""
+
+
+def needs_match_key(value: str) -> bool:
+    """Whether a token search for `value` would rely on the server honouring FHIR search escaping."""
+    return not ESCAPED.isdisjoint(value)
+
+
+def match_key_system(config: MappingConfig) -> str:
+    return f"{config.identifier_system_base}/match-key"
+
+
+def match_identifier(system: str, value: str, config: MappingConfig) -> dict[str, str] | None:
+    """The match-key identifier (`use` secondary) of an identifier whose value needs escaping, else None.
+
+    Its value is hex only, so a search for it needs no escaping on any server."""
+    if not needs_match_key(value):
+        return None
+    digest = hashlib.sha256(f"{len(system)}:{system}|{value}".encode()).hexdigest()
+    return {"use": "secondary", "system": match_key_system(config), "value": digest}
+
+
+def match_keys(value: str, config: MappingConfig) -> list[str]:
+    """The match-key values `value` has as an MRN and as a visit id (none when it needs no escaping)."""
+    keys = (match_identifier(system, value, config) for system in (config.mrn_system, config.visit_system))
+    return [key["value"] for key in keys if key is not None]
+
+
+def _match_token(system: str, value: str, config: MappingConfig) -> str | None:
+    ident = match_identifier(system, value, config)
+    return None if ident is None else f"{search_escape(ident['system'])}|{ident['value']}"
+
+
+def match_param(system: str, value: str, config: MappingConfig) -> str:
+    """The `identifier` search value a conditional create matches on: the match key when there is one, else the
+    escaped `system|value` token."""
+    return _match_token(system, value, config) or f"{search_escape(system)}|{search_escape(value)}"
+
+
+def patient_tokens(mrns: Iterable[str], config: MappingConfig) -> str:
+    """The `identifier` search value finding the Patients of `mrns`: each MRN's token, and its match key when it
+    has one. Keep only what holds exactly the MRN (`mrn_of`): a server may answer others (see the module)."""
+    return ",".join(_tokens(config.mrn_system, mrns, config))
+
+
+def visit_tokens(visit_ids: Iterable[str], config: MappingConfig) -> str:
+    """`patient_tokens` for the EHR's visits (Encounters in `config.visit_system`)."""
+    return ",".join(_tokens(config.visit_system, visit_ids, config))
+
+
+def _tokens(system: str, values: Iterable[str], config: MappingConfig) -> Iterator[str]:
+    for value in values:
+        yield f"{search_escape(system)}|{search_escape(value)}"
+        key = _match_token(system, value, config)
+        if key is not None:
+            yield key
+
+
+def ids_by_type(refs: Iterable[str]) -> dict[str, list[str]]:
+    """`Type/id` refs as {Type: [id, ...]}, in their order."""
+    by_type: dict[str, list[str]] = {}
+    for ref in refs:
+        resource_type, _, resource_id = ref.partition("/")
+        by_type.setdefault(resource_type, []).append(resource_id)
+    return by_type
+
+
+def visit_of(encounter: dict[str, Any], config: MappingConfig) -> str | None:
+    """The EHR visit id an Encounter (JSON) holds under the configured visit system, if any."""
+    return next(
+        (i.get("value") for i in encounter.get("identifier", []) if i.get("system") == config.visit_system), None
+    )
 
 
 def patient_token(mrn: str, config: MappingConfig) -> str:

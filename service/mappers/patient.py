@@ -10,7 +10,7 @@ from service.mappers import codes, narrative
 from service.mappers.build import Json, concept, configured_system, when
 from service.mappers.config import MappingConfig
 from service.mappers.fhir import DomainResource, Patient, as_resource
-from service.mappers.ids import patient_token, patient_urn, search_escape
+from service.mappers.ids import match_identifier, match_param, patient_urn, search_escape
 
 __all__ = [
     "patient_from_fhir",
@@ -23,13 +23,17 @@ __all__ = [
 
 
 def patient_json(patient: PatientInfo, config: MappingConfig) -> Json:
-    """A Patient with the MRN identifier (type v2-0203 MR) and whatever demographics are given; no id."""
+    """A Patient with the MRN identifier (type v2-0203 MR), its match key if any, and whatever demographics are
+    given; no id."""
     mrn = {"type": concept((codes.MRN_TYPE,), config), "system": configured_system(config.mrn_system)}
     out: Json = {
         "resourceType": "Patient",
         "text": narrative.patient(patient),
         "identifier": [{**mrn, "value": patient.mrn}],
     }
+    key = match_identifier(config.mrn_system, patient.mrn, config)
+    if key is not None:
+        out["identifier"].append(key)
     if patient.family is not None or patient.given is not None:
         name: Json = {}
         if patient.family is not None:
@@ -50,8 +54,9 @@ def patient_resource(patient: PatientInfo, config: MappingConfig) -> Patient:
 
 
 def patient_if_none_exist(mrn: str, config: MappingConfig) -> str:
-    """`ifNoneExist` of the conditional create: `identifier=` + URL-encoded escaped `system|mrn`."""
-    return "identifier=" + quote(patient_token(mrn, config), safe="")
+    """`ifNoneExist` of the conditional create: `identifier=` + the URL-encoded escaped `system|mrn`, or the MRN's
+    match key when it needs escaping (`ids.match_identifier`)."""
+    return "identifier=" + quote(match_param(config.mrn_system, mrn, config), safe="")
 
 
 def patient_from_fhir(resource: DomainResource | dict[str, Any], config: MappingConfig) -> PatientInfo:

@@ -40,7 +40,7 @@ from service.mappers.build import (
 from service.mappers.config import MappingConfig
 from service.mappers.context import NOT_ADMINISTERED, SessionContext, child_link, own_encounter
 from service.mappers.fhir import Procedure
-from service.mappers.ids import resource_ref
+from service.mappers.ids import match_identifier, resource_ref
 
 KIND = kinds.SESSION
 _MODULES = {module.KIND: module for module in (vital_sign, monitoring_score, phq9, assessment, adverse_event)}
@@ -168,11 +168,12 @@ def _encounter(record: InfusionSession, config: MappingConfig, patient: Json) ->
 def visit_encounter(record: InfusionSession, config: MappingConfig) -> Json:
     """The EHR's visit as an Encounter to create if the server has none with `visit_id` (never written over)."""
     ident = {"system": configured_system(config.visit_system), "value": record.visit_id}
+    key = match_identifier(config.visit_system, record.visit_id or "", config)
     patient = subject(record.patient.mrn, config)
     return {
         "resourceType": "Encounter",
         "text": narrative.encounter(record),
-        "identifier": [ident],
+        "identifier": [ident] if key is None else [ident, key],
         **_encounter_body(record, config, patient),
     }
 

@@ -10,7 +10,7 @@ from service.fhir_client import FhirClient
 from service.keyed_locks import KeyedLocks
 from service.mappers.codes import ENTERED_IN_ERROR, SNOMED
 from service.mappers.config import MappingConfig
-from service.mappers.ids import identifier_system, mrn_of, patient_token, resource_ref, search_escape
+from service.mappers.ids import identifier_system, mrn_of, patient_tokens, resource_ref, search_escape
 from service.safety.flags import FlagPlan, Raised, plan_flags, withdrawn_from
 from service.sync.outcomes import WriteOutcome, WrittenResource
 
@@ -87,9 +87,8 @@ def _flag_owners(records: Sequence[Any], config: MappingConfig) -> dict[str, str
 
 async def _held_by_mrn(fhir: FhirClient, config: MappingConfig, mrns: list[str]) -> dict[str, list[Json]]:
     """MRN -> our suicide-risk Flags of that patient (every status), one search for all of them."""
-    tokens = ",".join(patient_token(mrn, config) for mrn in mrns)
     flags, patients = await fhir.search_with_includes(
-        "Flag", {**_ours_param(config), "patient.identifier": tokens, "_include": "Flag:patient"}
+        "Flag", {**_ours_param(config), "patient.identifier": patient_tokens(mrns, config), "_include": "Flag:patient"}
     )
     mrns_by_ref = {f"Patient/{p['id']}": mrn_of(p, config) for p in patients if p.get("resourceType") == "Patient"}
     out: dict[str, list[Json]] = {}

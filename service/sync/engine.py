@@ -48,11 +48,11 @@ from service.mappers.build import parts_of
 from service.mappers.bundle import rewrite_references
 from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
-from service.mappers.ids import mrn_of, patient_token, resource_ref, visit_token
+from service.mappers.ids import ids_by_type, mrn_of, resource_ref, visit_of, visit_tokens
 from service.provenance import SourceRecord, Transactions
 from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
 from service.sync.deletes import stale_deletes
-from service.sync.identities import Identities, resolve_identities
+from service.sync.identities import Identities, patients_by_mrn, resolve_identities
 from service.sync.instruments_kept import instruments_kept, kept_refs
 from service.sync.limits import send_fitting
 from service.sync.outcomes import (
@@ -262,7 +262,7 @@ class SyncEngine:
         except (FhirRejected, Conflict) as exc:
             if isinstance(exc, SessionRefused):
                 raise
-            raise redact_error(exc, records) from None
+            raise redact_error(exc, records, self.config) from None
         self.fhir.tells_creates = self.fhir.tells_creates or states_creates(bundle, response)
         self.fhir.quiet_deletes = self.fhir.quiet_deletes or shows_storage_codes(response)
         written = identities.written + written_resources(bundle, response, before) + unchanged + kept
@@ -369,21 +369,13 @@ class SyncEngine:
         visits = {r.visit_id: r for r in records if isinstance(r, InfusionSession) and r.visit_id is not None}
         if not visits:
             return {}
-        tokens = ",".join(visit_token(v, self.config) for v in visits)
         encounters, mrns = await self._with_subject_mrns(
-            "Encounter", {"identifier": tokens, "_include": "Encounter:subject"}
+            "Encounter", {"identifier": visit_tokens(visits, self.config), "_include": "Encounter:subject"}
         )
         out: dict[str, str] = {}
         other: list[str] = []
         for encounter in encounters:
-            visit_id = next(
-                (
-                    i.get("value")
-                    for i in encounter.get("identifier", [])
-                    if i.get("system") == self.config.visit_system
-                ),
-                None,
-            )
+            visit_id = visit_of(encounter, self.config)
             if visit_id not in visits:
                 continue
             session = visits[visit_id]
@@ -422,22 +414,18 @@ class SyncEngine:
         mrns = sorted({r.patient.mrn for r in records})
         if read_ahead is not None and read_ahead.mrns.issuperset(mrns):
             return {mrn: read_ahead.patient_ids[mrn] for mrn in mrns if mrn in read_ahead.patient_ids}
-        tokens = ",".join(patient_token(mrn, self.config) for mrn in mrns)
-        found = await self.fhir.search("Patient", {"identifier": tokens})
         out: dict[str, str] = {}
-        for patient in found:
-            mrn = mrn_of(patient, self.config)
-            if mrn in out:
+        for mrn, patients in (await patients_by_mrn(self.fhir, self.config, mrns)).items():
+            if len(patients) > 1:
                 raise Conflict("more than one Patient on the FHIR server holds this record's MRN")
-            if mrn is not None:
-                out[mrn] = f"Patient/{patient['id']}"
+            out[mrn] = f"Patient/{patients[0]['id']}"
         return out
 
     async def _by_ref(self, refs: Iterable[str], *, one_page: bool = True, **params: str) -> dict[str, dict[str, Any]]:
         """The resources of `Type/id` refs the server holds, by ref: one `_id` search per type (asking
         for one page of them all unless `one_page` is off; later pages are read either way)."""
         found: dict[str, dict[str, Any]] = {}
-        for resource_type, ids in _ids_by_type(refs).items():
+        for resource_type, ids in ids_by_type(refs).items():
             search = {"_id": ",".join(ids), **({"_count": str(len(ids))} if one_page else {}), **params}
             for resource in await self.fhir.search(resource_type, search):
                 found[f"{resource_type}/{resource['id']}"] = resource
@@ -445,7 +433,7 @@ class SyncEngine:
 
     async def _current(self, refs: Iterable[str]) -> dict[str, dict[str, Any]]:
         """`Type/id` -> the server's current version, of the refs it holds (`FhirClient.current`, all types at once)."""
-        answers = await asyncio.gather(*(self.fhir.current(t, ids) for t, ids in _ids_by_type(refs).items()))
+        answers = await asyncio.gather(*(self.fhir.current(t, ids) for t, ids in ids_by_type(refs).items()))
         return {f"{r['resourceType']}/{r['id']}": r for found in answers for r in found}
 
     async def _server_copies(self, refs: Sequence[str], read_ahead: ReadAhead | None) -> dict[str, dict[str, Any]]:
@@ -631,15 +619,6 @@ def _ahead_refs(record: Record, config: MappingConfig, held: Container[str] | No
     check reads, and with the diff its own resources when its Patient is `held` (None: whichever)."""
     own = record_refs(record, config) if held is None or record.patient.mrn in held else []
     return [*own, *kept_refs(record, config)]
-
-
-def _ids_by_type(refs: Iterable[str]) -> dict[str, list[str]]:
-    """`Type/id` refs as {Type: [id, ...]}, in their order."""
-    by_type: dict[str, list[str]] = {}
-    for ref in refs:
-        resource_type, _, resource_id = ref.partition("/")
-        by_type.setdefault(resource_type, []).append(resource_id)
-    return by_type
 
 
 def _first_failure_raised(results: Sequence[Any]) -> Sequence[Any]:

@@ -14,16 +14,19 @@ of it written, and the caller reads the Patients again (`SyncEngine.upsert`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from schemas import InfusionSession, Record
+from service.errors import Conflict, FhirRejected
+from service.fhir_client import FhirClient
 from service.mappers import MappingConfig
+from service.mappers.build import Json
 from service.mappers.bundle import conditional_entries
-from service.mappers.ids import patient_urn, visit_urn
+from service.mappers.ids import ids_by_type, mrn_of, patient_tokens, patient_urn, visit_of, visit_urn
 from service.provenance import Transactions
-from service.sync.outcomes import WrittenResource, written_resources
+from service.sync.outcomes import WriteOutcome, WrittenResource, written_resources
 
 PER_TRANSACTION = 4
 """Conditional creates in one identity transaction: with a Provenance for each Patient, 8 entries, Medplum's limit."""
@@ -40,6 +43,23 @@ class Identities:
     transactions: int = 0
     resolved: dict[str, str] = field(default_factory=dict)
     """MRN -> `Patient/id` of the Patients the identity transactions created or matched."""
+
+
+async def patients_by_mrn(fhir: FhirClient, config: MappingConfig, mrns: Iterable[str]) -> dict[str, list[Json]]:
+    """MRN -> the Patients the server holds with exactly that MRN, in one search (form body: no MRN in a URL).
+
+    The search adds each MRN's match key, and a Patient is kept only under the MRN it holds: a server that does
+    not honour FHIR search escaping answers other patients' Patients to some MRNs (`ids`, docs/compatibility.md
+    row 17)."""
+    wanted = sorted(set(mrns))
+    out: dict[str, list[Json]] = {}
+    if not wanted:
+        return out
+    for patient in await fhir.search("Patient", {"identifier": patient_tokens(wanted, config)}):
+        mrn = mrn_of(patient, config)
+        if mrn in wanted:
+            out.setdefault(mrn, []).append(patient)
+    return out
 
 
 async def resolve_identities(
@@ -99,6 +119,7 @@ async def _send(
     written = written_resources(bundle, response)
     urns = {patient_urn(mrn, config): ("patient", mrn) for mrn in patients}
     urns.update({visit_urn(v, config): ("visit", v) for v in visits})
+    matched: dict[str, tuple[str, str]] = {}
     for sent, resource in zip(bundle["entry"], written, strict=True):
         kind, key = urns[sent["fullUrl"]]
         ref = f"{resource.resource_type}/{resource.id}"
@@ -106,5 +127,47 @@ async def _send(
             found.patient_ids[key] = found.resolved[key] = ref
         else:
             found.visit_ids[key] = ref
+        if resource.outcome is WriteOutcome.unchanged:
+            matched[ref] = (kind, key)
+    if matched:
+        await _check_matches(transactions.fhir, config, matched, response, visits, found)
     found.written.extend(written)
     found.transactions += 1
+
+
+async def _check_matches(
+    fhir: FhirClient,
+    config: MappingConfig,
+    matched: Mapping[str, tuple[str, str]],
+    response: Json,
+    visits: Mapping[str, InfusionSession],
+    found: Identities,
+) -> None:
+    """What a conditional create matched (rather than created) holds exactly its MRN or visit id, and a visit is
+    of its session's Patient. A server whose search is not exact matched another patient's Patient this way
+    (row 17): FhirRejected, and nothing of the records is written. A visit of another Patient: Conflict, so the
+    caller reads the visits again and refuses the session (`SessionRefused`)."""
+    held = {
+        f"{r['resourceType']}/{r['id']}": r
+        for r in (e.get("resource") for e in response.get("entry", []))
+        if isinstance(r, dict) and "id" in r
+    }
+    unread = [ref for ref in matched if ref not in held]
+    if unread:
+        for resource_type, ids in ids_by_type(unread).items():
+            for resource in await fhir.search(resource_type, {"_id": ",".join(ids)}):
+                held[f"{resource_type}/{resource['id']}"] = resource
+    for ref, (kind, key) in matched.items():
+        resource = held.get(ref, {})
+        if kind == "patient" and mrn_of(resource, config) != key:
+            found.patient_ids.pop(key, None)
+            found.resolved.pop(key, None)
+            raise FhirRejected(
+                f"the FHIR server matched the record's Patient to {ref}, which does not hold its MRN: nothing of "
+                "the record was written (the server's identifier search is not exact: docs/compatibility.md, row 17)"
+            )
+        if kind == "visit":
+            session = visits[key]
+            subject = str((resource.get("subject") or {}).get("reference", ""))
+            if visit_of(resource, config) != key or subject != found.patient_ids.get(session.patient.mrn):
+                raise Conflict(f"the EHR visit of session {session.key} matched {ref}, another patient's or visit's")

@@ -10,19 +10,23 @@ from urllib.parse import quote
 
 from schemas.common import phi_strings
 from service.errors import InfusionFhirError
-from service.mappers.ids import search_escape
+from service.mappers.config import MappingConfig
+from service.mappers.ids import match_keys, search_escape
 from service.mappers.narrative import day, escape
 
 REDACTED = "[redacted]"
 
 
-def phi_values(records: Iterable[Any]) -> list[str]:
+def phi_values(records: Iterable[Any], config: MappingConfig | None = None) -> list[str]:
     """The PHI strings of records (the fields `schemas` marks as PHI) and the forms they take in a
     server's diagnostics (search-escaped, URL-encoded; as a narrative writes them: XHTML-escaped, a
-    birth date as `6 Jun 1966`), longest first."""
+    birth date as `6 Jun 1966`; with `config`, the match key of an MRN or visit id: `ids.match_identifier`),
+    longest first."""
     values: set[str] = set()
     for text in phi_strings(list(records)):
         values.update({text, search_escape(text), quote(text, safe=""), quote(search_escape(text), safe="")})
+        if config is not None:
+            values.update(match_keys(text, config))
         values.add(escape(text))
         values.update(_narrative_date(text))
     return sorted((v for v in values if len(v) >= 2), key=len, reverse=True)
@@ -42,11 +46,11 @@ def redact_text(text: str, secrets: list[str]) -> str:
     return text
 
 
-def redact_error(error: InfusionFhirError, records: Iterable[Any]) -> InfusionFhirError:
+def redact_error(error: InfusionFhirError, records: Iterable[Any], config: MappingConfig) -> InfusionFhirError:
     """The same error with every PHI value of `records` blanked out of its OperationOutcome."""
     if not error.operation_outcome:
         return error
-    secrets = phi_values(records)
+    secrets = phi_values(records, config)
     outcome: dict[str, Any] = copy.deepcopy(error.operation_outcome)
     for issue in outcome.get("issue", []):
         if "diagnostics" in issue:

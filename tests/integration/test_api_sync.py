@@ -123,6 +123,22 @@ def count_by_identifier(base_url: str, resource_type: str, system: str, value: s
     return response.json()["total"]
 
 
+def patients_holding(base_url: str, system: str, mrn: str) -> int:
+    """How many Patients hold exactly this MRN. Read by the test's own MRN system alone and counted here: a token search
+    for an MRN holding `,` or `|` relies on the server honouring search escaping, which Medplum's engine does not
+    (docs/compatibility.md, row 17)."""
+    response = httpx.post(
+        f"{base_url}/Patient/_search", data={"identifier": f"{system}|", "_count": "100"}, headers=FHIR_JSON, timeout=60
+    )
+    response.raise_for_status()
+    bundle = response.json()
+    assert len(bundle.get("entry", [])) == bundle.get("total", len(bundle.get("entry", []))) < 100
+    return sum(
+        any(i.get("system") == system and i.get("value") == mrn for i in e["resource"].get("identifier", []))
+        for e in bundle.get("entry", [])
+    )
+
+
 def versions(response: httpx.Response) -> dict[str, str]:
     return {f"{r['resourceType']}/{r['id']}": r["version"] for r in response.json()["resources"]}
 
@@ -140,10 +156,7 @@ def test_session_put_creates_exactly_the_expected_resources(api, settings, fhir_
             resource_type,
             value,
         )
-    patients = count_by_identifier(
-        fhir_base_url, "Patient", settings.mrn_system, body["patient"]["mrn"].replace(",", "\\,").replace("|", "\\|")
-    )
-    assert patients == 1
+    assert patients_holding(fhir_base_url, settings.mrn_system, body["patient"]["mrn"]) == 1
 
 
 def test_resend_changes_nothing_and_an_edit_versions_only_what_changed(api, run_id) -> None:
@@ -184,7 +197,7 @@ async def test_concurrent_first_syncs_of_one_mrn_make_one_patient(
     assert [r.status_code for r in responses] == [201] * 8, [r.text[:300] for r in responses if r.status_code != 201]
     patient_ids = {r["id"] for resp in responses for r in resp.json()["resources"] if r["resourceType"] == "Patient"}
     assert len(patient_ids) == 1
-    assert count_by_identifier(fhir_base_url, "Patient", settings.mrn_system, mrn.replace("|", "\\|")) == 1
+    assert patients_holding(fhir_base_url, settings.mrn_system, mrn) == 1
 
 
 def test_get_returns_the_record_and_delete_retracts_everything(api, fhir_base_url, run_id) -> None:

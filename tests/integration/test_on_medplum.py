@@ -164,3 +164,29 @@ def test_a_session_with_60_embedded_readings_is_written_split_and_reads_back(api
     read = api.get(f"/v1/infusion-sessions/{key}", headers=AUTH)
     assert read.status_code == 200, read.text[:800]
     assert len(read.json()["vital_signs"]) == 50 and len(read.json()["monitoring_scores"]) == 10
+
+
+@pytest.mark.parametrize("mrn", ["B|", "|B", "B,1"])
+def test_an_mrn_holding_a_bar_or_comma_lands_on_its_own_patient(
+    api: TestClient, medplum: httpx.Client, mrn: str
+) -> None:
+    """Row 17 (H-70): the engine ignores search escaping, so a PHQ-9 for MRN `B|` was written on the Patient of
+    MRN `B`. Now it gets a Patient of its own (matched on the MRN's match key), and a second one finds it."""
+    run = uuid.uuid4().hex[:8]
+    plain = golden("phq9_assessment", "item9-positive")
+    plain["patient"]["mrn"] = f"B{run}"
+    plain["key"] += f"-{run}-plain"
+    odd = golden("phq9_assessment", "item9-positive")
+    odd["patient"]["mrn"] = mrn.replace("B", f"B{run}")
+    odd["key"] += f"-{run}-odd"
+    again = {**copy.deepcopy(odd), "key": odd["key"] + "-2"}
+
+    answers = [api.put(f"/v1/phq9-assessments/{b['key']}", json=b, headers=AUTH) for b in (plain, odd, again)]
+
+    assert [a.status_code for a in answers] == [201, 201, 201], [a.text[:300] for a in answers]
+    patients = [next(r["id"] for r in a.json()["resources"] if r["resourceType"] == "Observation") for a in answers]
+    subjects = [medplum.get(f"Observation/{p}").json()["subject"]["reference"] for p in patients]
+    assert subjects[1] != subjects[0] and subjects[2] == subjects[1]
+    held = medplum.get(subjects[1]).json()
+    assert odd["patient"]["mrn"] in [i["value"] for i in held["identifier"]]
+    assert plain["patient"]["mrn"] not in [i["value"] for i in held["identifier"]]

@@ -83,6 +83,19 @@ def tokens(value: str) -> list[tuple[str | None, str]]:
     return out
 
 
+def loose_tokens(value: str) -> list[tuple[str | None, str]]:
+    """`tokens` as a server that does not honour search escaping parses them (Medplum's engine, docs/compatibility.md
+    row 17): split at every `,`, a system at the first `|`, each piece of the rest at `|` a value of its own,
+    backslashes dropped. So `s|B\\|` finds the identifier `s|B`."""
+    out: list[tuple[str | None, str]] = []
+    for token in value.split(","):
+        system, bar, rest = token.partition("|")
+        pieces = rest.split("|") if bar else [system]
+        for piece in pieces:
+            out.append((system.replace("\\", "") if bar else None, piece.replace("\\", "")))
+    return out
+
+
 def _replace_refs(value: Any, refs: dict[str, str]) -> Any:
     if isinstance(value, dict):
         return {
@@ -116,6 +129,8 @@ class FakeFhir:
         self.intercept: Intercept | None = None
         self.transaction_turns = 0
         """Event-loop turns each transaction stays open (lets concurrent requests interleave)."""
+        self.honours_escapes = True
+        """Off: token searches and `ifNoneExist` parsed as `loose_tokens` (a server ignoring FHIR search escaping)."""
         self._next = 0
 
     # -- wiring -------------------------------------------------------------------------------
@@ -202,8 +217,7 @@ class FakeFhir:
                 answers.append({})
                 continue
             resource_type = request["url"]
-            ((system, value),) = tokens(unquote(request["ifNoneExist"].split("=", 1)[1]))
-            found = self._by_identifier(resource_type, [(system, value)])
+            found = self._by_identifier(resource_type, self._tokens(unquote(request["ifNoneExist"].split("=", 1)[1])))
             if found:
                 ref = f"{resource_type}/{found[0]['id']}"
                 answers.append({"status": "200 OK", "location": f"{ref}/_history/1"})
@@ -244,6 +258,9 @@ class FakeFhir:
             200, json={"resourceType": "Bundle", "type": "transaction-response", "entry": response_entries}
         )
 
+    def _tokens(self, value: str) -> list[tuple[str | None, str]]:
+        return tokens(value) if self.honours_escapes else loose_tokens(value)
+
     def _by_identifier(self, resource_type: str, wanted: list[tuple[str | None, str]]) -> list[dict[str, Any]]:
         return [
             r
@@ -262,7 +279,7 @@ class FakeFhir:
             if name == "_id":
                 matches = [r for r in matches if r["id"] in values]
             elif name == "identifier":
-                wanted = tokens(value)
+                wanted = self._tokens(value)
                 matches = [r for r in matches if r in self._by_identifier(resource_type, wanted)]
             elif name == "part-of":
                 matches = [r for r in matches if any(p.get("reference") in values for p in r.get("partOf", []))]
@@ -271,7 +288,7 @@ class FakeFhir:
             elif name in ("subject", "patient"):
                 matches = [r for r in matches if _ref(r, "subject") in values]
             elif name == "patient.identifier":
-                patients = {f"Patient/{p['id']}" for p in self._by_identifier("Patient", tokens(value))}
+                patients = {f"Patient/{p['id']}" for p in self._by_identifier("Patient", self._tokens(value))}
                 matches = [r for r in matches if _ref(r, "subject") in patients]
             elif name == "substance":
                 matches = [

@@ -21,7 +21,7 @@ from service.mappers.codes import (
     EXT_SESSION,
     local_system,
 )
-from service.mappers.ids import patient_token, resource_ref
+from service.mappers.ids import match_param, patient_token, resource_ref
 from service.mappers.session import session_context
 from service.safety.flags import details
 from service.settings import Settings
@@ -275,7 +275,8 @@ async def test_a_lost_patient_race_is_retried_once_with_the_patient_found_by_ide
         == {
             "method": "POST",
             "url": "Patient",
-            "ifNoneExist": f"identifier={quote(patient_token(RACE_MRN, config), safe='')}",
+            # matched on the MRN's match key: a server need not honour search escaping (ids.py, row 17)
+            "ifNoneExist": f"identifier={quote(match_param(config.mrn_system, RACE_MRN, config), safe='')}",
         }
         for e in first[0]["entry"]
     )
@@ -285,7 +286,9 @@ async def test_a_lost_patient_race_is_retried_once_with_the_patient_found_by_ide
     assert methods == [search, ("POST", "/fhir"), search, ("POST", "/fhir")]
     for n in (0, 2):
         form = parse_qs(rig.fake.requests[n].content.decode())
-        assert form == {"identifier": [patient_token(RACE_MRN, config)]}
+        # the MRN's token (a server honouring escapes finds a Patient the EHR made) and its match key
+        match_key = match_param(config.mrn_system, RACE_MRN, config)
+        assert form == {"identifier": [f"{patient_token(RACE_MRN, config)},{match_key}"]}
     assert len(first[0]["entry"]) == 1  # the Patient alone: the record was never sent with a conditional entry
     for request in rig.fake.requests:
         url = str(request.url)

@@ -6,6 +6,8 @@ import re
 import urllib.parse
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas import PatientInfo
 from service.mappers import (
@@ -22,6 +24,7 @@ from service.mappers import (
     search_escape,
 )
 from service.mappers.fhir import to_json
+from service.mappers.ids import match_identifier, patient_token, patient_tokens
 
 CONFIG = MappingConfig()
 
@@ -43,13 +46,43 @@ def test_search_escape_escapes_each_special_character(raw: str, escaped: str) ->
     assert search_escape(raw) == escaped
 
 
-@pytest.mark.parametrize("mrn", ["A,1", "A|1", "A$1", "A\\1", "x,|$\\y", "ü 7&=+%"])
+@pytest.mark.parametrize("mrn", ["ü 7&=+%", "00042", "a.b-c_d/e"])
 def test_if_none_exist_is_the_url_encoded_escaped_identifier_token(mrn: str) -> None:
     value = patient_if_none_exist(mrn, CONFIG)
     name, _, encoded = value.partition("=")
     assert name == "identifier"
     assert not set(encoded) & set(",|$\\&=+ ")
     assert urllib.parse.unquote(encoded) == f"{search_escape(CONFIG.mrn_system)}|{search_escape(mrn)}"
+
+
+@pytest.mark.parametrize("mrn", ["A,1", "A|1", "A$1", "A\\1", "x,|$\\y", "B|", "|B"])
+def test_an_mrn_needing_escapes_is_matched_on_its_match_key_not_on_its_value(mrn: str) -> None:
+    """Row 17: a server that does not honour search escaping matched `B|` to the Patient of MRN `B`."""
+    value = patient_if_none_exist(mrn, CONFIG)
+    name, _, encoded = value.partition("=")
+    assert name == "identifier"
+    system, _, key = urllib.parse.unquote(encoded).partition("|")
+    assert system == f"{CONFIG.identifier_system_base}/match-key"
+    assert re.fullmatch(r"[0-9a-f]{64}", key)  # nothing a server must unescape
+    assert match_identifier(CONFIG.mrn_system, mrn, CONFIG) == {"use": "secondary", "system": system, "value": key}
+
+
+@given(st.text(min_size=1, max_size=64))
+def test_a_match_key_is_exactly_for_values_needing_escapes_and_per_system_and_value(value: str) -> None:
+    key = match_identifier(CONFIG.mrn_system, value, CONFIG)
+    assert (key is None) == set(value).isdisjoint(",|$\\")
+    if key is not None:
+        assert key != match_identifier(CONFIG.visit_system, value, CONFIG)
+        assert key != match_identifier(CONFIG.mrn_system, value + "|", CONFIG)
+        # the search finds the MRN's own token and its match key
+        tokens = patient_tokens([value], CONFIG)
+        assert tokens == f"{patient_token(value, CONFIG)},{key['system']}|{key['value']}"
+
+
+def test_a_match_key_keeps_system_and_value_apart() -> None:
+    one = match_identifier("s|a", "1|", MappingConfig())
+    other = match_identifier("s", "a|1|", MappingConfig())
+    assert one is not None and other is not None and one["value"] != other["value"]
 
 
 def test_patient_urn_is_a_deterministic_uuid_per_system_and_mrn() -> None:
@@ -79,8 +112,10 @@ def test_patient_resource_carries_the_mrn_exactly_and_the_demographics() -> None
             },
             "system": CONFIG.mrn_system,
             "value": "00,4|2$1\\",
-        }
+        },
+        match_identifier(CONFIG.mrn_system, "00,4|2$1\\", CONFIG),  # the MRN needs escaping: row 17
     ]
+    assert resource["identifier"][1] is not None
     assert resource["name"] == [{"family": "Okafor", "given": ["Ada", "N."]}]
     assert resource["birthDate"] == "1981-07-14"
     assert resource["gender"] == "female"

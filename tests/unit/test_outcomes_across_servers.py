@@ -63,6 +63,14 @@ class Server:
             if "_id" in form:
                 self.id_searches.append(resource_type)
                 found = [self.store[r] for i in form["_id"].split(",") if (r := f"{resource_type}/{i}") in self.store]
+            elif "identifier" in form:  # the Patient lookup (its MRNs need no escaping here)
+                tokens = set(form["identifier"].split(","))
+                found = [
+                    held
+                    for ref, held in self.store.items()
+                    if ref.startswith(f"{resource_type}/")
+                    and any(f"{i['system']}|{i['value']}" in tokens for i in held.get("identifier", []))
+                ]
             entries = [{"resource": r, "search": {"mode": "match"}} for r in found]
             return httpx.Response(
                 200, json={"resourceType": "Bundle", "type": "searchset", "total": len(found), "entry": entries}

@@ -14,7 +14,7 @@ from schemas import parse_record
 from service.errors import Conflict, FhirRejected
 from service.fhir_client import open_fhir_client
 from service.mappers import MappingConfig, search_escape
-from service.mappers.ids import patient_token, visit_token
+from service.mappers.ids import match_identifier, match_param, patient_token, visit_token
 from service.mappers.narrative import escape
 from service.mappers.patient import patient_if_none_exist
 from service.settings import Settings
@@ -78,6 +78,7 @@ def leaking_outcome() -> dict[str, Any]:
     echoes += [
         patient_if_none_exist(MRN, config),
         "identifier=" + quote(visit_token(PHI["visit_id"], config), safe=""),
+        "identifier=" + quote(match_param(config.visit_system, PHI["visit_id"], config), safe=""),
         patient_token(MRN, config),
     ]
     return {
@@ -106,13 +107,27 @@ def assert_no_phi(outcome: dict[str, Any]) -> None:
     for label, value in PHI.items():
         for form in forms(value):
             assert form not in flat, f"{label} leaks as {form!r}"
+    for key in match_keys():
+        assert key not in flat, "a match key (a digest of an MRN or visit id) leaks"
+
+
+def match_keys() -> list[str]:
+    """The match keys (`ids.match_identifier`) of the records' MRN and visit id, which need escaping."""
+    config = MappingConfig()
+    keys = [
+        match_identifier(config.mrn_system, MRN, config),
+        match_identifier(config.visit_system, PHI["visit_id"], config),
+    ]
+    assert all(k is not None for k in keys)
+    return [k["value"] for k in keys if k is not None]
 
 
 def test_phi_values_lists_every_phi_field_in_every_form_longest_first() -> None:
-    values = phi_values(records())
+    values = phi_values(records(), MappingConfig())
     for label, value in PHI.items():
         for form in forms(value):
             assert form in values, (label, form)
+    assert set(match_keys()) <= set(values)
     assert [len(v) for v in values] == sorted((len(v) for v in values), reverse=True)
     assert "C-1" not in values and "S-1" not in values and "nausea" not in values  # not PHI
 
@@ -122,7 +137,7 @@ def test_redact_error_blanks_every_phi_value_out_of_diagnostics_details_and_expr
     outcome = leaking_outcome()
     error = error_type("POST /: the FHIR server rejected the request (400)", status_code=400, operation_outcome=outcome)
 
-    redacted = redact_error(error, records())
+    redacted = redact_error(error, records(), MappingConfig())
 
     assert type(redacted) is error_type
     assert redacted.status_code == 400 and redacted.message == error.message
