@@ -162,6 +162,29 @@ def capability_problem(capability: dict[str, Any]) -> str | None:
     return None
 
 
+OPTIONAL_CAPABILITIES = {
+    "validate": "the $validate operation: `infusion-fhir validate` stops with exit 2 and `$convert` cannot check "
+    "what it maps; writes are not affected",
+}
+"""Operations the service uses where the server has them, by name, with what their absence costs."""
+
+
+def missing_capabilities(capability: dict[str, Any]) -> list[dict[str, str]]:
+    """The optional operations a fit server's CapabilityStatement does not declare (at system or any resource level),
+    each with what its absence costs (docs/compatibility.md: Medplum's engine declares none, and has no $validate)."""
+    declared = {
+        op.get("name")
+        for rest in capability.get("rest", [])
+        for holder in (rest, *rest.get("resource", []))
+        for op in holder.get("operation", [])
+    }
+    return [
+        {"capability": f"${name}", "consequence": consequence}
+        for name, consequence in OPTIONAL_CAPABILITIES.items()
+        if name not in declared
+    ]
+
+
 class CallObserver(Protocol):
     """Receives one event per FHIR request and per retry (metrics hook up here)."""
 
@@ -241,8 +264,13 @@ class FhirClient:
     async def search_with_includes(
         self, resource_type: str, params: Mapping[str, str]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(matches, `_include`d resources) over every page of a search (POST `_search`, form body)."""
+        """(matches, `_include`d resources) over every page of a search (POST `_search`, form body).
+
+        A server that answers fewer matches than its `total` and gives no `next` link (Medplum's engine with
+        `_count`: docs/compatibility.md, row 8) is asked for the rest with `_offset`; FhirLacksCapability if it
+        still does not give them. A search never returns part of its matches as if they were all."""
         bundle = await self._json("POST", f"{resource_type}/_search", form=dict(params), idempotent=True)
+        total, paged = bundle.get("total"), _next_link(bundle) is not None
         matches: list[dict[str, Any]] = []
         included: list[dict[str, Any]] = []
         while True:
@@ -250,9 +278,27 @@ class FhirClient:
                 mode = entry.get("search", {}).get("mode", "match")
                 (matches if mode == "match" else included).append(entry["resource"])
             next_url = _next_link(bundle)
-            if not next_url:
+            if next_url:
+                bundle = await self._json("GET", next_url, idempotent=True)
+                continue
+            if paged or not isinstance(total, int) or len(matches) >= total:
                 return matches, included
-            bundle = await self._json("GET", next_url, idempotent=True)
+            before = len(matches)
+            form = {**params, "_offset": str(before)}
+            bundle = await self._json("POST", f"{resource_type}/_search", form=form, idempotent=True)
+            held = {(m.get("resourceType"), m.get("id")) for m in matches}
+            fresh = [
+                e
+                for e in bundle.get("entry", [])
+                if e.get("search", {}).get("mode", "match") != "match"
+                or (e["resource"].get("resourceType"), e["resource"].get("id")) not in held
+            ]
+            if not any(e.get("search", {}).get("mode", "match") == "match" for e in fresh):
+                raise FhirLacksCapability(
+                    f"POST {resource_type}/_search: the FHIR server answered {before} of {total} matches, with no "
+                    "next page, and _offset gave no more"
+                )
+            bundle = {**bundle, "entry": fresh}
 
     async def current(self, resource_type: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Of these ids, the resources the server holds now, for a diff: `_id` searches of at most

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from service.errors import Conflict, FhirAuthRefused, FhirMisconfigured, FhirRejected, FhirUnavailable, NotFound
+from service.errors import (
+    Conflict,
+    FhirAuthRefused,
+    FhirLacksCapability,
+    FhirMisconfigured,
+    FhirRejected,
+    FhirUnavailable,
+    NotFound,
+)
 from service.fhir_client import FhirClient, build_http_client
 from service.retry import RetryPolicy, parse_retry_after
 
@@ -194,6 +204,40 @@ async def test_search_goes_by_post_form_and_keeps_values_out_of_the_url(
     first = httpx_mock.get_requests()[0]
     assert "MRN" not in str(first.url)
     assert b"identifier=urn%3Amrn%7CMRN%5C%2C42" in first.content
+
+
+def _capping_server(matches: int, cap: int, *, honours_offset: bool) -> Callable[[httpx.Request], httpx.Response]:
+    """Medplum's engine (row 8): `_count` cuts the answer, no `next` link, `total` says how many matched."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        form = parse_qs(request.content.decode())
+        offset = int(form.get("_offset", ["0"])[0]) if honours_offset else 0
+        ids = [f"o{i}" for i in range(matches)][offset : offset + cap]
+        entries = [{"resource": {"resourceType": "Observation", "id": i}, "search": {"mode": "match"}} for i in ids]
+        return httpx.Response(200, json={"resourceType": "Bundle", "total": matches, "entry": entries})
+
+    return answer
+
+
+async def test_a_search_capped_without_a_next_link_reads_the_rest_by_offset(
+    client: FhirClient, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_callback(_capping_server(205, 100, honours_offset=True), is_reusable=True)
+
+    found = await client.search("Observation", {"subject": "Patient/p", "_count": "100"})
+
+    assert [r["id"] for r in found] == [f"o{i}" for i in range(205)]
+    offsets = [parse_qs(r.content.decode()).get("_offset") for r in httpx_mock.get_requests()]
+    assert offsets == [None, ["100"], ["200"]]
+
+
+async def test_a_search_capped_with_no_way_to_the_rest_is_an_error_not_a_short_answer(
+    client: FhirClient, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_callback(_capping_server(205, 167, honours_offset=False), is_reusable=True)
+
+    with pytest.raises(FhirLacksCapability, match="167 of 205"):
+        await client.search("Observation", {"subject": "Patient/p", "_count": "500"})
 
 
 async def test_sends_fhir_json_and_bearer_token(httpx_mock: HTTPXMock) -> None:
