@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from service.deps import FhirClientDep
 from service.errors import FhirAuthRefused, FhirMisconfigured, InfusionFhirError
+from service.fhir_client import missing_capabilities
 from service.media import FHIR_JSON
 from service.outcome import single_issue
 from service.routes.responses import HEALTHZ, READYZ
@@ -24,7 +25,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", operation_id="readyz", response_model=None, responses=READYZ)
 async def readyz(fhir: FhirClientDep) -> Any:
-    """Ready when the FHIR server answers `/metadata` with FHIR 4.0.x and supports transactions."""
+    """Ready when the FHIR server answers `/metadata` with FHIR 4.0.x and supports transactions; `lacks` names the
+    optional operations it does not declare, and what that costs."""
     try:
         capability = await fhir.require_r4(retry=False)
     except FhirMisconfigured as exc:
@@ -37,6 +39,7 @@ async def readyz(fhir: FhirClientDep) -> Any:
         "status": "ready",
         "fhirVersion": capability.get("fhirVersion"),
         "software": (capability.get("software") or {}).get("name"),
+        "lacks": missing_capabilities(capability),
     }
 
 

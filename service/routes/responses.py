@@ -194,7 +194,10 @@ MONITORING_SUMMARY_WRITE: dict[int | str, Json] = {
 }
 HEALTHZ: dict[int | str, Json] = {200: _json("The process is alive.", ref("Liveness"))}
 READYZ: dict[int | str, Json] = {
-    200: _json("The FHIR server answers as FHIR R4 with transactions.", ref("Readiness")),
+    200: _json(
+        "The FHIR server answers as FHIR R4 with transactions; `lacks` names the optional operations it does not declare.",
+        ref("Readiness"),
+    ),
     503: outcome(
         "The FHIR server is unreachable (`transient`), refuses our credentials (`security`) or is unfit (`not-supported`)."
     ),
@@ -499,11 +502,21 @@ _LIVENESS: Json = {
 _READINESS: Json = {
     "title": "Readiness",
     "type": "object",
-    "required": ["status", "fhirVersion", "software"],
+    "required": ["status", "fhirVersion", "software", "lacks"],
     "properties": {
         "status": {"const": "ready"},
         "fhirVersion": {"type": "string"},
         "software": {"type": ["string", "null"]},
+        "lacks": {
+            "type": "array",
+            "description": "Optional operations the server does not declare in its CapabilityStatement, and what "
+            "their absence costs (empty: none).",
+            "items": {
+                "type": "object",
+                "required": ["capability", "consequence"],
+                "properties": {"capability": {"type": "string"}, "consequence": {"type": "string"}},
+            },
+        },
     },
 }
 

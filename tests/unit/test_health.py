@@ -67,3 +67,19 @@ def test_readyz_503_when_the_server_errors_without_retrying() -> None:
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/fhir+json")
     assert len(calls) == 1
+
+
+def test_readyz_names_an_operation_the_server_does_not_declare() -> None:
+    """Medplum's engine declares no operations and has no `$validate` (docs/compatibility.md, row 6)."""
+    with _app_with(lambda request: httpx.Response(200, json=_capability())) as api:
+        response = api.get("/readyz")
+    assert response.status_code == 200  # writes do not need it
+    (lack,) = response.json()["lacks"]
+    assert lack["capability"] == "$validate" and "infusion-fhir validate" in lack["consequence"]
+
+
+def test_readyz_lacks_nothing_where_a_resource_declares_validate() -> None:
+    capability = _capability()
+    capability["rest"][0]["resource"] = [{"type": "Patient", "operation": [{"name": "validate"}]}]
+    with _app_with(lambda request: httpx.Response(200, json=capability)) as api:
+        assert api.get("/readyz").json()["lacks"] == []
