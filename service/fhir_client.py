@@ -163,8 +163,8 @@ def capability_problem(capability: dict[str, Any]) -> str | None:
 
 
 OPTIONAL_CAPABILITIES = {
-    "validate": "the $validate operation: `infusion-fhir validate` stops with exit 2 and `$convert` cannot check "
-    "what it maps; writes are not affected",
+    "validate": "`infusion-fhir validate` (the server's check of every mapped resource) stops with exit 2; "
+    "writes and reads are not affected",
 }
 """Operations the service uses where the server has them, by name, with what their absence costs."""
 
