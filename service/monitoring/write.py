@@ -324,8 +324,9 @@ def _status(ended: bool, held: Json | None, amended: bool) -> str:
 def corrected(report: Json | None, children: Sequence[Json], summary: Summary, own: set[str]) -> bool:
     """Whether the session changed by a correction since its report was written: a reading the report named is
     no longer live (retracted), or a reading, score or adverse event was rewritten after the report (a version
-    past the first, updated later than the report). Readings only added since complete a report, they do not
-    amend it; so a session's readings sent one by one after it ended give the status the embedded session gives.
+    past the first, updated later than the report; where versions are opaque, not numbers, one the report named,
+    updated later). Readings only added since complete a report, they do not amend it; so a session's readings sent one by
+    one after it ended give the status the embedded session gives.
     An adverse event deleted (retracted) since cannot be told from the server: the report is updated, not
     marked amended (docs/clinical-safety.md, residual risks)."""
     if report is None:
@@ -337,7 +338,11 @@ def corrected(report: Json | None, children: Sequence[Json], summary: Summary, o
     since = _instant((report.get("meta") or {}).get("lastUpdated"))
     for child in children:
         meta = child.get("meta") or {}
-        if str(meta.get("versionId", "1")) == "1":
+        version = str(meta.get("versionId", "1"))
+        if version == "1":
+            continue
+        # an opaque version (Medplum's UUIDs) does not tell a first write: only what the report named predates it (row 4)
+        if not version.isdigit() and f"{child.get('resourceType')}/{child.get('id')}" not in named:
             continue
         updated = _instant(meta.get("lastUpdated"))
         if since is None or updated is None or updated > since:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -129,6 +131,8 @@ class FakeFhir:
         self.intercept: Intercept | None = None
         self.transaction_turns = 0
         """Event-loop turns each transaction stays open (lets concurrent requests interleave)."""
+        self.opaque_versions = False
+        """On: every write's versionId a new UUID hex and its `lastUpdated` the time, as Medplum's (compatibility row 4)."""
         self.honours_escapes = True
         """Off: token searches and `ifNoneExist` parsed as `loose_tokens` (a server ignoring FHIR search escaping)."""
         self._next = 0
@@ -245,8 +249,11 @@ class FakeFhir:
                 continue
             ref = request["url"]
             old = self.store.get(ref)
-            version = int((old or {}).get("meta", {}).get("versionId", "0")) + 1
+            held = str((old or {}).get("meta", {}).get("versionId", "0"))
+            version = uuid.uuid4().hex if self.opaque_versions else str(int(held) + 1)
             resource["meta"] = {**resource.get("meta", {}), "versionId": str(version)}
+            if self.opaque_versions:  # and, as Medplum, the time of each write
+                resource["meta"]["lastUpdated"] = dt.datetime.now(dt.UTC).isoformat()
             self.store[ref] = resource
             self.deleted.discard(ref)
             status = "201 Created" if old is None else "200 OK"

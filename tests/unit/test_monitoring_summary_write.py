@@ -293,8 +293,11 @@ def test_a_session_without_readings_gets_no_summary() -> None:
     assert not fake.of_type("DiagnosticReport")
 
 
-def test_readings_added_after_the_end_complete_a_final_report_and_a_correction_amends_it() -> None:
+@pytest.mark.parametrize("opaque", [False, True], ids=["numbered-versions", "uuid-versions"])
+def test_readings_added_after_the_end_complete_a_final_report_and_a_correction_amends_it(opaque: bool) -> None:
+    """With UUID versions (Medplum) a reading added after the end read as rewritten, and amended the report."""
     fake = FakeFhir()
+    fake.opaque_versions = opaque
     with client(fake) as api:
         put(api, "infusion-sessions", "S-F", session("S-F", MRN))
         put_vital(api, "S-F", bp("F-0", -10, 130, 80))
