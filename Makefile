@@ -62,17 +62,35 @@ run: venv
 	@if [ -z "$$FHIR_BASE_URL" ]; then $(HAPICTL) up || exit 1; fi
 	FHIR_BASE_URL="$${FHIR_BASE_URL:-$(LOCAL_FHIR)}" $(VENV)/bin/infusion-fhir serve --port 8000
 
-## test: the whole suite (unit and integration) on HAPI with H2, then the integration tests again on HAPI with
-## PostgreSQL (test-postgres); starts each local HAPI if none answers, stops what it started
+## test: the whole suite (unit and integration) on HAPI with H2; then the FHIR-semantics files of the integration
+## suite again on the Medplum engine bed (MEDPLUM_PASS_FILES: what a test there cannot do is left out and named, see
+## tests/integration/beds.py); then the integration tests on HAPI with PostgreSQL (test-postgres). Starts each local
+## server if none answers, once per run, and stops what it started
+MEDPLUM_PORT ?= 8093
+MEDPLUM_PASS_FILES := $(addprefix tests/integration/,test_api_sync.py test_batch_sync.py test_clinical_safety.py \
+	test_outcome_trend.py test_session_replanned.py test_one_flag_per_patient.py test_provenance.py \
+	test_monitoring_summary.py test_embedded_assessments.py test_assessments.py test_questionnaires.py \
+	test_mapped_resources_validate.py test_request_id.py test_no_phi_in_logs.py test_audit.py \
+	test_interpretation_paths.py)
 test: preflight venv openapi-client-tool faults lint
 	@tools/ensure-chromium  # the browser of the offline /docs test; installs Debian's chromium only when missing
-	@began=$$SECONDS; started=0; \
+	@began=$$SECONDS; started=0; mstarted=0; export MEDPLUM_PORT=$(MEDPLUM_PORT); \
 	if [ -z "$$FHIR_BASE_URL" ] && ! curl -sf -o /dev/null "$(LOCAL_FHIR)/metadata"; then \
 		$(HAPICTL) up || exit 1; started=1; \
+	fi; \
+	if ! tools/medplum/medplumctl status >/dev/null 2>&1; then \
+		tools/medplum/medplumctl up || { if [ $$started = 1 ]; then $(HAPICTL) down; fi; exit 1; }; mstarted=1; \
 	fi; \
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then $(HAPICTL) down; fi; \
 	echo "make test: whole suite on HAPI/H2: $$((SECONDS - began)) s (exit $$rc)"; \
+	if [ $$rc = 0 ]; then \
+		began=$$SECONDS; \
+		INFUSION_FHIR_TEST_BED=medplum FHIR_BASE_URL="http://127.0.0.1:$(MEDPLUM_PORT)/fhir" \
+			$(VENV)/bin/python -m pytest $(MEDPLUM_PASS_FILES) $(PYTEST_ARGS); rc=$$?; \
+		echo "make test: FHIR-semantics integration tests on the Medplum engine: $$((SECONDS - began)) s (exit $$rc)"; \
+	fi; \
+	if [ $$mstarted = 1 ]; then tools/medplum/medplumctl down; fi; \
 	if [ $$rc != 0 ]; then exit $$rc; fi
 	@$(MAKE) --no-print-directory test-postgres
 

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.auth import key_digest
 from service.settings import Settings
+from tests.integration.beds import deselect_what_the_bed_lacks
 from tests.integration.medplum_support import medplum_bed
 from tests.integration.run_report import write_report
 
@@ -21,6 +22,10 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     write_report(terminalreporter, config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselect_what_the_bed_lacks(config, items)
 
 
 medplum = pytest.fixture(scope="session")(medplum_bed)

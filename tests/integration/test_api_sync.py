@@ -11,6 +11,7 @@ import pytest
 from schemas import parse_record
 from service.mappers import resource_ids
 from service.mappers.ids import identifier_system, identifier_value
+from tests.integration.beds import deleted_status
 from tests.integration.conftest import async_api, track
 
 FHIR_JSON = {"Accept": "application/fhir+json"}
@@ -159,6 +160,7 @@ def test_session_put_creates_exactly_the_expected_resources(api, settings, fhir_
     assert patients_holding(fhir_base_url, settings.mrn_system, body["patient"]["mrn"]) == 1
 
 
+@pytest.mark.needs("unchanged-put-keeps-version")
 def test_resend_changes_nothing_and_an_edit_versions_only_what_changed(api, run_id) -> None:
     body = session_body(f"s-{run_id}", f"MRN-{run_id}")
     url = f"/v1/infusion-sessions/{body['key']}"
@@ -222,12 +224,15 @@ def test_get_returns_the_record_and_delete_retracts_everything(api, fhir_base_ur
             continue
         response = httpx.get(f"{fhir_base_url}/{item['resourceType']}/{item['id']}", headers=FHIR_JSON, timeout=60)
         if item["resourceType"] == "AdverseEvent":
-            assert response.status_code == 410
+            assert response.status_code == deleted_status()
         else:
             assert response.json()["status"] == "entered-in-error", item
     assert api.get(url).status_code == 404
     assert api.delete(url).status_code == 204
-    assert api.delete(f"/v1/adverse-events/{body['key']}.ae1").status_code == 204
+    # a repeated retraction is harmless (204) where the server tells a deleted resource from one it never had (410);
+    # the Medplum bed forgets a deleted one entirely, history and all (404), so the service cannot (compatibility row 11)
+    repeated = 204 if deleted_status() == 410 else 404
+    assert api.delete(f"/v1/adverse-events/{body['key']}.ae1").status_code == repeated
 
 
 def test_unknown_record_is_404(api, run_id) -> None:

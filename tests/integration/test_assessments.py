@@ -68,6 +68,7 @@ def _issues(fhir_base_url: str, resource: dict[str, Any]) -> list[dict[str, Any]
 
 
 @pytest.mark.parametrize("case", CASES)
+@pytest.mark.needs("$validate")
 def test_each_instrument_round_trips_and_validates(
     case: str, api, settings, fhir_base_url, run_id, capsys: pytest.CaptureFixture
 ) -> None:
@@ -160,6 +161,7 @@ def test_a_key_keeps_its_instrument(api, run_id) -> None:
 
 
 @pytest.mark.parametrize(("case", "link_id"), [("gad7-moderate-difficulty", "3"), ("cssrs-screen-high", "S1")])
+@pytest.mark.needs("$validate")
 def test_a_response_with_a_wrong_answer_code_fails_validate(
     case: str, link_id: str, api, settings, fhir_base_url, run_id
 ) -> None:
@@ -179,6 +181,7 @@ def _errors(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [i for i in issues if i.get("severity") in ("error", "fatal")]
 
 
+@pytest.mark.needs("$validate")
 def test_a_phq9_sent_as_either_kind_is_one_record(api, settings, fhir_base_url, run_id) -> None:
     """Issue 21 (H-33): one key sent as `assessment` and as `phq9_assessment` writes the same resources under
     the PHQ-9's ids (nothing under the assessment kind's), reads back equal under both kinds, passes $validate

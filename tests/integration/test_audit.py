@@ -67,6 +67,7 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.needs("$validate")
 def test_every_operation_leaves_one_event_in_the_file_and_the_store(
     fhir_base_url, run_id, tmp_path, fhir_cleanup
 ) -> None:

@@ -61,6 +61,7 @@ def _status(fhir_base_url: str, ref: str) -> str:
     return str(_get(fhir_base_url, ref)["status"])
 
 
+@pytest.mark.needs("$validate")
 def test_embedded_assessments_round_trip_validate_and_retract_with_their_session_and_flag(
     api, settings, fhir_base_url, run_id, capsys: pytest.CaptureFixture
 ) -> None:

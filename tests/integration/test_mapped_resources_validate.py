@@ -122,6 +122,7 @@ def _pattern(message: str) -> str:
     return message[:220]
 
 
+@pytest.mark.needs("$validate")
 def test_every_mapped_resource_passes_validate_without_errors(
     fhir_base_url: str, run_id: str, capsys: pytest.CaptureFixture
 ) -> None:
@@ -233,6 +234,7 @@ def _transaction_records(run_id: str) -> list[Any]:
     return records
 
 
+@pytest.mark.needs("large-transactions")
 def test_transaction_is_accepted_idempotent_and_reads_back_to_the_same_records(
     fhir_base_url: str, fhir_cleanup: Any, run_id: str
 ) -> None:
@@ -309,6 +311,7 @@ def _levels(resource: dict[str, Any]) -> list[str]:
     return [i["coding"][0]["code"] for part in parts for i in part.get("interpretation", [])]
 
 
+@pytest.mark.needs("$validate")
 def test_interpreted_readings_pass_validate_without_errors(fhir_base_url: str, tmp_path: Path) -> None:
     """A hypertensive, desaturating, over-sedated session: every level, both ranges, the unknown phase, and a
     reading under a rule the clinic weakened (its range names the approval)."""

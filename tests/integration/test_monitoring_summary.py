@@ -13,6 +13,7 @@ import random
 from typing import Any
 
 import httpx
+import pytest
 
 from service.mappers import codes
 from service.mappers.monitoring_report import part_ref
@@ -81,6 +82,7 @@ def _normal(value: Any, prefix: str, key: str) -> Any:
     return value
 
 
+@pytest.mark.needs("$validate")
 def test_the_report_its_statistics_and_the_flag_pass_validate(api: Any, settings: Settings, fhir_base_url: str) -> None:
     _embedded(api, "S-V", "V")
     config = settings.mapping_config()

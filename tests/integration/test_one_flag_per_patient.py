@@ -108,6 +108,7 @@ def test_a_negative_answer_raises_no_flag_and_a_positive_one_raises_one_naming_i
     assert alert["key"] == key and alert["positive"]
 
 
+@pytest.mark.needs("$validate")
 def test_two_positives_while_the_flag_is_active_leave_one_flag_naming_both(clinic: Clinic) -> None:
     first, second = clinic.send(0, positive=True), clinic.send(1, positive=True)
     clinic.send(1, positive=True)  # sent again: nothing added twice

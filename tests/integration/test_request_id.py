@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from service.request_context import HAPI_KEEPS
 from tests.integration.batch_support import DEPENDENTS, Namespace
 from tests.integration.test_api_sync import session_body
 
 FHIR_JSON = {"Accept": "application/fhir+json"}
+pytestmark = pytest.mark.needs("meta.source")
 
 
 def _request_id_of(fhir_base_url: str, resource_type: str, resource_id: str) -> str:
