@@ -23,6 +23,7 @@ LACKS: dict[str, dict[str, str]] = {
         "meta.source": "the bed keeps no meta.source, so the request id is not kept there (row 7)",
         "unchanged-put-keeps-version": "the bed writes a new version of an unchanged PUT (Medplum's server keeps "
         "it: not measured); the test asserts that a re-send leaves the version as it was",
+        "hapictl": "the test stops and starts the server under test with hapictl (an outage); the bed is no HAPI",
         "large-transactions": "the bed takes at most 50 updates in a transaction (row 2); the test posts a mapped "
         "Bundle itself, not through the service, which splits what a server will not take",
     },

@@ -263,6 +263,7 @@ def _local_hapi(ns: Namespace) -> bool:
     )
 
 
+@pytest.mark.needs("hapictl")
 def test_outage_inside_the_retry_window_completes_and_outside_it_exits_2_then_reruns(ns, demo_file, tmp_path) -> None:
     if not _local_hapi(ns):
         if os.environ.get("CI"):
