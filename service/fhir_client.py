@@ -29,7 +29,7 @@ from service.errors import (
     NotFound,
 )
 from service.media import FHIR_JSON
-from service.request_context import REQUEST_ID_HEADER, current_request_id
+from service.request_context import HAPI_KEEPS, REQUEST_ID_HEADER, current_request_id
 from service.retry import RetryPolicy, is_temporary, parse_retry_after
 from service.smart import SmartBackendAuth, load_signing_key
 
@@ -185,6 +185,18 @@ def missing_capabilities(capability: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def with_source(bundle: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """`bundle` with `meta.source` = `source` on every entry's resource that has none (a copy; entries without a
+    resource, DELETEs, as they are)."""
+    entries = []
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource")
+        if isinstance(resource, Mapping) and not (resource.get("meta") or {}).get("source"):
+            entry = {**entry, "resource": {**resource, "meta": {**(resource.get("meta") or {}), "source": source}}}
+        entries.append(entry)
+    return {**bundle, "entry": entries}
+
+
 class CallObserver(Protocol):
     """Receives one event per FHIR request and per retry (metrics hook up here)."""
 
@@ -253,7 +265,14 @@ class FhirClient:
             return None
 
     async def transaction(self, bundle: Mapping[str, Any] | bytes, *, idempotent: bool) -> dict[str, Any]:
-        """POST a transaction Bundle; retried only when the caller says every entry is idempotent."""
+        """POST a transaction Bundle; retried only when the caller says every entry is idempotent.
+
+        Each resource written carries the request id in `meta.source` (`#` + its first `HAPI_KEEPS` characters), as
+        HAPI records it from the `X-Request-Id` header; a server that ignores the header (Medplum's engine,
+        docs/compatibility.md row 7) then keeps it too. A resource that names a source of its own keeps it."""
+        request_id = current_request_id()
+        if request_id is not None and isinstance(bundle, Mapping):
+            bundle = with_source(bundle, f"#{request_id[:HAPI_KEEPS]}")
         return await self._json("POST", "", body=bundle, idempotent=idempotent)
 
     async def search(self, resource_type: str, params: Mapping[str, str]) -> list[dict[str, Any]]:

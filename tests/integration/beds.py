@@ -20,7 +20,6 @@ LACKS: dict[str, dict[str, str]] = {
     "medplum": {
         "$validate": "the bed has no $validate (docs/compatibility.md, row 6); the test's own check of what was "
         "written, or of the validate command, needs it",
-        "meta.source": "the bed keeps no meta.source, so the request id is not kept there (row 7)",
         "unchanged-put-keeps-version": "the bed writes a new version of an unchanged PUT (Medplum's server keeps "
         "it: not measured); the test asserts that a re-send leaves the version as it was",
         "hapictl": "the test stops and starts the server under test with hapictl (an outage); the bed is no HAPI",

@@ -1,19 +1,18 @@
-"""Issue 23 point 5 on the real HAPI: the request id an EHR sends reaches the FHIR server, which keeps it in the
-`meta.source` of every resource written for that request; a batch job's calls carry its job id the same way."""
+"""Issue 23 point 5: the request id an EHR sends reaches the FHIR server, which keeps it in the `meta.source` of every
+resource written for that request; a batch job's calls carry its job id the same way. On HAPI from the header and the
+resource alike; on the Medplum bed, which ignores the header, from the resource (issue 24, row 7)."""
 
 from __future__ import annotations
 
 import json
 
 import httpx
-import pytest
 
 from service.request_context import HAPI_KEEPS
 from tests.integration.batch_support import DEPENDENTS, Namespace
 from tests.integration.test_api_sync import session_body
 
 FHIR_JSON = {"Accept": "application/fhir+json"}
-pytestmark = pytest.mark.needs("meta.source")
 
 
 def _request_id_of(fhir_base_url: str, resource_type: str, resource_id: str) -> str:

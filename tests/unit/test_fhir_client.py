@@ -7,6 +7,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import httpx
+import orjson
 import pytest
 from pytest_httpx import HTTPXMock
 
@@ -20,6 +21,7 @@ from service.errors import (
     NotFound,
 )
 from service.fhir_client import FhirClient, build_http_client
+from service.request_context import Caller, request_scope
 from service.retry import RetryPolicy, parse_retry_after
 
 BASE = "http://fhir.test/fhir"
@@ -328,3 +330,30 @@ async def test_current_leaves_unanswered_what_a_capped_answer_without_a_total_le
     found = await client.current("Observation", [f"o{i}" for i in range(1000)])
     assert [len(c) for c in seen] == [500, 500]
     assert len(found) == 400
+
+
+async def test_a_transaction_carries_the_request_id_in_each_resources_meta_source(
+    client: FhirClient, httpx_mock: HTTPXMock
+) -> None:
+    """Row 7: Medplum's engine ignores `X-Request-Id`; a `meta.source` the service sets is kept there and on HAPI."""
+    answer = {"resourceType": "Bundle", "type": "transaction-response"}
+    httpx_mock.add_response(method="POST", json=answer, is_reusable=True)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": {"resourceType": "Observation", "meta": {"profile": ["p"]}}, "request": {"method": "PUT"}},
+            {"resource": {"resourceType": "Device", "meta": {"source": "urn:own"}}, "request": {"method": "PUT"}},
+            {"request": {"method": "DELETE", "url": "Observation/x"}},
+        ],
+    }
+    with request_scope("0123456789abcdef-and-more", Caller("api-key", "ehr")):
+        await client.transaction(bundle, idempotent=True)
+    await client.transaction(bundle, idempotent=True)  # no request: nothing added
+
+    stamped, plain = (orjson.loads(r.content) for r in httpx_mock.get_requests())
+    assert stamped["entry"][0]["resource"]["meta"] == {"profile": ["p"], "source": "#0123456789abcdef"}
+    assert stamped["entry"][1]["resource"]["meta"] == {"source": "urn:own"}  # a source of its own is kept
+    assert stamped["entry"][2] == bundle["entry"][2]
+    assert plain == bundle
+    assert bundle["entry"][0]["resource"]["meta"] == {"profile": ["p"]}  # the caller's Bundle is not changed
