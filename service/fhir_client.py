@@ -294,8 +294,7 @@ class FhirClient:
         included: list[dict[str, Any]] = []
         while True:
             for entry in bundle.get("entry", []):
-                mode = entry.get("search", {}).get("mode", "match")
-                (matches if mode == "match" else included).append(entry["resource"])
+                (matches if _is_match(entry) else included).append(entry["resource"])
             next_url = _next_link(bundle)
             if next_url:
                 bundle = await self._json("GET", next_url, idempotent=True)
@@ -309,10 +308,9 @@ class FhirClient:
             fresh = [
                 e
                 for e in bundle.get("entry", [])
-                if e.get("search", {}).get("mode", "match") != "match"
-                or (e["resource"].get("resourceType"), e["resource"].get("id")) not in held
+                if not _is_match(e) or (e["resource"].get("resourceType"), e["resource"].get("id")) not in held
             ]
-            if not any(e.get("search", {}).get("mode", "match") == "match" for e in fresh):
+            if not any(_is_match(e) for e in fresh):
                 raise FhirLacksCapability(
                     f"POST {resource_type}/_search: the FHIR server answered {before} of {total} matches, with no "
                     "next page, and _offset gave no more"
@@ -517,6 +515,11 @@ def _outcome_or_none(response: httpx.Response) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return body if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome" else None
+
+
+def _is_match(entry: Mapping[str, Any]) -> bool:
+    """Whether a searchset entry is a match (its `search.mode`, `match` when absent), not an `_include`d resource."""
+    return bool(entry.get("search", {}).get("mode", "match") == "match")
 
 
 def _next_link(bundle: Mapping[str, Any]) -> str | None:

@@ -206,7 +206,21 @@ def search_escape(value: str) -> str:
 
 def mrn_of(patient: dict[str, Any], config: MappingConfig) -> str | None:
     """The MRN a Patient (JSON) holds under the configured system, if any."""
-    return next((i.get("value") for i in patient.get("identifier", []) if i.get("system") == config.mrn_system), None)
+    return _value_under(patient, config.mrn_system)
+
+
+def visit_of(encounter: dict[str, Any], config: MappingConfig) -> str | None:
+    """The EHR visit id an Encounter (JSON) holds under the configured visit system, if any."""
+    return _value_under(encounter, config.visit_system)
+
+
+def _value_under(resource: dict[str, Any], system: str) -> str | None:
+    return next((i.get("value") for i in resource.get("identifier", []) if i.get("system") == system), None)
+
+
+def token(system: str, value: str) -> str:
+    """The escaped `system|value` token search value of an identifier."""
+    return f"{search_escape(system)}|{search_escape(value)}"
 
 
 ESCAPED = frozenset("\\,$|")
@@ -246,7 +260,7 @@ def _match_token(system: str, value: str, config: MappingConfig) -> str | None:
 def match_param(system: str, value: str, config: MappingConfig) -> str:
     """The `identifier` search value a conditional create matches on: the match key when there is one, else the
     escaped `system|value` token."""
-    return _match_token(system, value, config) or f"{search_escape(system)}|{search_escape(value)}"
+    return _match_token(system, value, config) or token(system, value)
 
 
 def patient_tokens(mrns: Iterable[str], config: MappingConfig) -> str:
@@ -262,7 +276,7 @@ def visit_tokens(visit_ids: Iterable[str], config: MappingConfig) -> str:
 
 def _tokens(system: str, values: Iterable[str], config: MappingConfig) -> Iterator[str]:
     for value in values:
-        yield f"{search_escape(system)}|{search_escape(value)}"
+        yield token(system, value)
         key = _match_token(system, value, config)
         if key is not None:
             yield key
@@ -277,16 +291,9 @@ def ids_by_type(refs: Iterable[str]) -> dict[str, list[str]]:
     return by_type
 
 
-def visit_of(encounter: dict[str, Any], config: MappingConfig) -> str | None:
-    """The EHR visit id an Encounter (JSON) holds under the configured visit system, if any."""
-    return next(
-        (i.get("value") for i in encounter.get("identifier", []) if i.get("system") == config.visit_system), None
-    )
-
-
 def patient_token(mrn: str, config: MappingConfig) -> str:
     """The escaped `system|value` token search value of a patient's MRN identifier."""
-    return f"{search_escape(config.mrn_system)}|{search_escape(mrn)}"
+    return token(config.mrn_system, mrn)
 
 
 @lru_cache(maxsize=4096)
@@ -297,7 +304,7 @@ def patient_urn(mrn: str, config: MappingConfig) -> str:
 
 def visit_token(visit_id: str, config: MappingConfig) -> str:
     """The escaped `system|value` token search value of an EHR visit identifier."""
-    return f"{search_escape(config.visit_system)}|{search_escape(visit_id)}"
+    return token(config.visit_system, visit_id)
 
 
 @lru_cache(maxsize=4096)

@@ -325,8 +325,8 @@ def corrected(report: Json | None, children: Sequence[Json], summary: Summary, o
     """Whether the session changed by a correction since its report was written: a reading the report named is
     no longer live (retracted), or a reading, score or adverse event was rewritten after the report (a version
     past the first, updated later than the report; where versions are opaque, not numbers, one the report named,
-    updated later). Readings only added since complete a report, they do not amend it; so a session's readings sent one by
-    one after it ended give the status the embedded session gives.
+    updated later). Readings only added since complete a report, they do not amend it; so a session's readings
+    sent one by one after it ended give the status the embedded session gives.
     An adverse event deleted (retracted) since cannot be told from the server: the report is updated, not
     marked amended (docs/clinical-safety.md, residual risks)."""
     if report is None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from service.errors import NotFound
 from service.fhir_client import FhirClient
 from service.instruments import DEFINITIONS, definition
 from service.mappers import MappingConfig, search_escape
 from service.outcomes.index import code_index
 from service.outcomes.points import read_points
 from service.outcomes.trend import summarise
-from service.sync.identities import patients_by_mrn
+from service.sync.identities import patients_holding
 
 PAGE = "500"  # the local HAPI's largest page; every page is read whatever the server allows
 
@@ -35,9 +34,7 @@ async def outcome_trend(
     """The trend of one instrument, or (`instrument` None) `{"summaries": [...]}`: one per instrument the
     patient has, in the definitions' order. NotFound without a Patient of this MRN, or for a `baseline_key`
     that names none of the patient's assessments of the instrument."""
-    patients = (await patients_by_mrn(fhir, config, [mrn])).get(mrn, [])
-    if not patients:
-        raise NotFound("no Patient with this MRN on the FHIR server")
+    patients = await patients_holding(fhir, config, mrn)
     wanted = [instrument] if instrument is not None else list(DEFINITIONS)
     tokens = code_index(config).tokens(wanted)
     observations = await fhir.search(

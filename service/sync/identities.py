@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas import InfusionSession, Record
-from service.errors import Conflict, FhirRejected
+from service.errors import Conflict, FhirRejected, NotFound
 from service.fhir_client import FhirClient
 from service.mappers import MappingConfig
 from service.mappers.build import Json
@@ -60,6 +60,14 @@ async def patients_by_mrn(fhir: FhirClient, config: MappingConfig, mrns: Iterabl
         if mrn in wanted:
             out.setdefault(mrn, []).append(patient)
     return out
+
+
+async def patients_holding(fhir: FhirClient, config: MappingConfig, mrn: str) -> list[Json]:
+    """The Patients the server holds with exactly this MRN (`patients_by_mrn`); NotFound when it holds none."""
+    patients = (await patients_by_mrn(fhir, config, [mrn])).get(mrn, [])
+    if not patients:
+        raise NotFound("no Patient with this MRN on the FHIR server")
+    return patients
 
 
 async def resolve_identities(

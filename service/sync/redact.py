@@ -17,16 +17,14 @@ from service.mappers.narrative import day, escape
 REDACTED = "[redacted]"
 
 
-def phi_values(records: Iterable[Any], config: MappingConfig | None = None) -> list[str]:
+def phi_values(records: Iterable[Any], config: MappingConfig) -> list[str]:
     """The PHI strings of records (the fields `schemas` marks as PHI) and the forms they take in a
     server's diagnostics (search-escaped, URL-encoded; as a narrative writes them: XHTML-escaped, a
-    birth date as `6 Jun 1966`; with `config`, the match key of an MRN or visit id: `ids.match_identifier`),
-    longest first."""
+    birth date as `6 Jun 1966`; the match key of an MRN or visit id: `ids.match_identifier`), longest first."""
     values: set[str] = set()
     for text in phi_strings(list(records)):
         values.update({text, search_escape(text), quote(text, safe=""), quote(search_escape(text), safe="")})
-        if config is not None:
-            values.update(match_keys(text, config))
+        values.update(match_keys(text, config))
         values.add(escape(text))
         values.update(_narrative_date(text))
     return sorted((v for v in values if len(v) >= 2), key=len, reverse=True)

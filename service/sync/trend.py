@@ -12,11 +12,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from service.errors import NotFound
 from service.fhir_client import FhirClient
 from service.mappers import MappingConfig, codes
 from service.mappers.ids import parse_identifier
-from service.sync.identities import patients_by_mrn
+from service.sync.identities import patients_holding
 
 RESPONSE_FRACTION = 0.5  # >= 50% reduction from baseline
 REMISSION_BELOW = 5  # total < 5
@@ -126,9 +125,7 @@ def trend_points(observations: list[dict[str, Any]], config: MappingConfig) -> l
 
 async def phq9_trend(fhir: FhirClient, config: MappingConfig, mrn: str) -> dict[str, Any]:
     """The patient's PHQ-9 assessments (retracted ones left out) in time order, summarised."""
-    patients = (await patients_by_mrn(fhir, config, [mrn])).get(mrn, [])
-    if not patients:
-        raise NotFound("no Patient with this MRN on the FHIR server")
+    patients = await patients_holding(fhir, config, mrn)
     subjects = ",".join(f"Patient/{p['id']}" for p in patients)
     wanted = (codes.PHQ9_PANEL, codes.PHQ9_TOTAL, codes.PHQ9_ITEMS[8])
     observations = await fhir.search(
