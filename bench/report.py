@@ -202,6 +202,22 @@ def _mapping(m: dict[str, Any]) -> list[str]:
     ]
 
 
+def _finals(s: dict[str, Any]) -> list[str]:
+    """The sweep's best settings and the CLI's defaults, once each on the full corpus: the fastest is the ceiling's."""
+    if "finals" not in s:  # a run from before the finals
+        return []
+    rows = [
+        [r["batch_size"], r["concurrency"], _n(r["seconds"], 2), _n(r["resources_per_s"]), _n(r["server_cpu_s"], 1)]
+        for r in s["finals"]
+    ]
+    return [
+        "Finals: the sweep's best settings and the CLI's defaults, once each on the full corpus, each on an emptied, "
+        "restarted and warmed-up HAPI; the fastest is the ceiling's setting below:",
+        "",
+        *_table(["batch", "concurrency", "seconds", "resources/s", "server CPU s"], rows),
+    ]
+
+
 def _sync(s: dict[str, Any]) -> list[str]:
     sweep = [
         [r["batch_size"], r["concurrency"], _n(r["resources_per_s"]), _n(r["server_cpu_s"], 1)]
@@ -241,6 +257,7 @@ def _sync(s: dict[str, Any]) -> list[str]:
         "Ceiling sweep (bare httpx, prebuilt Bundles; run in a Latin-square order):",
         "",
         *_table(["batch", "concurrency", "resources/s", "server CPU s"], sweep),
+        *_finals(s),
         "Ours against the ceiling at its best setting, in ABBA order; on the benchmarks' own server each of these "
         "runs starts on an emptied, restarted and warmed-up HAPI. Each side's rate is its resources over the mean "
         "time of its runs:",

@@ -234,3 +234,19 @@ def test_the_audit_summary_compares_each_sink_with_auditing_off() -> None:
         render({"clients": 8, "requests_per_side": 200, "warmup_per_side": 8, "audit_file_lines": 412, "latency": lat})
     )
     assert "| off | 200 |" in text and "+10.0%" in text and "412" in text
+
+
+def test_the_ceiling_finals_are_the_sweeps_fastest_and_the_defaults() -> None:
+    from bench.sync import DEFAULTS, finalists
+
+    def row(batch: int, concurrency: int, rate: float) -> dict[str, float]:
+        return {"batch_size": batch, "concurrency": concurrency, "resources_per_s": rate}
+
+    sweep = [row(25, 1, 203), row(50, 2, 196), row(25, 4, 203), row(100, 4, 185), row(25, 2, 203), row(50, 4, 139)]
+    assert finalists(sweep, 3) == [
+        {"batch_size": 25, "concurrency": 1},
+        {"batch_size": 25, "concurrency": 4},
+        {"batch_size": 25, "concurrency": 2},
+        DEFAULTS,
+    ]
+    assert finalists([row(50, 4, 300), *sweep], 2) == [DEFAULTS, {"batch_size": 25, "concurrency": 1}]
