@@ -8,7 +8,7 @@ the sweep's best three and the CLI's defaults each run once on the full corpus (
 server, like the measured runs), and the fastest of those finals is the ceiling's setting. One round
 alone was too noisy to choose by: on 4 patients three settings tied, and the one taken ran 172/s on
 the full corpus where another ran 267/s. Ours runs with its defaults, and with the ceiling's
-setting when they differ. The sides then run in ABBA order; on the
+setting when they differ. The sides then run in ABBA order, twice (`ROUNDS`); on the
 benchmarks' own server each of these runs starts on an emptied, restarted and warmed-up HAPI
 (HAPI slows down as its database fills: without that the server's state, not the client, decides
 the ratio), elsewhere the ABBA order cancels a steady drift. Each side's rate is its resources over
@@ -34,6 +34,9 @@ DEFAULTS = {"batch_size": 50, "concurrency": 4}  # `infusion-fhir sync` defaults
 # concurrency once early, once midway and once late, so a server that slows down favours none.
 GRID = [(25, 1), (50, 2), (100, 4), (50, 1), (100, 2), (25, 4), (100, 1), (25, 2), (50, 4)]
 FINALISTS = 3  # how many of the sweep's best settings run again on the full corpus
+ROUNDS = 2
+"""ABBA rounds: 4 runs a side. Ours varied by 7% between two runs of one setting (98 and 106 s) where the ceiling
+varied by 0.3%, so two runs a side could not place a 0.9x target."""
 
 
 def finalists(sweep: list[dict[str, Any]], count: int) -> list[dict[str, int]]:
@@ -153,7 +156,7 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         ]
         if best_settings != DEFAULTS:
             sides.append(lambda: ours_best.append(runs.ours(patients, **best_settings)))
-        for order in (sides, sides[::-1])[: 1 if quick else 2]:  # ABBA: a steady drift cancels
+        for order in (sides, sides[::-1])[: 1 if quick else 2] * (1 if quick else ROUNDS):  # ABBA: drift cancels
             for side in order:
                 runs.fresh_server()
                 side()
