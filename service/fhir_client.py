@@ -136,14 +136,16 @@ async def open_audit_store_client(
     settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[FhirClient]:
     """A client of the FHIR audit store (`INFUSION_FHIR_AUDIT_FHIR_URL`, docs/security.md): the same timeouts and
-    retry policy as the FHIR server's, none of its credentials (a store is a server of its own)."""
+    retry policy as the FHIR server's, its own bearer token and none of the FHIR server's credentials."""
     if not settings.audit_fhir_url:
         raise ValueError("INFUSION_FHIR_AUDIT_FHIR_URL is not set")
+    token = settings.audit_fhir_bearer_token
     async with build_http_client(
         settings.audit_fhir_url,
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,
         max_connections=4,
+        bearer_token=token.get_secret_value() if token else None,
         transport=transport,
     ) as http:
         yield FhirClient(http, retry_policy(settings))

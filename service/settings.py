@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         description="Base URL of a FHIR server that keeps the AuditEvents (an audit store; may be the same HAPI), "
         "sent in transaction Bundles off the request path. Unset: no audit store.",
     )
+    audit_fhir_bearer_token: SecretStr | None = Field(
+        None,
+        description="Bearer token sent to the audit store, if it needs one (never logged or shown). The FHIR "
+        "server's credentials are never sent there: the store is a server of its own.",
+    )
     audit_spool_dir: str = Field(
         "var/audit/spool",
         description="Where AuditEvents wait (one 0600 file each) until the audit store has them: none is lost while "

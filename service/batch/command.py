@@ -105,7 +105,7 @@ def sync_command(
         "--job-name",
         metavar="NAME",
         help="The caller's name recorded for this job (Provenance, audit); 1-64 of A-Z a-z 0-9 . _ - @ : "
-        "(default: the first input file's name @ the start time, UTC). Name no patient in it.",
+        "(default: sync@<the start time, UTC>). Name no patient in it.",
     ),
 ) -> None:
     """Stream NDJSON records to the FHIR server in transaction Bundles; every line synced or rejected.
@@ -128,7 +128,7 @@ def sync_command(
         if f != "-" and not os.path.isfile(f):
             typer.echo(f"cannot read {f}", err=True)
             raise typer.Exit(ExitCode.STOPPED)
-    job = batch_job(files, job_name)
+    job = batch_job(job_name)
     if job is None:
         typer.echo("--job-name: 1-64 of A-Z a-z 0-9 . _ - @ :", err=True)
         raise typer.Exit(ExitCode.STOPPED)

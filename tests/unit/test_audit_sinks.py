@@ -181,3 +181,26 @@ async def test_a_damaged_spool_file_is_set_aside_and_the_rest_is_sent(tmp_path: 
     await http.aclose()
     assert list(store.kept) == ["audit-0001"]
     assert [p.name for p in (tmp_path / "spool" / "rejected").iterdir()] == ["00000000000000000001-damaged.json"]
+
+
+@pytest.mark.parametrize("store_token", [None, "store-secret"])
+async def test_the_audit_store_gets_its_own_token_and_never_the_fhir_servers(store_token: str | None) -> None:
+    from service.audit.store_sink import store_bundle
+    from service.fhir_client import open_audit_store_client
+    from service.settings import Settings
+
+    seen: list[httpx.Request] = []
+
+    def store(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"resourceType": "Bundle", "type": "transaction-response", "entry": []})
+
+    settings = Settings(
+        fhir_bearer_token="server-secret", audit_fhir_url="http://store/fhir", audit_fhir_bearer_token=store_token
+    )
+    async with open_audit_store_client(settings, transport=httpx.MockTransport(store)) as client:
+        await client.transaction(store_bundle([event(1)]), idempotent=True)
+
+    assert [str(r.url) for r in seen] == ["http://store/fhir/"]
+    assert seen[0].headers.get("Authorization") == (f"Bearer {store_token}" if store_token else None)
+    assert "server-secret" not in repr(settings) and "store-secret" not in repr(settings)

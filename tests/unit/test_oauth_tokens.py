@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -442,3 +443,20 @@ def test_no_token_claim_or_key_is_logged(rig: Rig, caplog: pytest.LogCaptureFixt
     assert "auth.token_refused" in text and "auth.scope_missing" in text and "auth.jwks_fetched" in text
     for secret in secrets:
         assert secret not in text
+
+
+def test_a_forbidden_attempt_is_audited_naming_the_caller_who_tried(tmp_path: Path) -> None:
+    """A 403 is an access refused to a known caller: its AuditEvent says so, and whose token it was."""
+    audit_log = tmp_path / "audit.jsonl"
+    issuer, fhir_calls = Issuer(), []
+    with TestClient(create_app(settings(audit_log=str(audit_log)), transport=network(issuer, fhir_calls))) as api:
+        reader = token(scope=f"openid {READ_SCOPE}")
+        assert_forbidden(
+            api.put("/v1/vital-signs/v-1", json={}, headers={"Authorization": f"Bearer {reader}"}), WRITE_SCOPE
+        )
+    assert fhir_calls == []
+    (event,) = [json.loads(line) for line in audit_log.read_bytes().splitlines()]
+    assert (event["outcome"], event["outcomeDesc"]) == ("4", "HTTP 403")
+    requestor = next(agent for agent in event["agent"] if agent["requestor"])
+    assert requestor["who"]["display"] == "ehr-integration"
+    assert reader not in audit_log.read_text()

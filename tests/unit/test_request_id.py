@@ -171,13 +171,12 @@ def test_an_oauth_caller_is_named_by_its_client(claims: dict, name: str) -> None
     assert token_client(claims) == name
 
 
-def test_a_batch_job_is_named_by_its_file_and_start_unless_named() -> None:
+def test_a_batch_job_is_named_by_its_start_unless_named() -> None:
     started = datetime(2026, 12, 5, 21, 45, 1, tzinfo=UTC)
-    job = batch_job(["/data/clinic history.ndjson"], None, now=started)
+    job = batch_job(None, now=started)
     assert job is not None and job.caller.kind == BATCH
-    assert job.caller.name == "clinic_history.ndjson@2026-12-05T21:45:01Z"
+    assert job.caller.name == "sync@2026-12-05T21:45:01Z"
     assert REQUEST_ID_PATTERN.fullmatch(job.request_id)
-    assert batch_job(["-"], None, now=started).caller.name == "stdin@2026-12-05T21:45:01Z"  # type: ignore[union-attr]
-    assert batch_job(["a.ndjson"], "nightly-load").caller.name == "nightly-load"  # type: ignore[union-attr]
-    assert batch_job(["a.ndjson"], "bad name") is None
-    assert batch_job(["a.ndjson"], None).request_id != batch_job(["a.ndjson"], None).request_id  # type: ignore[union-attr]
+    assert batch_job("nightly-load").caller.name == "nightly-load"  # type: ignore[union-attr]
+    assert batch_job("bad name") is None
+    assert batch_job(None).request_id != batch_job(None).request_id  # type: ignore[union-attr]
