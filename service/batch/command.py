@@ -105,7 +105,7 @@ def sync_command(
         "--job-name",
         metavar="NAME",
         help="The caller's name recorded for this job (Provenance, audit); 1-64 of A-Z a-z 0-9 . _ - @ : "
-        "(default: sync@<the start time, UTC>). Name no patient in it.",
+        "(default: sync@ and the start time, UTC, e.g. sync@2026-12-05T21:45:01Z). Name no patient in it.",
     ),
 ) -> None:
     """Stream NDJSON records to the FHIR server in transaction Bundles; every line synced or rejected.
