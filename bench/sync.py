@@ -156,7 +156,8 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         ]
         if best_settings != DEFAULTS:
             sides.append(lambda: ours_best.append(runs.ours(patients, **best_settings)))
-        for order in (sides, sides[::-1])[: 1 if quick else 2] * (1 if quick else ROUNDS):  # ABBA: drift cancels
+        orders = [sides] if quick else [sides, sides[::-1]] * ROUNDS  # ABBA, ROUNDS times: a steady drift cancels
+        for order in orders:
             for side in order:
                 runs.fresh_server()
                 side()
