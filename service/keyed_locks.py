@@ -39,6 +39,10 @@ class KeyedLocks:
         if not self._users[key]:
             del self._users[key], self._locks[key]
 
+    def users(self, key: str) -> int:
+        """Writers holding or waiting for `key`'s lock."""
+        return self._users.get(key, 0)
+
     def __len__(self) -> int:
         """Keys whose lock is held or waited for (none once every writer is done)."""
         return len(self._locks)

@@ -58,16 +58,16 @@ class PatientLocks(KeyedLocks):
     are caught by `If-Match` on joins; two opening a first Flag at the same instant remain possible."""
 
 
-def flag_patients(records: Sequence[Any]) -> list[str]:
-    """MRNs of the records that may raise or join a suicide-risk Flag (PHQ-9s and assessments, embedded too)."""
-    return sorted(
-        {
-            record.patient.mrn
-            for record in records
-            for one in (record, *embedded_children(record))
-            if one.kind in FLAG_KINDS
-        }
-    )
+def flag_writers(
+    records: Sequence[Any], bundle: Json, config: MappingConfig, left_out: Iterable[WrittenResource] = ()
+) -> list[str]:
+    """MRNs of the patients `PatientLocks` holds for this write: those whose suicide-risk Flag the mapped `bundle`
+    raises or withdraws (a positive answer, a retraction), and those whose Flag the diff left out as unchanged
+    (`left_out`: a Conflict retry maps without the diff and sends it again). A Bundle without one takes no lock,
+    so a patient's readings and negative scores are not held behind the Flag write of another Bundle."""
+    owners = _flag_owners(records, config)
+    refs = {e["request"]["url"] for e in bundle["entry"]} | {f"{w.resource_type}/{w.id}" for w in left_out}
+    return sorted({owners[ref] for ref in refs if ref in owners})
 
 
 def is_own_flag(resource: Json, config: MappingConfig) -> bool:

@@ -50,7 +50,7 @@ from service.mappers.codes import ENTERED_IN_ERROR
 from service.mappers.context import SessionContext, child_link, context_from_procedure
 from service.mappers.ids import ids_by_type, mrn_of, resource_ref, visit_of, visit_tokens
 from service.provenance import SourceRecord, Transactions
-from service.safety.sync import PatientLocks, flag_patients, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
+from service.safety.sync import PatientLocks, flag_writers, is_own_flag, one_flag_per_patient, withdrawn_flag_entries
 from service.sync.deletes import stale_deletes
 from service.sync.identities import Identities, patients_by_mrn, resolve_identities
 from service.sync.instruments_kept import instruments_kept, kept_refs
@@ -229,18 +229,19 @@ class SyncEngine:
                 held_now = copies.__contains__  # a stale part is among `to_read` whenever its record is
             delete_stale = await stale_deletes(self.fhir, self.config, records, held_now, self._current)
             identities = await self._identities(records, patient_ids, visit_ids)
-            # one writer at a time per patient whose records may raise or join the suicide-risk Flag
-            async with self.flag_locks.hold(flag_patients(records)):
-                bundle, kept = await self._bundle(records, identities, sessions, delete_stale, is_unchanged)
-                if is_unchanged is not None:
-                    unchanged = is_unchanged.left_out
-                    if not bundle["entry"]:
-                        log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
-                        return SyncResult(
-                            identities.written + unchanged + kept,
-                            transactions=identities.transactions,
-                            patients=identities.resolved,
-                        )
+            bundle = self._map(records, identities, sessions, delete_stale, is_unchanged)
+            if is_unchanged is not None:
+                unchanged = is_unchanged.left_out
+            # one writer at a time per patient whose suicide-risk Flag this write raises, joins or withdraws (H-36)
+            async with self.flag_locks.hold(flag_writers(records, bundle, self.config, unchanged)):
+                bundle, kept = await one_flag_per_patient(self.fhir, self.config, records, bundle)
+                if is_unchanged is not None and not bundle["entry"]:
+                    log.debug("sync.upsert", extra={"records": len(records), "transactions": 0})
+                    return SyncResult(
+                        identities.written + unchanged + kept,
+                        transactions=identities.transactions,
+                        patients=identities.resolved,
+                    )
                 try:
                     response, parts = await send_fitting(self.transactions, self.fhir, bundle, records)
                 except Conflict:
@@ -257,7 +258,8 @@ class SyncEngine:
                         {**identities.resolved, **again.resolved},
                     )
                     delete_stale = await stale_deletes(self.fhir, self.config, records, None, self._current)
-                    bundle, kept = await self._bundle(records, identities, sessions, delete_stale)
+                    bundle = self._map(records, identities, sessions, delete_stale)
+                    bundle, kept = await one_flag_per_patient(self.fhir, self.config, records, bundle)
                     response, parts = await send_fitting(self.transactions, self.fhir, bundle, records)
         except (FhirRejected, Conflict) as exc:
             if isinstance(exc, SessionRefused):
@@ -287,18 +289,17 @@ class SyncEngine:
             found.transactions += 1
             return found
 
-    async def _bundle(
+    def _map(
         self,
         records: Sequence[Record],
         identities: Identities,
         sessions: Mapping[str, SessionContext],
         delete_stale: Callable[[str], bool],
         unchanged: _Unchanged | None = None,
-    ) -> tuple[dict[str, Any], list[WrittenResource]]:
-        """The transaction for `records`, its Patients and visits referenced literally (no conditional entry), with
-        the patient-level suicide-risk Flags (`service.safety`), and the held Flags that already name a positive
-        sent again."""
-        bundle = transaction_bundle(
+    ) -> dict[str, Any]:
+        """The transaction for `records`, its Patients and visits referenced literally (no conditional entry), each
+        positive answer with its own Flag still: `one_flag_per_patient` turns those into the patient-level Flag."""
+        return transaction_bundle(
             records,
             self.config,
             identities.patient_ids,
@@ -307,7 +308,6 @@ class SyncEngine:
             unchanged=unchanged,
             delete_stale=delete_stale,
         )
-        return await one_flag_per_patient(self.fhir, self.config, records, bundle)
 
     async def session_contexts(
         self, records: Iterable[Record], known: Mapping[str, SessionContext] | None = None

@@ -486,3 +486,37 @@ async def test_concurrent_positives_of_one_patient_open_one_flag_naming_both(rig
     panels = {resource_ref("phq9_assessment", k, "panel", rig.config) for k in ("P-A", "P-B")}
     assert flag["status"] == "active" and set(details(flag)) == panels
     assert len(rig.engine.flag_locks) == 0  # nothing held once both are done
+
+
+async def test_a_write_that_changes_no_flag_is_not_held_behind_the_patients_flag_write(rig: Rig) -> None:
+    """The Flag lock (H-36) holds only writes whose Bundle raises, joins or withdraws a Flag: a negative PHQ-9 or
+    a reading of a patient whose Flag another writer holds is written meanwhile, not after it (issue 24: a
+    batch's Bundles of one patient were sent one at a time)."""
+    negative = record("phq9_assessment", key="P-N", session_key=None, items=[0] * 9, total=0)
+    await rig.engine.upsert([record("vital_sign", key="V-0", session_key=None)])  # the Patient exists
+    writes = len(transaction_posts(rig.fake))
+    async with rig.engine.flag_locks.hold([negative.patient.mrn]):  # another writer's Flag step under way
+        await asyncio.wait_for(
+            rig.engine.upsert([negative, record("vital_sign", key="V-1", session_key=None)]), timeout=30
+        )
+        assert len(transaction_posts(rig.fake)) == writes + 1
+    assert not rig.fake.of_type("Flag")
+
+
+async def test_a_positive_waits_for_the_patients_flag_write(rig: Rig) -> None:
+    """The other side of the narrower lock: a Bundle raising a Flag still reads the patient's Flags only once the
+    writer holding them is done."""
+    positive = record("phq9_assessment", key="P-P", session_key=None, items=[0] * 8 + [2], total=2)
+    await rig.engine.upsert([record("vital_sign", key="V-0", session_key=None)])
+    writes = len(transaction_posts(rig.fake))
+    async with rig.engine.flag_locks.hold([positive.patient.mrn]):
+        task = asyncio.create_task(rig.engine.upsert([positive]))
+        for _ in range(1000):  # loop turns, until the write queues for the lock behind this holder
+            if rig.engine.flag_locks.users(positive.patient.mrn) == 2:
+                break
+            await asyncio.sleep(0)
+        assert rig.engine.flag_locks.users(positive.patient.mrn) == 2
+        assert len(transaction_posts(rig.fake)) == writes and not task.done()
+    await task
+    (flag,) = rig.fake.of_type("Flag")
+    assert flag["status"] == "active"
