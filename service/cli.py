@@ -47,7 +47,13 @@ def serve(
 @app.command("map", cls=Command)
 def map_file(
     file: str = typer.Argument(..., metavar="FILE", help="NDJSON file of records; `-` reads stdin."),
-    batch_size: int = typer.Option(50, "--batch-size", min=1, metavar="N", help="Records per transaction Bundle."),
+    batch_size: int = typer.Option(
+        50,
+        "--batch-size",
+        min=1,
+        metavar="N",
+        help="Records per transaction Bundle, at most; a session starts a new one (see README).",
+    ),
 ) -> None:
     """Map records to FHIR transaction Bundles offline (NDJSON out).
 

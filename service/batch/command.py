@@ -80,7 +80,12 @@ def sync_command(
         None, "--fhir-url", metavar="URL", help="FHIR base URL (default: FHIR_BASE_URL, else the local HAPI)."
     ),
     batch_size: int = typer.Option(
-        50, "--batch-size", min=1, max=1000, metavar="N", help="Records per transaction Bundle."
+        50,
+        "--batch-size",
+        min=1,
+        max=1000,
+        metavar="N",
+        help="Records per transaction Bundle, at most; a session starts a new one (see README).",
     ),
     concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, metavar="N", help="Bundles in flight at once."),
     rejects: Path = typer.Option(

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from service.batch.cuts import session_cut
 from service.batch.source import Line
 from service.mappers import MappingConfig, transaction_bundle
 
@@ -23,7 +24,8 @@ class MapSummary:
 
 
 def map_lines(lines: Iterable[Line], config: MappingConfig, batch_size: int, out: TextIO, err: TextIO) -> MapSummary:
-    """Write one transaction Bundle per `batch_size` valid records to `out`, one JSON per line;
+    """Write the valid records to `out` as the transaction Bundles `sync` would cut them into (`batch_size`
+    records at most, a session starting one: `session_cut`), one JSON per line;
     each bad line is reported on `err` by number, key and field, never by value."""
     summary = MapSummary()
     batch: list[Any] = []
@@ -43,6 +45,8 @@ def map_lines(lines: Iterable[Line], config: MappingConfig, batch_size: int, out
                 err.write(f"line {line.number}: key={line.key or '?'}: {issue.path or '(record)'}: {issue.message}\n")
             continue
         summary.mapped += 1
+        if session_cut(line.record, batch, batch_size):
+            flush()
         batch.append(line.record)
         if len(batch) >= batch_size:
             flush()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.kinds import ASSESSMENT, PHQ9, SESSION, embedded_children
+from service.batch.cuts import session_cut
 from service.batch.report import Report, Ticker
 from service.batch.source import Line
 from service.errors import (
@@ -171,19 +172,31 @@ class BatchSync:
                 if line.issues:
                     self.report.record_rejected(line, "invalid record", line.issues)
                 continue
+            if line.record.kind == SESSION and session_cut(
+                line.record, [held.record for held in group[-1]], self.batch_size
+            ):
+                group, staged = await self._close(group, group_size, staged, queue)
             group[-1].append(line)
             if len(group[-1]) >= self.batch_size:
-                if len(group) >= group_size:
-                    staged, ready = self._start(group), staged
-                    await self._put(ready, queue)
-                    group = []
-                group.append([])
+                group, staged = await self._close(group, group_size, staged, queue)
             await asyncio.sleep(0)  # let workers and the progress ticker run between lines
         if self.stop.is_set():
             _cancel_read_ahead(staged)
         else:
             await self._put(staged, queue)
             await self._put(self._start([b for b in group if b]), queue)
+
+    async def _close(
+        self, group: list[list[Line]], group_size: int, staged: list[Batch], queue: asyncio.Queue[Batch | None]
+    ) -> tuple[list[list[Line]], list[Batch]]:
+        """End the batch being filled; once the group has `group_size` of them, plan it (its read-ahead starts) and
+        queue the group planned before it. The groups and staged batches to go on with."""
+        if len(group) >= group_size:
+            staged, ready = self._start(group), staged
+            await self._put(ready, queue)
+            group = []
+        group.append([])
+        return group, staged
 
     def _start(self, group: list[list[Line]]) -> list[Batch]:
         """Plan a group of batches in file order and start their read-ahead (with more than one)."""

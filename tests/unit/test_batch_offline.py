@@ -321,6 +321,29 @@ async def test_with_concurrency_a_childs_bundle_never_starts_before_its_sessions
         assert [e for e in fake.events if e[0] == "search" and e[1] == "Procedure"]  # the read-back path was taken
 
 
+@pytest.mark.parametrize("diff", [False, True], ids=["always-write", "diff"])
+async def test_a_session_starts_a_bundle_with_the_records_naming_it(engine: RecordingEngine, diff: bool) -> None:
+    """Issue 24: Bundles cut at fixed counts each held the tail of the session before them, so each waited for
+    the one before it. A session starts a Bundle once the one being filled is half full, or already waits for
+    another (it holds a record naming a session it does not carry); below half it joins, and a session always
+    joins a record before it that names it."""
+    records = [vital(f"v{n}") for n in range(3)]
+    records += [session("S-1"), *(vital(f"S-1.v{n}", "S-1") for n in range(10))]
+    records += [session("S-2"), *(vital(f"S-2.v{n}", "S-2") for n in range(2))]
+    records += [*(vital(f"w{n}") for n in range(3)), session("S-3"), vital("S-3.v0", "S-3")]
+    records += [vital(f"x{n}") for n in range(4)] + [vital("S-4.v0", "S-4"), session("S-4")]
+
+    report = await job_for(engine, batch_size=10, concurrency=1, diff=diff).run(lines_of(records))
+
+    assert report.synced == len(records)
+    assert [keys for keys, _ in engine.calls] == [
+        ["v0", "v1", "v2", "S-1", *(f"S-1.v{n}" for n in range(6))],  # below half at S-1: it joins
+        [f"S-1.v{n}" for n in range(6, 10)],  # the tail waits for S-1's Bundle: S-2 does not join it
+        ["S-2", "S-2.v0", "S-2.v1", "w0", "w1", "w2"],  # ends at half full, before S-3
+        ["S-3", "S-3.v0", "x0", "x1", "x2", "x3", "S-4.v0", "S-4"],  # S-4 stays with a reading before it
+    ]
+
+
 # -- interrupt and resume ---------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -250,3 +251,17 @@ def test_the_ceiling_finals_are_the_sweeps_fastest_and_the_defaults() -> None:
         DEFAULTS,
     ]
     assert finalists([row(50, 4, 300), *sweep], 2) == [DEFAULTS, {"batch_size": 25, "concurrency": 1}]
+
+
+def test_the_ceilings_bundles_are_cut_before_sessions_as_the_clis() -> None:
+    """Issue 24: the ceiling cuts the corpus by the CLI's rule (`session_cut`), so a Bundle carrying a session
+    waits for no other Bundle, and the two sides send alike."""
+    from bench import corpus
+    from bench.hapi import prepare
+    from service.settings import Settings
+
+    records = corpus.records(corpus.PATIENTS)
+    bundles = prepare(records, 50, Settings(FHIR_BASE_URL="http://fhir.example/fhir").mapping_config())
+    carrying = [b for b in bundles if b.carries]
+    assert len(carrying) >= 10 and not any(b.needs for b in carrying)
+    assert all(b.needs <= prior.carries for prior, b in itertools.pairwise(bundles) if b.needs)

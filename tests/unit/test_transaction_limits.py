@@ -146,7 +146,7 @@ async def test_a_batch_halves_a_bundle_of_several_records_and_reports_none_split
     ]
     report = Report(io.BytesIO())
 
-    await BatchSync(rig.engine, report, batch_size=2, concurrency=1).run(lines)
+    await BatchSync(rig.engine, report, batch_size=4, concurrency=1).run(lines)  # below half: one Bundle
 
     assert report.synced == 2 and report.rejected == 0
     assert report.split_records == [] and report.splits >= 1
