@@ -140,16 +140,11 @@ class Prepared:
 def prepare(records: list[Any], batch_size: int, config: Any) -> list[Prepared]:
     """The corpus cut into transaction Bundles in file order as the CLI cuts it (at `batch_size`, or before a session:
     `session_cut`), as bytes, with their session dependencies."""
-    from service.batch.cuts import session_cut
+    from service.batch.cuts import bundles_of
     from service.mappers import transaction_bundle
 
-    batches: list[list[Any]] = [[]]
-    for record in records:
-        if len(batches[-1]) >= batch_size or session_cut(record, batches[-1], batch_size):
-            batches.append([])
-        batches[-1].append(record)
     out = []
-    for batch in filter(None, batches):
+    for batch in bundles_of(records, batch_size):
         bundle = transaction_bundle(batch, config)
         own = {r.key for r in batch if r.kind == "infusion_session"}
         needs = {k for r in batch if (k := getattr(r, "session_key", None))} - own

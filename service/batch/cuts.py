@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from schemas.kinds import SESSION
@@ -22,3 +22,19 @@ def session_cut(record: Any, held: Sequence[Any], batch_size: int) -> bool:
     if record.key in named:
         return False
     return len(held) >= batch_size // 2 or bool(named - {r.key for r in held if r.kind == SESSION})
+
+
+def bundles_of(records: Iterable[Any], batch_size: int) -> Iterator[list[Any]]:
+    """`records` in file order, cut into Bundles as `sync` cuts them: at `batch_size`, or before a session
+    (`session_cut`); each yielded as soon as it is complete."""
+    batch: list[Any] = []
+    for record in records:
+        if session_cut(record, batch, batch_size):
+            yield batch
+            batch = []
+        batch.append(record)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
