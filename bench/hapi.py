@@ -255,21 +255,37 @@ def local_hapi_pid(base_url: str) -> int | None:
     return pid if process_cpu_seconds(pid) is not None else None
 
 
+def steal_seconds() -> float | None:
+    """CPU seconds the hypervisor has run something else while this machine wanted the CPU, all CPUs summed
+    (`steal` in /proc/stat), or None where it is not counted."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class CpuMeter:
-    """CPU seconds used by the FHIR server (when local) and by this process over a `with` block."""
+    """CPU seconds used by the FHIR server (when local) and by this process over a `with` block, and the CPU
+    seconds the machine lost to steal in it (a busy host shows there, not in either process)."""
 
     def __init__(self, server_pid: int | None) -> None:
         self.server_pid = server_pid
         self.server_s: float | None = None
         self.own_s = 0.0
+        self.steal_s: float | None = None
 
     def __enter__(self) -> CpuMeter:
         self._server = process_cpu_seconds(self.server_pid)
         self._own = time.process_time()
+        self._steal = steal_seconds()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.own_s = time.process_time() - self._own
+        steal = steal_seconds()
+        if steal is not None and self._steal is not None:
+            self.steal_s = steal - self._steal
         after = process_cpu_seconds(self.server_pid)
         if after is not None and self._server is not None:
             self.server_s = after - self._server

@@ -8,11 +8,16 @@ the sweep's best three and the CLI's defaults each run once on the full corpus (
 server, like the measured runs), and the fastest of those finals is the ceiling's setting. One round
 alone was too noisy to choose by: on 4 patients three settings tied, and the one taken ran 172/s on
 the full corpus where another ran 267/s. Ours runs with its defaults, and with the ceiling's
-setting when they differ. The sides then run in ABBA order, twice (`ROUNDS`); on the
-benchmarks' own server each of these runs starts on an emptied, restarted and warmed-up HAPI
-(HAPI slows down as its database fills: without that the server's state, not the client, decides
-the ratio), elsewhere the ABBA order cancels a steady drift. Each side's rate is its resources over
-the mean time of its runs.
+setting when they differ. The sides then run in blocks, each block every side once, adjacent in
+time, in ABBA order (`ROUNDS` times: ABC CBA ABC CBA); on the benchmarks' own server each of these
+runs starts on an emptied, restarted and warmed-up HAPI (HAPI slows down as its database fills:
+without that the server's state, not the client, decides the ratio).
+The ratio is the median over blocks of each block's own ratio (`paired`): the machine's speed can
+step as well as drift (on 2026-12-06 the server's CPU per run rose by a third from the eighth
+measured run on, for every side), and the ABBA order cancels a steady drift but not a step. A step
+between two blocks changes no block's ratio, and the median sets aside the one block a step falls
+inside. Each side's rate over all its runs (resources over the mean time of its runs) is reported
+as well, with the ratio of those (`pooled`).
 Resources/s counts the corpus' resources (Patient entries left out: their number depends on the
 batch size); ours is timed by its own report (the job, not interpreter start-up). CPU seconds of
 the FHIR server (when local) and of the client are recorded for every run.
@@ -21,6 +26,7 @@ the FHIR server (when local) and of the client are recorded for every run.
 from __future__ import annotations
 
 import asyncio
+import statistics
 from collections import Counter
 from typing import Any
 
@@ -35,8 +41,8 @@ DEFAULTS = {"batch_size": 50, "concurrency": 4}  # `infusion-fhir sync` defaults
 GRID = [(25, 1), (50, 2), (100, 4), (50, 1), (100, 2), (25, 4), (100, 1), (25, 2), (50, 4)]
 FINALISTS = 3  # how many of the sweep's best settings run again on the full corpus
 ROUNDS = 2
-"""ABBA rounds: 4 runs a side. Ours varied by 7% between two runs of one setting (98 and 106 s) where the ceiling
-varied by 0.3%, so two runs a side could not place a 0.9x target."""
+"""ABBA rounds of two blocks each: 4 runs a side. Ours varied by 7% between two runs of one setting (98 and 106 s)
+where the ceiling varied by 0.3%, so two runs a side could not place a 0.9x target."""
 
 
 def finalists(sweep: list[dict[str, Any]], count: int) -> list[dict[str, int]]:
@@ -88,6 +94,7 @@ class Runs:
             "ok": ok,
             "server_cpu_s": cpu.server_s,
             "client_cpu_s": cpu.own_s,
+            "steal_s": cpu.steal_s,
         }
 
     def ours(self, patients: int, summaries: bool = False, provenance: bool = False, **settings: int) -> dict[str, Any]:
@@ -107,6 +114,7 @@ class Runs:
             "seconds": result["report"]["duration_s"],
             "server_cpu_s": cpu.server_s,
             "client_cpu_s": result["cpu_s"],
+            "steal_s": cpu.steal_s,
         }
 
 
@@ -126,6 +134,25 @@ def _side(rows: list[dict[str, Any]], resources: int) -> dict[str, Any]:
         "mean_seconds": seconds,
         "resources_per_s": resources / seconds if ok else 0.0,
     }
+
+
+def paired(ceilings: list[dict[str, Any]], ours: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ours against the ceiling block by block: each block's ratio of rates (the ceiling's time over ours, both
+    writing the same resources; 0 in a block where a run failed), and their median, 0 when any run failed."""
+    ceiling = {row["block"]: row for row in ceilings}
+    ratios = [
+        ceiling[row["block"]]["seconds"] / row["seconds"] if row["ok"] and ceiling[row["block"]]["ok"] else 0.0
+        for row in ours
+        if row["block"] in ceiling
+    ]
+    if not ratios or not all(row["ok"] for row in [*ceilings, *ours]):
+        return {"blocks": ratios, "median": 0.0}
+    return {"blocks": ratios, "median": statistics.median(ratios)}
+
+
+def _pooled(ours: dict[str, Any], ceiling: dict[str, Any]) -> float:
+    """The ratio of two sides' rates over all their runs (the statistic before `paired`)."""
+    return ours["resources_per_s"] / ceiling["resources_per_s"] if ceiling["resources_per_s"] else 0.0
 
 
 def run(base_url: str, quick: bool = False) -> dict[str, Any]:
@@ -151,21 +178,22 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         best = max(finals, key=lambda row: row["resources_per_s"])
         best_settings = {"batch_size": best["batch_size"], "concurrency": best["concurrency"]}
         sides = [
-            lambda: ceilings.append(runs.ceiling(records, **best_settings)),
-            lambda: ours_default.append(runs.ours(patients, **DEFAULTS)),
+            (ceilings, lambda: runs.ceiling(records, **best_settings)),
+            (ours_default, lambda: runs.ours(patients, **DEFAULTS)),
         ]
         if best_settings != DEFAULTS:
-            sides.append(lambda: ours_best.append(runs.ours(patients, **best_settings)))
-        orders = [sides] if quick else [sides, sides[::-1]] * ROUNDS  # ABBA, ROUNDS times: a steady drift cancels
-        for order in orders:
-            for side in order:
+            sides.append((ours_best, lambda: runs.ours(patients, **best_settings)))
+        blocks = [sides] if quick else [sides, sides[::-1]] * ROUNDS  # ABBA, ROUNDS times: a steady drift cancels
+        for block, order in enumerate(blocks):
+            for rows, measure in order:
                 runs.fresh_server()
-                side()
+                rows.append({**measure(), "block": block})
     finally:
         cleanup = purge(base_url, runs.used)
     _rate(ceilings + ours_default + ours_best, resources)
     ceiling_side = _side(ceilings, resources)
     ours_side = _side(ours_default, resources)
+    default_blocks = paired(ceilings, ours_default)
     out = {
         "sweep_patients": sweep_patients,
         "patients": patients,
@@ -179,13 +207,18 @@ def run(base_url: str, quick: bool = False) -> dict[str, Any]:
         "ours_runs": ours_default + ours_best,
         "ceiling": ceiling_side,
         "ours_default": ours_side,
-        "ratio_default": ours_side["resources_per_s"] / ceiling_side["resources_per_s"],
+        "ratio_default": default_blocks["median"],
+        "ratio_default_blocks": default_blocks["blocks"],
+        "pooled_ratio_default": _pooled(ours_side, ceiling_side),
         "cleanup": cleanup,
     }
     if ours_best:
         best_side = _side(ours_best, resources)
+        best_blocks = paired(ceilings, ours_best)
         out["ours_best_settings"] = best_side
-        out["ratio_best_settings"] = best_side["resources_per_s"] / ceiling_side["resources_per_s"]
+        out["ratio_best_settings"] = best_blocks["median"]
+        out["ratio_best_settings_blocks"] = best_blocks["blocks"]
+        out["pooled_ratio_best_settings"] = _pooled(best_side, ceiling_side)
     return out
 
 

@@ -96,6 +96,54 @@ def test_a_sync_side_is_rated_over_the_mean_time_of_its_runs() -> None:
     assert _side(runs, 1000)["resources_per_s"] == 0.0
 
 
+def _block_rows(seconds: list[float]) -> list[dict[str, object]]:
+    return [{"block": b, "seconds": t, "ok": True} for b, t in enumerate(seconds)]
+
+
+def test_a_step_in_the_machines_speed_between_blocks_moves_no_sync_ratio() -> None:
+    """The 2026-12-06 run: the machine slowed by a third from one block on, for both sides alike."""
+    from bench.sync import paired
+
+    ceiling, ours = _block_rows([60, 60, 80, 80]), _block_rows([63, 63, 84, 84])
+    result = paired(ceiling, ours)
+    assert [round(r, 3) for r in result["blocks"]] == [0.952] * 4
+    assert round(result["median"], 3) == 0.952
+    # pooled over all runs the same data read alike here; a step inside a block is what pooling cannot set aside:
+    inside = paired(_block_rows([60, 60, 60, 80]), _block_rows([63, 63, 84, 84]))
+    assert round(inside["median"], 3) == 0.952 and round(min(inside["blocks"]), 3) == 0.714
+
+
+def test_a_slower_ours_reads_slower_in_every_block() -> None:
+    from bench.sync import paired
+
+    result = paired(_block_rows([60, 62, 80, 81]), _block_rows([75, 77.5, 100, 101.25]))
+    assert round(result["median"], 3) == 0.8 and max(result["blocks"]) < 0.81
+
+
+def test_a_failed_run_fails_the_paired_sync_ratio() -> None:
+    from bench.sync import paired
+
+    ours = _block_rows([63, 63, 84, 84])
+    ours[2]["ok"] = False
+    assert paired(_block_rows([60, 60, 80, 80]), ours)["median"] == 0.0  # the other blocks' 0.95 do not carry it
+    ceiling = _block_rows([60, 60, 80, 80])
+    ceiling[0]["ok"] = False
+    assert paired(ceiling, _block_rows([63, 63, 84, 84]))["median"] == 0.0
+
+
+def test_the_sync_targets_are_judged_on_the_median_of_blocks_and_say_so() -> None:
+    from bench.sync import paired
+
+    ceiling, ours = _block_rows([60, 60, 60, 80]), _block_rows([63, 63, 84, 84])
+    result = paired(ceiling, ours)
+    sync = {"ratio_default": result["median"], "ratio_default_blocks": result["blocks"], "pooled_ratio_default": 0.88}
+    [(name, measured, met)] = targets({"sync": sync})
+    assert name.startswith("Sync: ours at the CLI's defaults") and met
+    assert measured == "0.95x (median of 4 blocks; 0.88x pooled)"
+    sync["ratio_default"] = paired(ceiling, _block_rows([70, 70, 84, 84]))["median"]  # 0.86x in 3 blocks of 4
+    assert not targets({"sync": sync})[0][2]
+
+
 def test_the_bench_floor_still_maps_byte_for_byte_like_the_mappers() -> None:
     """`make bench` compares against a hand-written floor mapper; it must follow the mappers' output
     (a stale floor once stopped a full benchmark run at its first section)."""
