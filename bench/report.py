@@ -85,14 +85,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             out.append(
                 (
                     "Sync: ours >= 0.9x the ceiling, at the ceiling's settings",
-                    f"{same:.2f}x{_blocks_of(s, 'best_settings')}",
+                    f"{same:.2f}x{_target_note(s, 'best_settings')}",
                     same >= 0.9,
                 )
             )
         out.append(
             (
                 "Sync: ours at the CLI's defaults >= 0.9x the ceiling at its best settings",
-                f"{s['ratio_default']:.2f}x{_blocks_of(s, 'default')}",
+                f"{s['ratio_default']:.2f}x{_target_note(s, 'default')}",
                 s["ratio_default"] >= 0.9,
             )
         )
@@ -224,19 +224,19 @@ def _finals(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def _blocks_of(s: dict[str, Any], which: str) -> str:
+def _target_note(s: dict[str, Any], which: str) -> str:
     """` (median of 4 blocks; 0.87x pooled)`, when the run paired its sides by block."""
     ratios, pooled = s.get(f"ratio_{which}_blocks"), s.get(f"pooled_ratio_{which}")
     return f" (median of {len(ratios)} blocks; {pooled:.2f}x pooled)" if ratios and pooled is not None else ""
 
 
-def _blocks(s: dict[str, Any], which: str) -> str:
+def _block_ratios(s: dict[str, Any], which: str) -> str:
     """`(median of the blocks' ratios a, b, ...)`, when the run paired its sides by block."""
     ratios = s.get(f"ratio_{which}_blocks")
     return f" (median of the blocks' ratios {', '.join(f'{r:.2f}' for r in ratios)})" if ratios else ""
 
 
-def _pooled(s: dict[str, Any], which: str) -> str:
+def _pooled_note(s: dict[str, Any], which: str) -> str:
     """`, 0.87x pooled`: the ratio of the sides' rates over all runs, when the run recorded it."""
     pooled = s.get(f"pooled_ratio_{which}")
     return f", **{pooled:.2f}x** pooled" if pooled is not None else ""
@@ -273,7 +273,9 @@ def _sync(s: dict[str, Any]) -> list[str]:
         )
         for r in s["ours_runs"]
     ]
-    runs.sort(key=lambda row: (row[0] == "", row[0]))  # by block, as they ran
+    runs.sort(
+        key=lambda row: (row[0] == "", row[0])
+    )  # by block (inside one, the ceiling first); older results: as listed
     out = [
         f"Corpus: demo-data {s['patients']} patients ({s['records']:,} records, {s['resources']:,} resources); "
         f"sweep on {s['sweep_patients']} patients. Every run writes new resources into its own namespace.",
@@ -303,15 +305,15 @@ def _sync(s: dict[str, Any]) -> list[str]:
             runs,
         ),
         f"- Ratio ours (defaults, batch {s['ours_default']['batch_size']} x {s['ours_default']['concurrency']}) "
-        f"/ ceiling: **{s['ratio_default']:.2f}x**{_blocks(s, 'default')}; over all runs "
+        f"/ ceiling: **{s['ratio_default']:.2f}x**{_block_ratios(s, 'default')}; over all runs "
         f"{_n(s['ours_default']['resources_per_s'])} vs {_n(s['ceiling']['resources_per_s'])} resources/s"
-        f"{_pooled(s, 'default')}.",
+        f"{_pooled_note(s, 'default')}.",
     ]
     if "ratio_best_settings" in s:
         out.append(
-            f"- With the ceiling's settings: **{s['ratio_best_settings']:.2f}x**{_blocks(s, 'best_settings')}; "
+            f"- With the ceiling's settings: **{s['ratio_best_settings']:.2f}x**{_block_ratios(s, 'best_settings')}; "
             f"over all runs {_n(s['ours_best_settings']['resources_per_s'])} resources/s"
-            f"{_pooled(s, 'best_settings')}."
+            f"{_pooled_note(s, 'best_settings')}."
         )
     out.append(
         "- Questionnaires: ours writes the service's Questionnaires in one transaction before the first line (on "
